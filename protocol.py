@@ -1,0 +1,625 @@
+"""The marketplace's one shared wire module.
+
+Everything the six parts have in common lives here, once:
+
+* framing: one JSON object per line, UTF-8, at most ``MAX_LINE`` bytes;
+* the envelope: ``{"op", "args", "session", "id"}`` in, ``{"ok", "result"|"error", "id"}`` out;
+* ``ApiError``, the one exception type, carrying a spec error code;
+* declarative argument validation (``Str``, ``Int``, ``Price`` ... in a dict per op);
+* ``Service`` + ``Server``: a ``ThreadingTCPServer`` that dispatches ops from a table;
+* ``Client``: a thread-safe pool of persistent connections;
+* ``service_main``: flags, environment variables, logging and the ready line.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import queue
+import select
+import signal
+import socket
+import socketserver
+import sys
+import threading
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any, Callable
+
+MAX_LINE = 1 << 20  # bytes of JSON on one line, not counting the newline
+LISTEN_BACKLOG = 1024
+DEFAULT_IDLE_TIMEOUT = 600.0
+
+log = logging.getLogger("marketplace")
+
+# -- errors -----------------------------------------------------------------
+
+ERROR_CODES = frozenset({
+    "bad_request", "unknown_op", "auth_failed", "invalid_session", "forbidden",
+    "not_found", "conflict", "too_large", "unavailable", "internal",
+})
+
+
+class ApiError(Exception):
+    """A failure the client is told about: a spec error code and one human sentence."""
+
+    def __init__(self, code: str, message: str) -> None:
+        assert code in ERROR_CODES, code
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+    def to_json(self) -> dict:
+        return {"code": self.code, "message": self.message}
+
+
+# -- framing ----------------------------------------------------------------
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not allowed")
+
+
+def encode(message: dict) -> bytes:
+    """One message as one line of compact UTF-8 JSON."""
+    return (json.dumps(message, separators=(",", ":"), ensure_ascii=False,
+                       allow_nan=False) + "\n").encode()
+
+
+def decode(line: bytes, parse_float: Callable[[str], Any] = Decimal) -> dict:
+    """Parse one line (newline included or not) into a JSON object.
+
+    Requests parse numbers with a fraction or exponent as ``Decimal``, so prices
+    stay exact; replies pass ``parse_float=float``. NaN and Infinity are refused.
+    """
+    try:
+        message = json.loads(line.decode("utf-8"), parse_float=parse_float,
+                             parse_constant=_reject_constant)
+    except UnicodeDecodeError:
+        raise ApiError("bad_request", "The message is not valid UTF-8.") from None
+    except (ValueError, RecursionError):
+        raise ApiError("bad_request", "The message is not valid JSON.") from None
+    if not isinstance(message, dict):
+        raise ApiError("bad_request", "The message must be a JSON object.")
+    return message
+
+
+def read_line(rfile) -> bytes | None:
+    """Read one framed line; ``None`` at end of stream (a half line is dropped).
+
+    Raises ``ApiError('too_large')`` when the line exceeds ``MAX_LINE``; the
+    caller must then close the connection, since the rest of the line is unread.
+    """
+    line = rfile.readline(MAX_LINE + 2)
+    if line.endswith(b"\n"):
+        if len(line) - 1 > MAX_LINE:
+            raise ApiError("too_large", f"The message is longer than {MAX_LINE} bytes.")
+        return line
+    if len(line) > MAX_LINE:
+        raise ApiError("too_large", f"The message is longer than {MAX_LINE} bytes.")
+    return None
+
+
+def json_safe(value: Any) -> Any:
+    """``Decimal`` -> float, recursively, for echoing values back (``id``)."""
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [json_safe(v) for v in value]
+    return value
+
+
+# -- validation -------------------------------------------------------------
+
+class Validator:
+    """Checks one argument and returns its normalised value (or raises bad_request)."""
+
+    optional = False
+    default: Any = None
+
+    def __call__(self, name: str, value: Any) -> Any:
+        raise NotImplementedError
+
+    @staticmethod
+    def fail(name: str, what: str) -> ApiError:
+        return ApiError("bad_request", f"'{name}' must be {what}.")
+
+
+@dataclass
+class Optional(Validator):
+    """Wraps a validator: the field may be absent, and then takes ``default``."""
+
+    inner: Validator
+    default: Any = None
+    optional = True
+
+    def __call__(self, name: str, value: Any) -> Any:
+        return self.inner(name, value)
+
+
+@dataclass
+class Str(Validator):
+    min_len: int = 1
+    max_len: int = 32
+    no_control: bool = True
+    no_space: bool = False
+
+    def __call__(self, name: str, value: Any) -> str:
+        what = f"a string of {self.min_len} to {self.max_len} characters"
+        if not isinstance(value, str) or not self.min_len <= len(value) <= self.max_len:
+            raise self.fail(name, what)
+        if self.no_control and any(ord(c) < 32 or 127 <= ord(c) < 160 for c in value):
+            raise self.fail(name, what + " without control characters")
+        if self.no_space and any(c.isspace() for c in value):
+            raise self.fail(name, what + " without whitespace")
+        return value
+
+
+@dataclass
+class Int(Validator):
+    low: int = 0
+    high: int = 2 ** 53
+
+    def __call__(self, name: str, value: Any) -> int:
+        if type(value) is not int or not self.low <= value <= self.high:
+            raise self.fail(name, f"an integer from {self.low} to {self.high}")
+        return value
+
+
+@dataclass
+class OneOf(Validator):
+    choices: tuple
+
+    def __call__(self, name: str, value: Any) -> str:
+        if value not in self.choices or not isinstance(value, str):
+            raise self.fail(name, "one of " + ", ".join(repr(c) for c in self.choices))
+        return value
+
+
+class Price(Validator):
+    """A JSON number > 0 and <= 1,000,000 with at most two decimals -> int cents."""
+
+    def __call__(self, name: str, value: Any) -> int:
+        what = "a number above 0 and at most 1000000 with at most two decimal places"
+        if type(value) is int:
+            value = Decimal(value)
+        if not isinstance(value, Decimal) or not value.is_finite():
+            raise self.fail(name, what)
+        try:
+            cents = value * 100
+            if cents != cents.to_integral_value() or not 0 < value <= 1_000_000:
+                raise self.fail(name, what)
+        except InvalidOperation:
+            raise self.fail(name, what) from None
+        return int(cents)
+
+
+@dataclass
+class Keywords(Validator):
+    """0-5 keywords of 1-8 non-space characters; case-insensitive duplicates dropped."""
+
+    max_count: int = 5
+
+    def __call__(self, name: str, value: Any) -> list[str]:
+        if not isinstance(value, list) or len(value) > self.max_count:
+            raise self.fail(name, f"a list of at most {self.max_count} keywords")
+        word = Str(1, 8, no_space=True)
+        seen, kept = set(), []
+        for i, item in enumerate(value):
+            word(f"{name}[{i}]", item)
+            if item.lower() not in seen:
+                seen.add(item.lower())
+                kept.append(item)
+        return kept
+
+
+@dataclass
+class Record(Validator):
+    """A JSON object validated against its own schema (for internal messages)."""
+
+    schema: dict
+
+    def __call__(self, name: str, value: Any) -> dict:
+        return validate(self.schema, value, name)
+
+
+@dataclass
+class ListOf(Validator):
+    """A list of at most ``max_count`` values, each checked by ``element``."""
+
+    element: Validator
+    max_count: int = 10_000
+
+    def __call__(self, name: str, value: Any) -> list:
+        if not isinstance(value, list) or len(value) > self.max_count:
+            raise self.fail(name, f"a list of at most {self.max_count} entries")
+        return [self.element(f"{name}[{i}]", entry) for i, entry in enumerate(value)]
+
+
+def validate(schema: dict[str, Validator], args: Any, where: str = "args") -> dict:
+    """Check ``args`` against ``schema``: every field known, present and valid."""
+    if not isinstance(args, dict):
+        raise ApiError("bad_request", f"'{where}' must be a JSON object.")
+    unknown = args.keys() - schema.keys()
+    if unknown:
+        raise ApiError("bad_request", f"Unknown field '{sorted(unknown)[0]}' in {where}.")
+    clean = {}
+    for name, check in schema.items():
+        if name in args:
+            clean[name] = check(name, args[name])
+        elif check.optional:
+            clean[name] = check.default
+        else:
+            raise ApiError("bad_request", f"Missing field '{name}' in {where}.")
+    return clean
+
+
+# Fields shared by several ops.
+USERNAME = Str(1, 32)
+PASSWORD = Str(1, 128, no_control=False)
+ITEM_ID = Int(1)
+QUANTITY = Int(1, 1_000_000)
+ROLE = OneOf(("buyer", "seller"))
+VOTE = OneOf(("up", "down"))
+PURCHASE_ID = Str(1, 64)
+
+
+# -- server -----------------------------------------------------------------
+
+@dataclass
+class Op:
+    """One entry of a service's op table."""
+
+    handler: Callable[..., dict]
+    schema: dict[str, Validator] = field(default_factory=dict)
+    needs_session: bool = True
+
+
+class Service:
+    """Base of every service: an op table plus hooks. Subclasses fill ``ops``.
+
+    A handler is called as ``handler(request, **args)``: ``request`` is the
+    ``Request`` (session token, raw message) and ``args`` are validated.
+    """
+
+    name = "service"
+    ops: dict[str, Op] = {}
+
+    def start(self) -> None:
+        """Called once the server is bound, before serving (start threads here)."""
+
+    def respond(self, line: bytes) -> bytes:
+        """Turn one request line into its encoded reply line; never raises."""
+        message: Any = None
+        request_id = None
+        try:
+            message = decode(line)
+            request_id = json_safe(message.get("id"))
+            reply = encode({"ok": True, "result": self.dispatch(message), "id": request_id})
+            log.debug("%s ok", message.get("op"))
+            return reply
+        except ApiError as error:
+            log.warning("%s failed: %s", _op_name(message), error.code)
+            return encode(error_reply(error, request_id))
+        except Exception:
+            log.exception("internal error in %s", _op_name(message))
+            return encode(error_reply(ApiError("internal", "The server hit an internal error."),
+                                      request_id))
+
+    def dispatch(self, message: dict) -> dict:
+        op_name = message.get("op")
+        if not isinstance(op_name, str):
+            raise ApiError("bad_request", "'op' must be a string.")
+        unknown = message.keys() - {"op", "args", "session", "id"}
+        if unknown:
+            raise ApiError("bad_request", f"Unknown field '{sorted(unknown)[0]}' in the message.")
+        op = self.ops.get(op_name)
+        if op is None:
+            raise ApiError("unknown_op", f"There is no op '{op_name}' on the {self.name}.")
+        args = validate(op.schema, message.get("args", {}))
+        session = message.get("session")
+        if op.needs_session:
+            if not isinstance(session, str) or not session:
+                raise ApiError("invalid_session", "This op needs a session token; log in first.")
+        elif session is not None and not isinstance(session, str):
+            raise ApiError("bad_request", "'session' must be a string.")
+        return op.handler(Request(op_name, session), **args)
+
+
+def _op_name(message: Any) -> str:
+    return str(message.get("op"))[:64] if isinstance(message, dict) else "request"
+
+
+@dataclass
+class Request:
+    op: str
+    session: str | None
+
+
+class RequestHandler(socketserver.StreamRequestHandler):
+    """Serves one connection: many requests, one reply line each, in order."""
+
+    server: "Server"
+
+    def setup(self) -> None:
+        self.timeout = self.server.idle_timeout
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def handle(self) -> None:
+        while True:
+            try:
+                line = read_line(self.rfile)
+            except ApiError as error:  # too_large: the rest of the line is unread, so close
+                log.warning("request failed: %s", error.code)
+                self._send(encode(error_reply(error, None)))
+                return
+            except OSError:  # idle timeout or reset
+                return
+            if line is None or not self._send(self.server.service.respond(line)):
+                return
+
+    def _send(self, reply: bytes) -> bool:
+        try:
+            self.wfile.write(reply)
+            return True
+        except OSError:
+            return False
+
+
+def error_reply(error: ApiError, request_id: Any) -> dict:
+    return {"ok": False, "error": error.to_json(), "id": request_id}
+
+
+class Server(socketserver.ThreadingTCPServer):
+    """A threading TCP server for one ``Service``."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = LISTEN_BACKLOG
+    block_on_close = False
+
+    def __init__(self, address: tuple[str, int], service: Service,
+                 idle_timeout: float = DEFAULT_IDLE_TIMEOUT) -> None:
+        self.service = service
+        self.idle_timeout = idle_timeout
+        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        super().__init__(address, RequestHandler)
+
+    def handle_error(self, request, client_address) -> None:
+        log.exception("error serving %s", client_address)
+
+
+# -- client -----------------------------------------------------------------
+
+class Connection:
+    """One persistent, blocking connection speaking the framing above."""
+
+    def __init__(self, address: tuple[str, int], timeout: float) -> None:
+        self.sock = socket.create_connection(address, timeout=timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.rfile = self.sock.makefile("rb")
+
+    def looks_closed(self) -> bool:
+        """True if the peer has closed (or sent junk on) an idle connection."""
+        try:
+            readable, _, _ = select.select([self.sock], [], [], 0)
+        except (OSError, ValueError):
+            return True
+        return bool(readable)
+
+    def exchange(self, payload: bytes) -> dict:
+        self.sock.sendall(payload)
+        line = read_line(self.rfile)
+        if line is None:
+            raise ConnectionError("connection closed before the reply")
+        return decode(line, parse_float=float)
+
+    def close(self) -> None:
+        try:
+            self.rfile.close()
+            self.sock.close()
+        except OSError:
+            pass
+
+
+class Client:
+    """A thread-safe client with a pool of persistent connections to one server.
+
+    A pooled connection that the server has closed while idle is noticed before
+    sending and replaced. Once a request has been sent, a failure is never
+    retried silently: it surfaces as ``ApiError('unavailable')``, unless the
+    caller marks the op ``idempotent`` (a read), which is retried once.
+    """
+
+    def __init__(self, address: tuple[str, int], timeout: float = 5.0,
+                 max_idle: int = 256) -> None:
+        self.address = address
+        self.timeout = timeout
+        self._idle: queue.LifoQueue[Connection] = queue.LifoQueue(maxsize=max_idle)
+
+    def call(self, op: str, args: dict | None = None, session: str | None = None,
+             idempotent: bool = False) -> dict:
+        """Send one request and return its ``result``; error replies raise ``ApiError``."""
+        message: dict[str, Any] = {"op": op}
+        if args:
+            message["args"] = args
+        if session is not None:
+            message["session"] = session
+        reply = self.request(message, idempotent)
+        if reply.get("ok"):
+            return reply.get("result", {})
+        error = reply.get("error") or {}
+        code = error.get("code")
+        raise ApiError(code if code in ERROR_CODES else "internal",
+                       str(error.get("message", "The server failed.")))
+
+    def request(self, message: dict, idempotent: bool = False) -> dict:
+        """Send a raw message and return the raw reply envelope."""
+        payload = encode(message)
+        for attempt in (1, 2):
+            conn = self._checkout()
+            try:
+                reply = conn.exchange(payload)
+            except (OSError, ConnectionError, ApiError) as exc:
+                conn.close()
+                if idempotent and attempt == 1:
+                    continue
+                raise ApiError("unavailable", f"{self._name()} did not answer ({exc}).") from None
+            self._checkin(conn)
+            return reply
+        raise AssertionError("unreachable")
+
+    def _checkout(self) -> Connection:
+        while True:
+            try:
+                conn = self._idle.get_nowait()
+            except queue.Empty:
+                break
+            if not conn.looks_closed():
+                return conn
+            conn.close()
+        try:
+            return Connection(self.address, self.timeout)
+        except OSError as exc:
+            raise ApiError("unavailable", f"{self._name()} is unreachable ({exc}).") from None
+
+    def _checkin(self, conn: Connection) -> None:
+        try:
+            self._idle.put_nowait(conn)
+        except queue.Full:
+            conn.close()
+
+    def _name(self) -> str:
+        return "%s:%d" % self.address
+
+    def close(self) -> None:
+        while True:
+            try:
+                self._idle.get_nowait().close()
+            except queue.Empty:
+                return
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    """'HOST:PORT' (or '[v6]:PORT') -> (host, port)."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit():
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+# -- running a service ------------------------------------------------------
+
+def env_default(parser: argparse.ArgumentParser, flag: str, env: str, default: Any,
+                help: str, **kwargs: Any) -> None:
+    """Add ``flag`` whose default comes from environment variable ``env``."""
+    value = os.environ.get(env, default)
+    parser.add_argument(flag, default=value, help=f"{help} (env {env}, default {default})",
+                        **kwargs)
+
+
+def service_parser(description: str, env_prefix: str, port: int) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=description)
+    env_default(parser, "--host", f"{env_prefix}_HOST", "127.0.0.1", "address to bind")
+    env_default(parser, "--port", f"{env_prefix}_PORT", port, "port to listen on (0: any free)",
+                type=int)
+    env_default(parser, "--idle-timeout", "IDLE_TIMEOUT", DEFAULT_IDLE_TIMEOUT,
+                "seconds an idle connection is kept open", type=float)
+    env_default(parser, "--log-level", "LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR")
+    return parser
+
+
+def serve(service: Service, args: argparse.Namespace) -> None:
+    """Bind, print the ready line, serve until SIGTERM/SIGINT, then close cleanly."""
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    server = Server((args.host, args.port), service, args.idle_timeout)
+    service.start()
+    host, port = server.server_address[:2]
+    print(f"{service.name} ready on {host}:{port}", flush=True)
+
+    def stop(signum, frame) -> None:
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        server.serve_forever(poll_interval=0.2)
+    finally:
+        server.server_close()
+        log.info("%s stopped", service.name)
+
+
+
+# -- frontend plumbing (shared by seller_server.py and buyer_server.py) -----
+
+PRICE_CENTS = Int(1, 100_000_000)  # how prices travel between frontends and databases
+CREDENTIALS = {"username": USERNAME, "password": PASSWORD}
+
+
+def dollars(cents: int) -> float:
+    """Exact cents -> the JSON number clients see (17.5 for 1750)."""
+    return cents / 100
+
+
+class Frontend(Service):
+    """A stateless frontend: the account ops of one role, plus ``role_ops()``.
+
+    Nothing is kept between requests; sessions live in the customer database.
+    """
+
+    role = ""
+
+    def __init__(self, customer_db: Client, product_db: Client) -> None:
+        self.customer = customer_db
+        self.product = product_db
+        self.ops = {
+            "CreateAccount": Op(self.create_account, CREDENTIALS, needs_session=False),
+            "Login": Op(self.login, CREDENTIALS, needs_session=False),
+            "Logout": Op(self.logout),
+            **self.role_ops(),
+        }
+
+    def role_ops(self) -> dict[str, Op]:
+        raise NotImplementedError
+
+    def create_account(self, request: Request, username: str, password: str) -> dict:
+        result = self.customer.call("CreateAccount", {"role": self.role, "username": username,
+                                                      "password": password})
+        return {f"{self.role}_id": result["user_id"]}
+
+    def login(self, request: Request, username: str, password: str) -> dict:
+        result = self.customer.call("Login", {"role": self.role, "username": username,
+                                              "password": password})
+        return {"session": result["session"], f"{self.role}_id": result["user_id"]}
+
+    def logout(self, request: Request) -> dict:
+        return self.customer.call("Logout", {"role": self.role}, request.session)
+
+    def user_id(self, request: Request) -> int:
+        """The id behind the request's session (checked and refreshed), or invalid_session."""
+        return self.customer.call("CheckSession", {"role": self.role}, request.session,
+                                  idempotent=True)["user_id"]
+
+    def seller_rating(self, request: Request, seller_id: int | None) -> dict:
+        args = {"role": self.role}
+        if seller_id is not None:
+            args["seller_id"] = seller_id
+        return self.customer.call("GetSellerRating", args, request.session, idempotent=True)
+
+
+def frontend_main(frontend: type[Frontend], description: str, env_prefix: str, port: int,
+                  argv: list[str] | None = None) -> None:
+    parser = service_parser(description, env_prefix, port)
+    env_default(parser, "--customer-db", "CUSTOMER_DB_ADDR", "127.0.0.1:9002",
+                "customer database HOST:PORT", type=parse_address)
+    env_default(parser, "--product-db", "PRODUCT_DB_ADDR", "127.0.0.1:9001",
+                "product database HOST:PORT", type=parse_address)
+    env_default(parser, "--db-timeout", "DB_TIMEOUT", 5.0,
+                "seconds to wait for a database reply", type=float)
+    args = parser.parse_args(argv)
+    serve(frontend(Client(args.customer_db, args.db_timeout),
+                   Client(args.product_db, args.db_timeout)), args)

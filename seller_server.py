@@ -1,0 +1,49 @@
+"""Seller frontend (default port 8001): stateless, every request goes to the databases."""
+from __future__ import annotations
+
+from protocol import (Frontend, Int, ITEM_ID, Keywords, OneOf, Op, Price, QUANTITY, Request,
+                      Str, frontend_main)
+
+
+class SellerFrontend(Frontend):
+    name = "seller frontend"
+    role = "seller"
+
+    def role_ops(self) -> dict[str, Op]:
+        return {
+            "GetSellerRating": Op(self.get_seller_rating),
+            "RegisterItemForSale": Op(self.register_item, {
+                "name": Str(1, 32), "category": Int(0, 99), "keywords": Keywords(),
+                "condition": OneOf(("new", "used")), "price": Price(), "quantity": QUANTITY}),
+            "ChangeItemPrice": Op(self.change_price, {"item_id": ITEM_ID, "price": Price()}),
+            "UpdateUnitsForSale": Op(self.remove_units, {"item_id": ITEM_ID,
+                                                         "quantity": QUANTITY}),
+            "DisplayItemsForSale": Op(self.display_items),
+        }
+
+    def get_seller_rating(self, request: Request) -> dict:
+        return self.seller_rating(request, None)
+
+    def register_item(self, request: Request, **item: object) -> dict:
+        return self.product.call("RegisterItem", {"seller_id": self.user_id(request), **item})
+
+    def change_price(self, request: Request, item_id: int, price: int) -> dict:
+        return self.product.call("ChangePrice", {"seller_id": self.user_id(request),
+                                                 "item_id": item_id, "price": price})
+
+    def remove_units(self, request: Request, item_id: int, quantity: int) -> dict:
+        return self.product.call("RemoveUnits", {"seller_id": self.user_id(request),
+                                                 "item_id": item_id, "quantity": quantity})
+
+    def display_items(self, request: Request) -> dict:
+        return self.product.call("SellerItems", {"seller_id": self.user_id(request)},
+                                 idempotent=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    frontend_main(SellerFrontend, "Seller frontend of the marketplace.", "SELLER_SERVER", 8001,
+                  argv)
+
+
+if __name__ == "__main__":
+    main()

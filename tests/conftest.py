@@ -1,0 +1,161 @@
+"""Fixtures that start the real services as processes on free ports."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from protocol import ApiError, Client  # noqa: E402
+
+
+class Proc:
+    """One service process, started with ``--port 0``; ``address`` is read from its ready line."""
+
+    def __init__(self, script: str, *args: str, env: dict | None = None) -> None:
+        self.script = script
+        self.args = list(args)
+        self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+        self.proc: subprocess.Popen | None = None
+        self.address: tuple[str, int] | None = None
+
+    def start(self, port: int = 0) -> "Proc":
+        self.proc = subprocess.Popen(
+            [sys.executable, str(ROOT / self.script), "--port", str(port), *self.args],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=self.env, text=True)
+        line = self.proc.stdout.readline()
+        if " ready on " not in line:
+            self.proc.kill()
+            raise RuntimeError(f"{self.script} did not start: {line!r}")
+        host, _, port_text = line.split(" ready on ")[1].strip().rpartition(":")
+        self.address = (host, int(port_text))
+        return self
+
+    def restart(self) -> "Proc":
+        """Start again on the same port (after ``kill``/``stop``)."""
+        return self.start(self.address[1])
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+@dataclass
+class Market:
+    """The four services of one marketplace, and clients for the two frontends."""
+
+    product_db: Proc
+    customer_db: Proc
+    seller_server: Proc
+    buyer_server: Proc
+    clients: list = field(default_factory=list)
+
+    def procs(self) -> list[Proc]:
+        return [self.product_db, self.customer_db, self.seller_server, self.buyer_server]
+
+    def seller(self) -> "Api":
+        return self._api(self.seller_server.address)
+
+    def buyer(self) -> "Api":
+        return self._api(self.buyer_server.address)
+
+    def _api(self, address) -> "Api":
+        api = Api(Client(address))
+        self.clients.append(api.client)
+        return api
+
+    def stop(self) -> None:
+        for client in self.clients:
+            client.close()
+        for proc in reversed(self.procs()):
+            proc.stop()
+
+
+class Api:
+    """A test client of one frontend; remembers the session after ``login``."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        self.session: str | None = None
+
+    def __call__(self, op: str, **args):
+        """Call ``op`` with the current session; return the result or raise ``ApiError``."""
+        return self.client.call(op, args, self.session)
+
+    def error(self, op: str, **args) -> str:
+        """Call ``op`` expecting failure; return the error code."""
+        try:
+            result = self(op, **args)
+        except ApiError as error:
+            return error.code
+        raise AssertionError(f"{op} succeeded unexpectedly: {result}")
+
+    def register(self, username: str, password: str = "pw") -> int:
+        result = self("CreateAccount", username=username, password=password)
+        self.login(username, password)
+        return next(iter(result.values()))
+
+    def login(self, username: str, password: str = "pw") -> dict:
+        result = self("Login", username=username, password=password)
+        self.session = result["session"]
+        return result
+
+
+def start_market(session_timeout: float = 300.0, buyer_env: dict | None = None) -> Market:
+    product_db = Proc("product_db.py").start()
+    customer_db = Proc("customer_db.py", "--session-timeout", str(session_timeout)).start()
+    dbs = ["--product-db", "%s:%d" % product_db.address,
+           "--customer-db", "%s:%d" % customer_db.address, "--db-timeout", "2"]
+    seller = Proc("seller_server.py", *dbs).start()
+    buyer = Proc("buyer_server.py", *dbs, env=buyer_env).start()
+    return Market(product_db, customer_db, seller, buyer)
+
+
+@pytest.fixture(scope="module")
+def market():
+    """One marketplace shared by a test module (tests use fresh usernames)."""
+    m = start_market()
+    yield m
+    m.stop()
+
+
+@pytest.fixture
+def fresh_market():
+    """A marketplace of its own for one test."""
+    m = start_market()
+    yield m
+    m.stop()
+
+
+_counter = iter(range(1, 10 ** 9))
+
+
+@pytest.fixture
+def unique():
+    """A function returning a fresh name with a prefix: unique('alice') -> 'alice7'."""
+    return lambda prefix="user": f"{prefix}{next(_counter)}_{os.getpid() % 1000}"
+
+
+def wait_until(predicate, timeout: float = 5.0, interval: float = 0.05) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()
