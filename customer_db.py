@@ -12,10 +12,11 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
-from protocol import (ApiError, Int, ITEM_ID, ListOf, Op, Optional, PASSWORD, PURCHASE_ID,
-                      QUANTITY, Record, ROLE, Request, Service, Str, USERNAME, VOTE, env_default,
-                      serve, service_parser)
+from protocol import (ApiError, Database, Int, ITEM_ID, ListOf, Op, Optional, PASSWORD,
+                      PURCHASE_ID, QUANTITY, Record, ROLE, Request, Str, USERNAME, VOTE,
+                      database_main, database_parser, env_default)
 
 DEFAULT_SESSION_TIMEOUT = 300.0
 SCRYPT = {"n": 2 ** 14, "r": 8, "p": 1, "dklen": 32}  # ~30 ms per hash, 16 MiB
@@ -66,16 +67,19 @@ PURCHASE_LINE = {"item_id": ITEM_ID, "name": Str(1, 32), "quantity": QUANTITY,
                  "price": Int(1, 100_000_000), "seller_id": Int(1)}
 
 
-class CustomerDB(Service):
+class CustomerDB(Database):
+    """Every change goes through ``change(record)``, which applies it and journals it,
+    so replaying the journal after a restart runs exactly the code that ran live."""
+
     name = "customer database"
 
     def __init__(self, session_timeout: float = DEFAULT_SESSION_TIMEOUT) -> None:
+        super().__init__()
         self.session_timeout = session_timeout
-        # One lock guards every table below. Invariants it keeps: usernames are
-        # unique per role; every session names an existing account; a buyer's
-        # counters, purchases and feedback change together; a purchase id is
-        # applied at most once.
-        self._lock = threading.Lock()
+        # self._lock guards every table below. Invariants: usernames are unique
+        # per role; every session names an existing account; a buyer's
+        # counters, purchases and feedback change together with the sellers'
+        # counters; a purchase id is applied at most once.
         self._accounts: dict[str, dict[int, Account]] = {"buyer": {}, "seller": {}}
         self._by_name: dict[str, dict[str, Account]] = {"buyer": {}, "seller": {}}
         self._sessions: dict[str, Session] = {}
@@ -101,10 +105,8 @@ class CustomerDB(Service):
                 "purchase_id": PURCHASE_ID, "lines": ListOf(Record(PURCHASE_LINE)),
                 "card_last4": Str(4, 4)}),
             "GetPurchases": Op(self.get_purchases),
-            "RecordFeedback": Op(self.record_feedback, {"item_id": ITEM_ID,
-                                                        "vote": VOTE}),
-            "RevokeFeedback": Op(self.revoke_feedback, {"item_id": ITEM_ID,
-                                                        "vote": VOTE}),
+            "RecordFeedback": Op(self.record_feedback, {"item_id": ITEM_ID, "vote": VOTE}),
+            "RevokeFeedback": Op(self.revoke_feedback, {"item_id": ITEM_ID, "vote": VOTE}),
         }
 
     # -- sessions -------------------------------------------------------------
@@ -121,7 +123,7 @@ class CustomerDB(Service):
             with self._lock:
                 expired = [t for t, s in self._sessions.items() if s.last_active < deadline]
                 for token in expired:
-                    del self._sessions[token]
+                    self.change({"t": "logout", "token": token})
 
     def _session(self, request: Request, role: str) -> Session:
         """The live session of ``role`` behind the request's token, refreshed. Hold the lock."""
@@ -130,7 +132,7 @@ class CustomerDB(Service):
         if session is None or session.role != role:
             raise ApiError("invalid_session", "The session is unknown, expired or logged out.")
         if now - session.last_active > self.session_timeout:
-            del self._sessions[request.session]
+            self.change({"t": "logout", "token": request.session})
             raise ApiError("invalid_session", "The session has expired; log in again.")
         session.last_active = now
         return session
@@ -151,10 +153,8 @@ class CustomerDB(Service):
             if username in self._by_name[role]:
                 raise taken
             user_id = self._next_id[role]
-            self._next_id[role] += 1
-            account = (Seller if role == "seller" else Buyer)(user_id, username, salt, digest)
-            self._accounts[role][user_id] = account
-            self._by_name[role][username] = account
+            self.change({"t": "account", "role": role, "user_id": user_id, "name": username,
+                         "salt": salt.hex(), "hash": digest.hex()})
         return {"user_id": user_id}
 
     def login(self, request: Request, role: str, username: str, password: str) -> dict:
@@ -165,14 +165,14 @@ class CustomerDB(Service):
             raise ApiError("auth_failed", "Wrong username or password.")
         token = secrets.token_urlsafe(32)
         with self._lock:
-            self._sessions[token] = Session(role, account.user_id, time.monotonic(),
-                                            dict(account.saved_cart))
+            self.change({"t": "login", "token": token, "role": role,
+                         "user_id": account.user_id})
         return {"session": token, "user_id": account.user_id}
 
     def logout(self, request: Request, role: str) -> dict:
         with self._lock:
             self._session(request, role)
-            del self._sessions[request.session]
+            self.change({"t": "logout", "token": request.session})
         return {}
 
     def check_session(self, request: Request, role: str) -> dict:
@@ -202,35 +202,38 @@ class CustomerDB(Service):
 
     def add_to_cart(self, request: Request, item_id: int, quantity: int, available: int) -> dict:
         with self._lock:
-            cart = self._buyer(request)[0].cart
+            cart = dict(self._buyer(request)[0].cart)
             wanted = cart.get(item_id, 0) + quantity
             if wanted > available:
                 raise ApiError("conflict", f"Only {available} units of item {item_id} are "
                                            f"available and the cart would hold {wanted}.")
             cart[item_id] = wanted
-            return {"cart": list(cart.items())}
+            return self._set_cart(request, cart)
 
     def remove_from_cart(self, request: Request, item_id: int, quantity: int) -> dict:
         with self._lock:
-            cart = self._buyer(request)[0].cart
-            if item_id in cart:
-                if cart[item_id] > quantity:
-                    cart[item_id] -= quantity
-                else:
-                    del cart[item_id]
-            return {"cart": list(cart.items())}
-
-    def save_cart(self, request: Request) -> dict:
-        with self._lock:
-            session, buyer = self._buyer(request)
-            buyer.saved_cart = dict(session.cart)
-            return {"cart": list(session.cart.items())}
+            cart = dict(self._buyer(request)[0].cart)
+            if cart.get(item_id, 0) > quantity:
+                cart[item_id] -= quantity
+            else:
+                cart.pop(item_id, None)
+            return self._set_cart(request, cart)
 
     def clear_cart(self, request: Request) -> dict:
         with self._lock:
+            self._buyer(request)
+            return self._set_cart(request, {})
+
+    def _set_cart(self, request: Request, cart: dict[int, int]) -> dict:
+        lines = list(cart.items())
+        self.change({"t": "cart", "token": request.session, "cart": lines})
+        return {"cart": lines}
+
+    def save_cart(self, request: Request) -> dict:
+        with self._lock:
             session = self._buyer(request)[0]
-            session.cart.clear()
-            return {"cart": []}
+            self.change({"t": "save", "token": request.session})
+            return {"cart": list(session.cart.items())}
 
     # -- purchases ------------------------------------------------------------
 
@@ -250,25 +253,15 @@ class CustomerDB(Service):
         """
         with self._lock:
             session, buyer = self._buyer(request)
-            if purchase_id in buyer.purchase_ids:
-                return {"purchase": next(p for p in buyer.purchases
-                                         if p["purchase_id"] == purchase_id)}
-            sellers = self._accounts["seller"]
-            record_lines = []
-            for line in lines:
-                record_lines.append({**line, "line_total": line["price"] * line["quantity"]})
-                buyer.purchased_items[line["item_id"]] = line["seller_id"]
-                buyer.items_purchased += line["quantity"]
-                if line["seller_id"] in sellers:
-                    sellers[line["seller_id"]].items_sold += line["quantity"]
-            purchase = {"purchase_id": purchase_id, "time": utc_now_iso(), "lines": record_lines,
-                        "total": sum(line["line_total"] for line in record_lines),
-                        "card_last4": card_last4}
-            buyer.purchases.append(purchase)
-            buyer.purchase_ids.add(purchase_id)
-            buyer.saved_cart = {}
-            session.cart.clear()
-            return {"purchase": purchase}
+            if purchase_id not in buyer.purchase_ids:
+                record_lines = [{**line, "line_total": line["price"] * line["quantity"]}
+                                for line in lines]
+                self.change({"t": "purchase", "token": request.session, "purchase": {
+                    "purchase_id": purchase_id, "time": utc_now_iso(), "lines": record_lines,
+                    "total": sum(line["line_total"] for line in record_lines),
+                    "card_last4": card_last4}})
+            return {"purchase": next(p for p in reversed(buyer.purchases)
+                                     if p["purchase_id"] == purchase_id)}
 
     def get_purchases(self, request: Request) -> dict:
         with self._lock:
@@ -286,8 +279,8 @@ class CustomerDB(Service):
                 raise ApiError("conflict", f"You can rate item {item_id} only after buying it.")
             if item_id in buyer.feedback_given:
                 raise ApiError("conflict", f"You have already rated item {item_id}.")
-            buyer.feedback_given.add(item_id)
-            self._count_vote(seller_id, vote, +1)
+            self.change({"t": "feedback", "buyer_id": buyer.user_id, "item_id": item_id,
+                         "vote": vote, "step": 1})
             return {"seller_id": seller_id}
 
     def revoke_feedback(self, request: Request, item_id: int, vote: str) -> dict:
@@ -295,26 +288,117 @@ class CustomerDB(Service):
         with self._lock:
             buyer = self._buyer(request)[1]
             if item_id in buyer.feedback_given:
-                buyer.feedback_given.discard(item_id)
-                self._count_vote(buyer.purchased_items[item_id], vote, -1)
+                self.change({"t": "feedback", "buyer_id": buyer.user_id, "item_id": item_id,
+                             "vote": vote, "step": -1})
             return {}
 
-    def _count_vote(self, seller_id: int, vote: str, step: int) -> None:
-        seller = self._accounts["seller"].get(seller_id)
+    # -- changes: the only code that modifies state -----------------------------
+
+    def change(self, record: dict) -> None:
+        """Apply one change and journal it. Hold the lock."""
+        self.apply(record)
+        self.record(record)
+
+    def apply(self, record: dict) -> None:
+        getattr(self, "_apply_" + record["t"])(record)
+
+    def _apply_account(self, r: dict) -> None:
+        role = r["role"]
+        account = (Seller if role == "seller" else Buyer)(
+            r["user_id"], r["name"], bytes.fromhex(r["salt"]), bytes.fromhex(r["hash"]))
+        self._accounts[role][account.user_id] = account
+        self._by_name[role][account.name] = account
+        self._next_id[role] = max(self._next_id[role], account.user_id + 1)
+
+    def _apply_login(self, r: dict) -> None:
+        account = self._accounts[r["role"]][r["user_id"]]
+        self._sessions[r["token"]] = Session(r["role"], r["user_id"], time.monotonic(),
+                                             dict(account.saved_cart))
+
+    def _apply_logout(self, r: dict) -> None:
+        self._sessions.pop(r["token"], None)
+
+    def _apply_cart(self, r: dict) -> None:
+        self._sessions[r["token"]].cart = {item_id: units for item_id, units in r["cart"]}
+
+    def _apply_save(self, r: dict) -> None:
+        session = self._sessions[r["token"]]
+        self._accounts["buyer"][session.user_id].saved_cart = dict(session.cart)
+
+    def _apply_purchase(self, r: dict) -> None:
+        session = self._sessions[r["token"]]
+        buyer = self._accounts["buyer"][session.user_id]
+        purchase = r["purchase"]
+        sellers = self._accounts["seller"]
+        for line in purchase["lines"]:
+            buyer.purchased_items[line["item_id"]] = line["seller_id"]
+            buyer.items_purchased += line["quantity"]
+            if line["seller_id"] in sellers:
+                sellers[line["seller_id"]].items_sold += line["quantity"]
+        buyer.purchases.append(purchase)
+        buyer.purchase_ids.add(purchase["purchase_id"])
+        buyer.saved_cart = {}
+        session.cart = {}
+
+    def _apply_feedback(self, r: dict) -> None:
+        buyer = self._accounts["buyer"][r["buyer_id"]]
+        if r["step"] > 0:
+            buyer.feedback_given.add(r["item_id"])
+        else:
+            buyer.feedback_given.discard(r["item_id"])
+        seller = self._accounts["seller"].get(buyer.purchased_items[r["item_id"]])
         if seller is not None:
-            if vote == "up":
-                seller.thumbs_up += step
+            if r["vote"] == "up":
+                seller.thumbs_up += r["step"]
             else:
-                seller.thumbs_down += step
+                seller.thumbs_down += r["step"]
+
+    # -- snapshots --------------------------------------------------------------
+
+    def dump(self) -> Any:
+        def account(a: Account) -> dict:
+            raw = {"user_id": a.user_id, "name": a.name, "salt": a.salt.hex(),
+                   "hash": a.password_hash.hex(), "saved_cart": list(a.saved_cart.items())}
+            if isinstance(a, Seller):
+                raw.update(thumbs_up=a.thumbs_up, thumbs_down=a.thumbs_down,
+                           items_sold=a.items_sold)
+            else:
+                raw.update(items_purchased=a.items_purchased, purchases=a.purchases,
+                           purchased_items=list(a.purchased_items.items()),
+                           feedback_given=sorted(a.feedback_given))
+            return raw
+        return {"accounts": {role: [account(a) for a in table.values()]
+                             for role, table in self._accounts.items()},
+                "sessions": [[token, s.role, s.user_id, list(s.cart.items())]
+                             for token, s in self._sessions.items()]}
+
+    def restore(self, state: Any) -> None:
+        for role, accounts in state["accounts"].items():
+            for raw in accounts:
+                self._apply_account({"role": role, **raw})
+                account = self._accounts[role][raw["user_id"]]
+                account.saved_cart = dict(raw["saved_cart"])
+                if isinstance(account, Seller):
+                    account.thumbs_up, account.thumbs_down = raw["thumbs_up"], raw["thumbs_down"]
+                    account.items_sold = raw["items_sold"]
+                else:
+                    account.items_purchased = raw["items_purchased"]
+                    account.purchases = raw["purchases"]
+                    account.purchase_ids = {p["purchase_id"] for p in raw["purchases"]}
+                    account.purchased_items = dict(raw["purchased_items"])
+                    account.feedback_given = set(raw["feedback_given"])
+        now = time.monotonic()
+        for token, role, user_id, cart in state["sessions"]:
+            self._sessions[token] = Session(role, user_id, now, dict(cart))
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = service_parser("Customer database: accounts, sessions, carts, purchases.",
-                            "CUSTOMER_DB", 9002)
+    parser = database_parser("Customer database: accounts, sessions, carts, purchases.",
+                             "CUSTOMER_DB", 9002)
     env_default(parser, "--session-timeout", "SESSION_TIMEOUT", DEFAULT_SESSION_TIMEOUT,
                 "seconds of inactivity after which a session is removed", type=float)
     args = parser.parse_args(argv)
-    serve(CustomerDB(args.session_timeout), args)
+    database_main(CustomerDB(args.session_timeout), args)
 
 
 if __name__ == "__main__":

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any
 
-from protocol import (ApiError, Int, ITEM_ID, Keywords, ListOf, OneOf, Op, PRICE_CENTS,
-                      PURCHASE_ID, QUANTITY, Record, Request, Service, Str, VOTE, serve, service_parser)
+from protocol import (ApiError, Database, Int, ITEM_ID, Keywords, ListOf, OneOf, Op,
+                      PRICE_CENTS, PURCHASE_ID, QUANTITY, Record, Request, Str, VOTE,
+                      database_main, database_parser)
 
 RESERVATION_TTL = 600.0  # seconds a purchase id is remembered, so that retries stay harmless
 
@@ -41,15 +43,15 @@ SELLER_ID = Int(1)
 RESERVE_LINE = {"item_id": ITEM_ID, "quantity": QUANTITY}
 
 
-class ProductDB(Service):
+class ProductDB(Database):
     name = "product database"
 
     def __init__(self) -> None:
-        # One lock guards items, both indexes and reservations. Invariants: every
-        # quantity is >= 0; the indexes list exactly the items of each
-        # (category) and (category, lower-case keyword); a purchase id takes
-        # units at most once and gives them back at most once.
-        self._lock = threading.Lock()
+        super().__init__()
+        # self._lock guards items, the indexes and reservations. Invariants:
+        # every quantity is >= 0; the indexes list exactly the items of each
+        # category, (category, lower-case keyword) and seller; a purchase id
+        # takes units at most once and gives them back at most once.
         self._items: dict[int, Item] = {}
         self._by_category: dict[int, list[Item]] = {}  # in item_id order
         self._by_keyword: dict[tuple[int, str], list[Item]] = {}
@@ -96,18 +98,24 @@ class ProductDB(Service):
         with self._lock:
             item = Item(self._next_id, name, category, keywords, condition, price, quantity,
                         seller_id)
-            self._next_id += 1
-            self._items[item.item_id] = item
-            self._by_category.setdefault(category, []).append(item)
-            for word in keywords:
-                self._by_keyword.setdefault((category, word.lower()), []).append(item)
-            self._by_seller.setdefault(seller_id, []).append(item)
+            self._add_item(item)
+            self.record({"items": [asdict(item)]})
             return {"item_id": item.item_id}
+
+    def _add_item(self, item: Item) -> None:
+        """Store a new item and index it. Hold the lock."""
+        self._next_id = max(self._next_id, item.item_id + 1)
+        self._items[item.item_id] = item
+        self._by_category.setdefault(item.category, []).append(item)
+        for word in item.keywords:
+            self._by_keyword.setdefault((item.category, word.lower()), []).append(item)
+        self._by_seller.setdefault(item.seller_id, []).append(item)
 
     def change_price(self, request: Request, seller_id: int, item_id: int, price: int) -> dict:
         with self._lock:
             item = self._item(item_id, seller_id)
             item.price = price
+            self.record({"items": [asdict(item)]})
             return {"item": item.view()}
 
     def remove_units(self, request: Request, seller_id: int, item_id: int,
@@ -118,6 +126,7 @@ class ProductDB(Service):
                 raise ApiError("conflict", f"Item {item_id} has only {item.quantity} units; "
                                            f"cannot remove {quantity}.")
             item.quantity -= quantity
+            self.record({"items": [asdict(item)]})
             return {"item": item.view()}
 
     def seller_items(self, request: Request, seller_id: int) -> dict:
@@ -161,6 +170,7 @@ class ProductDB(Service):
                 item.thumbs_up += 1
             else:
                 item.thumbs_down += 1
+            self.record({"items": [asdict(item)]})
             return {}
 
     # -- purchases ------------------------------------------------------------
@@ -188,16 +198,20 @@ class ProductDB(Service):
             for item, units in items:
                 item.quantity -= units
             self._reservations[purchase_id] = (time.monotonic(), items)
+            self.record({"items": [asdict(item) for item, _ in items],
+                         "reservation": [purchase_id, [[i.item_id, u] for i, u in items]]})
             return {"lines": [_sold_line(item, units) for item, units in items]}
 
     def release_units(self, request: Request, purchase_id: str) -> dict:
         """Give back what ``reserve_units`` took; an unknown id is remembered as cancelled."""
         with self._lock:
             previous = self._reservations.get(purchase_id)
-            if previous is not None and previous[1] is not None:
-                for item, units in previous[1]:
-                    item.quantity += units
+            given_back = previous[1] if previous is not None and previous[1] else []
+            for item, units in given_back:
+                item.quantity += units
             self._reservations[purchase_id] = (time.monotonic(), None)
+            self.record({"items": [asdict(item) for item, _ in given_back],
+                         "reservation": [purchase_id, None]})
             return {}
 
     def _forget_old_reservations(self) -> None:
@@ -210,15 +224,42 @@ class ProductDB(Service):
                     del self._reservations[purchase_id]
 
 
+    # -- durability: records are after-images of the items a change touched ----
+
+    def apply(self, change: dict) -> None:
+        for raw in change["items"]:
+            item = self._items.get(raw["item_id"])
+            if item is None:
+                self._add_item(Item(**raw))
+            else:
+                item.price, item.quantity = raw["price"], raw["quantity"]
+                item.thumbs_up, item.thumbs_down = raw["thumbs_up"], raw["thumbs_down"]
+        if "reservation" in change:
+            purchase_id, lines = change["reservation"]
+            taken = None if lines is None else [(self._items[i], u) for i, u in lines]
+            self._reservations[purchase_id] = (time.monotonic(), taken)
+
+    def dump(self) -> Any:
+        return {"items": [asdict(item) for item in self._items.values()],
+                "reservations": [[purchase_id, None if taken is None else
+                                  [[item.item_id, units] for item, units in taken]]
+                                 for purchase_id, (_, taken) in self._reservations.items()]}
+
+    def restore(self, state: Any) -> None:
+        self.apply({"items": state["items"]})
+        for reservation in state["reservations"]:
+            self.apply({"items": [], "reservation": reservation})
+
+
 def _sold_line(item: Item, units: int) -> dict:
     return {"item_id": item.item_id, "name": item.name, "quantity": units,
             "price": item.price, "seller_id": item.seller_id}
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = service_parser("Product database: items, prices, units, item feedback.",
-                            "PRODUCT_DB", 9001)
-    serve(ProductDB(), parser.parse_args(argv))
+    parser = database_parser("Product database: items, prices, units, item feedback.",
+                             "PRODUCT_DB", 9001)
+    database_main(ProductDB(), parser.parse_args(argv))
 
 
 if __name__ == "__main__":

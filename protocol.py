@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import queue
 import select
@@ -24,7 +25,7 @@ import socketserver
 import sys
 import threading
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, Callable
 
 MAX_LINE = 1 << 20  # bytes of JSON on one line, not counting the newline
@@ -103,6 +104,8 @@ def read_line(rfile) -> bytes | None:
 def json_safe(value: Any) -> Any:
     """``Decimal`` -> float, recursively, for echoing values back (``id``)."""
     if isinstance(value, Decimal):
+        if not math.isfinite(float(value)):
+            raise ApiError("bad_request", "A number in the message is too large.")
         return float(value)
     if isinstance(value, dict):
         return {k: json_safe(v) for k, v in value.items()}
@@ -178,6 +181,9 @@ class OneOf(Validator):
         return value
 
 
+CENT = Decimal("0.01")
+
+
 class Price(Validator):
     """A JSON number > 0 and <= 1,000,000 with at most two decimals -> int cents."""
 
@@ -185,15 +191,12 @@ class Price(Validator):
         what = "a number above 0 and at most 1000000 with at most two decimal places"
         if type(value) is int:
             value = Decimal(value)
-        if not isinstance(value, Decimal) or not value.is_finite():
+        # Compare, never round: Decimal arithmetic rounds to 28 digits, so
+        # 0.0100000000000000000000000000001 * 100 would pass as a whole number.
+        if (not isinstance(value, Decimal) or not value.is_finite()
+                or not 0 < value <= 1_000_000 or value != value.quantize(CENT)):
             raise self.fail(name, what)
-        try:
-            cents = value * 100
-            if cents != cents.to_integral_value() or not 0 < value <= 1_000_000:
-                raise self.fail(name, what)
-        except InvalidOperation:
-            raise self.fail(name, what) from None
-        return int(cents)
+        return int(value * 100)
 
 
 @dataclass
@@ -320,11 +323,10 @@ class Service:
             raise ApiError("unknown_op", f"There is no op '{op_name}' on the {self.name}.")
         args = validate(op.schema, message.get("args", {}))
         session = message.get("session")
-        if op.needs_session:
-            if not isinstance(session, str) or not session:
-                raise ApiError("invalid_session", "This op needs a session token; log in first.")
-        elif session is not None and not isinstance(session, str):
+        if session is not None and not isinstance(session, str):
             raise ApiError("bad_request", "'session' must be a string.")
+        if op.needs_session and not session:
+            raise ApiError("invalid_session", "This op needs a session token; log in first.")
         return op.handler(Request(op_name, session), **args)
 
 
@@ -532,6 +534,13 @@ def service_parser(description: str, env_prefix: str, port: int) -> argparse.Arg
     return parser
 
 
+def database_parser(description: str, env_prefix: str, port: int) -> argparse.ArgumentParser:
+    parser = service_parser(description, env_prefix, port)
+    env_default(parser, "--data-dir", f"{env_prefix}_DATA_DIR", "",
+                "keep a journal and snapshots here (default: memory only)")
+    return parser
+
+
 def serve(service: Service, args: argparse.Namespace) -> None:
     """Bind, print the ready line, serve until SIGTERM/SIGINT, then close cleanly."""
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
@@ -552,6 +561,187 @@ def serve(service: Service, args: argparse.Namespace) -> None:
         server.server_close()
         log.info("%s stopped", service.name)
 
+
+
+# -- durability (optional: databases started with --data-dir) ---------------
+
+class JournalError(Exception):
+    """The data directory cannot be loaded; the message names the file and line."""
+
+
+class Journal:
+    """An append-only journal of JSON lines with group commit, plus snapshots.
+
+    ``DIR/snapshot.json`` holds ``{"generation": N, "state": ...}``, the whole
+    state at one moment, and ``DIR/journal-N.jsonl`` every record since. The
+    owner calls ``append`` while holding its own state lock (so records are in
+    the order the changes happened) and ``wait`` after releasing it: one
+    ``fsync`` covers every record appended so far, so concurrent writers share
+    it (group commit).
+    """
+
+    def __init__(self, directory: str, snapshot_every: int = 100_000) -> None:
+        os.makedirs(directory, exist_ok=True)
+        self.directory = directory
+        self.snapshot_path = os.path.join(directory, "snapshot.json")
+        self.snapshot_every = snapshot_every
+        self.generation = 0
+        self._since_snapshot = 0
+        self._appended = 0  # records appended (under the owner's lock)
+        # Held while flushing or swapping the file. Invariant: every record
+        # numbered <= _durable is on disk (in the journal or a snapshot).
+        self._flush_lock = threading.Lock()
+        self._durable = 0
+        self._file: Any = None
+
+    def _journal_path(self, generation: int) -> str:
+        return os.path.join(self.directory, f"journal-{generation}.jsonl")
+
+    def load(self) -> tuple[Any, list[dict]]:
+        """The snapshot's state (or None) and the journal's records since.
+
+        A torn last line (a crash mid-write) is cut off; any other damage
+        raises ``JournalError`` naming the file and line.
+        """
+        state = None
+        if os.path.exists(self.snapshot_path):
+            try:
+                with open(self.snapshot_path, "rb") as f:
+                    snapshot = json.loads(f.read())
+                self.generation, state = int(snapshot["generation"]), snapshot["state"]
+            except (ValueError, KeyError, TypeError) as exc:
+                raise JournalError(f"{self.snapshot_path}: corrupt snapshot ({exc})") from None
+        path = self._journal_path(self.generation)
+        records: list[dict] = []
+        good_bytes = 0
+        if os.path.exists(path):
+            with open(path, "rb") as f:
+                for number, line in enumerate(f, 1):
+                    if not line.endswith(b"\n"):
+                        log.warning("%s:%d: ignoring a torn last line", path, number)
+                        break
+                    try:
+                        record = json.loads(line)
+                    except ValueError:
+                        record = None
+                    if not isinstance(record, dict):
+                        raise JournalError(f"{path}:{number}: corrupt record")
+                    records.append(record)
+                    good_bytes += len(line)
+        self._file = open(path, "ab")
+        self._file.truncate(good_bytes)
+        self._since_snapshot = len(records)
+        return state, records
+
+    def append(self, record: dict) -> int:
+        """Queue one record (call under the owner's lock); returns its number for ``wait``."""
+        self._file.write(encode(record))
+        self._appended += 1
+        self._since_snapshot += 1
+        return self._appended
+
+    def wait(self, number: int) -> None:
+        """Return once record ``number`` is on disk, fsyncing if no one else has."""
+        with self._flush_lock:
+            if self._durable >= number:
+                return
+            target = self._appended
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._durable = target
+
+    def snapshot_due(self) -> bool:
+        return self._since_snapshot >= self.snapshot_every
+
+    def snapshot(self, state: Any) -> None:
+        """Save ``state`` and start the next, empty journal (call under the owner's lock).
+
+        The snapshot names its journal, so a crash at any point leaves either
+        the old snapshot with the old journal or the new one with the new.
+        """
+        generation = self.generation + 1
+        new_file = open(self._journal_path(generation), "wb")
+        temporary = self.snapshot_path + ".tmp"
+        with open(temporary, "wb") as f:
+            f.write(json.dumps({"generation": generation, "state": state},
+                               separators=(",", ":")).encode())
+            f.flush()
+            os.fsync(f.fileno())
+        with self._flush_lock:
+            os.replace(temporary, self.snapshot_path)
+            directory = os.open(self.directory, os.O_RDONLY)
+            try:
+                os.fsync(directory)
+            finally:
+                os.close(directory)
+            self._file.close()
+            os.remove(self._journal_path(self.generation))
+            self._file, self.generation = new_file, generation
+            self._durable = self._appended
+        self._since_snapshot = 0
+
+
+class Database(Service):
+    """A service whose state can be journaled to a data directory.
+
+    Subclasses change their state under ``self._lock`` and describe each
+    change as a JSON record passed to ``self.record``; ``apply`` replays a
+    record, ``dump``/``restore`` convert the whole state for snapshots. The
+    reply to a request leaves only once its records are on disk.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._journal: Journal | None = None
+        self._pending = threading.local()  # .number: this thread's last record to wait for
+
+    def open_data_dir(self, directory: str) -> None:
+        """Load the state saved in ``directory`` and journal every change from now on."""
+        journal = Journal(directory)
+        state, records = journal.load()
+        with self._lock:
+            if state is not None:
+                self.restore(state)
+            for record in records:
+                self.apply(record)
+        self._journal = journal
+        log.info("%s: loaded %s with %d journal records", self.name, directory, len(records))
+
+    def record(self, change: dict) -> None:
+        """Journal one change already made (call under ``self._lock``)."""
+        if self._journal is None:
+            return
+        self._pending.number = self._journal.append(change)
+        if self._journal.snapshot_due():
+            self._journal.snapshot(self.dump())
+
+    def dispatch(self, message: dict) -> dict:
+        try:
+            return super().dispatch(message)
+        finally:
+            number = getattr(self._pending, "number", 0)
+            if number:
+                self._pending.number = 0
+                self._journal.wait(number)
+
+    def apply(self, change: dict) -> None:
+        raise NotImplementedError
+
+    def dump(self) -> Any:
+        raise NotImplementedError
+
+    def restore(self, state: Any) -> None:
+        raise NotImplementedError
+
+
+def database_main(database: Database, args: argparse.Namespace) -> None:
+    """Open the data directory if asked (stop with a clear message if it is damaged), then serve."""
+    if args.data_dir:
+        try:
+            database.open_data_dir(args.data_dir)
+        except (JournalError, OSError) as exc:
+            sys.exit(f"{database.name}: cannot load the data directory: {exc}")
+    serve(database, args)
 
 
 # -- frontend plumbing (shared by seller_server.py and buyer_server.py) -----
