@@ -581,7 +581,7 @@ class Journal:
     """
 
     def __init__(self, directory: str, snapshot_every: int = 100_000) -> None:
-        os.makedirs(directory, exist_ok=True)
+        os.makedirs(directory, mode=0o700, exist_ok=True)  # it holds hashes and tokens
         self.directory = directory
         self.snapshot_path = os.path.join(directory, "snapshot.json")
         self.snapshot_every = snapshot_every
@@ -628,7 +628,7 @@ class Journal:
                         raise JournalError(f"{path}:{number}: corrupt record")
                     records.append(record)
                     good_bytes += len(line)
-        self._file = open(path, "ab")
+        self._file = open(path, "ab", opener=_private)
         self._file.truncate(good_bytes)
         self._since_snapshot = len(records)
         return state, records
@@ -660,9 +660,9 @@ class Journal:
         the old snapshot with the old journal or the new one with the new.
         """
         generation = self.generation + 1
-        new_file = open(self._journal_path(generation), "wb")
+        new_file = open(self._journal_path(generation), "wb", opener=_private)
         temporary = self.snapshot_path + ".tmp"
-        with open(temporary, "wb") as f:
+        with open(temporary, "wb", opener=_private) as f:
             f.write(json.dumps({"generation": generation, "state": state},
                                separators=(",", ":")).encode())
             f.flush()
@@ -679,6 +679,11 @@ class Journal:
             self._file, self.generation = new_file, generation
             self._durable = self._appended
         self._since_snapshot = 0
+
+
+def _private(path: str, flags: int) -> int:
+    """``open`` opener creating files readable by their owner only."""
+    return os.open(path, flags, 0o600)
 
 
 class Database(Service):

@@ -1,0 +1,175 @@
+"""--data-dir: acknowledged writes survive kill -9; damage is reported clearly."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from conftest import ROOT, Api, Market, Proc
+from protocol import ApiError, Client
+
+CARD = {"card_name": "Dee", "card_number": "4111111111111111", "expiry": "12/99"}
+
+
+def durable_market(data_dir) -> Market:
+    product_db = Proc("product_db.py", "--data-dir", str(data_dir / "product")).start()
+    customer_db = Proc("customer_db.py", "--data-dir", str(data_dir / "customer")).start()
+    dbs = ["--product-db", "%s:%d" % product_db.address,
+           "--customer-db", "%s:%d" % customer_db.address, "--db-timeout", "2"]
+    return Market(product_db, customer_db, Proc("seller_server.py", *dbs).start(),
+                  Proc("buyer_server.py", *dbs).start())
+
+
+@pytest.fixture
+def market(tmp_path):
+    m = durable_market(tmp_path)
+    yield m
+    m.stop()
+
+
+def test_state_survives_kill_9_of_both_databases(market):
+    seller, buyer = market.seller(), market.buyer()
+    seller.register("sally")
+    item_id = seller("RegisterItemForSale", name="lamp", category=1, keywords=["desk"],
+                     condition="new", price=12.25, quantity=10)["item_id"]
+    seller("ChangeItemPrice", item_id=item_id, price=13.5)
+    buyer.register("bob")
+    buyer("AddItemToCart", item_id=item_id, quantity=2)
+    buyer("MakePurchase", **CARD)
+    buyer("ProvideFeedback", item_id=item_id, vote="up")
+    buyer("AddItemToCart", item_id=item_id, quantity=3)
+    buyer("SaveCart")
+    before = (seller("DisplayItemsForSale"), seller("GetSellerRating"),
+              buyer("GetBuyerPurchases"), buyer("DisplayCart"))
+
+    for db in (market.product_db, market.customer_db):
+        db.kill()
+        db.restart()
+
+    after = (seller("DisplayItemsForSale"), seller("GetSellerRating"),
+             buyer("GetBuyerPurchases"), buyer("DisplayCart"))
+    assert after == before  # sessions survive too: no new login was needed
+    fresh = market.buyer()
+    fresh.login("bob")
+    assert fresh("DisplayCart") == before[3]
+    assert seller("RegisterItemForSale", name="new", category=1, keywords=[],
+                  condition="used", price=1, quantity=1)["item_id"] == item_id + 1
+
+
+def test_acknowledged_writes_survive_kill_during_write_load(market):
+    """Writers register items as fast as they can; kill -9 the product db mid-load."""
+    seller = market.seller()
+    seller.register("loader")
+    acknowledged: list[int] = []
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def writer() -> None:
+        api = Api(Client(market.seller_server.address, timeout=2))
+        api.session = seller.session
+        while not stop.is_set():
+            try:
+                item_id = api("RegisterItemForSale", name="w", category=2, keywords=[],
+                              condition="new", price=1, quantity=1)["item_id"]
+            except ApiError:
+                return
+            with lock:
+                acknowledged.append(item_id)
+        api.client.close()
+
+    threads = [threading.Thread(target=writer) for _ in range(6)]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 10
+    while len(acknowledged) < 300 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    market.product_db.kill()
+    stop.set()
+    for t in threads:
+        t.join(10)
+    assert len(acknowledged) >= 300
+    market.product_db.restart()
+
+    stored = {item["item_id"] for item in seller("DisplayItemsForSale")["items"]}
+    assert set(acknowledged) <= stored
+    # Nothing half-applied: ids are dense and every stored item is whole.
+    assert stored == set(range(1, max(stored) + 1))
+
+
+def test_snapshot_and_journal_replay_agree(tmp_path):
+    """Many writes across several snapshots come back exactly."""
+    sys.path.insert(0, str(ROOT))
+    import product_db
+    from protocol import Request
+
+    db = product_db.ProductDB()
+    db.open_data_dir(str(tmp_path))
+    db._journal.snapshot_every = 50
+    request = Request("x", None)
+    for n in range(1, 181):
+        db.dispatch({"op": "RegisterItem", "args": {
+            "seller_id": 1 + n % 3, "name": f"i{n}", "category": n % 4, "keywords": ["k"],
+            "condition": "new", "price": n, "quantity": 5}})
+        db.dispatch({"op": "ReserveUnits", "args": {"purchase_id": f"p{n}",
+                                                    "lines": [{"item_id": n, "quantity": 2}]}})
+        if n % 2:
+            db.dispatch({"op": "ReleaseUnits", "args": {"purchase_id": f"p{n}"}})
+    assert db._journal.generation >= 3
+    again = product_db.ProductDB()
+    again.open_data_dir(str(tmp_path))
+    assert again.dump() == db.dump()
+    assert again.search(request, 1, ["K"], 500) == db.search(request, 1, ["K"], 500)
+
+
+def start_with(data_dir) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "customer_db.py"), "--port", "0",
+                           "--data-dir", str(data_dir)], capture_output=True, text=True,
+                          timeout=10)
+
+
+def test_torn_last_line_is_ignored_and_corruption_is_named(tmp_path):
+    db = Proc("customer_db.py", "--data-dir", str(tmp_path)).start()
+    api = Api(Client(db.address))
+    api.client.call("CreateAccount", {"role": "buyer", "username": "a", "password": "p"})
+    api.client.call("CreateAccount", {"role": "buyer", "username": "b", "password": "p"})
+    api.client.close()
+    db.kill()
+    journal = tmp_path / "journal-0.jsonl"
+    good = journal.read_bytes()
+    assert good.count(b"\n") == 2
+
+    journal.write_bytes(good + b'{"t": "acc')  # a crash in the middle of a write
+    db.restart()
+    client = Client(db.address)
+    assert client.call("Login", {"role": "buyer", "username": "b", "password": "p"})
+    client.close()
+    db.kill()
+    healed = journal.read_bytes()
+    assert healed.startswith(good) and b'{"t": "acc' not in healed  # torn tail cut off
+    assert healed.count(b"\n") == 3  # ... and the login appended after it
+
+    lines = good.split(b"\n")
+    journal.write_bytes(lines[0] + b"\nnot json\n" + lines[1] + b"\n")
+    result = start_with(tmp_path)
+    assert result.returncode != 0
+    assert f"{journal}:2: corrupt record" in result.stderr
+    assert "Traceback" not in result.stderr
+
+    (tmp_path / "snapshot.json").write_text("{broken")
+    result = start_with(tmp_path)
+    assert result.returncode != 0 and "snapshot.json: corrupt snapshot" in result.stderr
+
+
+def test_data_dir_files_are_private(tmp_path):
+    db = Proc("customer_db.py", "--data-dir", str(tmp_path / "d")).start()
+    Client(db.address).call("CreateAccount", {"role": "seller", "username": "s",
+                                              "password": "secret-pw"})
+    db.stop()
+    journal = (tmp_path / "d" / "journal-0.jsonl")
+    assert b"secret-pw" not in journal.read_bytes()
+    assert os.stat(tmp_path / "d").st_mode & 0o077 == 0
+    assert os.stat(journal).st_mode & 0o077 == 0
