@@ -84,7 +84,11 @@ class BuyerFrontend(Frontend):
     # -- carts ----------------------------------------------------------------
 
     def add_to_cart(self, request: Request, item_id: int, quantity: int) -> dict:
-        self.user_id(request)
+        """Three round trips: the item's units, the checked write, the cart's items.
+
+        The session is checked by the write, so an unknown item is ``not_found``
+        even for a bad session (items are public through search anyway).
+        """
         item = self.product.call("GetItem", {"item_id": item_id}, idempotent=True)["item"]
         result = self.customer.call("AddToCart", {"item_id": item_id, "quantity": quantity,
                                                   "available": item["quantity"]}, request.session)
