@@ -13,11 +13,11 @@ Everything the six parts have in common lives here, once:
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import logging
 import math
 import os
-import queue
 import select
 import signal
 import socket
@@ -61,21 +61,27 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not allowed")
 
 
+# Built once: json.dumps/loads with options would build a new coder per call.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+_EXACT_DECODER = json.JSONDecoder(parse_float=Decimal, parse_constant=_reject_constant)
+_FLOAT_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
 def encode(message: dict) -> bytes:
     """One message as one line of compact UTF-8 JSON."""
-    return (json.dumps(message, separators=(",", ":"), ensure_ascii=False,
-                       allow_nan=False) + "\n").encode()
+    return (_ENCODER.encode(message) + "\n").encode()
 
 
-def decode(line: bytes, parse_float: Callable[[str], Any] = Decimal) -> dict:
+def decode(line: bytes, exact: bool = True) -> dict:
     """Parse one line (newline included or not) into a JSON object.
 
-    Requests parse numbers with a fraction or exponent as ``Decimal``, so prices
-    stay exact; replies pass ``parse_float=float``. NaN and Infinity are refused.
+    With ``exact`` (requests), numbers with a fraction or exponent become
+    ``Decimal`` so prices stay exact; replies use floats. NaN and Infinity are
+    refused.
     """
+    decoder = _EXACT_DECODER if exact else _FLOAT_DECODER
     try:
-        message = json.loads(line.decode("utf-8"), parse_float=parse_float,
-                             parse_constant=_reject_constant)
+        message = decoder.decode(line.decode("utf-8"))
     except UnicodeDecodeError:
         raise ApiError("bad_request", "The message is not valid UTF-8.") from None
     except (ValueError, RecursionError):
@@ -417,7 +423,7 @@ class Connection:
         line = read_line(self.rfile)
         if line is None:
             raise ConnectionError("connection closed before the reply")
-        return decode(line, parse_float=float)
+        return decode(line, exact=False)
 
     def close(self) -> None:
         try:
@@ -440,7 +446,9 @@ class Client:
                  max_idle: int = 256) -> None:
         self.address = address
         self.timeout = timeout
-        self._idle: queue.LifoQueue[Connection] = queue.LifoQueue(maxsize=max_idle)
+        self.max_idle = max_idle
+        # Idle connections, most recently used last; deque append/pop are atomic.
+        self._idle: collections.deque[Connection] = collections.deque()
 
     def call(self, op: str, args: dict | None = None, session: str | None = None,
              idempotent: bool = False) -> dict:
@@ -477,8 +485,8 @@ class Client:
     def _checkout(self) -> Connection:
         while True:
             try:
-                conn = self._idle.get_nowait()
-            except queue.Empty:
+                conn = self._idle.pop()
+            except IndexError:
                 break
             if not conn.looks_closed():
                 return conn
@@ -489,9 +497,9 @@ class Client:
             raise ApiError("unavailable", f"{self._name()} is unreachable ({exc}).") from None
 
     def _checkin(self, conn: Connection) -> None:
-        try:
-            self._idle.put_nowait(conn)
-        except queue.Full:
+        if len(self._idle) < self.max_idle:
+            self._idle.append(conn)
+        else:
             conn.close()
 
     def _name(self) -> str:
@@ -500,8 +508,8 @@ class Client:
     def close(self) -> None:
         while True:
             try:
-                self._idle.get_nowait().close()
-            except queue.Empty:
+                self._idle.pop().close()
+            except IndexError:
                 return
 
 
