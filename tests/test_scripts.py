@@ -1,0 +1,138 @@
+"""run_all.sh and stop_all.sh, in a temporary run directory on free, non-default ports."""
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT, Api, wait_until
+from protocol import ApiError, Client
+
+SERVICES = ["product_db", "customer_db", "seller_server", "buyer_server"]
+PORT_VARIABLES = ["PRODUCT_DB_PORT", "CUSTOMER_DB_PORT", "SELLER_SERVER_PORT",
+                  "BUYER_SERVER_PORT"]
+
+
+def free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    for sock in sockets:
+        sock.bind(("127.0.0.1", 0))
+    ports = [sock.getsockname()[1] for sock in sockets]
+    for sock in sockets:
+        sock.close()
+    return ports
+
+
+@pytest.fixture
+def env(tmp_path):
+    """The environment of one run: its own run directory and four free ports."""
+    ports = dict(zip(PORT_VARIABLES, map(str, free_ports(4))))
+    yield {**os.environ, "RUN_DIR": str(tmp_path / "run"), "PYTHON": sys.executable,
+           "STOP_GRACE": "3", **ports}
+    script("stop_all.sh", env={**os.environ, "RUN_DIR": str(tmp_path / "run")})  # just in case
+
+
+def script(name: str, env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run([str(ROOT / name)], env=env, capture_output=True, text=True,
+                          timeout=60)
+
+
+def running(pid: int) -> bool:
+    """Alive and not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rpartition(")")[2].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def recorded_pids(run_dir: str) -> dict[str, int]:
+    pids = {}
+    for name in SERVICES:
+        path = os.path.join(run_dir, f"{name}.pid")
+        if os.path.exists(path):
+            with open(path) as pid_file:
+                pids[name] = int(pid_file.read())
+    return pids
+
+
+def test_run_all_then_stop_all(env):
+    started = script("run_all.sh", env)
+    assert started.returncode == 0, started.stderr
+    for name, variable in zip(SERVICES, PORT_VARIABLES):
+        assert re.search(rf"^{name} +ready on 127\.0\.0\.1:{env[variable]} \(pid \d+\), "
+                         rf"log {re.escape(env['RUN_DIR'])}/{name}\.log$",
+                         started.stdout, re.MULTILINE), started.stdout
+    pids = recorded_pids(env["RUN_DIR"])
+    assert sorted(pids) == sorted(SERVICES) and all(map(running, pids.values()))
+
+    # All four answer: each frontend reaches both databases.
+    seller = Api(Client(("127.0.0.1", int(env["SELLER_SERVER_PORT"]))))
+    seller.register("sam")
+    item_id = seller("RegisterItemForSale", name="lamp", category=1, keywords=[],
+                     condition="new", price=2.5, quantity=1)["item_id"]
+    buyer = Api(Client(("127.0.0.1", int(env["BUYER_SERVER_PORT"]))))
+    buyer.register("bea")
+    assert buyer("GetItem", item_id=item_id)["item"]["price"] == 2.5
+
+    again = script("run_all.sh", env)
+    assert again.returncode == 0 and again.stdout.count("is already running") == 4
+    assert recorded_pids(env["RUN_DIR"]) == pids
+
+    stopped = script("stop_all.sh", env)
+    assert stopped.returncode == 0 and stopped.stdout.count("stopped ") == 4, stopped.stdout
+    assert wait_until(lambda: not any(map(running, pids.values())))
+    assert recorded_pids(env["RUN_DIR"]) == {}
+    with pytest.raises(ApiError) as down:
+        seller("DisplayItemsForSale")
+    assert down.value.code == "unavailable"
+
+    twice = script("stop_all.sh", env)
+    assert twice.returncode == 0 and "nothing to stop" in twice.stdout
+
+
+def test_busy_port_fails_clearly(env):
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        env["SELLER_SERVER_PORT"] = str(squatter.getsockname()[1])
+        failed = script("run_all.sh", env)
+    assert failed.returncode == 1
+    assert "seller_server did not start: its port is already in use" in failed.stderr
+    assert "--- last lines of" in failed.stderr and "Address already in use" in failed.stderr
+    # What this run had started is stopped again, and nothing is left recorded.
+    stopped = [int(pid) for pid in re.findall(r"stopped \w+ \(pid (\d+)\)", failed.stderr)]
+    assert len(stopped) == 2 and not any(map(running, stopped))
+    assert recorded_pids(env["RUN_DIR"]) == {}
+
+
+def test_stop_all_leaves_a_reused_pid_alone(env):
+    """A pid file naming some other program (the pid was reused) does not get it killed."""
+    other = subprocess.Popen(["sleep", "30"])
+    try:
+        os.makedirs(env["RUN_DIR"])
+        with open(os.path.join(env["RUN_DIR"], "product_db.pid"), "w") as pid_file:
+            pid_file.write(str(other.pid))
+        result = script("stop_all.sh", env)
+        assert result.returncode == 0 and "product_db was not running" in result.stdout
+        assert other.poll() is None
+        assert recorded_pids(env["RUN_DIR"]) == {}
+    finally:
+        other.kill()
+        other.wait()
+
+
+def test_readme_walkthrough(env):
+    """The README's walkthrough runs as pasted and prints what the README shows."""
+    walkthrough = (ROOT / "README.md").read_text().split("## Walkthrough", 1)[1]
+    commands = walkthrough.split("```sh\n", 1)[1].split("```", 1)[0]
+    shown = walkthrough.split("The last step prints:\n\n```\n", 1)[1].split("```", 1)[0]
+    result = subprocess.run(["bash", "-e", "-c", commands], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert (result.returncode, result.stderr) == (0, ""), result.stdout
+    assert shown in result.stdout
+    assert result.stdout.count("stopped ") == 4
