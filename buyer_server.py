@@ -4,20 +4,24 @@
 """
 from __future__ import annotations
 
+import argparse
 import datetime
 import logging
 import os
 import secrets
+import threading
 import time
 
 from protocol import (ApiError, Frontend, Int, ITEM_ID, Keywords, Op, Optional, QUANTITY,
-                      Request, Str, VOTE, dollars, frontend_main)
+                      Request, Str, VOTE, dollars, env_default, frontend_main)
 
 log = logging.getLogger("marketplace")
 
 # Test hook: seconds to pause between taking the units and recording the
 # purchase, so a test can stop the customer database right there.
 COMMIT_DELAY = float(os.environ.get("MARKET_TEST_COMMIT_DELAY", "0"))
+
+SETTLE_BATCH = 1000  # purchase ids per settling round trip (well under 1 MiB)
 
 CARD = {"card_name": Str(0, 256, no_control=False), "card_number": Str(0, 64, no_control=False),
         "expiry": Str(0, 16, no_control=False)}
@@ -51,6 +55,16 @@ def luhn_ok(number: str) -> bool:
 class BuyerFrontend(Frontend):
     name = "buyer frontend"
     role = "buyer"
+    settle_after = 10
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        env_default(parser, "--settle-after", "SETTLE_AFTER", cls.settle_after,
+                    "seconds after which an unfinished purchase is completed or undone",
+                    type=int)
+
+    def configure(self, args: argparse.Namespace) -> None:
+        self.settle_after = max(1, args.settle_after)
 
     def role_ops(self) -> dict[str, Op]:
         cart_line = {"item_id": ITEM_ID, "quantity": QUANTITY}
@@ -126,11 +140,14 @@ class BuyerFrontend(Frontend):
 
         1. customer db ``StartPurchase``: check the session, read the cart.
         2. product db ``ReserveUnits``: take every line's units under one lock,
-           remembered under a fresh purchase id (a retry with it changes nothing).
+           as a pending reservation under a fresh purchase id.
         3. customer db ``CommitPurchase``: append the record, bump counters,
-           empty both carts (also idempotent per purchase id).
-        If step 3 fails, or step 2's outcome is unknown, ``ReleaseUnits`` gives
-        the units back, so the purchase is either complete or undone.
+           empty both carts. The customer database decides: a purchase id is
+           committed once, or cancelled and then never committed.
+        If step 3 fails, or step 2's outcome is unknown, ``settle`` asks the
+        customer database for its verdict and the product database keeps or
+        gives back the units. If even that fails (a database is down, or this
+        frontend dies), every buyer frontend's settling thread does it later.
         """
         cart = self.customer.call("StartPurchase", {}, request.session)["cart"]
         problem = card_problem(card_name, card_number, expiry, datetime.date.today())
@@ -141,22 +158,53 @@ class BuyerFrontend(Frontend):
         try:
             sold = self.product.call("ReserveUnits", {"purchase_id": purchase_id,
                                                       "lines": lines})["lines"]
-            if COMMIT_DELAY:
-                time.sleep(COMMIT_DELAY)
+        except ApiError as error:
+            if error.code in ("unavailable", "internal"):  # the units may have been taken
+                self.settle_quietly([purchase_id])
+            raise
+        if COMMIT_DELAY:
+            time.sleep(COMMIT_DELAY)
+        try:
             record = self.customer.call("CommitPurchase", {
                 "purchase_id": purchase_id, "lines": sold, "card_last4": card_number[-4:]},
                 request.session)["purchase"]
-        except ApiError as error:
-            if error.code in ("unavailable", "invalid_session", "internal"):
-                self.release_units(purchase_id)
+        except ApiError:
+            self.settle_quietly([purchase_id])
             raise
         return {"purchase": purchase_view(record)}
 
-    def release_units(self, purchase_id: str) -> None:
+    def settle(self, purchase_ids: list[str]) -> None:
+        """Get the customer database's verdict on these purchases and apply it to the units."""
+        verdict = self.customer.call("ResolvePurchases", {"purchase_ids": purchase_ids},
+                                     idempotent=True)
+        self.product.call("SettlePurchases", verdict, idempotent=True)
+
+    def settle_quietly(self, purchase_ids: list[str]) -> None:
         try:
-            self.product.call("ReleaseUnits", {"purchase_id": purchase_id})
+            self.settle(purchase_ids)
         except ApiError as error:
-            log.warning("ReleaseUnits %s failed: %s", purchase_id, error.code)
+            log.warning("settling %d purchases failed (%s); the settling thread will retry",
+                        len(purchase_ids), error.code)
+
+    def start(self) -> None:
+        threading.Thread(target=self._settle_stale_purchases, name="purchase-settler",
+                         daemon=True).start()
+
+    def _settle_stale_purchases(self) -> None:
+        """Forever: settle reservations left pending longer than ``settle_after``."""
+        while True:
+            time.sleep(self.settle_after / 2)
+            try:
+                while True:
+                    stale = self.product.call("PendingPurchases", {
+                        "older_than": self.settle_after, "limit": SETTLE_BATCH},
+                        idempotent=True)["purchase_ids"]
+                    if stale:
+                        self.settle(stale)
+                    if len(stale) < SETTLE_BATCH:
+                        break
+            except ApiError as error:
+                log.warning("settling stale purchases failed: %s", error.code)
 
     def purchases(self, request: Request) -> dict:
         result = self.customer.call("GetPurchases", {}, request.session, idempotent=True)
@@ -166,7 +214,12 @@ class BuyerFrontend(Frontend):
     def provide_feedback(self, request: Request, item_id: int, vote: str) -> dict:
         """Count the vote for the seller (customer db), then the item (product db)."""
         args = {"item_id": item_id, "vote": vote}
-        self.customer.call("RecordFeedback", args, request.session)
+        try:
+            self.customer.call("RecordFeedback", args, request.session)
+        except ApiError as error:
+            if error.code == "conflict":  # not bought; not_found if there is no such item
+                self.product.call("GetItem", {"item_id": item_id}, idempotent=True)
+            raise
         try:
             self.product.call("AddVote", args)
         except ApiError:

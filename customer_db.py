@@ -52,7 +52,6 @@ class Buyer(Account):
     purchases: list[dict] = field(default_factory=list)
     purchased_items: dict[int, int] = field(default_factory=dict)  # item_id -> seller_id
     feedback_given: set[int] = field(default_factory=set)
-    purchase_ids: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -79,10 +78,12 @@ class CustomerDB(Database):
         # self._lock guards every table below. Invariants: usernames are unique
         # per role; every session names an existing account; a buyer's
         # counters, purchases and feedback change together with the sellers'
-        # counters; a purchase id is applied at most once.
+        # counters; a purchase id is either committed once or cancelled, never both.
         self._accounts: dict[str, dict[int, Account]] = {"buyer": {}, "seller": {}}
         self._by_name: dict[str, dict[str, Account]] = {"buyer": {}, "seller": {}}
         self._sessions: dict[str, Session] = {}
+        self._purchases: dict[str, dict] = {}  # purchase_id -> record, every buyer's
+        self._cancelled: set[str] = set()  # purchase ids that may never commit
         self._next_id = {"buyer": 1, "seller": 1}
         self.ops = {
             "CreateAccount": Op(self.create_account, {"role": ROLE, "username": USERNAME,
@@ -104,6 +105,8 @@ class CustomerDB(Database):
             "CommitPurchase": Op(self.commit_purchase, {
                 "purchase_id": PURCHASE_ID, "lines": ListOf(Record(PURCHASE_LINE)),
                 "card_last4": Str(4, 4)}),
+            "ResolvePurchases": Op(self.resolve_purchases,
+                                   {"purchase_ids": ListOf(PURCHASE_ID)}, needs_session=False),
             "GetPurchases": Op(self.get_purchases),
             "RecordFeedback": Op(self.record_feedback, {"item_id": ITEM_ID, "vote": VOTE}),
             "RevokeFeedback": Op(self.revoke_feedback, {"item_id": ITEM_ID, "vote": VOTE}),
@@ -249,19 +252,33 @@ class CustomerDB(Database):
                         card_last4: str) -> dict:
         """Record a purchase whose units the product database has already taken.
 
-        Applying the same ``purchase_id`` twice returns the first record unchanged.
+        Applying the same ``purchase_id`` twice returns the first record unchanged;
+        an id that ``resolve_purchases`` cancelled is refused.
         """
         with self._lock:
-            session, buyer = self._buyer(request)
-            if purchase_id not in buyer.purchase_ids:
+            self._buyer(request)
+            if purchase_id in self._cancelled:
+                raise ApiError("conflict", "The purchase took too long and was cancelled; "
+                                           "nothing was bought.")
+            if purchase_id not in self._purchases:
                 record_lines = [{**line, "line_total": line["price"] * line["quantity"]}
                                 for line in lines]
                 self.change({"t": "purchase", "token": request.session, "purchase": {
                     "purchase_id": purchase_id, "time": utc_now_iso(), "lines": record_lines,
                     "total": sum(line["line_total"] for line in record_lines),
                     "card_last4": card_last4}})
-            return {"purchase": next(p for p in reversed(buyer.purchases)
-                                     if p["purchase_id"] == purchase_id)}
+            return {"purchase": self._purchases[purchase_id]}
+
+    def resolve_purchases(self, request: Request, purchase_ids: list[str]) -> dict:
+        """The verdict on purchases whose units are taken: committed ids are
+        ``sold``; every other id is cancelled from now on and ``released``."""
+        with self._lock:
+            sold = [p for p in purchase_ids if p in self._purchases]
+            released = [p for p in purchase_ids if p not in self._purchases]
+            fresh = [p for p in released if p not in self._cancelled]
+            if fresh:
+                self.change({"t": "cancel", "purchase_ids": fresh})
+        return {"sold": sold, "released": released}
 
     def get_purchases(self, request: Request) -> dict:
         with self._lock:
@@ -336,9 +353,12 @@ class CustomerDB(Database):
             if line["seller_id"] in sellers:
                 sellers[line["seller_id"]].items_sold += line["quantity"]
         buyer.purchases.append(purchase)
-        buyer.purchase_ids.add(purchase["purchase_id"])
+        self._purchases[purchase["purchase_id"]] = purchase
         buyer.saved_cart = {}
         session.cart = {}
+
+    def _apply_cancel(self, r: dict) -> None:
+        self._cancelled.update(r["purchase_ids"])
 
     def _apply_feedback(self, r: dict) -> None:
         buyer = self._accounts["buyer"][r["buyer_id"]]
@@ -370,7 +390,8 @@ class CustomerDB(Database):
         return {"accounts": {role: [account(a) for a in table.values()]
                              for role, table in self._accounts.items()},
                 "sessions": [[token, s.role, s.user_id, list(s.cart.items())]
-                             for token, s in self._sessions.items()]}
+                             for token, s in self._sessions.items()],
+                "cancelled": sorted(self._cancelled)}
 
     def restore(self, state: Any) -> None:
         for role, accounts in state["accounts"].items():
@@ -384,9 +405,10 @@ class CustomerDB(Database):
                 else:
                     account.items_purchased = raw["items_purchased"]
                     account.purchases = raw["purchases"]
-                    account.purchase_ids = {p["purchase_id"] for p in raw["purchases"]}
+                    self._purchases.update((p["purchase_id"], p) for p in raw["purchases"])
                     account.purchased_items = dict(raw["purchased_items"])
                     account.feedback_given = set(raw["feedback_given"])
+        self._cancelled = set(state["cancelled"])
         now = time.monotonic()
         for token, role, user_id, cart in state["sessions"]:
             self._sessions[token] = Session(role, user_id, now, dict(cart))

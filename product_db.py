@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from protocol import (ApiError, Database, Int, ITEM_ID, Keywords, ListOf, OneOf, Op,
                       PRICE_CENTS, PURCHASE_ID, QUANTITY, Record, Request, Str, VOTE,
                       database_main, database_parser)
 
-RESERVATION_TTL = 600.0  # seconds a purchase id is remembered, so that retries stay harmless
+RESERVATION_TTL = 600.0  # seconds a settled purchase id is remembered: retries stay harmless
 
 
 @dataclass
@@ -39,6 +39,16 @@ class Item:
                 "thumbs_down": self.thumbs_down}
 
 
+@dataclass
+class Reservation:
+    """The units one purchase took: ``pending`` until the customer database's
+    verdict, then ``sold`` or ``released`` (units given back)."""
+
+    taken: list[tuple[Item, int]]
+    state: str = "pending"
+    since: float = field(default_factory=time.monotonic)
+
+
 SELLER_ID = Int(1)
 RESERVE_LINE = {"item_id": ITEM_ID, "quantity": QUANTITY}
 
@@ -56,7 +66,7 @@ class ProductDB(Database):
         self._by_category: dict[int, list[Item]] = {}  # in item_id order
         self._by_keyword: dict[tuple[int, str], list[Item]] = {}
         self._by_seller: dict[int, list[Item]] = {}
-        self._reservations: dict[str, tuple[float, list[tuple[Item, int]] | None]] = {}
+        self._reservations: dict[str, Reservation] = {}
         self._next_id = 1
         self.ops = {name: Op(handler, schema, needs_session=False) for name, (handler, schema) in {
             "RegisterItem": (self.register_item, {
@@ -74,7 +84,10 @@ class ProductDB(Database):
             "GetItems": (self.get_items, {"item_ids": ListOf(ITEM_ID)}),
             "ReserveUnits": (self.reserve_units, {"purchase_id": PURCHASE_ID,
                                                   "lines": ListOf(Record(RESERVE_LINE))}),
-            "ReleaseUnits": (self.release_units, {"purchase_id": PURCHASE_ID}),
+            "PendingPurchases": (self.pending_purchases, {"older_than": Int(0, 86_400),
+                                                          "limit": Int(1, 10_000)}),
+            "SettlePurchases": (self.settle_purchases, {"sold": ListOf(PURCHASE_ID),
+                                                        "released": ListOf(PURCHASE_ID)}),
             "AddVote": (self.add_vote, {"item_id": ITEM_ID, "vote": VOTE}),
         }.items()}
 
@@ -179,52 +192,79 @@ class ProductDB(Database):
         """Take the units of every line, all or nothing, once per ``purchase_id``.
 
         Returns each line with the name, price (cents) and seller it was sold at.
+        The reservation stays pending until ``settle_purchases`` hears the
+        customer database's verdict.
         """
         with self._lock:
             previous = self._reservations.get(purchase_id)
             if previous is not None:
-                taken = previous[1]
-                if taken is None:
+                if previous.state == "released":
                     raise ApiError("conflict", "This purchase was already cancelled.")
-                return {"lines": [_sold_line(item, units) for item, units in taken]}
+                return {"lines": [_sold_line(item, units) for item, units in previous.taken]}
             wanted: dict[int, int] = {}
             for line in lines:
                 wanted[line["item_id"]] = wanted.get(line["item_id"], 0) + line["quantity"]
-            items = [(self._item(item_id), units) for item_id, units in wanted.items()]
-            for item, units in items:
+            taken = [(self._item(item_id), units) for item_id, units in wanted.items()]
+            for item, units in taken:
                 if item.quantity < units:
-                    raise ApiError("conflict", f"Item {item.item_id} ({item.name}) has only "
-                                               f"{item.quantity} units left; nothing was bought.")
-            for item, units in items:
+                    raise ApiError("conflict", f"Item {item.item_id} ({item.name}) has "
+                                               f"{item.quantity} left, fewer than {units}; "
+                                               "nothing was bought.")
+            for item, units in taken:
                 item.quantity -= units
-            self._reservations[purchase_id] = (time.monotonic(), items)
-            self.record({"items": [asdict(item) for item, _ in items],
-                         "reservation": [purchase_id, [[i.item_id, u] for i, u in items]]})
-            return {"lines": [_sold_line(item, units) for item, units in items]}
+            self._set_reservation(purchase_id, Reservation(taken), taken)
+            return {"lines": [_sold_line(item, units) for item, units in taken]}
 
-    def release_units(self, request: Request, purchase_id: str) -> dict:
-        """Give back what ``reserve_units`` took; an unknown id is remembered as cancelled."""
+    def pending_purchases(self, request: Request, older_than: int, limit: int) -> dict:
+        """Ids of reservations still pending after ``older_than`` seconds, oldest first."""
+        deadline = time.monotonic() - older_than
         with self._lock:
-            previous = self._reservations.get(purchase_id)
-            given_back = previous[1] if previous is not None and previous[1] else []
-            for item, units in given_back:
-                item.quantity += units
-            self._reservations[purchase_id] = (time.monotonic(), None)
-            self.record({"items": [asdict(item) for item, _ in given_back],
-                         "reservation": [purchase_id, None]})
-            return {}
+            pending = [(r.since, purchase_id) for purchase_id, r in self._reservations.items()
+                       if r.state == "pending" and r.since <= deadline]
+        return {"purchase_ids": [purchase_id for _, purchase_id in sorted(pending)[:limit]]}
+
+    def settle_purchases(self, request: Request, sold: list[str], released: list[str]) -> dict:
+        """Apply the customer database's verdicts: keep the units sold, give back the released.
+
+        An id never seen is remembered as released, so a late ``ReserveUnits``
+        with it takes nothing.
+        """
+        with self._lock:
+            for purchase_id in sold:
+                reservation = self._reservations.get(purchase_id)
+                if reservation is not None and reservation.state == "pending":
+                    self._set_reservation(purchase_id, Reservation(reservation.taken, "sold"))
+            for purchase_id in released:
+                reservation = self._reservations.get(purchase_id)
+                if reservation is None:
+                    self._set_reservation(purchase_id, Reservation([], "released"))
+                elif reservation.state == "pending":
+                    for item, units in reservation.taken:
+                        item.quantity += units
+                    self._set_reservation(purchase_id, Reservation(reservation.taken, "released"),
+                                          reservation.taken)
+        return {}
+
+    def _set_reservation(self, purchase_id: str, reservation: Reservation,
+                         changed: list[tuple[Item, int]] = ()) -> None:
+        """Store a reservation's new state and journal it with the items whose units moved."""
+        self._reservations[purchase_id] = reservation
+        self.record({"items": [asdict(item) for item, _ in changed],
+                     "reservation": [purchase_id, reservation.state,
+                                     [[item.item_id, units] for item, units in reservation.taken]]})
 
     def _forget_old_reservations(self) -> None:
+        """Drop settled reservations after ``RESERVATION_TTL``; pending ones wait for a verdict."""
         while True:
             time.sleep(RESERVATION_TTL / 10)
             deadline = time.monotonic() - RESERVATION_TTL
             with self._lock:
-                old = [p for p, (at, _) in self._reservations.items() if at < deadline]
+                old = [purchase_id for purchase_id, r in self._reservations.items()
+                       if r.state != "pending" and r.since < deadline]
                 for purchase_id in old:
                     del self._reservations[purchase_id]
 
-
-    # -- durability: records are after-images of the items a change touched ----
+    # -- durability: records are after-images of what a change touched ---------
 
     def apply(self, change: dict) -> None:
         for raw in change["items"]:
@@ -235,15 +275,15 @@ class ProductDB(Database):
                 item.price, item.quantity = raw["price"], raw["quantity"]
                 item.thumbs_up, item.thumbs_down = raw["thumbs_up"], raw["thumbs_down"]
         if "reservation" in change:
-            purchase_id, lines = change["reservation"]
-            taken = None if lines is None else [(self._items[i], u) for i, u in lines]
-            self._reservations[purchase_id] = (time.monotonic(), taken)
+            purchase_id, state, lines = change["reservation"]
+            self._reservations[purchase_id] = Reservation(
+                [(self._items[item_id], units) for item_id, units in lines], state)
 
     def dump(self) -> Any:
         return {"items": [asdict(item) for item in self._items.values()],
-                "reservations": [[purchase_id, None if taken is None else
-                                  [[item.item_id, units] for item, units in taken]]
-                                 for purchase_id, (_, taken) in self._reservations.items()]}
+                "reservations": [[purchase_id, r.state,
+                                  [[item.item_id, units] for item, units in r.taken]]
+                                 for purchase_id, r in self._reservations.items()]}
 
     def restore(self, state: Any) -> None:
         self.apply({"items": state["items"]})

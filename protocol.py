@@ -791,6 +791,13 @@ class Frontend(Service):
     def role_ops(self) -> dict[str, Op]:
         raise NotImplementedError
 
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        """Add this frontend's own flags."""
+
+    def configure(self, args: argparse.Namespace) -> None:
+        """Take this frontend's own flags."""
+
     def create_account(self, request: Request, username: str, password: str) -> dict:
         result = self.customer.call("CreateAccount", {"role": self.role, "username": username,
                                                       "password": password})
@@ -825,9 +832,12 @@ def frontend_main(frontend: type[Frontend], description: str, env_prefix: str, p
                 "product database HOST:PORT", type=parse_address)
     env_default(parser, "--db-timeout", "DB_TIMEOUT", 5.0,
                 "seconds to wait for a database reply", type=float)
+    frontend.add_arguments(parser)
     args = parser.parse_args(argv)
-    serve(frontend(Client(args.customer_db, args.db_timeout),
-                   Client(args.product_db, args.db_timeout)), args)
+    service = frontend(Client(args.customer_db, args.db_timeout),
+                       Client(args.product_db, args.db_timeout))
+    service.configure(args)
+    serve(service, args)
 
 
 # -- CLI plumbing (shared by seller_client.py and buyer_client.py) ----------
