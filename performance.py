@@ -15,8 +15,9 @@ seed per client):
 * seller: RegisterItemForSale 5, ChangeItemPrice 25, UpdateUnitsForSale 15
   (takes away one unit), DisplayItemsForSale 25, GetSellerRating 30.
 * buyer: SearchItemsForSale 25 (a random category of 10, half the time with 1-2
-  keywords, limit 20), GetItem 15, AddItemToCart 15 (1-2 units of an item seen
-  in a search or listed at setup), RemoveItemFromCart 5, DisplayCart 10,
+  keywords, limit 20), GetItem 15 (an item seen in a search or listed at setup),
+  AddItemToCart 15 (1-2 units of an item from the last search, else of one
+  seen; one found sold out is forgotten), RemoveItemFromCart 5, DisplayCart 10,
   MakePurchase 8, ProvideFeedback 5, GetSellerRating 10, GetBuyerPurchases 7.
 * An op the client's state rules out becomes what a user would do instead:
   remove or purchase with an empty cart -> AddItemToCart; feedback with nothing
@@ -58,6 +59,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import traceback
@@ -293,6 +295,7 @@ class BuyerBench(BenchClient):
         super().__init__(*args)
         self.items: dict[int, int] = {}  # item_id -> seller_id, of items seen
         self.item_ids: list[int] = []  # the keys of ``items``, for random choice
+        self.last_found: list[int] = []  # the items of the last search
         self.cart: dict[int, int] = {}  # item_id -> units, as this session's cart holds
         self.unrated: set[int] = set()  # bought and not rated yet
         self.rated: set[int] = set()
@@ -304,6 +307,14 @@ class BuyerBench(BenchClient):
             if item_id not in self.items:
                 self.items[item_id] = seller_id
                 self.item_ids.append(item_id)
+
+    def forget(self, item_id: int) -> None:
+        """Drop an item found sold out from the ones this buyer would pick."""
+        if item_id in self.last_found:
+            self.last_found.remove(item_id)
+        if item_id in self.items:
+            del self.items[item_id]
+            self.item_ids.remove(item_id)
 
     def next_op(self) -> tuple[str, dict]:
         if self.to_remove:
@@ -324,11 +335,11 @@ class BuyerBench(BenchClient):
             if self.rng.random() < 0.5:
                 args["keywords"] = self.rng.sample(KEYWORDS, self.rng.randint(1, 2))
             return op, args
-        if op in ("GetItem", "AddItemToCart"):
-            args = {"item_id": self.rng.choice(self.item_ids)}
-            if op == "AddItemToCart":
-                args["quantity"] = self.rng.randint(1, 2)
-            return op, args
+        if op == "GetItem":
+            return op, {"item_id": self.rng.choice(self.item_ids)}
+        if op == "AddItemToCart":
+            return op, {"item_id": self.rng.choice(self.last_found or self.item_ids),
+                        "quantity": self.rng.randint(1, 2)}
         if op == "RemoveItemFromCart":
             item_id = self.rng.choice(list(self.cart))
             return op, {"item_id": item_id, "quantity": self.cart[item_id]}
@@ -343,7 +354,9 @@ class BuyerBench(BenchClient):
 
     def on_ok(self, op: str, args: dict, result: dict) -> None:
         if op == "SearchItemsForSale":
-            self.learn([(item["item_id"], item["seller_id"]) for item in result.get("items", ())])
+            found = [(item["item_id"], item["seller_id"]) for item in result.get("items", ())]
+            self.learn(found)
+            self.last_found = [item_id for item_id, _ in found]
         elif op == "AddItemToCart":
             self.cart[args["item_id"]] = self.cart.get(args["item_id"], 0) + args["quantity"]
         elif op == "RemoveItemFromCart":
@@ -360,7 +373,9 @@ class BuyerBench(BenchClient):
             self.rated.add(args["item_id"])
 
     def on_conflict(self, op: str, args: dict) -> None:
-        if op == "MakePurchase":
+        if op == "AddItemToCart" and len(self.item_ids) > 1:
+            self.forget(args["item_id"])
+        elif op == "MakePurchase":
             self.check_cart = True
         elif op == "ProvideFeedback":
             self.unrated.discard(args["item_id"])
@@ -453,7 +468,7 @@ def receive(conn, timeout: float, what: str) -> Any:
 class LoadResult:
     """What one timed run produced."""
 
-    def __init__(self, figures: list[dict], services_cpu_s: float | None) -> None:
+    def __init__(self, figures: list[dict], services_cpu_s: dict[str, float] | None) -> None:
         self.tally = Tally()
         for figure in figures:
             self.tally.add(figure["tally"])
@@ -516,7 +531,9 @@ def run_load(addresses: dict[str, tuple[str, int]], buyers: int, sellers: int, p
             conn.send("go")
         figures = watch(workers, progress, len(specs) * ops if ops else None, seconds, label,
                         on_tick)
-        services_cpu = deployment.cpu_s() - cpu_before if deployment else None
+        services_cpu = ({name: seconds - cpu_before[name]
+                         for name, seconds in deployment.cpu_s().items()}
+                        if deployment else None)
     finally:
         for process, conn in workers:
             process.join(5)
@@ -601,14 +618,19 @@ class ServiceProcess:
 
 
 class Deployment:
-    """Services this benchmark started; ``addresses`` maps a client role to its server."""
+    """Services this benchmark started; ``addresses`` maps a client role to its server.
 
-    def __init__(self, services: list[ServiceProcess], addresses: dict[str, tuple[str, int]]):
+    ``scratch`` is a directory made for them, removed when they stop.
+    """
+
+    def __init__(self, services: list[ServiceProcess], addresses: dict[str, tuple[str, int]],
+                 scratch: Path | None = None):
         self.services = services
         self.addresses = addresses
+        self.scratch = scratch
 
-    def cpu_s(self) -> float:
-        return sum(service.cpu_s() for service in self.services)
+    def cpu_s(self) -> dict[str, float]:
+        return {service.name: service.cpu_s() for service in self.services}
 
     def rss_kb(self) -> dict[str, int]:
         return {service.name: service.rss_kb() for service in self.services}
@@ -616,14 +638,23 @@ class Deployment:
     def stop(self) -> None:
         for service in reversed(self.services):
             service.stop()
+        if self.scratch:
+            shutil.rmtree(self.scratch, ignore_errors=True)
 
 
-def start_market(logs: Path, data_dir: Path | None) -> Deployment:
-    """The four services on free ports, databases first."""
+def start_market(logs: Path, data_root: Path | None) -> Deployment:
+    """The four services on free ports, databases first.
+
+    With ``data_root`` the databases keep their data in a fresh directory under it.
+    """
     started: list[ServiceProcess] = []
+    scratch = None
+    if data_root:
+        data_root.mkdir(parents=True, exist_ok=True)
+        scratch = Path(tempfile.mkdtemp(prefix="market-", dir=data_root))
     try:
         for script in ("product_db.py", "customer_db.py"):
-            extra = ["--data-dir", str(data_dir / Path(script).stem)] if data_dir else []
+            extra = ["--data-dir", str(scratch / Path(script).stem)] if scratch else []
             started.append(ServiceProcess([script, "--port", "0", *extra],
                                           logs / f"{Path(script).stem}.log"))
         dbs = ["--product-db", started[0].where, "--customer-db", started[1].where]
@@ -631,9 +662,10 @@ def start_market(logs: Path, data_dir: Path | None) -> Deployment:
             started.append(ServiceProcess([script, "--port", "0", *dbs],
                                           logs / f"{Path(script).stem}.log"))
     except BaseException:
-        Deployment(started, {}).stop()
+        Deployment(started, {}, scratch).stop()
         raise
-    return Deployment(started, {"seller": started[2].address, "buyer": started[3].address})
+    return Deployment(started, {"seller": started[2].address, "buyer": started[3].address},
+                      scratch)
 
 
 def start_echo_chain(logs: Path) -> Deployment:
@@ -683,8 +715,7 @@ def run_scenario(args: argparse.Namespace, buyers: int, sellers: int, echo: Depl
         seed = f"{name}-{run}"
         market = None
         if target is None:
-            data_dir = args.data_dir / f"{name}-run{run}" if args.data_dir else None
-            market = start_market(args.out / "logs", data_dir)
+            market = start_market(args.out / "logs", args.data_dir)
         try:
             ours.append(run_load(target or market.addresses, buyers, sellers, args.procs,
                                  args.ops, RUN_TIME_LIMIT, f"{label} marketplace", seed, market))
@@ -731,9 +762,12 @@ def summarize(args: argparse.Namespace, buyers: int, sellers: int, ours: list[Lo
     generator = [100 * r["generator_cpu_s"] / r["wall_s"] for r in runs if r["wall_s"]]
     row["generator_cpu_pct_of_core"], _ = mean_std(generator)
     row["generator_cpu_pct_of_machine"] = row["generator_cpu_pct_of_core"] / cores
-    services = [100 * r["services_cpu_s"] / r["wall_s"] for r in runs
-                if r["services_cpu_s"] is not None and r["wall_s"]]
-    row["services_cpu_pct_of_machine"] = mean_std(services)[0] / cores if services else None
+    measured = [r for r in runs if r["services_cpu_s"] is not None and r["wall_s"]]
+    row["services_cpu_pct_of_core"] = {
+        name: mean_std([100 * r["services_cpu_s"][name] / r["wall_s"] for r in measured])[0]
+        for name in (measured[0]["services_cpu_s"] if measured else ())}
+    row["services_cpu_pct_of_machine"] = (sum(row["services_cpu_pct_of_core"].values()) / cores
+                                          if measured else None)
     row["cdf_ms"] = cdf_points(sorted(x for r in ours for x in r.latencies))
     row["echo_cdf_ms"] = cdf_points(sorted(x for r in theirs for x in r.latencies))
     row["per_run"] = runs
@@ -870,13 +904,14 @@ def print_table(rows: list[dict]) -> None:
 
 def benchmark(args: argparse.Namespace, target: dict | None) -> dict:
     shutil.rmtree(args.out / "logs", ignore_errors=True)
+    host = machine()  # before the load, so the load average shows what else was running
     echo = start_echo_chain(args.out / "logs")
     try:
         rows = [run_scenario(args, buyers, sellers, echo, target)
                 for buyers, sellers in args.scenarios]
     finally:
         echo.stop()
-    return {"machine": {**machine(), "generator_processes": args.procs},
+    return {"machine": {**host, "generator_processes": args.procs},
             "config": {"command": " ".join(["python3", "performance.py", *sys.argv[1:]]),
                        "runs": args.runs, "ops_per_client": args.ops,
                        "target": args.target, "fresh_state_per_run": target is None,
@@ -925,7 +960,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--target", metavar="SELLER_HOST:PORT,BUYER_HOST:PORT",
                         help="use these running frontends instead of starting services")
     parser.add_argument("--data-dir", type=Path,
-                        help="start the databases with --data-dir under this directory")
+                        help="start the databases with --data-dir in a fresh directory under "
+                             "this one (removed after each run)")
     parser.add_argument("--procs", type=int, default=os.cpu_count() or 2,
                         help="load generator processes (default: one per core)")
     parser.add_argument("--serve-echo", action="store_true", help=argparse.SUPPRESS)
