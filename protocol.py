@@ -19,13 +19,17 @@ import json
 import logging
 import math
 import os
+import re
+import resource
 import select
 import shlex
 import signal
 import socket
 import socketserver
+import struct
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Callable
@@ -33,6 +37,8 @@ from typing import Any, Callable
 MAX_LINE = 1 << 20  # bytes of JSON on one line, not counting the newline
 LISTEN_BACKLOG = 1024
 DEFAULT_IDLE_TIMEOUT = 600.0
+DEFAULT_READ_TIMEOUT = 30.0
+DEFAULT_MAX_CONNECTIONS = 1024
 
 log = logging.getLogger("marketplace")
 
@@ -83,7 +89,10 @@ def decode(line: bytes, exact: bool = True) -> dict:
     """
     decoder = _EXACT_DECODER if exact else _FLOAT_DECODER
     try:
-        message = decoder.decode(line.decode("utf-8"))
+        text = line.decode("utf-8")
+        message = decoder.decode(text)
+        if "\\u" in text and _has_lone_surrogate(message):
+            raise ApiError("bad_request", "The message holds a \\u escape of a lone surrogate.")
     except UnicodeDecodeError:
         raise ApiError("bad_request", "The message is not valid UTF-8.") from None
     except (ValueError, RecursionError):
@@ -102,23 +111,47 @@ def read_line(rfile) -> bytes | None:
     line = rfile.readline(MAX_LINE + 2)
     if line.endswith(b"\n"):
         if len(line) - 1 > MAX_LINE:
-            raise ApiError("too_large", f"The message is longer than {MAX_LINE} bytes.")
+            raise too_large()
         return line
     if len(line) > MAX_LINE:
-        raise ApiError("too_large", f"The message is longer than {MAX_LINE} bytes.")
+        raise too_large()
     return None
 
 
-def json_safe(value: Any) -> Any:
+def too_large() -> ApiError:
+    return ApiError("too_large", f"The message is longer than {MAX_LINE} bytes.")
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    """True if a string in ``value`` holds a lone UTF-16 surrogate (from a ``\\ud800``
+    escape): no UTF-8 reply could carry it, so it must not be stored or echoed."""
+    if isinstance(value, str):
+        return not value.isascii() and _SURROGATE.search(value) is not None
+    if isinstance(value, dict):
+        return any(_has_lone_surrogate(k) or _has_lone_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_lone_surrogate(v) for v in value)
+    return False
+
+
+MAX_ECHO_DEPTH = 100  # nesting levels of a value echoed back (``id``)
+
+
+def json_safe(value: Any, depth: int = 0) -> Any:
     """``Decimal`` -> float, recursively, for echoing values back (``id``)."""
+    if depth > MAX_ECHO_DEPTH:
+        raise ApiError("bad_request", "A value in the message is nested too deeply.")
     if isinstance(value, Decimal):
         if not math.isfinite(float(value)):
             raise ApiError("bad_request", "A number in the message is too large.")
         return float(value)
     if isinstance(value, dict):
-        return {k: json_safe(v) for k, v in value.items()}
+        return {k: json_safe(v, depth + 1) for k, v in value.items()}
     if isinstance(value, list):
-        return [json_safe(v) for v in value]
+        return [json_safe(v, depth + 1) for v in value]
     return value
 
 
@@ -348,32 +381,97 @@ class Request:
     session: str | None
 
 
-class RequestHandler(socketserver.StreamRequestHandler):
+RECV_SIZE = 1 << 16
+
+
+def set_socket_timeout(sock: socket.socket, option: int, seconds: float) -> None:
+    """Let a blocking ``recv`` (SO_RCVTIMEO) or ``send`` (SO_SNDTIMEO) fail after ``seconds``.
+
+    A kernel timeout, unlike ``settimeout``, costs no ``poll`` before every call.
+    """
+    seconds = max(seconds, 0.001)  # 0 would mean: wait forever
+    sock.setsockopt(socket.SOL_SOCKET, option,
+                    struct.pack("ll", int(seconds), int(seconds % 1 * 1_000_000)))
+
+
+class LineReader:
+    """Reads request lines from one blocking server socket, within two time limits.
+
+    Waiting for a line to start may take ``idle_timeout``; once it has started,
+    the line must be complete within ``read_timeout``, so a client trickling a
+    byte a second cannot hold a thread. The receive timeout is changed only
+    while a line is incomplete: a line that arrives whole costs one ``recv``.
+    """
+
+    def __init__(self, sock: socket.socket, idle_timeout: float, read_timeout: float) -> None:
+        self.sock = sock
+        self.idle_timeout = idle_timeout
+        self.read_timeout = read_timeout
+        self._buffer = bytearray()  # received bytes not yet returned as lines
+        set_socket_timeout(sock, socket.SO_RCVTIMEO, idle_timeout)
+
+    def read_line(self) -> bytes | None:
+        """The next line, newline included; ``None`` at end of stream or on a timeout.
+
+        Raises ``ApiError('too_large')`` past ``MAX_LINE``; the caller must then
+        close the connection, since the rest of the line is unread.
+        """
+        buffer = self._buffer
+        scanned = 0
+        deadline = None
+        while (end := buffer.find(b"\n", scanned)) < 0:
+            scanned = len(buffer)
+            if scanned > MAX_LINE:
+                raise too_large()
+            if buffer:  # a line has started: it must be complete by the deadline
+                now = time.monotonic()
+                if deadline is None:
+                    deadline = now + self.read_timeout
+                if now >= deadline:
+                    return None
+                set_socket_timeout(self.sock, socket.SO_RCVTIMEO, deadline - now)
+            try:
+                chunk = self.sock.recv(RECV_SIZE)
+            except OSError:  # timed out or reset
+                return None
+            if not chunk:
+                return None
+            buffer += chunk
+        if deadline is not None:
+            set_socket_timeout(self.sock, socket.SO_RCVTIMEO, self.idle_timeout)
+        if end > MAX_LINE:
+            raise too_large()
+        line = bytes(buffer[:end + 1])
+        del buffer[:end + 1]
+        return line
+
+
+class RequestHandler(socketserver.BaseRequestHandler):
     """Serves one connection: many requests, one reply line each, in order."""
 
     server: "Server"
 
     def setup(self) -> None:
-        self.timeout = self.server.idle_timeout
-        super().setup()
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        # A client that stops reading its replies is dropped like a slow sender.
+        set_socket_timeout(self.request, socket.SO_SNDTIMEO, self.server.read_timeout)
+        self.lines = LineReader(self.request, self.server.idle_timeout,
+                                self.server.read_timeout)
 
     def handle(self) -> None:
         while True:
             try:
-                line = read_line(self.rfile)
+                line = self.lines.read_line()
             except ApiError as error:  # too_large: the rest of the line is unread, so close
                 log.warning("request failed: %s", error.code)
                 self._send(encode(error_reply(error, None)))
-                return
-            except OSError:  # idle timeout or reset
                 return
             if line is None or not self._send(self.server.service.respond(line)):
                 return
 
     def _send(self, reply: bytes) -> bool:
         try:
-            self.wfile.write(reply)
+            self.request.sendall(reply)
             return True
         except OSError:
             return False
@@ -384,7 +482,7 @@ def error_reply(error: ApiError, request_id: Any) -> dict:
 
 
 class Server(socketserver.ThreadingTCPServer):
-    """A threading TCP server for one ``Service``."""
+    """A threading TCP server for one ``Service``: a thread per connection, up to a cap."""
 
     daemon_threads = True
     allow_reuse_address = True
@@ -392,11 +490,55 @@ class Server(socketserver.ThreadingTCPServer):
     block_on_close = False
 
     def __init__(self, address: tuple[str, int], service: Service,
-                 idle_timeout: float = DEFAULT_IDLE_TIMEOUT) -> None:
+                 idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+                 read_timeout: float = DEFAULT_READ_TIMEOUT,
+                 max_connections: int = DEFAULT_MAX_CONNECTIONS) -> None:
         self.service = service
         self.idle_timeout = idle_timeout
+        self.read_timeout = read_timeout
+        self.max_connections = max_connections
+        # Guards ``connections``, the number of connections being served: it is
+        # never above ``max_connections`` and drops when a handler thread ends.
+        self._lock = threading.Lock()
+        self.connections = 0
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         super().__init__(address, RequestHandler)
+
+    def process_request(self, request, client_address) -> None:
+        """Serve the connection on a thread of its own, or refuse it when at the cap."""
+        with self._lock:
+            admitted = self.connections < self.max_connections
+            if admitted:
+                self.connections += 1
+        if not admitted:
+            self.refuse(request, client_address)
+            return
+        try:
+            super().process_request(request, client_address)
+        except RuntimeError:  # no thread could be started
+            self._connection_ended()
+            raise
+
+    def process_request_thread(self, request, client_address) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._connection_ended()
+
+    def _connection_ended(self) -> None:
+        with self._lock:
+            self.connections -= 1
+
+    def refuse(self, request: socket.socket, client_address) -> None:
+        """Answer one ``unavailable`` line and close, without a thread."""
+        log.warning("refused %s: %d connections are open", client_address, self.max_connections)
+        error = ApiError("unavailable", "The server has too many connections; retry later.")
+        try:
+            request.setblocking(False)
+            request.send(encode(error_reply(error, None)))
+        except OSError:
+            pass
+        self.shutdown_request(request)
 
     def handle_error(self, request, client_address) -> None:
         log.exception("error serving %s", client_address)
@@ -540,6 +682,11 @@ def service_parser(description: str, env_prefix: str, port: int) -> argparse.Arg
                 type=int)
     env_default(parser, "--idle-timeout", "IDLE_TIMEOUT", DEFAULT_IDLE_TIMEOUT,
                 "seconds an idle connection is kept open", type=float)
+    env_default(parser, "--read-timeout", "READ_TIMEOUT", DEFAULT_READ_TIMEOUT,
+                "seconds a client may take to finish sending a request line, or to take "
+                "a reply, before the connection is closed", type=float)
+    env_default(parser, "--max-connections", "MAX_CONNECTIONS", DEFAULT_MAX_CONNECTIONS,
+                "connections served at once; more get 'unavailable' and are closed", type=int)
     env_default(parser, "--log-level", "LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR")
     return parser
 
@@ -551,11 +698,21 @@ def database_parser(description: str, env_prefix: str, port: int) -> argparse.Ar
     return parser
 
 
+def allow_open_files(count: int) -> None:
+    """Raise the soft limit on open files to ``count``, as far as the hard limit allows."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = count if hard == resource.RLIM_INFINITY else min(count, hard)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+
+
 def serve(service: Service, args: argparse.Namespace) -> None:
     """Bind, print the ready line, serve until SIGTERM/SIGINT, then close cleanly."""
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    server = Server((args.host, args.port), service, args.idle_timeout)
+    allow_open_files(2 * args.max_connections + 1024)  # clients, database pools, journals
+    server = Server((args.host, args.port), service, args.idle_timeout, args.read_timeout,
+                    args.max_connections)
     service.start()
     host, port = server.server_address[:2]
     print(f"{service.name} ready on {host}:{port}", flush=True)
