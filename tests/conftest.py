@@ -17,19 +17,25 @@ from protocol import ApiError, Client  # noqa: E402
 
 
 class Proc:
-    """One service process, started with ``--port 0``; ``address`` is read from its ready line."""
+    """One service process, started with ``--port 0``; ``address`` is read from its ready line.
 
-    def __init__(self, script: str, *args: str, env: dict | None = None) -> None:
+    Its log (stderr) is appended to ``log`` if given, else dropped.
+    """
+
+    def __init__(self, script: str, *args: str, env: dict | None = None,
+                 log: Path | None = None) -> None:
         self.script = script
         self.args = list(args)
+        self.log = log
         self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
         self.proc: subprocess.Popen | None = None
         self.address: tuple[str, int] | None = None
 
     def start(self, port: int = 0) -> "Proc":
-        self.proc = subprocess.Popen(
-            [sys.executable, str(ROOT / self.script), "--port", str(port), *self.args],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=self.env, text=True)
+        with open(self.log or os.devnull, "a") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, str(ROOT / self.script), "--port", str(port), *self.args],
+                stdout=subprocess.PIPE, stderr=log, env=self.env, text=True)
         line = self.proc.stdout.readline()
         if " ready on " not in line:
             self.proc.kill()
