@@ -144,10 +144,11 @@ class BuyerFrontend(Frontend):
         3. customer db ``CommitPurchase``: append the record, bump counters,
            empty both carts. The customer database decides: a purchase id is
            committed once, or cancelled and then never committed.
-        If step 3 fails, or step 2's outcome is unknown, ``settle`` asks the
-        customer database for its verdict and the product database keeps or
-        gives back the units. If even that fails (a database is down, or this
-        frontend dies), every buyer frontend's settling thread does it later.
+        If a database refuses step 3, or answers step 2 with ``internal``,
+        ``settle`` at once asks the customer database for its verdict and the
+        product database keeps or gives back the units. When a database does
+        not answer (down or stalled), or this frontend dies, the reply does not
+        wait: every buyer frontend's settling thread settles it later.
         """
         cart = self.customer.call("StartPurchase", {}, request.session)["cart"]
         problem = card_problem(card_name, card_number, expiry, datetime.date.today())
@@ -159,7 +160,7 @@ class BuyerFrontend(Frontend):
             sold = self.product.call("ReserveUnits", {"purchase_id": purchase_id,
                                                       "lines": lines})["lines"]
         except ApiError as error:
-            if error.code in ("unavailable", "internal"):  # the units may have been taken
+            if error.code == "internal":  # the units may have been taken
                 self.settle_quietly([purchase_id])
             raise
         if COMMIT_DELAY:
@@ -168,8 +169,9 @@ class BuyerFrontend(Frontend):
             record = self.customer.call("CommitPurchase", {
                 "purchase_id": purchase_id, "lines": sold, "card_last4": card_number[-4:]},
                 request.session)["purchase"]
-        except ApiError:
-            self.settle_quietly([purchase_id])
+        except ApiError as error:
+            if error.code != "unavailable":
+                self.settle_quietly([purchase_id])
             raise
         return {"purchase": purchase_view(record)}
 

@@ -342,7 +342,7 @@ class Service:
             message = decode(line)
             request_id = json_safe(message.get("id"))
             reply = encode({"ok": True, "result": self.dispatch(message), "id": request_id})
-            log.debug("%s ok", message.get("op"))
+            log.debug("%s ok", _op_name(message))
             return reply
         except ApiError as error:
             log.warning("%s failed: %s", _op_name(message), error.code)
@@ -372,7 +372,10 @@ class Service:
 
 
 def _op_name(message: Any) -> str:
-    return str(message.get("op"))[:64] if isinstance(message, dict) else "request"
+    """The op for a log line: at most 64 characters, escaped so it cannot forge lines."""
+    if not isinstance(message, dict):
+        return "request"
+    return str(message.get("op"))[:64].encode("unicode_escape").decode("ascii")
 
 
 @dataclass
