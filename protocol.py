@@ -36,6 +36,7 @@ from typing import Any, Callable
 
 MAX_LINE = 1 << 20  # bytes of JSON on one line, not counting the newline
 LISTEN_BACKLOG = 1024
+STOP_GRACE = 3.0  # seconds a stopping server gives requests in flight to finish
 DEFAULT_IDLE_TIMEOUT = 600.0
 DEFAULT_READ_TIMEOUT = 30.0
 DEFAULT_MAX_CONNECTIONS = 1024
@@ -500,37 +501,54 @@ class Server(socketserver.ThreadingTCPServer):
         self.idle_timeout = idle_timeout
         self.read_timeout = read_timeout
         self.max_connections = max_connections
-        # Guards ``connections``, the number of connections being served: it is
-        # never above ``max_connections`` and drops when a handler thread ends.
+        # Guards ``_open``, the connections being served: never more than
+        # ``max_connections``; one leaves when its handler thread ends.
         self._lock = threading.Lock()
-        self.connections = 0
+        self._open: set[socket.socket] = set()
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         super().__init__(address, RequestHandler)
 
     def process_request(self, request, client_address) -> None:
         """Serve the connection on a thread of its own, or refuse it when at the cap."""
         with self._lock:
-            admitted = self.connections < self.max_connections
+            admitted = len(self._open) < self.max_connections
             if admitted:
-                self.connections += 1
+                self._open.add(request)
         if not admitted:
             self.refuse(request, client_address)
             return
         try:
             super().process_request(request, client_address)
         except RuntimeError:  # no thread could be started
-            self._connection_ended()
+            self._connection_ended(request)
             raise
 
     def process_request_thread(self, request, client_address) -> None:
         try:
             super().process_request_thread(request, client_address)
         finally:
-            self._connection_ended()
+            self._connection_ended(request)
 
-    def _connection_ended(self) -> None:
+    def _connection_ended(self, request: socket.socket) -> None:
         with self._lock:
-            self.connections -= 1
+            self._open.discard(request)
+
+    def drain(self, grace: float) -> None:
+        """Let every connection finish the request it is on, then end (for a clean stop).
+
+        Shutting the read side makes each handler's next read see end of
+        stream, while replies already being computed can still be sent.
+        """
+        with self._lock:
+            open_now = list(self._open)
+        for request in open_now:
+            try:
+                request.shutdown(socket.SHUT_RD)
+            except OSError:
+                pass
+        deadline = time.monotonic() + grace
+        while self._open and time.monotonic() < deadline:
+            time.sleep(0.02)
 
     def refuse(self, request: socket.socket, client_address) -> None:
         """Answer one ``unavailable`` line and close, without a thread."""
@@ -714,8 +732,11 @@ def serve(service: Service, args: argparse.Namespace) -> None:
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     allow_open_files(2 * args.max_connections + 1024)  # clients, database pools, journals
-    server = Server((args.host, args.port), service, args.idle_timeout, args.read_timeout,
-                    args.max_connections)
+    try:
+        server = Server((args.host, args.port), service, args.idle_timeout, args.read_timeout,
+                        args.max_connections)
+    except OSError as exc:
+        sys.exit(f"{service.name}: cannot listen on {args.host}:{args.port}: {exc.strerror}")
     service.start()
     host, port = server.server_address[:2]
     print(f"{service.name} ready on {host}:{port}", flush=True)
@@ -728,7 +749,8 @@ def serve(service: Service, args: argparse.Namespace) -> None:
     try:
         server.serve_forever(poll_interval=0.2)
     finally:
-        server.server_close()
+        server.server_close()  # no new connections from here on
+        server.drain(STOP_GRACE)
         log.info("%s stopped", service.name)
 
 
