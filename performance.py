@@ -812,7 +812,7 @@ def draw_charts(out: Path, report: dict) -> list[str]:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import FuncFormatter
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     plain = FuncFormatter(lambda value, _: f"{value:g}")
     rows = report["scenarios"]
@@ -823,46 +823,51 @@ def draw_charts(out: Path, report: dict) -> list[str]:
             f"{rows[0]['ops_per_client']} ops per client")
     x = list(range(len(rows)))
 
+    def bars(ax, offset: float, width: float, key: str, texts: list[str], **style) -> None:
+        """One bar per scenario with its std as an error bar, labelled just above that."""
+        values = [r[key] for r in rows]
+        stds = [r[f"{key}_std"] for r in rows]
+        ax.bar([p + offset for p in x], values, width, yerr=stds, capsize=3, **style)
+        for p, value, std, text in zip(x, values, stds, texts):
+            ax.annotate(text, (p + offset, value + std), xytext=(0, 3),
+                        textcoords="offset points", ha="center", va="bottom", fontsize=8)
+
     fig, ax = plt.subplots(figsize=(9, 5.5))
-    width = 0.2
     for i, (key, title) in enumerate([("avg_ms", "average"), ("p50_ms", "p50"),
                                       ("p95_ms", "p95"), ("p99_ms", "p99")]):
-        values = [r[key] for r in rows]
-        bars = ax.bar([p + (i - 1.5) * width for p in x], values, width, label=title,
-                      yerr=[r[f"{key}_std"] for r in rows], capsize=3)
-        ax.bar_label(bars, labels=[f"{v:.3g}" for v in values], fontsize=8, padding=2)
+        bars(ax, (i - 1.5) * 0.2, 0.2, key, [f"{r[key]:.3g}" for r in rows], label=title)
     ax.set_yscale("log")
+    ax.yaxis.set_major_locator(LogLocator(subs=(1, 2, 5)))
     ax.yaxis.set_major_formatter(plain)
-    ax.yaxis.set_minor_formatter(plain)
+    ax.yaxis.set_minor_formatter(NullFormatter())
+    low, high = ax.get_ylim()
+    ax.set_ylim(low, high * 2.5)  # room for the legend above the tallest bar
     ax.set_xticks(x, labels)
     ax.set_ylabel("response time (ms, log scale)")
     ax.set_xlabel("scenario (concurrent clients)")
     ax.set_title(f"Marketplace response time by scenario\n{note}; error bars: std over runs",
                  fontsize=10)
-    ax.legend(title="ok operations")
-    ax.grid(axis="y", alpha=0.3, which="both")
+    ax.legend(title="ok operations", loc="upper left", ncols=4)
+    ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     fig.savefig(out / "latency.png", dpi=120)
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(9, 5.5))
-    width = 0.38
-    ours = ax.bar([p - width / 2 for p in x], [r["throughput_ops"] for r in rows], width,
-                  yerr=[r["throughput_ops_std"] for r in rows], capsize=3, label="marketplace")
-    echo = ax.bar([p + width / 2 for p in x], [r["echo_throughput_ops"] for r in rows], width,
-                  yerr=[r["echo_throughput_ops_std"] for r in rows], capsize=3,
-                  label="echo chain (client -> relay -> echo)", color="tab:gray")
-    ax.bar_label(ours, labels=[f"{r['throughput_ops']:,.0f}\n({r['ratio_vs_echo']:.2f} x echo)"
-                               for r in rows], fontsize=8, padding=2)
-    ax.bar_label(echo, labels=[f"{r['echo_throughput_ops']:,.0f}" for r in rows], fontsize=8,
-                 padding=2)
+    bars(ax, -0.19, 0.38, "throughput_ops",
+         [f"{r['throughput_ops']:,.0f}\n({r['ratio_vs_echo']:.2f} x echo)" for r in rows],
+         label="marketplace")
+    bars(ax, 0.19, 0.38, "echo_throughput_ops",
+         [f"{r['echo_throughput_ops']:,.0f}" for r in rows],
+         label="echo chain (client -> relay -> echo)", color="tab:gray")
     ax.set_xticks(x, labels)
     ax.set_ylabel("throughput (ok operations / s)")
     ax.set_xlabel("scenario (concurrent clients)")
-    ax.set_ylim(0, 1.2 * max(max(r["echo_throughput_ops"], r["throughput_ops"]) for r in rows))
+    ax.set_ylim(0, 1.35 * max(r[key] + r[f"{key}_std"] for r in rows
+                              for key in ("throughput_ops", "echo_throughput_ops")))
     ax.set_title(f"Throughput beside the echo chain of the same stack\n{note}; "
                  "error bars: std over runs", fontsize=10)
-    ax.legend(loc="upper left")
+    ax.legend(loc="upper left", ncols=2)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     fig.savefig(out / "throughput.png", dpi=120)
