@@ -13,7 +13,7 @@ import threading
 import time
 
 from protocol import (ApiError, Frontend, Int, ITEM_ID, Keywords, Op, Optional, QUANTITY,
-                      Request, Str, VOTE, dollars, env_default, frontend_main)
+                      RawResult, Request, Str, VOTE, dollars, env_default, frontend_main)
 
 log = logging.getLogger("marketplace")
 
@@ -86,14 +86,15 @@ class BuyerFrontend(Frontend):
 
     # -- items ----------------------------------------------------------------
 
-    def search(self, request: Request, category: int, keywords: list[str], limit: int) -> dict:
+    def search(self, request: Request, category: int, keywords: list[str],
+               limit: int) -> RawResult:
         self.user_id(request)
-        return self.product.call("Search", {"category": category, "keywords": keywords,
-                                            "limit": limit}, idempotent=True)
+        return self.product.call_raw("Search", {"category": category, "keywords": keywords,
+                                                "limit": limit}, idempotent=True)
 
-    def get_item(self, request: Request, item_id: int) -> dict:
+    def get_item(self, request: Request, item_id: int) -> RawResult:
         self.user_id(request)
-        return self.product.call("GetItem", {"item_id": item_id}, idempotent=True)
+        return self.product.call_raw("GetItem", {"item_id": item_id}, idempotent=True)
 
     # -- carts ----------------------------------------------------------------
 

@@ -76,6 +76,18 @@ _EXACT_DECODER = json.JSONDecoder(parse_float=Decimal, parse_constant=_reject_co
 _FLOAT_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 
 
+@dataclass
+class RawResult:
+    """A result that is already JSON (``json``, bytes): replies carry it unparsed."""
+
+    json: bytes
+
+
+# A success reply as encode() writes it, split around its result, when id is null.
+_OK_PREFIX = b'{"ok":true,"result":'
+_NO_ID_SUFFIX = b',"id":null}\n'
+
+
 def encode(message: dict) -> bytes:
     """One message as one line of compact UTF-8 JSON."""
     return (_ENCODER.encode(message) + "\n").encode()
@@ -342,7 +354,12 @@ class Service:
         try:
             message = decode(line)
             request_id = json_safe(message.get("id"))
-            reply = encode({"ok": True, "result": self.dispatch(message), "id": request_id})
+            result = self.dispatch(message)
+            if isinstance(result, RawResult):
+                reply = b"".join((_OK_PREFIX, result.json, b',"id":',
+                                  _ENCODER.encode(request_id).encode(), b"}\n"))
+            else:
+                reply = encode({"ok": True, "result": result, "id": request_id})
             log.debug("%s ok", _op_name(message))
             return reply
         except ApiError as error:
@@ -583,12 +600,13 @@ class Connection:
             return True
         return bool(readable)
 
-    def exchange(self, payload: bytes) -> dict:
+    def exchange(self, payload: bytes) -> bytes:
+        """Send one request line and return the reply line."""
         self.sock.sendall(payload)
         line = read_line(self.rfile)
         if line is None:
             raise ConnectionError("connection closed before the reply")
-        return decode(line, exact=False)
+        return line
 
     def close(self) -> None:
         try:
@@ -618,34 +636,44 @@ class Client:
     def call(self, op: str, args: dict | None = None, session: str | None = None,
              idempotent: bool = False) -> dict:
         """Send one request and return its ``result``; error replies raise ``ApiError``."""
-        message: dict[str, Any] = {"op": op}
-        if args:
-            message["args"] = args
-        if session is not None:
-            message["session"] = session
-        reply = self.request(message, idempotent)
-        if reply.get("ok"):
-            return reply.get("result", {})
-        error = reply.get("error") or {}
-        code = error.get("code")
-        raise ApiError(code if code in ERROR_CODES else "internal",
-                       str(error.get("message", "The server failed.")))
+        return _result(self.request(_message(op, args, session), idempotent))
+
+    def call_raw(self, op: str, args: dict | None = None, session: str | None = None,
+                 idempotent: bool = False) -> RawResult:
+        """Like ``call``, but the result stays encoded, for a frontend to pass on as it is.
+
+        A reply our own ``Service`` wrote to a request without an id is spliced,
+        not parsed; anything else is decoded and checked as in ``call``.
+        """
+        line = self.exchange(encode(_message(op, args, session)), idempotent)
+        if line.startswith(_OK_PREFIX) and line.endswith(_NO_ID_SUFFIX):
+            return RawResult(line[len(_OK_PREFIX):-len(_NO_ID_SUFFIX)])
+        return RawResult(_ENCODER.encode(_result(self._decode(line))).encode())
 
     def request(self, message: dict, idempotent: bool = False) -> dict:
-        """Send a raw message and return the raw reply envelope."""
-        payload = encode(message)
+        """Send a message and return the whole reply envelope."""
+        return self._decode(self.exchange(encode(message), idempotent))
+
+    def exchange(self, payload: bytes, idempotent: bool = False) -> bytes:
+        """Send one encoded request and return the reply line; see the class doc on retries."""
         for attempt in (1, 2):
             conn = self._checkout()
             try:
-                reply = conn.exchange(payload)
+                line = conn.exchange(payload)
             except (OSError, ConnectionError, ApiError) as exc:
                 conn.close()
                 if idempotent and attempt == 1:
                     continue
                 raise ApiError("unavailable", f"{self._name()} did not answer ({exc}).") from None
             self._checkin(conn)
-            return reply
+            return line
         raise AssertionError("unreachable")
+
+    def _decode(self, line: bytes) -> dict:
+        try:
+            return decode(line, exact=False)
+        except ApiError:
+            raise ApiError("unavailable", f"{self._name()} sent a garbled reply.") from None
 
     def _checkout(self) -> Connection:
         while True:
@@ -676,6 +704,25 @@ class Client:
                 self._idle.pop().close()
             except IndexError:
                 return
+
+
+def _message(op: str, args: dict | None, session: str | None) -> dict:
+    message: dict[str, Any] = {"op": op}
+    if args:
+        message["args"] = args
+    if session is not None:
+        message["session"] = session
+    return message
+
+
+def _result(reply: dict) -> dict:
+    """The ``result`` of a reply envelope, or its error raised as ``ApiError``."""
+    if reply.get("ok"):
+        return reply.get("result", {})
+    error = reply.get("error") or {}
+    code = error.get("code")
+    raise ApiError(code if code in ERROR_CODES else "internal",
+                   str(error.get("message", "The server failed.")))
 
 
 def parse_address(text: str) -> tuple[str, int]:
@@ -998,11 +1045,11 @@ class Frontend(Service):
         return self.customer.call("CheckSession", {"role": self.role}, request.session,
                                   idempotent=True)["user_id"]
 
-    def seller_rating(self, request: Request, seller_id: int | None) -> dict:
+    def seller_rating(self, request: Request, seller_id: int | None) -> RawResult:
         args = {"role": self.role}
         if seller_id is not None:
             args["seller_id"] = seller_id
-        return self.customer.call("GetSellerRating", args, request.session, idempotent=True)
+        return self.customer.call_raw("GetSellerRating", args, request.session, idempotent=True)
 
 
 def frontend_main(frontend: type[Frontend], description: str, env_prefix: str, port: int,

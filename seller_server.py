@@ -1,8 +1,8 @@
 """Seller frontend (default port 8001): stateless, every request goes to the databases."""
 from __future__ import annotations
 
-from protocol import (Frontend, Int, ITEM_ID, Keywords, OneOf, Op, Price, QUANTITY, Request,
-                      Str, frontend_main)
+from protocol import (Frontend, Int, ITEM_ID, Keywords, OneOf, Op, Price, QUANTITY, RawResult,
+                      Request, Str, frontend_main)
 
 
 class SellerFrontend(Frontend):
@@ -21,22 +21,22 @@ class SellerFrontend(Frontend):
             "DisplayItemsForSale": Op(self.display_items),
         }
 
-    def get_seller_rating(self, request: Request) -> dict:
+    def get_seller_rating(self, request: Request) -> RawResult:
         return self.seller_rating(request, None)
 
-    def register_item(self, request: Request, **item: object) -> dict:
-        return self.product.call("RegisterItem", {"seller_id": self.user_id(request), **item})
+    def register_item(self, request: Request, **item: object) -> RawResult:
+        return self.product.call_raw("RegisterItem", {"seller_id": self.user_id(request), **item})
 
-    def change_price(self, request: Request, item_id: int, price: int) -> dict:
-        return self.product.call("ChangePrice", {"seller_id": self.user_id(request),
+    def change_price(self, request: Request, item_id: int, price: int) -> RawResult:
+        return self.product.call_raw("ChangePrice", {"seller_id": self.user_id(request),
                                                  "item_id": item_id, "price": price})
 
-    def remove_units(self, request: Request, item_id: int, quantity: int) -> dict:
-        return self.product.call("RemoveUnits", {"seller_id": self.user_id(request),
+    def remove_units(self, request: Request, item_id: int, quantity: int) -> RawResult:
+        return self.product.call_raw("RemoveUnits", {"seller_id": self.user_id(request),
                                                  "item_id": item_id, "quantity": quantity})
 
-    def display_items(self, request: Request) -> dict:
-        return self.product.call("SellerItems", {"seller_id": self.user_id(request)},
+    def display_items(self, request: Request) -> RawResult:
+        return self.product.call_raw("SellerItems", {"seller_id": self.user_id(request)},
                                  idempotent=True)
 
 
