@@ -75,6 +75,7 @@ DEFAULT_SCENARIOS = "1x1,10x10,100x100"
 QUICK = {"scenarios": "1x1,4x4", "ops": 50, "runs": 1}
 RUN_TIME_LIMIT = 3600.0  # seconds one timed run may take before its clients give up
 OP_TIMEOUT = 30.0  # seconds a client waits for one reply
+RETRY_PAUSE = 0.1  # seconds a client waits after a transport failure before its next op
 SETUP_SLOTS = 4  # concurrent account setups per generator process (scrypt is slow)
 ITEMS_PER_SELLER = 10
 CATEGORIES = 10
@@ -216,6 +217,7 @@ class BenchClient:
             except (OSError, ValueError):
                 self.tally.errors[(op, "transport")] += 1
                 self.close()
+                time.sleep(RETRY_PAUSE)
                 continue
             elapsed = time.perf_counter() - started
             if reply.get("ok"):
@@ -530,7 +532,7 @@ def run_load(addresses: dict[str, tuple[str, int]], buyers: int, sellers: int, p
         for _, conn in workers:
             conn.send("go")
         figures = watch(workers, progress, len(specs) * ops if ops else None, seconds, label,
-                        on_tick)
+                        deployment, on_tick)
         services_cpu = ({name: seconds - cpu_before[name]
                          for name, seconds in deployment.cpu_s().items()}
                         if deployment else None)
@@ -544,8 +546,11 @@ def run_load(addresses: dict[str, tuple[str, int]], buyers: int, sellers: int, p
 
 
 def watch(workers: list, progress, total: int | None, seconds: float, label: str,
-          on_tick) -> list[dict]:
-    """Show progress until every worker reports; return their figures."""
+          deployment: "Deployment | None", on_tick) -> list[dict]:
+    """Show progress until every worker reports; return their figures.
+
+    Gives up at once if one of ``deployment``'s services exits meanwhile.
+    """
     started = time.monotonic()
     figures: list[dict | None] = [None] * len(workers)
     last_shown = started
@@ -557,6 +562,8 @@ def watch(workers: list, progress, total: int | None, seconds: float, label: str
         now = time.monotonic()
         if now - started > seconds + 120:
             raise RuntimeError(f"{label}: the run did not finish in time")
+        if deployment and deployment.exited():
+            raise RuntimeError(f"{label}: {deployment.exited()} exited during the run")
         if now - last_shown >= interval:
             last_shown = now
             done = sum(progress)
@@ -631,6 +638,10 @@ class Deployment:
 
     def cpu_s(self) -> dict[str, float]:
         return {service.name: service.cpu_s() for service in self.services}
+
+    def exited(self) -> str:
+        """The names of the services that are no longer running ('' while all run)."""
+        return ", ".join(s.name for s in self.services if s.proc.poll() is not None)
 
     def rss_kb(self) -> dict[str, int]:
         return {service.name: service.rss_kb() for service in self.services}
@@ -768,11 +779,23 @@ def summarize(args: argparse.Namespace, buyers: int, sellers: int, ours: list[Lo
         for name in (measured[0]["services_cpu_s"] if measured else ())}
     row["services_cpu_pct_of_machine"] = (sum(row["services_cpu_pct_of_core"].values()) / cores
                                           if measured else None)
+    row["services_cpu_us_per_op"] = cpu_per_op(runs)
+    row["echo_cpu_us_per_op"] = cpu_per_op(echo_runs)
     row["cdf_ms"] = cdf_points(sorted(x for r in ours for x in r.latencies))
     row["echo_cdf_ms"] = cdf_points(sorted(x for r in theirs for x in r.latencies))
     row["per_run"] = runs
     row["echo_per_run"] = echo_runs
     return row
+
+
+def cpu_per_op(runs: list[dict]) -> dict[str, float]:
+    """CPU microseconds each service spent per ok operation, over all runs."""
+    measured = [r for r in runs if r["services_cpu_s"] is not None]
+    ok = sum(r["ok"] for r in measured)
+    if not ok:
+        return {}
+    names = measured[0]["services_cpu_s"]
+    return {name: 1e6 * sum(r["services_cpu_s"][name] for r in measured) / ok for name in names}
 
 
 def machine() -> dict:
@@ -1000,4 +1023,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except RuntimeError as failure:
+        sys.exit(f"performance.py: {failure}")
