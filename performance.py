@@ -54,6 +54,7 @@ import platform
 import random
 import resource
 import secrets
+import select
 import shutil
 import socket
 import statistics
@@ -75,6 +76,7 @@ DEFAULT_SCENARIOS = "1x1,10x10,100x100"
 QUICK = {"scenarios": "1x1,4x4", "ops": 50, "runs": 1}
 RUN_TIME_LIMIT = 3600.0  # seconds one timed run may take before its clients give up
 OP_TIMEOUT = 30.0  # seconds a client waits for one reply
+START_TIMEOUT = 30.0  # seconds a service may take to print its ready line
 RETRY_PAUSE = 0.1  # seconds a client waits after a transport failure before its next op
 SETUP_SLOTS = 4  # concurrent account setups per generator process (scrypt is slow)
 ITEMS_PER_SELLER = 10
@@ -590,7 +592,8 @@ class ServiceProcess:
         with open(log_path, "ab") as log_file:
             self.proc = subprocess.Popen([sys.executable, *command], cwd=ROOT, text=True,
                                          stdout=subprocess.PIPE, stderr=log_file)
-        line = self.proc.stdout.readline()
+        started, _, _ = select.select([self.proc.stdout], [], [], START_TIMEOUT)
+        line = self.proc.stdout.readline() if started else ""
         if " ready on " not in line:
             self.stop()
             raise RuntimeError(f"{' '.join(command)} did not start (see {log_path}): {line!r}")
