@@ -5,6 +5,7 @@ the frontends turn it into dollars for clients.
 """
 from __future__ import annotations
 
+import ctypes
 import datetime
 import hashlib
 import hmac
@@ -414,12 +415,27 @@ class CustomerDB(Database):
             self._sessions[token] = Session(role, user_id, now, dict(cart))
 
 
+def return_big_blocks_to_the_system() -> None:
+    """Make glibc give each scrypt's 16 MiB back when the hash is done.
+
+    Otherwise glibc's growing mmap threshold parks one such block in each of
+    its per-thread arenas for good: 200 logins left the process at ~330 MB
+    instead of ~30 MB. A no-op where the C library has no ``mallopt``.
+    """
+    m_mmap_threshold = -3
+    try:
+        ctypes.CDLL(None).mallopt(m_mmap_threshold, 1 << 20)
+    except (OSError, AttributeError):
+        pass
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = database_parser("Customer database: accounts, sessions, carts, purchases.",
                              "CUSTOMER_DB", 9002)
     env_default(parser, "--session-timeout", "SESSION_TIMEOUT", DEFAULT_SESSION_TIMEOUT,
                 "seconds of inactivity after which a session is removed", type=float)
     args = parser.parse_args(argv)
+    return_big_blocks_to_the_system()
     database_main(CustomerDB(args.session_timeout), args)
 
 
