@@ -136,7 +136,7 @@ class BuyerFrontend(Frontend):
     # -- purchases ------------------------------------------------------------
 
     def make_purchase(self, request: Request, card_name: str, card_number: str,
-                      expiry: str) -> dict:
+                      expiry: str) -> RawResult:
         """Buy the whole session cart across both databases, all or nothing.
 
         1. customer db ``StartPurchase``: check the session, read the cart.
@@ -167,14 +167,13 @@ class BuyerFrontend(Frontend):
         if COMMIT_DELAY:
             time.sleep(COMMIT_DELAY)
         try:
-            record = self.customer.call("CommitPurchase", {
+            return self.customer.call_raw("CommitPurchase", {
                 "purchase_id": purchase_id, "lines": sold, "card_last4": card_number[-4:]},
-                request.session)["purchase"]
+                request.session)
         except ApiError as error:
             if error.code != "unavailable":
                 self.settle_quietly([purchase_id])
             raise
-        return {"purchase": purchase_view(record)}
 
     def settle(self, purchase_ids: list[str]) -> None:
         """Get the customer database's verdict on these purchases and apply it to the units."""
@@ -209,10 +208,8 @@ class BuyerFrontend(Frontend):
             except ApiError as error:
                 log.warning("settling stale purchases failed: %s", error.code)
 
-    def purchases(self, request: Request) -> dict:
-        result = self.customer.call("GetPurchases", {}, request.session, idempotent=True)
-        return {"purchases": [purchase_view(p) for p in result["purchases"]],
-                "items_purchased": result["items_purchased"]}
+    def purchases(self, request: Request) -> RawResult:
+        return self.customer.call_raw("GetPurchases", {}, request.session, idempotent=True)
 
     def provide_feedback(self, request: Request, item_id: int, vote: str) -> dict:
         """Count the vote for the seller (customer db), then the item (product db)."""
@@ -229,13 +226,6 @@ class BuyerFrontend(Frontend):
             self.customer.call("RevokeFeedback", args, request.session)
             raise
         return {}
-
-
-def purchase_view(record: dict) -> dict:
-    """A stored purchase (cents) as clients see it (dollars)."""
-    return {**record, "total": dollars(record["total"]),
-            "lines": [{**line, "price": dollars(line["price"]),
-                       "line_total": dollars(line["line_total"])} for line in record["lines"]]}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from protocol import (ApiError, Database, Int, ITEM_ID, ListOf, Op, Optional, PASSWORD,
-                      PURCHASE_ID, QUANTITY, Record, ROLE, Request, Str, USERNAME, VOTE,
-                      database_main, database_parser, env_default)
+                      PURCHASE_ID, QUANTITY, RawResult, Record, ROLE, Request, Str, USERNAME,
+                      VOTE, database_main, database_parser, dollars, encode_value, env_default)
 
 DEFAULT_SESSION_TIMEOUT = 300.0
 SCRYPT = {"n": 2 ** 14, "r": 8, "p": 1, "dklen": 32}  # ~30 ms per hash, 16 MiB
@@ -50,7 +50,8 @@ class Seller(Account):
 @dataclass
 class Buyer(Account):
     items_purchased: int = 0
-    purchases: list[dict] = field(default_factory=list)
+    purchases: list[dict] = field(default_factory=list)  # in cents, for the journal
+    purchases_json: list[bytes] = field(default_factory=list)  # as clients see them
     purchased_items: dict[int, int] = field(default_factory=dict)  # item_id -> seller_id
     feedback_given: set[int] = field(default_factory=set)
 
@@ -83,7 +84,7 @@ class CustomerDB(Database):
         self._accounts: dict[str, dict[int, Account]] = {"buyer": {}, "seller": {}}
         self._by_name: dict[str, dict[str, Account]] = {"buyer": {}, "seller": {}}
         self._sessions: dict[str, Session] = {}
-        self._purchases: dict[str, dict] = {}  # purchase_id -> record, every buyer's
+        self._purchases: dict[str, bytes] = {}  # purchase_id -> record's JSON, every buyer's
         self._cancelled: set[str] = set()  # purchase ids that may never commit
         self._next_id = {"buyer": 1, "seller": 1}
         self.ops = {
@@ -250,7 +251,7 @@ class CustomerDB(Database):
             return {"buyer_id": session.user_id, "cart": list(session.cart.items())}
 
     def commit_purchase(self, request: Request, purchase_id: str, lines: list[dict],
-                        card_last4: str) -> dict:
+                        card_last4: str) -> RawResult:
         """Record a purchase whose units the product database has already taken.
 
         Applying the same ``purchase_id`` twice returns the first record unchanged;
@@ -268,7 +269,7 @@ class CustomerDB(Database):
                     "purchase_id": purchase_id, "time": utc_now_iso(), "lines": record_lines,
                     "total": sum(line["line_total"] for line in record_lines),
                     "card_last4": card_last4}})
-            return {"purchase": self._purchases[purchase_id]}
+            return RawResult(b'{"purchase":' + self._purchases[purchase_id] + b"}")
 
     def resolve_purchases(self, request: Request, purchase_ids: list[str]) -> dict:
         """The verdict on purchases whose units are taken: committed ids are
@@ -281,10 +282,14 @@ class CustomerDB(Database):
                 self.change({"t": "cancel", "purchase_ids": fresh})
         return {"sold": sold, "released": released}
 
-    def get_purchases(self, request: Request) -> dict:
+    def get_purchases(self, request: Request) -> RawResult:
+        """The buyer's purchases, oldest first, and ``items_purchased``."""
         with self._lock:
             buyer = self._buyer(request)[1]
-            return {"purchases": list(buyer.purchases), "items_purchased": buyer.items_purchased}
+            parts = list(buyer.purchases_json)
+            count = buyer.items_purchased
+        return RawResult(b'{"purchases":[' + b",".join(parts) + b'],"items_purchased":'
+                         + str(count).encode() + b"}")
 
     # -- feedback -------------------------------------------------------------
 
@@ -353,10 +358,15 @@ class CustomerDB(Database):
             buyer.items_purchased += line["quantity"]
             if line["seller_id"] in sellers:
                 sellers[line["seller_id"]].items_sold += line["quantity"]
-        buyer.purchases.append(purchase)
-        self._purchases[purchase["purchase_id"]] = purchase
+        self._add_purchase(buyer, purchase)
         buyer.saved_cart = {}
         session.cart = {}
+
+    def _add_purchase(self, buyer: Buyer, purchase: dict) -> None:
+        view = encode_value(purchase_view(purchase))
+        buyer.purchases.append(purchase)
+        buyer.purchases_json.append(view)
+        self._purchases[purchase["purchase_id"]] = view
 
     def _apply_cancel(self, r: dict) -> None:
         self._cancelled.update(r["purchase_ids"])
@@ -405,14 +415,21 @@ class CustomerDB(Database):
                     account.items_sold = raw["items_sold"]
                 else:
                     account.items_purchased = raw["items_purchased"]
-                    account.purchases = raw["purchases"]
-                    self._purchases.update((p["purchase_id"], p) for p in raw["purchases"])
+                    for purchase in raw["purchases"]:
+                        self._add_purchase(account, purchase)
                     account.purchased_items = dict(raw["purchased_items"])
                     account.feedback_given = set(raw["feedback_given"])
         self._cancelled = set(state["cancelled"])
         now = time.monotonic()
         for token, role, user_id, cart in state["sessions"]:
             self._sessions[token] = Session(role, user_id, now, dict(cart))
+
+
+def purchase_view(record: dict) -> dict:
+    """A stored purchase (cents) as clients see it (dollars)."""
+    return {**record, "total": dollars(record["total"]),
+            "lines": [{**line, "price": dollars(line["price"]),
+                       "line_total": dollars(line["line_total"])} for line in record["lines"]]}
 
 
 def return_big_blocks_to_the_system() -> None:

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from protocol import (ApiError, Database, Int, ITEM_ID, Keywords, ListOf, OneOf, Op,
-                      PRICE_CENTS, PURCHASE_ID, QUANTITY, Record, Request, Str, VOTE,
-                      database_main, database_parser)
+                      PRICE_CENTS, PURCHASE_ID, QUANTITY, RawResult, Record, Request, Str, VOTE,
+                      database_main, database_parser, dollars, encode_value)
 
 RESERVATION_TTL = 600.0  # seconds a settled purchase id is remembered: retries stay harmless
 
@@ -30,13 +30,33 @@ class Item:
     thumbs_up: int = 0
     thumbs_down: int = 0
 
-    def view(self) -> dict:
-        """The item as every reply shows it."""
-        return {"item_id": self.item_id, "name": self.name, "category": self.category,
-                "keywords": list(self.keywords), "condition": self.condition,
-                "price": self.price / 100, "quantity": self.quantity,
+    def __setattr__(self, name: str, value: Any) -> None:
+        """Any change to a field drops the cached JSON."""
+        object.__setattr__(self, name, value)
+        object.__setattr__(self, "_json", None)
+
+    def json(self) -> bytes:
+        """The item as every reply shows it, encoded once per change. Hold the lock."""
+        if self._json is None:
+            object.__setattr__(self, "_json", encode_value({
+                "item_id": self.item_id, "name": self.name, "category": self.category,
+                "keywords": self.keywords, "condition": self.condition,
+                "price": dollars(self.price), "quantity": self.quantity,
                 "seller_id": self.seller_id, "thumbs_up": self.thumbs_up,
-                "thumbs_down": self.thumbs_down}
+                "thumbs_down": self.thumbs_down}))
+        return self._json
+
+    def raw(self) -> dict:
+        """The fields, for the journal."""
+        return {name: value for name, value in vars(self).items() if name != "_json"}
+
+
+def item_result(item: Item) -> RawResult:
+    return RawResult(b'{"item":' + item.json() + b"}")
+
+
+def items_result(items: list[Item]) -> RawResult:
+    return RawResult(b'{"items":[' + b",".join([item.json() for item in items]) + b"]}")
 
 
 @dataclass
@@ -112,7 +132,7 @@ class ProductDB(Database):
             item = Item(self._next_id, name, category, keywords, condition, price, quantity,
                         seller_id)
             self._add_item(item)
-            self.record({"items": [asdict(item)]})
+            self._journal_items([item])
             return {"item_id": item.item_id}
 
     def _add_item(self, item: Item) -> None:
@@ -128,8 +148,8 @@ class ProductDB(Database):
         with self._lock:
             item = self._item(item_id, seller_id)
             item.price = price
-            self.record({"items": [asdict(item)]})
-            return {"item": item.view()}
+            self._journal_items([item])
+            return item_result(item)
 
     def remove_units(self, request: Request, seller_id: int, item_id: int,
                      quantity: int) -> dict:
@@ -139,12 +159,12 @@ class ProductDB(Database):
                 raise ApiError("conflict", f"Item {item_id} has only {item.quantity} units; "
                                            f"cannot remove {quantity}.")
             item.quantity -= quantity
-            self.record({"items": [asdict(item)]})
-            return {"item": item.view()}
+            self._journal_items([item])
+            return item_result(item)
 
     def seller_items(self, request: Request, seller_id: int) -> dict:
         with self._lock:
-            return {"items": [item.view() for item in self._by_seller.get(seller_id, ())]}
+            return items_result(self._by_seller.get(seller_id, []))
 
     # -- buyer side -----------------------------------------------------------
 
@@ -155,26 +175,26 @@ class ProductDB(Database):
                 found = []
                 for item in self._by_category.get(category, ()):
                     if item.quantity > 0:
-                        found.append(item.view())
+                        found.append(item)
                         if len(found) == limit:
                             break
-                return {"items": found}
+                return items_result(found)
             shared: dict[int, int] = {}
             for word in keywords:
                 for item in self._by_keyword.get((category, word.lower()), ()):
                     if item.quantity > 0:
                         shared[item.item_id] = shared.get(item.item_id, 0) + 1
             best = sorted(shared, key=lambda item_id: (-shared[item_id], item_id))[:limit]
-            return {"items": [self._items[item_id].view() for item_id in best]}
+            return items_result([self._items[item_id] for item_id in best])
 
     def get_item(self, request: Request, item_id: int) -> dict:
         with self._lock:
-            return {"item": self._item(item_id).view()}
+            return item_result(self._item(item_id))
 
     def get_items(self, request: Request, item_ids: list[int]) -> dict:
         """The items that exist among ``item_ids``, in that order."""
         with self._lock:
-            return {"items": [self._items[i].view() for i in item_ids if i in self._items]}
+            return items_result([self._items[i] for i in item_ids if i in self._items])
 
     def add_vote(self, request: Request, item_id: int, vote: str) -> dict:
         with self._lock:
@@ -183,7 +203,7 @@ class ProductDB(Database):
                 item.thumbs_up += 1
             else:
                 item.thumbs_down += 1
-            self.record({"items": [asdict(item)]})
+            self._journal_items([item])
             return {}
 
     # -- purchases ------------------------------------------------------------
@@ -249,9 +269,17 @@ class ProductDB(Database):
                          changed: list[tuple[Item, int]] = ()) -> None:
         """Store a reservation's new state and journal it with the items whose units moved."""
         self._reservations[purchase_id] = reservation
-        self.record({"items": [asdict(item) for item, _ in changed],
-                     "reservation": [purchase_id, reservation.state,
-                                     [[item.item_id, units] for item, units in reservation.taken]]})
+        self._journal_items([item for item, _ in changed], [
+            purchase_id, reservation.state,
+            [[item.item_id, units] for item, units in reservation.taken]])
+
+    def _journal_items(self, items: list[Item], reservation: list | None = None) -> None:
+        """Journal the after-images of ``items`` (and a reservation's new state)."""
+        if self.journaling:
+            change: dict[str, Any] = {"items": [item.raw() for item in items]}
+            if reservation is not None:
+                change["reservation"] = reservation
+            self.record(change)
 
     def _forget_old_reservations(self) -> None:
         """Drop settled reservations after ``RESERVATION_TTL``; pending ones wait for a verdict."""
@@ -280,7 +308,7 @@ class ProductDB(Database):
                 [(self._items[item_id], units) for item_id, units in lines], state)
 
     def dump(self) -> Any:
-        return {"items": [asdict(item) for item in self._items.values()],
+        return {"items": [item.raw() for item in self._items.values()],
                 "reservations": [[purchase_id, r.state,
                                   [[item.item_id, units] for item, units in r.taken]]
                                  for purchase_id, r in self._reservations.items()]}

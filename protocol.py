@@ -93,6 +93,11 @@ def encode(message: dict) -> bytes:
     return (_ENCODER.encode(message) + "\n").encode()
 
 
+def encode_value(value: Any) -> bytes:
+    """Any JSON value as compact UTF-8 JSON, without the newline."""
+    return _ENCODER.encode(value).encode()
+
+
 def decode(line: bytes, exact: bool = True) -> dict:
     """Parse one line (newline included or not) into a JSON object.
 
@@ -357,7 +362,7 @@ class Service:
             result = self.dispatch(message)
             if isinstance(result, RawResult):
                 reply = b"".join((_OK_PREFIX, result.json, b',"id":',
-                                  _ENCODER.encode(request_id).encode(), b"}\n"))
+                                  encode_value(request_id), b"}\n"))
             else:
                 reply = encode({"ok": True, "result": result, "id": request_id})
             log.debug("%s ok", _op_name(message))
@@ -648,7 +653,7 @@ class Client:
         line = self.exchange(encode(_message(op, args, session)), idempotent)
         if line.startswith(_OK_PREFIX) and line.endswith(_NO_ID_SUFFIX):
             return RawResult(line[len(_OK_PREFIX):-len(_NO_ID_SUFFIX)])
-        return RawResult(_ENCODER.encode(_result(self._decode(line))).encode())
+        return RawResult(encode_value(_result(self._decode(line))))
 
     def request(self, message: dict, idempotent: bool = False) -> dict:
         """Send a message and return the whole reply envelope."""
@@ -950,6 +955,10 @@ class Database(Service):
                 self.apply(record)
         self._journal = journal
         log.info("%s: loaded %s with %d journal records", self.name, directory, len(records))
+
+    @property
+    def journaling(self) -> bool:
+        return self._journal is not None
 
     def record(self, change: dict) -> None:
         """Journal one change already made (call under ``self._lock``)."""
