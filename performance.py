@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import importlib.util
 import json
 import math
 import multiprocessing
@@ -1018,6 +1019,9 @@ def main(argv: list[str] | None = None) -> None:
                                                    "p50_ms", "p99_ms", "errors", "unexpected",
                                                    "rss_kb_start", "rss_kb_end")}, indent=2))
         return
+    if importlib.util.find_spec("matplotlib") is None:  # say so now, not after the run
+        raise RuntimeError("matplotlib is missing: run ./run_tests.sh once and use "
+                           ".venv/bin/python performance.py, or pip install -r requirements.txt")
     report = benchmark(args, target)
     write_results(args.out, report)
     charts = draw_charts(args.out, report)
