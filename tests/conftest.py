@@ -149,6 +149,23 @@ def fresh_market():
     m.stop()
 
 
+@pytest.fixture
+def seller(market, unique) -> Api:
+    """A fresh seller of the module's market, logged in; ``seller_id`` set."""
+    api = market.seller()
+    api.seller_id = api.register(unique("seller"))
+    return api
+
+
+@pytest.fixture
+def buyer(market, unique) -> Api:
+    """A fresh buyer of the module's market, logged in; ``name`` and ``buyer_id`` set."""
+    api = market.buyer()
+    api.name = unique("buyer")
+    api.buyer_id = api.register(api.name)
+    return api
+
+
 _counter = iter(range(1, 10 ** 9))
 
 

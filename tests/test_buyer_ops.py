@@ -1,27 +1,10 @@
 """Buyer frontend (spec section 5): search, items, carts, feedback, ratings."""
 from __future__ import annotations
 
-import pytest
-
 ITEM_FIELDS = {"item_id", "name", "category", "keywords", "condition", "price", "quantity",
                "seller_id", "thumbs_up", "thumbs_down"}
 CARD = {"card_name": "A Buyer", "card_number": "4111111111111111", "expiry": "12/99"}
 CART_LINE_FIELDS = {"item_id", "name", "price", "quantity", "line_total", "available"}
-
-
-@pytest.fixture
-def seller(market, unique):
-    api = market.seller()
-    api.seller_id = api.register(unique("seller"))
-    return api
-
-
-@pytest.fixture
-def buyer(market, unique):
-    api = market.buyer()
-    api.name = unique("buyer")
-    api.buyer_id = api.register(api.name)
-    return api
 
 
 def listing(seller, name="thing", category=1, keywords=(), price=1, quantity=10,

@@ -36,21 +36,6 @@ def this_and_last_month() -> tuple[str, str]:
     return month_text(today.year, today.month), month_text(*last)
 
 
-@pytest.fixture
-def seller(market, unique):
-    api = market.seller()
-    api.seller_id = api.register(unique("seller"))
-    return api
-
-
-@pytest.fixture
-def buyer(market, unique):
-    api = market.buyer()
-    api.name = unique("buyer")
-    api.buyer_id = api.register(api.name)
-    return api
-
-
 def listing(seller, name="thing", price=1, quantity=10) -> int:
     return seller("RegisterItemForSale", name=name, category=4, keywords=[], condition="new",
                   price=price, quantity=quantity)["item_id"]

@@ -19,20 +19,6 @@ def send_raw(address: tuple[str, int], line: str) -> dict:
         return json.loads(sock.makefile("rb").readline())
 
 
-@pytest.fixture
-def seller(market, unique):
-    api = market.seller()
-    api.seller_id = api.register(unique("seller"))
-    return api
-
-
-@pytest.fixture
-def buyer(market, unique):
-    api = market.buyer()
-    api.register(unique("buyer"))
-    return api
-
-
 # -- accounts (both frontends) ------------------------------------------------
 
 @pytest.mark.parametrize("role", ["seller", "buyer"])
