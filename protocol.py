@@ -841,6 +841,9 @@ class Journal:
     def _journal_path(self, generation: int) -> str:
         return os.path.join(self.directory, f"journal-{generation}.jsonl")
 
+    def current_path(self) -> str:
+        return self._journal_path(self.generation)
+
     def load(self) -> tuple[Any, list[dict]]:
         """The snapshot's state (or None) and the journal's records since.
 
@@ -948,11 +951,20 @@ class Database(Service):
         """Load the state saved in ``directory`` and journal every change from now on."""
         journal = Journal(directory)
         state, records = journal.load()
+        damaged = (KeyError, IndexError, TypeError, ValueError, AttributeError)
         with self._lock:
             if state is not None:
-                self.restore(state)
-            for record in records:
-                self.apply(record)
+                try:
+                    self.restore(state)
+                except damaged as exc:
+                    raise JournalError(f"{journal.snapshot_path}: cannot restore it "
+                                       f"({type(exc).__name__}: {exc})") from None
+            for number, record in enumerate(records, 1):
+                try:
+                    self.apply(record)
+                except damaged as exc:
+                    raise JournalError(f"{journal.current_path()}:{number}: cannot apply this "
+                                       f"record ({type(exc).__name__}: {exc})") from None
         self._journal = journal
         log.info("%s: loaded %s with %d journal records", self.name, directory, len(records))
 

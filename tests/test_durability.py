@@ -161,6 +161,12 @@ def test_torn_last_line_is_ignored_and_corruption_is_named(tmp_path):
     assert f"{journal}:2: corrupt record" in result.stderr
     assert "Traceback" not in result.stderr
 
+    journal.write_bytes(lines[0] + b'\n{"t": "login", "token": "x"}\n')  # JSON, but not a change
+    result = start_with(tmp_path)
+    assert result.returncode != 0
+    assert f"{journal}:2: cannot apply this record (KeyError" in result.stderr
+    assert "Traceback" not in result.stderr
+
     (tmp_path / "snapshot.json").write_text("{broken")
     result = start_with(tmp_path)
     assert result.returncode != 0 and "snapshot.json: corrupt snapshot" in result.stderr
