@@ -78,6 +78,7 @@ def test_rejected_cards_change_nothing(seller, buyer):
         {"expiry": last_month}, {"expiry": "01/00"}, {"expiry": "1/30"}, {"expiry": "01/2030"},
         {"expiry": "13/30"}, {"expiry": "00/30"}, {"expiry": "01-30"}, {"expiry": "ab/cd"},
         {"expiry": ""}, {"expiry": " 1/30"}, {"expiry": "12/99 "},
+        {"card_number": "4" * 80}, {"card_name": "n" * 300}, {"expiry": "1" * 100},  # long
     ]
     for change in rejected:
         error = failure(buyer, "MakePurchase", **{**CARD, **change})
