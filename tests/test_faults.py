@@ -199,6 +199,13 @@ class Shop:
         outcome["thread"].start()
         return outcome
 
+    def purchase_paused_after_reserve(self) -> dict:
+        """A purchase in the background, returned once its units are taken (the
+        frontend then pauses before committing: MARKET_TEST_COMMIT_DELAY)."""
+        outcome = self.purchase_in_background()
+        assert wait_until(lambda: self.units() == UNITS - BOUGHT, timeout=5, interval=0.02)
+        return outcome
+
     def close(self) -> None:
         self.product.close()
         self.buyer.client.close()
@@ -238,8 +245,7 @@ def test_product_db_down_before_reserve(shop):
 
 
 def test_customer_db_killed_between_reserve_and_commit(shop):
-    outcome = shop.purchase_in_background()
-    assert wait_until(lambda: shop.units() == UNITS - BOUGHT, timeout=5, interval=0.02)
+    outcome = shop.purchase_paused_after_reserve()
     shop.market.customer_db.kill()
     assert finished(outcome)["error"] == "unavailable"
     shop.market.customer_db.restart()  # empty: nothing was committed there
@@ -247,8 +253,7 @@ def test_customer_db_killed_between_reserve_and_commit(shop):
 
 
 def test_product_db_killed_between_reserve_and_commit(shop):
-    outcome = shop.purchase_in_background()
-    assert wait_until(lambda: shop.units() == UNITS - BOUGHT, timeout=5, interval=0.02)
+    outcome = shop.purchase_paused_after_reserve()
     shop.market.product_db.kill()
     try:
         assert finished(outcome).get("purchase"), outcome  # the commit needs only the customer db
@@ -258,8 +263,7 @@ def test_product_db_killed_between_reserve_and_commit(shop):
 
 
 def test_buyer_frontend_killed_between_reserve_and_commit(shop):
-    outcome = shop.purchase_in_background()
-    assert wait_until(lambda: shop.units() == UNITS - BOUGHT, timeout=5, interval=0.02)
+    outcome = shop.purchase_paused_after_reserve()
     shop.market.buyer_server.kill()
     assert finished(outcome)["error"] == "unavailable"
     shop.market.buyer_server.restart()
@@ -275,8 +279,7 @@ def test_database_stalled_mid_purchase(shop, database):
         os.kill(proc.pid, signal.SIGSTOP)
         outcome = shop.purchase_in_background()
     else:  # stalled between ReserveUnits and CommitPurchase
-        outcome = shop.purchase_in_background()
-        assert wait_until(lambda: shop.units() == UNITS - BOUGHT, timeout=5, interval=0.02)
+        outcome = shop.purchase_paused_after_reserve()
         os.kill(proc.pid, signal.SIGSTOP)
     try:
         time.sleep(2.5)  # past the frontend's 2 s database timeout
