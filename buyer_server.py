@@ -5,23 +5,20 @@
 from __future__ import annotations
 
 import argparse
+import collections
 import datetime
 import logging
-import os
 import secrets
 import threading
 import time
 
-from protocol import (ApiError, Frontend, Int, ITEM_ID, Keywords, MAX_LINE, Op, Optional,
-                      QUANTITY, RawResult, Request, Str, VOTE, dollars, env_default,
+from protocol import (ApiError, Client, Frontend, Int, ITEM_ID, Keywords, MAX_LINE, NoAnswer, Op,
+                      Optional, QUANTITY, RawResult, Request, Str, VOTE, dollars, env_default,
                       frontend_main)
 
 log = logging.getLogger("marketplace")
 
-# Test hook: seconds to pause between taking the units and recording the
-# purchase, so a test can stop the customer database right there.
-COMMIT_DELAY = float(os.environ.get("MARKET_TEST_COMMIT_DELAY", "0"))
-
+UNDO_RETRY_FOR = 300.0  # seconds an undelivered vote undo is retried (well under VOTE_TTL)
 SETTLE_BATCH = 1000  # purchase ids per settling round trip (well under 1 MiB)
 
 # Only the type is checked here: any string the card check refuses is ``conflict``
@@ -34,17 +31,22 @@ def card_problem(card_name: str, card_number: str, expiry: str, today: datetime.
     """Why the card is rejected, or '' when it is acceptable."""
     if not 1 <= len(card_name) <= 64 or any(ord(c) < 32 for c in card_name):
         return "the name on the card must be 1 to 64 characters"
-    if not (card_number.isascii() and card_number.isdigit() and 13 <= len(card_number) <= 19):
+    if not (ascii_digits(card_number) and 13 <= len(card_number) <= 19):
         return "the card number must be 13 to 19 digits"
     if not luhn_ok(card_number):
         return "the card number fails the Luhn check"
     month, slash, year = expiry.partition("/")
-    if not (slash and len(month) == 2 and len(year) == 2 and month.isdigit()
-            and year.isdigit() and 1 <= int(month) <= 12):
+    if not (slash and len(month) == 2 and len(year) == 2 and ascii_digits(month)
+            and ascii_digits(year) and 1 <= int(month) <= 12):
         return "the expiry must be MM/YY"
     if (2000 + int(year), int(month)) < (today.year, today.month):
         return "the card has expired"
     return ""
+
+
+def ascii_digits(text: str) -> bool:
+    """Only 0-9: ``str.isdigit`` also accepts '²' and Arabic-Indic digits."""
+    return bool(text) and all("0" <= c <= "9" for c in text)
 
 
 def luhn_ok(number: str) -> bool:
@@ -57,17 +59,26 @@ def luhn_ok(number: str) -> bool:
 
 class BuyerFrontend(Frontend):
     name = "buyer frontend"
-    role = "buyer"
+    role = kind = "buyer"
     settle_after = 10
+    commit_delay = 0.0
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
         env_default(parser, "--settle-after", "SETTLE_AFTER", cls.settle_after,
                     "seconds after which an unfinished purchase is completed or undone",
                     type=int)
+        parser.add_argument("--test-commit-delay", type=float, default=0.0, metavar="SECONDS",
+                            help="for tests: pause this long between taking a purchase's "
+                                 "units and recording it (default 0)")
 
     def configure(self, args: argparse.Namespace) -> None:
         self.settle_after = max(1, args.settle_after)
+        self.commit_delay = args.test_commit_delay
+        # Undos (compensations) that did not get through, retried by the settling
+        # thread: (first try, database client, op, args). Guarded by its own lock.
+        self._undo_lock = threading.Lock()
+        self._undos: collections.deque[tuple[float, Client, str, dict]] = collections.deque()
 
     def role_ops(self) -> dict[str, Op]:
         cart_line = {"item_id": ITEM_ID, "quantity": QUANTITY}
@@ -142,41 +153,41 @@ class BuyerFrontend(Frontend):
                       expiry: str) -> RawResult:
         """Buy the whole session cart across both databases, all or nothing.
 
-        1. customer db ``StartPurchase``: check the session, read the cart.
+        1. customer db ``StartPurchase``: check the session, then move the
+           cart's lines into a pending purchase under a fresh id (a second
+           purchase of the same cart finds it empty: ``conflict``).
         2. product db ``ReserveUnits``: take every line's units under one lock,
-           as a pending reservation under a fresh purchase id.
-        3. customer db ``CommitPurchase``: append the record, bump counters,
-           empty both carts. The customer database decides: a purchase id is
-           committed once, or cancelled and then never committed.
-        If a database refuses step 3, or answers step 2 with ``internal``,
-        ``settle`` at once asks the customer database for its verdict and the
-        product database keeps or gives back the units. When a database does
-        not answer (down or stalled), or this frontend dies, the reply does not
-        wait: every buyer frontend's settling thread settles it later.
+           as a pending reservation under that id.
+        3. customer db ``CommitPurchase``: record exactly those lines, bump the
+           counters. The customer database decides: an id is committed once,
+           or cancelled (its lines back in the cart) and then never committed.
+        4. product db ``SettlePurchases``: mark the reservation sold.
+        When step 2 or 3 fails, ``settle`` at once asks the customer database
+        for its verdict (cancelling the purchase) and the product database
+        keeps or gives back the units. Each request carries a deadline, so a
+        database that did not answer in time never applies it later; what a
+        dead frontend leaves behind, the customer database's sweeper cancels
+        and every buyer frontend's settling thread gives back.
         """
-        cart = self.customer.call("StartPurchase", {}, request.session)["cart"]
-        problem = card_problem(card_name, card_number, expiry, datetime.date.today())
-        if problem:
-            raise ApiError("conflict", f"The card was rejected: {problem}.")
         purchase_id = secrets.token_hex(16)
+        problem = card_problem(card_name, card_number, expiry, datetime.date.today())
+        cart = self.customer.call("StartPurchase", {"purchase_id": purchase_id,
+                                                    "card_problem": problem},
+                                  request.session)["cart"]
         lines = [{"item_id": item_id, "quantity": units} for item_id, units in cart]
         try:
             sold = self.product.call("ReserveUnits", {"purchase_id": purchase_id,
                                                       "lines": lines})["lines"]
-        except ApiError as error:
-            if error.code == "internal":  # the units may have been taken
-                self.settle_quietly([purchase_id])
-            raise
-        if COMMIT_DELAY:
-            time.sleep(COMMIT_DELAY)
-        try:
-            return self.customer.call_raw("CommitPurchase", {
+            if self.commit_delay:
+                time.sleep(self.commit_delay)
+            purchase = self.customer.call_raw("CommitPurchase", {  # keyed: safe to resend
                 "purchase_id": purchase_id, "lines": sold, "card_last4": card_number[-4:]},
-                request.session)
-        except ApiError as error:
-            if error.code != "unavailable":
-                self.settle_quietly([purchase_id])
+                idempotent=True)
+        except ApiError:
+            self.settle_quietly([purchase_id])
             raise
+        self.settle_quietly([purchase_id], sold=True)
+        return purchase
 
     def settle(self, purchase_ids: list[str]) -> None:
         """Get the customer database's verdict on these purchases and apply it to the units."""
@@ -184,19 +195,26 @@ class BuyerFrontend(Frontend):
                                      idempotent=True)
         self.product.call("SettlePurchases", verdict, idempotent=True)
 
-    def settle_quietly(self, purchase_ids: list[str]) -> None:
+    def settle_quietly(self, purchase_ids: list[str], sold: bool = False) -> None:
+        """``settle`` (or, for committed purchases, mark them sold), leaving failures to the
+        settling thread."""
         try:
-            self.settle(purchase_ids)
+            if sold:
+                self.product.call("SettlePurchases", {"sold": purchase_ids, "released": []},
+                                  idempotent=True)
+            else:
+                self.settle(purchase_ids)
         except ApiError as error:
             log.warning("settling %d purchases failed (%s); the settling thread will retry",
                         len(purchase_ids), error.code)
 
     def start(self) -> None:
-        threading.Thread(target=self._settle_stale_purchases, name="purchase-settler",
+        threading.Thread(target=self._settle_forever, name="purchase-settler",
                          daemon=True).start()
 
-    def _settle_stale_purchases(self) -> None:
-        """Forever: settle reservations left pending longer than ``settle_after``."""
+    def _settle_forever(self) -> None:
+        """Forever: settle reservations left pending longer than ``settle_after``,
+        and deliver the vote undos that did not get through."""
         while True:
             time.sleep(self.settle_after / 2)
             try:
@@ -210,23 +228,57 @@ class BuyerFrontend(Frontend):
                         break
             except ApiError as error:
                 log.warning("settling stale purchases failed: %s", error.code)
+            self._retry_undos()
+
+    def undo(self, database: Client, op: str, args: dict, first_try: float = 0.0) -> None:
+        """Send a compensation (keyed, idempotent, never refused for lateness); if it does
+        not get through, the settling thread tries again for ``UNDO_RETRY_FOR`` seconds."""
+        first_try = first_try or time.monotonic()
+        try:
+            database.call(op, args)  # one try: a stalled database is not waited for twice
+        except ApiError as error:
+            if error.code != "unavailable":
+                log.warning("%s %s refused: %s", op, args["key"], error.code)
+            elif time.monotonic() - first_try < UNDO_RETRY_FOR:
+                log.warning("%s %s did not get through; will retry", op, args["key"])
+                with self._undo_lock:
+                    self._undos.append((first_try, database, op, args))
+            else:
+                log.error("%s %s given up after %d s", op, args["key"], UNDO_RETRY_FOR)
+
+    def _retry_undos(self) -> None:
+        with self._undo_lock:
+            due, self._undos = list(self._undos), collections.deque()
+        for first_try, database, op, args in due:
+            self.undo(database, op, args, first_try)
 
     def purchases(self, request: Request) -> RawResult:
         return self.customer.call_raw("GetPurchases", {}, request.session, idempotent=True)
 
     def provide_feedback(self, request: Request, item_id: int, vote: str) -> dict:
-        """Count the vote for the seller (customer db), then the item (product db)."""
-        args = {"item_id": item_id, "vote": vote}
+        """Count the vote for the seller (customer db), then the item (product db).
+
+        Both writes carry the attempt's ``key``. If the item's vote fails, it
+        is revoked by key (so a late ``AddVote`` changes nothing; retried in
+        the background until delivered) and then the seller's, so the buyer
+        may vote again and the vote counts exactly once on each side.
+        """
+        key = secrets.token_hex(16)
         try:
-            self.customer.call("RecordFeedback", args, request.session)
+            buyer_id = self.customer.call("RecordFeedback", {
+                "item_id": item_id, "vote": vote, "key": key}, request.session)["buyer_id"]
         except ApiError as error:
             if error.code == "conflict":  # not bought; not_found if there is no such item
                 self.product.call("GetItem", {"item_id": item_id}, idempotent=True)
             raise
+        vote_args = {"item_id": item_id, "vote": vote, "key": key}
         try:
-            self.product.call("AddVote", args)
-        except ApiError:
-            self.customer.call("RevokeFeedback", args, request.session)
+            self.product.call("AddVote", vote_args)
+        except ApiError as error:
+            if isinstance(error, NoAnswer):  # it may have been counted: take it back
+                self.undo(self.product, "RevokeVote", vote_args)
+            self.undo(self.customer, "RevokeFeedback", {"buyer_id": buyer_id,
+                                                        "item_id": item_id, "key": key})
             raise
         return {}
 

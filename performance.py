@@ -70,7 +70,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from protocol import Client, Service, json_safe, parse_address, serve, service_parser
+from protocol import Client, Peer, Service, json_safe, parse_address, serve, service_parser
 
 ROOT = Path(__file__).resolve().parent
 DEFAULT_SCENARIOS = "1x1,10x10,100x100"
@@ -79,7 +79,6 @@ RUN_TIME_LIMIT = 3600.0  # seconds one timed run may take before its clients giv
 OP_TIMEOUT = 30.0  # seconds a client waits for one reply
 START_TIMEOUT = 30.0  # seconds a service may take to print its ready line
 RETRY_PAUSE = 0.1  # seconds a client waits after a transport failure before its next op
-SETUP_SLOTS = 4  # concurrent account setups per generator process (scrypt is slow)
 ITEMS_PER_SELLER = 10
 CATEGORIES = 10
 KEYWORDS = ("lamp", "desk", "chair", "book", "phone", "cable", "mug", "shoe", "bag", "watch")
@@ -103,7 +102,7 @@ class EchoService(Service):
 
     name = "echo"
 
-    def dispatch(self, message: dict) -> dict:
+    def dispatch(self, message: dict, peer: Peer | None = None) -> dict:
         return ECHO_RESULT
 
 
@@ -113,9 +112,10 @@ class RelayService(Service):
     name = "relay"
 
     def __init__(self, echo: Client) -> None:
+        super().__init__()
         self.echo = echo
 
-    def dispatch(self, message: dict) -> dict:
+    def dispatch(self, message: dict, peer: Peer | None = None) -> dict:
         return self.echo.call(str(message.get("op")), json_safe(message.get("args")),
                               message.get("session"))
 
@@ -388,17 +388,15 @@ class BuyerBench(BenchClient):
 
 # -- generator processes ----------------------------------------------------
 
-def run_threads(tasks: list, limit: int | None = None) -> None:
-    """Run callables in threads (at most ``limit`` at once); re-raise the first failure."""
-    slots = threading.Semaphore(limit or len(tasks) or 1)
+def run_threads(tasks: list) -> None:
+    """Run callables in threads, all at once; re-raise the first failure."""
     failures: list[BaseException] = []
 
     def guarded(task) -> None:
-        with slots:
-            try:
-                task()
-            except BaseException as exc:  # reported to the parent below
-                failures.append(exc)
+        try:
+            task()
+        except BaseException as exc:  # reported to the parent below
+            failures.append(exc)
 
     threads = [threading.Thread(target=guarded, args=(task,), daemon=True) for task in tasks]
     for thread in threads:
@@ -423,12 +421,12 @@ def worker_main(conn, specs: list[tuple[str, int]], addresses: dict[str, tuple[s
     buyers = [c for c in clients if isinstance(c, BuyerBench)]
     try:
         conn.recv()
-        run_threads([c.setup for c in sellers], SETUP_SLOTS)
+        run_threads([c.setup for c in sellers])  # all at once: the frontends queue the hashing
         conn.send([(item_id, s.seller_id) for s in sellers for item_id in s.item_ids])
         _, catalog = conn.recv()
         for buyer in buyers:
             buyer.learn(catalog)
-        run_threads([b.setup for b in buyers], SETUP_SLOTS)
+        run_threads([b.setup for b in buyers])
         conn.send("ready")
         conn.recv()
         finished = threading.Event()

@@ -1,7 +1,10 @@
 """Product database service: items, prices, units, item feedback, unit reservations.
 
 Internal ops, spoken only by the frontends. Items travel in the spec's form
-(price in dollars); reservations report prices in integer cents.
+(price in dollars); reservations report prices in integer cents. Writes that
+a frontend may have to undo (``ReserveUnits``, ``AddVote``) carry a key, so
+their undo (``SettlePurchases``, ``RevokeVote``) is idempotent and a late
+original after its undo changes nothing.
 """
 from __future__ import annotations
 
@@ -11,10 +14,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from protocol import (ApiError, Database, Int, ITEM_ID, Keywords, ListOf, OneOf, Op,
-                      PRICE_CENTS, PURCHASE_ID, QUANTITY, RawResult, Record, Request, Str, VOTE,
-                      database_main, database_parser, dollars, encode_value)
+                      PRICE_CENTS, PURCHASE_ID, QUANTITY, RawResult, Recent, Record, Request, Str,
+                      VOTE, database_main, database_parser, dollars, encode_value)
 
 RESERVATION_TTL = 600.0  # seconds a settled purchase id is remembered: retries stay harmless
+VOTE_TTL = 600.0  # seconds a vote's key is remembered, for its RevokeVote
+VOTE_KEY = Str(1, 64)
 
 
 @dataclass
@@ -75,6 +80,7 @@ RESERVE_LINE = {"item_id": ITEM_ID, "quantity": QUANTITY}
 
 class ProductDB(Database):
     name = "product database"
+    kind = "product_db"
 
     def __init__(self) -> None:
         super().__init__()
@@ -87,8 +93,10 @@ class ProductDB(Database):
         self._by_keyword: dict[tuple[int, str], list[Item]] = {}
         self._by_seller: dict[int, list[Item]] = {}
         self._reservations: dict[str, Reservation] = {}
+        self._votes = Recent(VOTE_TTL)  # vote key -> [item_id, vote, "counted" | "revoked"]
         self._next_id = 1
-        self.ops = {name: Op(handler, schema, needs_session=False) for name, (handler, schema) in {
+        self.ops.update({name: Op(handler, schema, needs_session=False)
+                         for name, (handler, schema) in {
             "RegisterItem": (self.register_item, {
                 "seller_id": SELLER_ID, "name": Str(1, 32), "category": Int(0, 99),
                 "keywords": Keywords(), "condition": OneOf(("new", "used")),
@@ -108,8 +116,10 @@ class ProductDB(Database):
                                                           "limit": Int(1, 10_000)}),
             "SettlePurchases": (self.settle_purchases, {"sold": ListOf(PURCHASE_ID),
                                                         "released": ListOf(PURCHASE_ID)}),
-            "AddVote": (self.add_vote, {"item_id": ITEM_ID, "vote": VOTE}),
-        }.items()}
+            "AddVote": (self.add_vote, {"item_id": ITEM_ID, "vote": VOTE, "key": VOTE_KEY}),
+            "RevokeVote": (self.revoke_vote, {"item_id": ITEM_ID, "vote": VOTE,
+                                              "key": VOTE_KEY}),
+        }.items()})
 
     def start(self) -> None:
         threading.Thread(target=self._forget_old_reservations, name="reservation-sweeper",
@@ -128,7 +138,7 @@ class ProductDB(Database):
 
     def register_item(self, request: Request, seller_id: int, name: str, category: int,
                       keywords: list[str], condition: str, price: int, quantity: int) -> dict:
-        with self._lock:
+        with self.writing(request):
             item = Item(self._next_id, name, category, keywords, condition, price, quantity,
                         seller_id)
             self._add_item(item)
@@ -144,16 +154,17 @@ class ProductDB(Database):
             self._by_keyword.setdefault((item.category, word.lower()), []).append(item)
         self._by_seller.setdefault(item.seller_id, []).append(item)
 
-    def change_price(self, request: Request, seller_id: int, item_id: int, price: int) -> dict:
-        with self._lock:
+    def change_price(self, request: Request, seller_id: int, item_id: int,
+                     price: int) -> RawResult:
+        with self.writing(request):
             item = self._item(item_id, seller_id)
             item.price = price
             self._journal_items([item])
             return item_result(item)
 
     def remove_units(self, request: Request, seller_id: int, item_id: int,
-                     quantity: int) -> dict:
-        with self._lock:
+                     quantity: int) -> RawResult:
+        with self.writing(request):
             item = self._item(item_id, seller_id)
             if quantity > item.quantity:
                 raise ApiError("conflict", f"Item {item_id} has only {item.quantity} units; "
@@ -162,13 +173,14 @@ class ProductDB(Database):
             self._journal_items([item])
             return item_result(item)
 
-    def seller_items(self, request: Request, seller_id: int) -> dict:
+    def seller_items(self, request: Request, seller_id: int) -> RawResult:
         with self._lock:
             return items_result(self._by_seller.get(seller_id, []))
 
     # -- buyer side -----------------------------------------------------------
 
-    def search(self, request: Request, category: int, keywords: list[str], limit: int) -> dict:
+    def search(self, request: Request, category: int, keywords: list[str],
+               limit: int) -> RawResult:
         """Items in stock of ``category``; with keywords, best keyword overlap first."""
         with self._lock:
             if not keywords:
@@ -187,24 +199,43 @@ class ProductDB(Database):
             best = sorted(shared, key=lambda item_id: (-shared[item_id], item_id))[:limit]
             return items_result([self._items[item_id] for item_id in best])
 
-    def get_item(self, request: Request, item_id: int) -> dict:
+    def get_item(self, request: Request, item_id: int) -> RawResult:
         with self._lock:
             return item_result(self._item(item_id))
 
-    def get_items(self, request: Request, item_ids: list[int]) -> dict:
+    def get_items(self, request: Request, item_ids: list[int]) -> RawResult:
         """The items that exist among ``item_ids``, in that order."""
         with self._lock:
             return items_result([self._items[i] for i in item_ids if i in self._items])
 
-    def add_vote(self, request: Request, item_id: int, vote: str) -> dict:
+    def add_vote(self, request: Request, item_id: int, vote: str, key: str) -> dict:
+        """Count a vote for the item once per ``key``; nothing once the key is revoked."""
+        with self.writing(request):
+            item = self._item(item_id)
+            if key not in self._votes:
+                self._set_vote(key, item, vote, "counted", 1)
+            return {}
+
+    def revoke_vote(self, request: Request, item_id: int, vote: str, key: str) -> dict:
+        """Undo ``AddVote`` of ``key`` if it was counted, and refuse it from now on.
+
+        A compensation: applied however late (no deadline), and idempotent.
+        """
         with self._lock:
             item = self._item(item_id)
-            if vote == "up":
-                item.thumbs_up += 1
-            else:
-                item.thumbs_down += 1
-            self._journal_items([item])
+            state = self._votes.get(key, [item_id, vote, "absent"])[2]
+            if state != "revoked":
+                self._set_vote(key, item, vote, "revoked", -1 if state == "counted" else 0)
             return {}
+
+    def _set_vote(self, key: str, item: Item, vote: str, state: str, step: int) -> None:
+        """Record a vote key's new state, moving the item's count by ``step``. Hold the lock."""
+        if vote == "up":
+            item.thumbs_up += step
+        else:
+            item.thumbs_down += step
+        self._votes.put(key, [item.item_id, vote, state])
+        self._journal_items([item], vote=[key, item.item_id, vote, state])
 
     # -- purchases ------------------------------------------------------------
 
@@ -215,7 +246,7 @@ class ProductDB(Database):
         The reservation stays pending until ``settle_purchases`` hears the
         customer database's verdict.
         """
-        with self._lock:
+        with self.writing(request):
             previous = self._reservations.get(purchase_id)
             if previous is not None:
                 if previous.state == "released":
@@ -269,17 +300,14 @@ class ProductDB(Database):
                          changed: list[tuple[Item, int]] = ()) -> None:
         """Store a reservation's new state and journal it with the items whose units moved."""
         self._reservations[purchase_id] = reservation
-        self._journal_items([item for item, _ in changed], [
+        self._journal_items([item for item, _ in changed], reservation=[
             purchase_id, reservation.state,
             [[item.item_id, units] for item, units in reservation.taken]])
 
-    def _journal_items(self, items: list[Item], reservation: list | None = None) -> None:
-        """Journal the after-images of ``items`` (and a reservation's new state)."""
+    def _journal_items(self, items: list[Item], **also: list) -> None:
+        """Journal the after-images of ``items`` (and a reservation's or vote key's new state)."""
         if self.journaling:
-            change: dict[str, Any] = {"items": [item.raw() for item in items]}
-            if reservation is not None:
-                change["reservation"] = reservation
-            self.record(change)
+            self.record({"items": [item.raw() for item in items], **also})
 
     def _forget_old_reservations(self) -> None:
         """Drop settled reservations after ``RESERVATION_TTL``; pending ones wait for a verdict."""
@@ -306,17 +334,23 @@ class ProductDB(Database):
             purchase_id, state, lines = change["reservation"]
             self._reservations[purchase_id] = Reservation(
                 [(self._items[item_id], units) for item_id, units in lines], state)
+        if "vote" in change:
+            key, item_id, vote, state = change["vote"]
+            self._votes.put(key, [item_id, vote, state])
 
     def dump(self) -> Any:
         return {"items": [item.raw() for item in self._items.values()],
                 "reservations": [[purchase_id, r.state,
                                   [[item.item_id, units] for item, units in r.taken]]
-                                 for purchase_id, r in self._reservations.items()]}
+                                 for purchase_id, r in self._reservations.items()],
+                "votes": [[key, *entry] for key, entry in self._votes.items()]}
 
     def restore(self, state: Any) -> None:
         self.apply({"items": state["items"]})
         for reservation in state["reservations"]:
             self.apply({"items": [], "reservation": reservation})
+        for vote in state.get("votes", []):
+            self.apply({"items": [], "vote": vote})
 
 
 def _sold_line(item: Item, units: int) -> dict:

@@ -14,14 +14,20 @@ from __future__ import annotations
 
 import argparse
 import collections
+import concurrent.futures
+import contextlib
+import ctypes
 import getpass
+import hashlib
+import hmac
+import ipaddress
 import json
 import logging
 import math
 import os
 import re
 import resource
-import select
+import secrets
 import shlex
 import signal
 import socket
@@ -32,7 +38,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 MAX_LINE = 1 << 20  # bytes of JSON on one line, not counting the newline
 LISTEN_BACKLOG = 1024
@@ -40,8 +46,13 @@ STOP_GRACE = 3.0  # seconds a stopping server gives requests in flight to finish
 DEFAULT_IDLE_TIMEOUT = 600.0
 DEFAULT_READ_TIMEOUT = 30.0
 DEFAULT_MAX_CONNECTIONS = 1024
+DEFAULT_DB_POOL = 64  # connections a frontend keeps at most to each database
+# A database must apply a request within this share of the frontend's wait;
+# the rest leaves time for the reply to arrive before the frontend gives up.
+DEADLINE_SHARE = 0.75
 
 log = logging.getLogger("marketplace")
+log.addHandler(logging.NullHandler())  # the CLIs log nothing; services configure logging
 
 # -- errors -----------------------------------------------------------------
 
@@ -55,7 +66,8 @@ class ApiError(Exception):
     """A failure the client is told about: a spec error code and one human sentence."""
 
     def __init__(self, code: str, message: str) -> None:
-        assert code in ERROR_CODES, code
+        if code not in ERROR_CODES:
+            raise ValueError(f"unknown error code {code!r}")
         super().__init__(message)
         self.code = code
         self.message = message
@@ -71,7 +83,8 @@ def _reject_constant(name: str) -> Any:
 
 
 # Built once: json.dumps/loads with options would build a new coder per call.
-_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False,
+                            default=lambda value: _exact_default(value))
 _EXACT_DECODER = json.JSONDecoder(parse_float=Decimal, parse_constant=_reject_constant)
 _FLOAT_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 
@@ -90,12 +103,54 @@ _NO_ID_SUFFIX = b',"id":null}\n'
 
 def encode(message: dict) -> bytes:
     """One message as one line of compact UTF-8 JSON."""
-    return (_ENCODER.encode(message) + "\n").encode()
+    return (_encode_text(message) + "\n").encode()
 
 
 def encode_value(value: Any) -> bytes:
     """Any JSON value as compact UTF-8 JSON, without the newline."""
-    return _ENCODER.encode(value).encode()
+    return _encode_text(value).encode()
+
+
+class ExactDollars:
+    """An amount too large for a float to show to the cent; encoded as exact JSON text."""
+
+    def __init__(self, cents: int) -> None:
+        self.cents = cents
+
+    def text(self) -> str:
+        whole, cents = divmod(abs(self.cents), 100)
+        return f"{'-' if self.cents < 0 else ''}{whole}.{cents:02d}"
+
+
+# ``ExactDollars`` is encoded as a string holding this mark, then the quotes and
+# marks are cut away. The mark is random per process, so no stored string can forge it.
+_EXACT_MARK = "\u0000" + os.urandom(8).hex()
+_EXACT_PATTERN = re.compile(re.escape(json.dumps(_EXACT_MARK)[:-1]) + r'(-?[0-9]+\.[0-9]{2})"')
+
+
+def _exact_default(value: Any) -> Any:
+    if isinstance(value, ExactDollars):
+        return _EXACT_MARK + value.text()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def _encode_text(value: Any) -> str:
+    text = _ENCODER.encode(value)
+    if _EXACT_MARK[1:] in text:
+        text = _EXACT_PATTERN.sub(r"\1", text)
+    return text
+
+
+EXACT_FLOAT_CENTS = 10 ** 15  # below this, cents / 100 as a float prints exactly
+
+
+def dollars(cents: int) -> float | int | ExactDollars:
+    """Exact cents -> the JSON number clients see (17.5 for 1750), exact at any size."""
+    if abs(cents) < EXACT_FLOAT_CENTS:
+        return cents / 100
+    if cents % 100 == 0:
+        return cents // 100
+    return ExactDollars(cents)
 
 
 def decode(line: bytes, exact: bool = True) -> dict:
@@ -278,6 +333,21 @@ class Keywords(Validator):
 
 
 @dataclass
+class Hex(Validator):
+    """``size`` bytes written as hex text -> ``bytes``."""
+
+    size: int
+
+    def __call__(self, name: str, value: Any) -> bytes:
+        if isinstance(value, str) and len(value) == 2 * self.size:
+            try:
+                return bytes.fromhex(value)
+            except ValueError:
+                pass
+        raise self.fail(name, f"{self.size} bytes as hex text")
+
+
+@dataclass
 class Record(Validator):
     """A JSON object validated against its own schema (for internal messages)."""
 
@@ -339,27 +409,47 @@ class Op:
     needs_session: bool = True
 
 
+CONTRACT_VERSION = "2026-11-25"
+ENVELOPE_FIELDS = frozenset({"op", "args", "session", "id"})
+
+
+@dataclass
+class Peer:
+    """What a service knows about one connection: whether it proved the deployment's secret."""
+
+    authenticated: bool = False
+    challenge: bytes = b""
+
+
 class Service:
-    """Base of every service: an op table plus hooks. Subclasses fill ``ops``.
+    """Base of every service: an op table plus hooks. Subclasses add to ``ops``.
 
     A handler is called as ``handler(request, **args)``: ``request`` is the
-    ``Request`` (session token, raw message) and ``args`` are validated.
+    ``Request`` (op, session token, deadline, connection) and ``args`` are validated.
+    Every service answers ``Hello`` with what it is (``kind``).
     """
 
     name = "service"
-    ops: dict[str, Op] = {}
+    kind = "service"  # what Hello says: "seller", "buyer", "product_db", "customer_db"
+    envelope_fields = ENVELOPE_FIELDS
+
+    def __init__(self) -> None:
+        self.ops: dict[str, Op] = {"Hello": Op(self.hello, needs_session=False)}
 
     def start(self) -> None:
         """Called once the server is bound, before serving (start threads here)."""
 
-    def respond(self, line: bytes) -> bytes:
+    def hello(self, request: "Request") -> dict:
+        return {"service": self.kind, "version": CONTRACT_VERSION}
+
+    def respond(self, line: bytes, peer: Peer | None = None) -> bytes:
         """Turn one request line into its encoded reply line; never raises."""
         message: Any = None
         request_id = None
         try:
             message = decode(line)
             request_id = json_safe(message.get("id"))
-            result = self.dispatch(message)
+            result = self.dispatch(message, peer or Peer())
             if isinstance(result, RawResult):
                 reply = b"".join((_OK_PREFIX, result.json, b',"id":',
                                   encode_value(request_id), b"}\n"))
@@ -375,23 +465,28 @@ class Service:
             return encode(error_reply(ApiError("internal", "The server hit an internal error."),
                                       request_id))
 
-    def dispatch(self, message: dict) -> dict:
+    def dispatch(self, message: dict, peer: Peer | None = None) -> Any:
         op_name = message.get("op")
         if not isinstance(op_name, str):
             raise ApiError("bad_request", "'op' must be a string.")
-        unknown = message.keys() - {"op", "args", "session", "id"}
+        unknown = message.keys() - self.envelope_fields
         if unknown:
             raise ApiError("bad_request", f"Unknown field '{sorted(unknown)[0]}' in the message.")
+        request = Request(op_name, message.get("session"), peer=peer or Peer())
+        self.admit(request, message)
         op = self.ops.get(op_name)
         if op is None:
             raise ApiError("unknown_op", f"There is no op '{op_name}' on the {self.name}.")
         args = validate(op.schema, message.get("args", {}))
-        session = message.get("session")
-        if session is not None and not isinstance(session, str):
+        if request.session is not None and not isinstance(request.session, str):
             raise ApiError("bad_request", "'session' must be a string.")
-        if op.needs_session and not session:
+        if op.needs_session and not request.session:
             raise ApiError("invalid_session", "This op needs a session token; log in first.")
-        return op.handler(Request(op_name, session), **args)
+        return op.handler(request, **args)
+
+    def admit(self, request: "Request", message: dict) -> None:
+        """Called before the op is looked up: refuse the request here (databases
+        check the caller's proof of the secret and the request's deadline)."""
 
 
 def _op_name(message: Any) -> str:
@@ -405,6 +500,13 @@ def _op_name(message: Any) -> str:
 class Request:
     op: str
     session: str | None
+    deadline: float | None = None  # wall-clock time after which nothing may be applied
+    peer: Peer = field(default_factory=Peer)
+
+    def check_deadline(self) -> None:
+        """Refuse to go on once the caller has stopped waiting (so it was told: nothing changed)."""
+        if self.deadline is not None and time.time() > self.deadline:
+            raise ApiError("unavailable", "The request arrived too late and was not applied.")
 
 
 RECV_SIZE = 1 << 16
@@ -483,6 +585,7 @@ class RequestHandler(socketserver.BaseRequestHandler):
         set_socket_timeout(self.request, socket.SO_SNDTIMEO, self.server.read_timeout)
         self.lines = LineReader(self.request, self.server.idle_timeout,
                                 self.server.read_timeout)
+        self.peer = Peer()
 
     def handle(self) -> None:
         while True:
@@ -492,7 +595,7 @@ class RequestHandler(socketserver.BaseRequestHandler):
                 log.warning("request failed: %s", error.code)
                 self._send(encode(error_reply(error, None)))
                 return
-            if line is None or not self._send(self.server.service.respond(line)):
+            if line is None or not self._send(self.server.service.respond(line, self.peer)):
                 return
 
     def _send(self, reply: bytes) -> bool:
@@ -595,15 +698,25 @@ class Connection:
     def __init__(self, address: tuple[str, int], timeout: float) -> None:
         self.sock = socket.create_connection(address, timeout=timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        # Kernel timeouts on a blocking socket: no poll() before each call, and
+        # the liveness peek below returns at once.
+        self.sock.settimeout(None)
+        set_socket_timeout(self.sock, socket.SO_RCVTIMEO, timeout)
+        set_socket_timeout(self.sock, socket.SO_SNDTIMEO, timeout)
         self.rfile = self.sock.makefile("rb")
 
     def looks_closed(self) -> bool:
-        """True if the peer has closed (or sent junk on) an idle connection."""
+        """True if the peer has closed (or sent junk on) an idle connection.
+
+        A non-blocking peek, not ``select()``: that fails for descriptors past 1,024.
+        """
         try:
-            readable, _, _ = select.select([self.sock], [], [], 0)
-        except (OSError, ValueError):
+            self.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)  # end of stream, or junk
             return True
-        return bool(readable)
+        except BlockingIOError:
+            return False  # nothing to read: alive and idle
+        except OSError:
+            return True
 
     def exchange(self, payload: bytes) -> bytes:
         """Send one request line and return the reply line."""
@@ -621,27 +734,47 @@ class Connection:
             pass
 
 
+class NoAnswer(ApiError):
+    """``unavailable`` because no reply came: the request may or may not have been applied
+    (a database that did answer ``unavailable`` applied nothing)."""
+
+
 class Client:
     """A thread-safe client with a pool of persistent connections to one server.
 
     A pooled connection that the server has closed while idle is noticed before
     sending and replaced. Once a request has been sent, a failure is never
-    retried silently: it surfaces as ``ApiError('unavailable')``, unless the
+    retried silently: it surfaces as ``NoAnswer`` (``unavailable``), unless the
     caller marks the op ``idempotent`` (a read), which is retried once.
+
+    For a frontend's database connections: ``secret`` proves the deployment's
+    secret on each new connection (see ``Database.authenticate``); ``pool_size``
+    caps the connections open at once (callers wait for one, up to ``timeout``);
+    ``deadlines`` stamps each request with the time after which the database
+    must not apply it, ``DEADLINE_SHARE`` of ``timeout`` from now, so that an
+    ``unavailable`` from a timeout means nothing was changed.
     """
 
-    def __init__(self, address: tuple[str, int], timeout: float = 5.0,
-                 max_idle: int = 256) -> None:
+    def __init__(self, address: tuple[str, int], timeout: float = 5.0, max_idle: int = 256,
+                 secret: bytes | None = None, pool_size: int | None = None,
+                 deadlines: bool = False) -> None:
         self.address = address
         self.timeout = timeout
         self.max_idle = max_idle
-        # Idle connections, most recently used last; deque append/pop are atomic.
+        self.secret = secret
+        self.deadlines = deadlines
+        self.pool_size = pool_size
+        # Guards ``_idle`` (idle connections, most recently used last) and ``_open``
+        # (connections open, idle or in use): never more than ``pool_size``.
+        # Notified whenever a connection comes back or closes.
+        self._pool = threading.Condition(threading.Lock())
         self._idle: collections.deque[Connection] = collections.deque()
+        self._open = 0
 
     def call(self, op: str, args: dict | None = None, session: str | None = None,
              idempotent: bool = False) -> dict:
         """Send one request and return its ``result``; error replies raise ``ApiError``."""
-        return _result(self.request(_message(op, args, session), idempotent))
+        return _result(self._decode(self.exchange(self._payload(op, args, session), idempotent)))
 
     def call_raw(self, op: str, args: dict | None = None, session: str | None = None,
                  idempotent: bool = False) -> RawResult:
@@ -650,7 +783,7 @@ class Client:
         A reply our own ``Service`` wrote to a request without an id is spliced,
         not parsed; anything else is decoded and checked as in ``call``.
         """
-        line = self.exchange(encode(_message(op, args, session)), idempotent)
+        line = self.exchange(self._payload(op, args, session), idempotent)
         if line.startswith(_OK_PREFIX) and line.endswith(_NO_ID_SUFFIX):
             return RawResult(line[len(_OK_PREFIX):-len(_NO_ID_SUFFIX)])
         return RawResult(encode_value(_result(self._decode(line))))
@@ -659,56 +792,113 @@ class Client:
         """Send a message and return the whole reply envelope."""
         return self._decode(self.exchange(encode(message), idempotent))
 
-    def exchange(self, payload: bytes, idempotent: bool = False) -> bytes:
-        """Send one encoded request and return the reply line; see the class doc on retries."""
+    def _payload(self, op: str, args: dict | None,
+                 session: str | None) -> Callable[[], bytes]:
+        """The request line, built anew for each attempt (each with its own deadline)."""
+        message = _message(op, args, session)
+        if not self.deadlines:
+            payload = encode(message)
+            return lambda: payload
+
+        def stamped() -> bytes:
+            message["deadline"] = round(time.time() + self.timeout * DEADLINE_SHARE, 3)
+            return encode(message)
+        return stamped
+
+    def exchange(self, payload: bytes | Callable[[], bytes], idempotent: bool = False) -> bytes:
+        """Send one request line and return the reply line; see the class doc on retries."""
         for attempt in (1, 2):
             conn = self._checkout()
             try:
-                line = conn.exchange(payload)
+                line = conn.exchange(payload() if callable(payload) else payload)
             except (OSError, ConnectionError, ApiError) as exc:
-                conn.close()
+                self._discard(conn)
                 if idempotent and attempt == 1:
                     continue
-                raise ApiError("unavailable", f"{self._name()} did not answer ({exc}).") from None
+                log.warning("%s did not answer: %s", self._name(), exc)
+                raise NoAnswer("unavailable", "The marketplace's storage did not answer in "
+                                              "time; try again.") from None
             self._checkin(conn)
             return line
         raise AssertionError("unreachable")
 
+    exact = False  # decode fractions as Decimal (True) or float
+
     def _decode(self, line: bytes) -> dict:
         try:
-            return decode(line, exact=False)
+            return decode(line, exact=self.exact)
         except ApiError:
-            raise ApiError("unavailable", f"{self._name()} sent a garbled reply.") from None
+            log.warning("%s sent a garbled reply", self._name())
+            raise NoAnswer("unavailable", "The marketplace's storage sent a garbled reply; "
+                                          "try again.") from None
 
     def _checkout(self) -> Connection:
-        while True:
-            try:
-                conn = self._idle.pop()
-            except IndexError:
-                break
-            if not conn.looks_closed():
-                return conn
-            conn.close()
+        """An idle live connection, else a new one if the pool has room, else wait for either."""
+        deadline = time.monotonic() + self.timeout
+        with self._pool:
+            while True:
+                while self._idle:
+                    conn = self._idle.pop()
+                    if not conn.looks_closed():
+                        return conn
+                    conn.close()
+                    self._open -= 1
+                if self.pool_size is None or self._open < self.pool_size:
+                    self._open += 1
+                    break
+                if not self._pool.wait(deadline - time.monotonic()):
+                    raise ApiError("unavailable", "The server is too busy right now; nothing "
+                                                  "was changed; try again.")
         try:
-            return Connection(self.address, self.timeout)
-        except OSError as exc:
-            raise ApiError("unavailable", f"{self._name()} is unreachable ({exc}).") from None
+            conn = Connection(self.address, self.timeout)
+            if self.secret is not None:
+                self._authenticate(conn)
+            return conn
+        except (OSError, ConnectionError, ApiError) as exc:
+            self._closed()
+            log.warning("cannot reach %s: %s", self._name(), exc)
+            raise ApiError("unavailable", "The marketplace's storage is unreachable; nothing "
+                                          "was changed; try again.") from None
+
+    def _authenticate(self, conn: Connection) -> None:
+        """Answer the server's challenge with an HMAC of the shared secret (never the secret)."""
+        hello = _result(decode(conn.exchange(encode({"op": "Hello"})), exact=False))
+        proof = auth_proof(self.secret, bytes.fromhex(hello.get("challenge", "")))
+        _result(decode(conn.exchange(encode({"op": "Authenticate", "args": {"proof": proof}})),
+                       exact=False))
 
     def _checkin(self, conn: Connection) -> None:
-        if len(self._idle) < self.max_idle:
-            self._idle.append(conn)
-        else:
-            conn.close()
+        with self._pool:
+            if len(self._idle) < self.max_idle:
+                self._idle.append(conn)
+                self._pool.notify()
+                return
+        self._discard(conn)
+
+    def _discard(self, conn: Connection) -> None:
+        conn.close()
+        self._closed()
+
+    def _closed(self) -> None:
+        with self._pool:
+            self._open -= 1
+            self._pool.notify()
 
     def _name(self) -> str:
         return "%s:%d" % self.address
 
     def close(self) -> None:
         while True:
-            try:
-                self._idle.pop().close()
-            except IndexError:
-                return
+            with self._pool:
+                if not self._idle:
+                    return
+                conn = self._idle.pop()
+            self._discard(conn)
+
+
+def auth_proof(secret: bytes, challenge: bytes) -> str:
+    """What proves knowledge of ``secret`` for one ``challenge``: HMAC-SHA256, hex."""
+    return hmac.new(secret, challenge, hashlib.sha256).hexdigest()
 
 
 def _message(op: str, args: dict | None, session: str | None) -> dict:
@@ -761,7 +951,33 @@ def service_parser(description: str, env_prefix: str, port: int) -> argparse.Arg
     env_default(parser, "--max-connections", "MAX_CONNECTIONS", DEFAULT_MAX_CONNECTIONS,
                 "connections served at once; more get 'unavailable' and are closed", type=int)
     env_default(parser, "--log-level", "LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR")
+    env_default(parser, "--secret-file", "MARKET_SECRET_FILE", "",
+                "file holding the deployment's shared secret: databases serve only "
+                "connections that prove they know it, frontends prove it")
     return parser
+
+
+def read_secret(path: str) -> bytes | None:
+    """The deployment secret in ``path`` (surrounding whitespace dropped); None without a path."""
+    if not path:
+        return None
+    try:
+        with open(path, "rb") as f:
+            secret = f.read().strip()
+    except OSError as exc:
+        sys.exit(f"cannot read the secret file {path}: {exc.strerror}")
+    if len(secret) < 16:
+        sys.exit(f"the secret file {path} must hold at least 16 bytes")
+    return secret
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def database_parser(description: str, env_prefix: str, port: int) -> argparse.ArgumentParser:
@@ -933,19 +1149,102 @@ def _private(path: str, flags: int) -> int:
     return os.open(path, flags, 0o600)
 
 
-class Database(Service):
-    """A service whose state can be journaled to a data directory.
+class Recent:
+    """Keys remembered for ``ttl`` seconds after they were added (bounded bookkeeping:
+    its size follows the rate of additions, not the age of the process).
 
-    Subclasses change their state under ``self._lock`` and describe each
-    change as a JSON record passed to ``self.record``; ``apply`` replays a
-    record, ``dump``/``restore`` convert the whole state for snapshots. The
-    reply to a request leaves only once its records are on disk.
+    Not thread-safe: use it under its owner's lock.
     """
 
+    def __init__(self, ttl: float) -> None:
+        self.ttl = ttl
+        self._added: collections.OrderedDict[str, tuple[float, Any]] = collections.OrderedDict()
+
+    def put(self, key: str, value: Any = True) -> None:
+        now = time.monotonic()
+        self._added.pop(key, None)
+        self._added[key] = (now, value)
+        while self._added:
+            oldest_key, (added, _) = next(iter(self._added.items()))
+            if now - added <= self.ttl:
+                break
+            del self._added[oldest_key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        entry = self._added.get(key)
+        return default if entry is None else entry[1]
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._added
+
+    def __len__(self) -> int:
+        return len(self._added)
+
+    def items(self) -> list[tuple[str, Any]]:
+        return [(key, value) for key, (_, value) in self._added.items()]
+
+
+class Database(Service):
+    """A service whose state can be journaled to a data directory, serving only its frontends.
+
+    Subclasses change their state under ``self._lock`` (taken by ``writing``
+    for a request) and describe each change as a JSON record passed to
+    ``self.record``; ``apply`` replays a record, ``dump``/``restore`` convert
+    the whole state for snapshots. The reply to a request leaves only once its
+    records are on disk.
+
+    Requests may carry a ``deadline`` (wall-clock seconds) in the envelope:
+    work arriving after it is refused, and ``writing`` checks it again once
+    the lock is held, right before the change, so a frontend that gave up
+    waiting can say "nothing changed". With a ``secret``, every op but
+    ``Hello`` and ``Authenticate`` is ``forbidden`` until the connection has
+    answered its challenge.
+    """
+
+    envelope_fields = ENVELOPE_FIELDS | {"deadline"}
+    open_ops = frozenset({"Hello", "Authenticate"})
+
     def __init__(self) -> None:
+        super().__init__()
+        self.ops["Authenticate"] = Op(self.authenticate, {"proof": Str(64, 64)},
+                                      needs_session=False)
+        self.secret: bytes | None = None
         self._lock = threading.Lock()
         self._journal: Journal | None = None
-        self._pending = threading.local()  # .number: this thread's last record to wait for
+        self._unsynced = threading.local()  # .number: this thread's last record to wait for
+
+    def hello(self, request: Request) -> dict:
+        reply = super().hello(request)
+        if self.secret is not None:
+            request.peer.challenge = secrets.token_bytes(32)
+            reply["challenge"] = request.peer.challenge.hex()
+        return reply
+
+    def authenticate(self, request: Request, proof: str) -> dict:
+        peer = request.peer
+        if (self.secret is None or not peer.challenge
+                or not hmac.compare_digest(proof, auth_proof(self.secret, peer.challenge))):
+            raise ApiError("forbidden", "Wrong proof of the deployment secret (say Hello first).")
+        peer.authenticated, peer.challenge = True, b""
+        return {}
+
+    def admit(self, request: Request, message: dict) -> None:
+        if (self.secret is not None and not request.peer.authenticated
+                and request.op not in self.open_ops):
+            raise ApiError("forbidden", "This connection has not proven the deployment secret.")
+        deadline = message.get("deadline")
+        if deadline is not None:
+            if type(deadline) not in (int, Decimal) or not 0 <= deadline < 2 ** 40:
+                raise ApiError("bad_request", "'deadline' must be a time in seconds since 1970.")
+            request.deadline = float(deadline)
+            request.check_deadline()
+
+    @contextlib.contextmanager
+    def writing(self, request: Request) -> Iterator[None]:
+        """Hold the state lock for a change, refusing it if the request's deadline has passed."""
+        with self._lock:
+            request.check_deadline()
+            yield
 
     def open_data_dir(self, directory: str) -> None:
         """Load the state saved in ``directory`` and journal every change from now on."""
@@ -976,18 +1275,22 @@ class Database(Service):
         """Journal one change already made (call under ``self._lock``)."""
         if self._journal is None:
             return
-        self._pending.number = self._journal.append(change)
+        self._unsynced.number = self._journal.append(change)
         if self._journal.snapshot_due():
             self._journal.snapshot(self.dump())
 
-    def dispatch(self, message: dict) -> dict:
+    def dispatch(self, message: dict, peer: Peer | None = None) -> Any:
         try:
-            return super().dispatch(message)
+            return super().dispatch(message, peer)
         finally:
-            number = getattr(self._pending, "number", 0)
-            if number:
-                self._pending.number = 0
-                self._journal.wait(number)
+            self.wait_for_journal()
+
+    def wait_for_journal(self) -> None:
+        """Return once this thread's changes are on disk (call without the lock)."""
+        number = getattr(self._unsynced, "number", 0)
+        if number:
+            self._unsynced.number = 0
+            self._journal.wait(number)
 
     def apply(self, change: dict) -> None:
         raise NotImplementedError
@@ -1000,7 +1303,12 @@ class Database(Service):
 
 
 def database_main(database: Database, args: argparse.Namespace) -> None:
-    """Open the data directory if asked (stop with a clear message if it is damaged), then serve."""
+    """Take the secret, open the data directory if asked (stop with a clear message if it is
+    damaged), then serve."""
+    database.secret = read_secret(args.secret_file)
+    if database.secret is None and not is_loopback(args.host):
+        sys.exit(f"{database.name}: refusing to listen on {args.host} without a secret: "
+                 "beyond loopback anyone could change the data; pass --secret-file")
     if args.data_dir:
         try:
             database.open_data_dir(args.data_dir)
@@ -1013,30 +1321,71 @@ def database_main(database: Database, args: argparse.Namespace) -> None:
 
 PRICE_CENTS = Int(1, 100_000_000)  # how prices travel between frontends and databases
 CREDENTIALS = {"username": USERNAME, "password": PASSWORD}
+SALT = Hex(16)
+PASSWORD_HASH = Hex(32)
+HASH_COST = Int(10, 20)  # scrypt's n is 2 ** cost
+DEFAULT_HASH_COST = 14  # ~50 ms and 16 MiB per hash
 
 
-def dollars(cents: int) -> float:
-    """Exact cents -> the JSON number clients see (17.5 for 1750)."""
-    return cents / 100
+class PasswordHasher:
+    """scrypt, queued first come, first served, at most one hash per core at once.
+
+    Hashing is deliberately slow, so it lives in the frontends, which can be
+    multiplied across hosts, not in the one customer database. The executor's
+    queue is FIFO; memory is bounded by the workers (16 MiB each at cost 14),
+    not by the number of clients waiting.
+    """
+
+    def __init__(self, cost: int = DEFAULT_HASH_COST, workers: int | None = None) -> None:
+        self.cost = cost
+        self._pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=workers or os.cpu_count() or 1, thread_name_prefix="scrypt")
+
+    def hash(self, password: str, salt: bytes, cost: int | None = None) -> bytes:
+        """The password's hash with ``salt`` at ``cost`` (this hasher's own by default)."""
+        return self._pool.submit(scrypt, password, salt, cost or self.cost).result()
+
+
+def scrypt(password: str, salt: bytes, cost: int) -> bytes:
+    return hashlib.scrypt(password.encode(), salt=salt, n=2 ** cost, r=8, p=1, dklen=32,
+                          maxmem=256 << 20)
+
+
+def return_big_blocks_to_the_system() -> None:
+    """Make glibc give each scrypt's 16 MiB back when the hash is done.
+
+    Otherwise glibc's growing mmap threshold parks one such block in each of
+    its per-thread arenas for good. A no-op where the C library has no ``mallopt``.
+    """
+    m_mmap_threshold = -3
+    try:
+        ctypes.CDLL(None).mallopt(m_mmap_threshold, 1 << 20)
+    except (OSError, AttributeError):
+        pass
 
 
 class Frontend(Service):
     """A stateless frontend: the account ops of one role, plus ``role_ops()``.
 
     Nothing is kept between requests; sessions live in the customer database.
+    Passwords are hashed here (``PasswordHasher``); the database stores and
+    compares hashes only.
     """
 
     role = ""
 
-    def __init__(self, customer_db: Client, product_db: Client) -> None:
+    def __init__(self, customer_db: Client, product_db: Client,
+                 hasher: PasswordHasher | None = None) -> None:
+        super().__init__()
         self.customer = customer_db
         self.product = product_db
-        self.ops = {
+        self.hasher = hasher or PasswordHasher()
+        self.ops.update({
             "CreateAccount": Op(self.create_account, CREDENTIALS, needs_session=False),
             "Login": Op(self.login, CREDENTIALS, needs_session=False),
             "Logout": Op(self.logout),
             **self.role_ops(),
-        }
+        })
 
     def role_ops(self) -> dict[str, Op]:
         raise NotImplementedError
@@ -1049,13 +1398,23 @@ class Frontend(Service):
         """Take this frontend's own flags."""
 
     def create_account(self, request: Request, username: str, password: str) -> dict:
-        result = self.customer.call("CreateAccount", {"role": self.role, "username": username,
-                                                      "password": password})
+        salt = secrets.token_bytes(16)
+        digest = self.hasher.hash(password, salt)
+        result = self.customer.call("CreateAccount", {
+            "role": self.role, "username": username, "salt": salt.hex(),
+            "hash": digest.hex(), "cost": self.hasher.cost})
         return {f"{self.role}_id": result["user_id"]}
 
     def login(self, request: Request, username: str, password: str) -> dict:
-        result = self.customer.call("Login", {"role": self.role, "username": username,
-                                              "password": password})
+        """Fetch the account's salt, hash here, let the database compare.
+
+        An unknown name gets a made-up salt and is hashed all the same, so it
+        costs what a known one costs.
+        """
+        account = {"role": self.role, "username": username}
+        salt = self.customer.call("GetSalt", account, idempotent=True)
+        digest = self.hasher.hash(password, bytes.fromhex(salt["salt"]), salt["cost"])
+        result = self.customer.call("Login", {**account, "hash": digest.hex()})
         return {"session": result["session"], f"{self.role}_id": result["user_id"]}
 
     def logout(self, request: Request) -> dict:
@@ -1082,10 +1441,24 @@ def frontend_main(frontend: type[Frontend], description: str, env_prefix: str, p
                 "product database HOST:PORT", type=parse_address)
     env_default(parser, "--db-timeout", "DB_TIMEOUT", 5.0,
                 "seconds to wait for a database reply", type=float)
+    env_default(parser, "--db-pool", "DB_POOL", DEFAULT_DB_POOL,
+                "most connections kept open to each database (requests wait for a free one); "
+                "a database's --max-connections must cover the pools of all its frontends",
+                type=int)
+    env_default(parser, "--hash-cost", "HASH_COST", DEFAULT_HASH_COST,
+                "scrypt cost of new passwords, as log2 of its n (10 to 20); lower is faster "
+                "and weaker, for tests", type=int, choices=range(10, 21), metavar="N")
     frontend.add_arguments(parser)
     args = parser.parse_args(argv)
-    service = frontend(Client(args.customer_db, args.db_timeout),
-                       Client(args.product_db, args.db_timeout))
+    secret = read_secret(args.secret_file)
+
+    def database(address: tuple[str, int]) -> Client:
+        return Client(address, args.db_timeout, secret=secret, pool_size=max(1, args.db_pool),
+                      deadlines=True)
+
+    return_big_blocks_to_the_system()
+    service = frontend(database(args.customer_db), database(args.product_db),
+                       PasswordHasher(args.hash_cost))
     service.configure(args)
     serve(service, args)
 
@@ -1125,7 +1498,10 @@ class NotSent(ApiError):
 
 
 class CliClient(Client):
-    """A ``Client`` that tells 'never sent' (``NotSent``) apart from 'sent, no answer'."""
+    """A ``Client`` that tells 'never sent' (``NotSent``) apart from 'sent, no answer',
+    and reads amounts exactly (``Decimal``), so any total shows to the cent."""
+
+    exact = True
 
     def _checkout(self) -> Connection:
         try:
@@ -1191,7 +1567,7 @@ class Command:
         return " ".join([self.name, *(arg.usage for arg in self.args)])
 
 
-def money(dollars: float) -> str:
+def money(dollars: float | Decimal) -> str:
     return f"${dollars:,.2f}"
 
 

@@ -4,8 +4,9 @@
 # only what is not running already.
 #
 # Environment: PRODUCT_DB_PORT (9001), CUSTOMER_DB_PORT (9002),
-# SELLER_SERVER_PORT (8001), BUYER_SERVER_PORT (8002); RUN_DIR for pid files
-# and logs (./run); PYTHON (python3). The services read their other variables
+# SELLER_SERVER_PORT (8001), BUYER_SERVER_PORT (8002); RUN_DIR for pid files,
+# logs and the secret file (./run); MARKET_SECRET_FILE (RUN_DIR/secret, made
+# if missing); PYTHON (python3). The services read their other variables
 # (SESSION_TIMEOUT, LOG_LEVEL, ... see README.md) themselves.
 set -euo pipefail
 
@@ -22,6 +23,18 @@ DATABASES=(--product-db "127.0.0.1:$PRODUCT_DB_PORT" --customer-db "127.0.0.1:$C
 
 mkdir -p "$RUN_DIR"
 RUN_DIR="$(cd "$RUN_DIR" && pwd)"
+
+# The deployment's shared secret: the databases serve only connections that
+# prove they know it (challenge-response; the secret never crosses the wire).
+# Made once, readable by its owner only; MARKET_SECRET_FILE names another.
+if [ -z "${MARKET_SECRET_FILE:-}" ]; then
+    MARKET_SECRET_FILE="$RUN_DIR/secret"
+    if [ ! -s "$MARKET_SECRET_FILE" ]; then
+        (umask 077 && "$PYTHON" -c 'import secrets; print(secrets.token_hex(32))' \
+            >"$MARKET_SECRET_FILE")
+    fi
+fi
+export MARKET_SECRET_FILE
 
 # Say why service $1 (log $2) did not start ($3) and show its log's tail; stop
 # it and what this run started before it; exit 1.

@@ -7,7 +7,7 @@ from protocol import (Frontend, Int, ITEM_ID, Keywords, OneOf, Op, Price, QUANTI
 
 class SellerFrontend(Frontend):
     name = "seller frontend"
-    role = "seller"
+    role = kind = "seller"
 
     def role_ops(self) -> dict[str, Op]:
         return {
