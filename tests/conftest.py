@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +15,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from protocol import ApiError, Client  # noqa: E402
+
+# A card that passes every check (Luhn, expiry in the future).
+CARD = {"card_name": "A Buyer", "card_number": "4111111111111111", "expiry": "12/99"}
 
 
 class Proc:
@@ -123,13 +127,23 @@ class Api:
         return result
 
 
-def start_market(session_timeout: float = 300.0, buyer_env: dict | None = None) -> Market:
-    product_db = Proc("product_db.py").start()
-    customer_db = Proc("customer_db.py", "--session-timeout", str(session_timeout)).start()
+def start_market(session_timeout: float = 300.0, buyer_args: tuple = (),
+                 seller_args: tuple = (), product_args: tuple = (), customer_args: tuple = (),
+                 secret_file: Path | None = None, db_timeout: float = 2.0) -> Market:
+    """Start the four services on free ports; ``*_args`` are extra flags for one of them.
+
+    With ``secret_file`` all four get ``--secret-file`` (the databases then
+    serve only connections that prove they know it).
+    """
+    secret = ("--secret-file", str(secret_file)) if secret_file else ()
+    product_db = Proc("product_db.py", *secret, *product_args).start()
+    customer_db = Proc("customer_db.py", "--session-timeout", str(session_timeout),
+                       *secret, *customer_args).start()
     dbs = ["--product-db", "%s:%d" % product_db.address,
-           "--customer-db", "%s:%d" % customer_db.address, "--db-timeout", "2"]
-    seller = Proc("seller_server.py", *dbs).start()
-    buyer = Proc("buyer_server.py", *dbs, env=buyer_env).start()
+           "--customer-db", "%s:%d" % customer_db.address, "--db-timeout", str(db_timeout),
+           *secret]
+    seller = Proc("seller_server.py", *dbs, *seller_args).start()
+    buyer = Proc("buyer_server.py", *dbs, *buyer_args).start()
     return Market(product_db, customer_db, seller, buyer)
 
 
@@ -182,3 +196,45 @@ def wait_until(predicate, timeout: float = 5.0, interval: float = 0.05) -> bool:
             return True
         time.sleep(interval)
     return predicate()
+
+
+def listing(seller: "Api", name: str = "thing", price: float = 1, quantity: int = 10) -> int:
+    """List an item (category 4, no keywords) as ``seller``; returns its id."""
+    return seller("RegisterItemForSale", name=name, category=4, keywords=[], condition="new",
+                  price=price, quantity=quantity)["item_id"]
+
+
+def units(api: "Api", item_id: int) -> int:
+    """Units of ``item_id`` left, as a buyer sees them."""
+    return api("GetItem", item_id=item_id)["item"]["quantity"]
+
+
+def failure(api: "Api", op: str, **args) -> ApiError:
+    """Call ``op`` expecting failure; return the error."""
+    try:
+        result = api(op, **args)
+    except ApiError as error:
+        return error
+    raise AssertionError(f"{op} succeeded unexpectedly: {result}")
+
+
+def at_once(apis: list["Api"], op: str, **args) -> list[str]:
+    """Call ``op`` on every api at the same moment (a barrier); the sorted outcomes,
+    "ok" or the error code of each."""
+    barrier = threading.Barrier(len(apis))
+    outcomes: list[str] = []
+
+    def call(api: "Api") -> None:
+        barrier.wait(10)
+        try:
+            api(op, **args)
+            outcomes.append("ok")
+        except ApiError as error:
+            outcomes.append(error.code)
+
+    threads = [threading.Thread(target=call, args=(api,)) for api in apis]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    return sorted(outcomes)

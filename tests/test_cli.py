@@ -229,7 +229,7 @@ def test_frontend_down_then_back(fresh_market, unique):
 
 def test_lost_reply_to_a_write_is_not_resent(unique):
     """The buyer frontend dies mid-purchase: the CLI says the outcome is unknown, no retry."""
-    market = start_market(buyer_env={"MARKET_TEST_COMMIT_DELAY": "1"})
+    market = start_market(buyer_args=("--test-commit-delay", "1"))
     try:
         seller = market.seller()
         seller.register(unique("hank"))

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from conftest import ROOT, Api, Market, Proc
-from protocol import ApiError, Client
+from protocol import ApiError, Client, scrypt
 
 CARD = {"card_name": "Dee", "card_number": "4111111111111111", "expiry": "12/99"}
 
@@ -133,25 +133,39 @@ def start_with(data_dir) -> subprocess.CompletedProcess:
                           timeout=10)
 
 
+def new_account(username: str, password: str, role: str = "buyer") -> dict:
+    """CreateAccount args as a frontend sends them: the password hashed (scrypt, cost 10)."""
+    salt = os.urandom(16)
+    return {"role": role, "username": username, "salt": salt.hex(),
+            "hash": scrypt(password, salt, 10).hex(), "cost": 10}
+
+
+def login_args(client: Client, username: str, password: str, role: str = "buyer") -> dict:
+    """Login args as a frontend sends them: the password hashed with the account's salt."""
+    salt = client.call("GetSalt", {"role": role, "username": username})
+    return {"role": role, "username": username,
+            "hash": scrypt(password, bytes.fromhex(salt["salt"]), salt["cost"]).hex()}
+
+
 def test_torn_last_line_is_ignored_and_corruption_is_named(tmp_path):
     db = Proc("customer_db.py", "--data-dir", str(tmp_path)).start()
     api = Api(Client(db.address))
-    api.client.call("CreateAccount", {"role": "buyer", "username": "a", "password": "p"})
-    api.client.call("CreateAccount", {"role": "buyer", "username": "b", "password": "p"})
+    api.client.call("CreateAccount", new_account("a", "p"))
+    api.client.call("CreateAccount", new_account("b", "p"))
     api.client.close()
     db.kill()
     journal = tmp_path / "journal-0.jsonl"
     good = journal.read_bytes()
     assert good.count(b"\n") == 2
 
-    journal.write_bytes(good + b'{"t": "acc')  # a crash in the middle of a write
+    journal.write_bytes(good + b'{"kind": "acc')  # a crash in the middle of a write
     db.restart()
     client = Client(db.address)
-    assert client.call("Login", {"role": "buyer", "username": "b", "password": "p"})
+    assert client.call("Login", login_args(client, "b", "p"))
     client.close()
     db.kill()
     healed = journal.read_bytes()
-    assert healed.startswith(good) and b'{"t": "acc' not in healed  # torn tail cut off
+    assert healed.startswith(good) and b'{"kind": "acc' not in healed  # torn tail cut off
     assert healed.count(b"\n") == 3  # ... and the login appended after it
 
     lines = good.split(b"\n")
@@ -161,7 +175,7 @@ def test_torn_last_line_is_ignored_and_corruption_is_named(tmp_path):
     assert f"{journal}:2: corrupt record" in result.stderr
     assert "Traceback" not in result.stderr
 
-    journal.write_bytes(lines[0] + b'\n{"t": "login", "token": "x"}\n')  # JSON, but not a change
+    journal.write_bytes(lines[0] + b'\n{"kind": "login", "token": "x"}\n')  # JSON, not a change
     result = start_with(tmp_path)
     assert result.returncode != 0
     assert f"{journal}:2: cannot apply this record (KeyError" in result.stderr
@@ -174,10 +188,18 @@ def test_torn_last_line_is_ignored_and_corruption_is_named(tmp_path):
 
 def test_data_dir_files_are_private(tmp_path):
     db = Proc("customer_db.py", "--data-dir", str(tmp_path / "d")).start()
-    Client(db.address).call("CreateAccount", {"role": "seller", "username": "s",
-                                              "password": "secret-pw"})
+    # The password takes its real path: through a frontend, which hashes it.
+    frontend = Proc("seller_server.py", "--customer-db", "%s:%d" % db.address,
+                    "--product-db", "127.0.0.1:1", "--hash-cost", "10").start()
+    seller = Api(Client(frontend.address))
+    try:
+        seller.register("s", "secret-pw")
+    finally:
+        seller.client.close()
+        frontend.stop()
     db.stop()
     journal = (tmp_path / "d" / "journal-0.jsonl")
-    assert b"secret-pw" not in journal.read_bytes()
+    assert b'"kind":"account"' in journal.read_bytes()  # the account is in it ...
+    assert b"secret-pw" not in journal.read_bytes()  # ... but not its password
     assert os.stat(tmp_path / "d").st_mode & 0o077 == 0
     assert os.stat(journal).st_mode & 0o077 == 0

@@ -144,7 +144,7 @@ def test_frontends_killed_and_restarted_keep_sessions(unique):
 def purchase_market():
     """A market whose buyer frontend pauses 1 s between taking units and recording
     the purchase, and settles unfinished purchases after 1 s."""
-    market = start_market(buyer_env={"MARKET_TEST_COMMIT_DELAY": "1", "SETTLE_AFTER": "1"})
+    market = start_market(buyer_args=("--test-commit-delay", "1", "--settle-after", "1"))
     yield market
     market.stop()
 
@@ -201,7 +201,7 @@ class Shop:
 
     def purchase_paused_after_reserve(self) -> dict:
         """A purchase in the background, returned once its units are taken (the
-        frontend then pauses before committing: MARKET_TEST_COMMIT_DELAY)."""
+        frontend then pauses before committing: --test-commit-delay)."""
         outcome = self.purchase_in_background()
         assert wait_until(lambda: self.units() == UNITS - BOUGHT, timeout=5, interval=0.02)
         return outcome

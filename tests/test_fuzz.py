@@ -2,11 +2,12 @@
 
 Cases are request lines: random bytes, truncated and mutated valid requests,
 every field of every op (the databases' internal ops too, read from the op
-tables) set to a wrong type or value, unknown ops and fields, huge numbers,
-NaN/Infinity, deep nesting, lines around 1 MiB, pipelines and connections
-that close mid-line. After each batch every service must still answer, no
-reply may carry a traceback or the code ``internal``, and the stored state
-must be exactly what the valid requests made it.
+tables, and the deadline of their envelope) set to a wrong type or value,
+unknown ops and fields, huge numbers, NaN/Infinity, deep nesting, lines
+around 1 MiB, pipelines and connections that close mid-line. After each
+batch every service must still answer, no reply may carry a traceback or the
+code ``internal``, and the stored state must be exactly what the valid
+requests made it.
 
 Repeat a run with ``FUZZ_SEED=<the seed printed on failure>``; ``FUZZ_CASES``
 sets the number of random cases (default 20000).
@@ -24,8 +25,8 @@ import pytest
 from buyer_server import BuyerFrontend
 from customer_db import CustomerDB
 from product_db import ProductDB
-from protocol import (MAX_LINE, ApiError, Client, Int, Keywords, ListOf, OneOf, Optional, Price,
-                      Record, Str, decode, validate)
+from protocol import (MAX_LINE, ApiError, Client, Hex, Int, Keywords, ListOf,
+                      OneOf, Optional, Price, Record, Str, decode, scrypt, validate)
 from seller_server import SellerFrontend
 
 SEED = int(os.environ.get("FUZZ_SEED") or random.SystemRandom().randrange(2 ** 32))
@@ -42,10 +43,12 @@ SERVICES = {  # name -> (the service's op table, the role whose token its sessio
     "buyer": (BuyerFrontend(None, None).ops, "buyer"),
 }
 # Ops that change nothing a snapshot shows; a random or mutated line is sent
-# only if it cannot be a valid call of any other op.
+# only if it cannot be a valid call of any other op. (Authenticate is always
+# refused here: the fuzzed services run without a secret.)
 READ_OPS = {"GetItem", "GetItems", "Search", "SellerItems", "PendingPurchases", "CheckSession",
             "GetSellerRating", "GetCart", "GetPurchases", "SearchItemsForSale", "DisplayCart",
-            "DisplayItemsForSale", "GetBuyerPurchases"}
+            "DisplayItemsForSale", "GetBuyerPurchases", "GetSalt", "Hello", "Authenticate"}
+DATABASES = ("product_db", "customer_db")  # they also take a "deadline" in the envelope
 ALL_OPS = {op for ops, _ in SERVICES.values() for op in ops}
 
 HOLE = "\x00hole\x00"  # stands for the raw JSON text spliced into a request
@@ -64,12 +67,20 @@ WRONG_TYPES = {int: ["null", "true", '"1"', "[]", "{}"], str: ["null", "false", 
                list: ["null", "true", "1", '"kw"', "{}"], dict: ["null", "true", "1", '"x"', "[]"]}
 BAD_IDS = ["1e999999", "NaN", "-Infinity", "1" + "0" * 5000, '"\\udc00"',
            "[" * 150 + "]" * 150, '{"a":' * 150 + "1" + "}" * 150]
+# A database refuses a request whose envelope ``deadline`` (wall-clock seconds)
+# is not a number, or has passed, before it looks at the op: nothing is applied.
+BAD_DEADLINES = [(raw, "bad_request") for raw in (
+    "true", "false", '"1"', '"9999999999"', "[]", "[9999999999]", "{}", "NaN", "Infinity",
+    "-Infinity", "1" + "0" * 5000, '"\\ud800"', "-1", "-1e999999", "1e999999")] + [
+    (raw, "unavailable") for raw in ("0", "-0.0", "1.5", "1e-999999", "1700000000.25")]
 
 
 def valid_value(check):
     """A value that passes ``check`` (the validators of protocol.py)."""
     if isinstance(check, Optional):
         return valid_value(check.inner)
+    if isinstance(check, Hex):  # hex text of bytes, as the frontends send
+        return "ab" * check.size
     if isinstance(check, Str):
         return "k" * max(check.min_len, 1)
     if isinstance(check, Int):
@@ -119,13 +130,16 @@ def with_value(args, path: tuple, value):
     return args
 
 
-def request_line(op: str, args, session, request_id=None, raw: str | None = None) -> bytes:
+def request_line(op: str, args, session, request_id=None, raw: str | None = None,
+                 deadline=None) -> bytes:
     """One request line; ``raw`` is JSON text spliced in where ``HOLE`` stands."""
     message = {"op": op, "args": args}
     if session is not None:
         message["session"] = session
     if request_id is not None:
         message["id"] = request_id
+    if deadline is not None:
+        message["deadline"] = deadline
     text = json.dumps(message, ensure_ascii=False)
     if raw is not None:
         assert json.dumps(HOLE) in text
@@ -239,7 +253,9 @@ class World:
         """The next buyer and seller ids, minus the probe accounts made so far: any
         other account made in between shows up as a change."""
         self.probes += 1
-        return [self.customer.call("CreateAccount", {"role": role, "password": "pw",
+        salt = os.urandom(16)
+        credentials = {"salt": salt.hex(), "hash": scrypt("pw", salt, 10).hex(), "cost": 10}
+        return [self.customer.call("CreateAccount", {"role": role, **credentials,
                                                      "username": f"probe{self.probes}{role}"}
                                    )["user_id"] - self.probes for role in ("buyer", "seller")]
 
@@ -302,6 +318,12 @@ def constructed_cases(world: World, service: str) -> list[tuple[bytes, str]]:
         ]
         cases += [(request_line(op_name, args, session, HOLE, raw), "bad_request")
                   for raw in BAD_IDS]
+        if service in DATABASES:
+            cases += [(request_line(op_name, args, session, raw=raw, deadline=HOLE), code)
+                      for raw, code in BAD_DEADLINES]
+        else:  # the deadline is for the databases only: a client may not send one
+            cases.append((request_line(op_name, args, session, deadline=9_999_999_999),
+                          "bad_request"))
         if ops[op_name].needs_session:
             cases += [(request_line(op_name, args, None), "invalid_session"),
                       (request_line(op_name, args, "no-such-token"), "invalid_session")]
@@ -486,3 +508,20 @@ def test_connections_closing_mid_line(world, unchanged, service):
     conn = Conn(world.addresses[service])
     check_reply(conn.ask(probe), probe, service, "unknown_op", "alive")
     conn.close()
+
+
+def test_values_the_validators_pass_never_get_internal(world):
+    """A deadline integer too large for a float, and a salt or hash of the right length
+    that is not hex, must be refused (or served), never answered with ``internal``."""
+    cases = {"product_db": [request_line("Hello", {}, None, raw="9" * 4000, deadline=HOLE),
+                            request_line("Hello", {}, None, raw="-" + "9" * 4000,
+                                         deadline=HOLE)],
+             "customer_db": [
+                 request_line("Hello", {}, None, raw="9" * 4000, deadline=HOLE),
+                 request_line("Login", {"role": "buyer", "username": "fuzz_buyer",
+                                        "hash": "zz" * 32}, None),
+                 request_line("CreateAccount", {"role": "seller", "username": "fuzz_not_hex",
+                                                "salt": "zz" * 16, "hash": "ab" * 32,
+                                                "cost": 10}, None)]}
+    for service, lines in cases.items():
+        run_cases(world, service, [(line, None) for line in lines])

@@ -9,10 +9,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from conftest import start_market, wait_until
+from conftest import CARD, at_once, failure, listing, start_market, units, wait_until
 from protocol import ApiError, Client
 
-CARD = {"card_name": "A Buyer", "card_number": "4111111111111111", "expiry": "12/99"}
 PURCHASE_FIELDS = {"purchase_id", "time", "lines", "total", "card_last4"}
 LINE_FIELDS = {"item_id", "name", "quantity", "price", "line_total", "seller_id"}
 
@@ -34,23 +33,6 @@ def this_and_last_month() -> tuple[str, str]:
     today = datetime.date.today()
     last = (today.year, today.month - 1) if today.month > 1 else (today.year - 1, 12)
     return month_text(today.year, today.month), month_text(*last)
-
-
-def listing(seller, name="thing", price=1, quantity=10) -> int:
-    return seller("RegisterItemForSale", name=name, category=4, keywords=[], condition="new",
-                  price=price, quantity=quantity)["item_id"]
-
-
-def units(api, item_id: int) -> int:
-    return api("GetItem", item_id=item_id)["item"]["quantity"]
-
-
-def failure(api, op: str, **args) -> ApiError:
-    try:
-        result = api(op, **args)
-    except ApiError as error:
-        return error
-    raise AssertionError(f"{op} succeeded unexpectedly: {result}")
 
 
 def snapshot(buyer, item_ids) -> tuple:
@@ -222,7 +204,7 @@ def test_reservations_are_idempotent_per_purchase_id(market, seller):
 # -- a database dies between the two steps ---------------------------------------
 
 def test_purchase_is_undone_when_the_customer_db_dies_midway(unique):
-    market = start_market(buyer_env={"MARKET_TEST_COMMIT_DELAY": "1.0", "SETTLE_AFTER": "1"})
+    market = start_market(buyer_args=("--test-commit-delay", "1", "--settle-after", "1"))
     product = Client(market.product_db.address)
     try:
         seller, buyer = market.seller(), market.buyer()
@@ -291,30 +273,15 @@ def test_fifty_buyers_race_for_the_last_ten_units(market, seller, unique):
                 return
             observed.append(product.call("GetItem", {"item_id": item_id})["item"]["quantity"])
 
-    barrier = threading.Barrier(racers)
-    outcomes: list[str] = []
-
-    def race(api) -> None:
-        barrier.wait(10)
-        try:
-            api("MakePurchase", **CARD)
-            outcomes.append("ok")
-        except ApiError as error:
-            outcomes.append(error.code)
-
     racing.set()
     watcher = threading.Thread(target=watch_units)
     watcher.start()
-    threads = [threading.Thread(target=race, args=(api,)) for api in buyers]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
+    outcomes = at_once(buyers, "MakePurchase", **CARD)
     racing.clear()
     watcher.join(10)
     product.close()
 
-    assert sorted(outcomes) == ["conflict"] * (racers - last_units) + ["ok"] * last_units
+    assert outcomes == ["conflict"] * (racers - last_units) + ["ok"] * last_units
     assert observed and min(observed) >= 0
     assert buyers[0]("GetItem", item_id=item_id)["item"]["quantity"] == 0
     histories = [api("GetBuyerPurchases") for api in buyers]

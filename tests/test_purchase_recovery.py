@@ -1,13 +1,14 @@
 """Purchases left unfinished (a frontend or database died midway) are settled later."""
 from __future__ import annotations
 
+import os
 import threading
 import time
 
 import pytest
 
 from conftest import start_market, wait_until
-from protocol import ApiError, Client
+from protocol import ApiError, Client, scrypt
 
 CARD = {"card_name": "Eve", "card_number": "4111111111111111", "expiry": "12/99"}
 
@@ -15,7 +16,7 @@ CARD = {"card_name": "Eve", "card_number": "4111111111111111", "expiry": "12/99"
 @pytest.fixture
 def slow_market():
     """Purchases pause 1 s between taking units and committing; settling after 1 s."""
-    m = start_market(buyer_env={"MARKET_TEST_COMMIT_DELAY": "1.0", "SETTLE_AFTER": "1"})
+    m = start_market(buyer_args=("--test-commit-delay", "1", "--settle-after", "1"))
     yield m
     m.stop()
 
@@ -72,34 +73,72 @@ def test_completed_purchases_keep_their_units_when_settled(slow_market):
     buyer("AddItemToCart", item_id=item_id, quantity=2)
     buyer("MakePurchase", **CARD)
     product = Client(slow_market.product_db.address)
+    customer = Client(slow_market.customer_db.address)
+
+    def pending() -> list[str]:
+        return product.call("PendingPurchases", {"older_than": 0, "limit": 10})["purchase_ids"]
+
     try:
-        assert product.call("PendingPurchases", {"older_than": 0, "limit": 10})["purchase_ids"]
-        assert wait_until(lambda: not product.call(
-            "PendingPurchases", {"older_than": 0, "limit": 10})["purchase_ids"], timeout=6)
+        assert pending() == []  # the frontend marked the completed purchase sold at once
+        # A purchase committed whose "sold" never reached the product database (its
+        # frontend died right after the commit) stays pending until the settling
+        # thread finds it committed.
+        buyer("AddItemToCart", item_id=item_id, quantity=1)
+        cart = customer.call("StartPurchase", {"purchase_id": "unsettled", "card_problem": ""},
+                             buyer.session)["cart"]
+        sold = product.call("ReserveUnits", {"purchase_id": "unsettled", "lines": [
+            {"item_id": line_item, "quantity": quantity} for line_item, quantity in cart]})
+        customer.call("CommitPurchase", {"purchase_id": "unsettled", "lines": sold["lines"],
+                                         "card_last4": "1111"})
+        assert pending() == ["unsettled"]
+        assert wait_until(lambda: not pending(), timeout=6)
     finally:
         product.close()
+        customer.close()
     time.sleep(0.5)
-    assert units_left(slow_market, item_id) == 3
-    assert buyer("GetBuyerPurchases")["items_purchased"] == 2
+    assert units_left(slow_market, item_id) == 2
+    assert buyer("GetBuyerPurchases")["items_purchased"] == 3
 
 
 def test_a_commit_after_the_verdict_is_refused(slow_market):
     customer = Client(slow_market.customer_db.address)
     try:
-        customer.call("CreateAccount", {"role": "buyer", "username": "cy", "password": "p"})
+        salt = os.urandom(16)
+        password_hash = scrypt("p", salt, 10).hex()
+        customer.call("CreateAccount", {"role": "buyer", "username": "cy", "salt": salt.hex(),
+                                        "hash": password_hash, "cost": 10})
         session = customer.call("Login", {"role": "buyer", "username": "cy",
-                                          "password": "p"})["session"]
+                                          "hash": password_hash})["session"]
+        line = {"item_id": 1, "name": "x", "quantity": 1, "price": 100, "seller_id": 1}
+
+        def start(purchase_id: str) -> list:
+            customer.call("AddToCart", {"item_id": 1, "quantity": 1, "available": 5}, session)
+            return customer.call("StartPurchase", {"purchase_id": purchase_id,
+                                                   "card_problem": ""}, session)["cart"]
+
+        def refused(purchase_id: str) -> str:
+            with pytest.raises(ApiError) as caught:
+                customer.call("CommitPurchase", {"purchase_id": purchase_id, "lines": [line],
+                                                 "card_last4": "1111"})
+            return caught.value.code
+
+        # A verdict on an id never seen, then its commit.
         verdict = customer.call("ResolvePurchases", {"purchase_ids": ["late"]})
         assert verdict == {"sold": [], "released": ["late"]}
-        line = {"item_id": 1, "name": "x", "quantity": 1, "price": 100, "seller_id": 1}
-        with pytest.raises(ApiError) as caught:
-            customer.call("CommitPurchase", {"purchase_id": "late", "lines": [line],
-                                             "card_last4": "1111"}, session)
-        assert caught.value.code == "conflict"
+        assert refused("late") == "conflict"
+        # A purchase started (pending), cancelled by the verdict, then its commit.
+        assert start("stalled") == [[1, 1]]
+        verdict = customer.call("ResolvePurchases", {"purchase_ids": ["stalled"]})
+        assert verdict == {"sold": [], "released": ["stalled"]}
+        assert customer.call("GetCart", {}, session)["cart"] == [[1, 1]]  # the line is back
+        assert refused("stalled") == "conflict"
+
+        customer.call("ClearCart", {}, session)
+        assert start("ok") == [[1, 1]]
         committed = customer.call("CommitPurchase", {"purchase_id": "ok", "lines": [line],
-                                                     "card_last4": "1111"}, session)
+                                                     "card_last4": "1111"})
         assert committed["purchase"]["purchase_id"] == "ok"
-        assert customer.call("ResolvePurchases", {"purchase_ids": ["ok", "late"]}) == {
-            "sold": ["ok"], "released": ["late"]}
+        assert customer.call("ResolvePurchases", {"purchase_ids": ["ok", "late", "stalled"]}) \
+            == {"sold": ["ok"], "released": ["late", "stalled"]}
     finally:
         customer.close()

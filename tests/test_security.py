@@ -14,6 +14,8 @@ import time
 import pytest
 
 import customer_db
+import protocol
+from buyer_server import BuyerFrontend
 from conftest import ROOT, Market, Proc, wait_until
 from protocol import ApiError, Op, Service
 
@@ -68,20 +70,46 @@ def logged(tmp_path_factory):
 
 # -- passwords ----------------------------------------------------------------
 
+class InProcess:
+    """A frontend's database client that hands each request line to a ``Service`` in this
+    process, and keeps the lines it was given."""
+
+    def __init__(self, service: Service) -> None:
+        self.service = service
+        self.sent: list[str] = []
+
+    def call(self, op: str, args: dict | None = None, session: str | None = None,
+             idempotent: bool = False) -> dict:
+        line = json.dumps({"op": op, "args": args or {}, "session": session})
+        self.sent.append(line)
+        reply = json.loads(self.service.respond(line.encode() + b"\n"))
+        if not reply["ok"]:
+            raise ApiError(reply["error"]["code"], reply["error"]["message"])
+        return reply["result"]
+
+
 def test_passwords_are_salted_scrypt_hashes():
-    """The one look inside: two accounts with one password hold different hashes."""
+    """The one look inside: two accounts with one password hold different hashes,
+    made by the frontend; the customer database never sees the password."""
     db = customer_db.CustomerDB()
+    customer = InProcess(db)
+    frontend = BuyerFrontend(customer, None)  # the default hasher, as deployed
     for name in ("twin1", "twin2"):
-        line = json.dumps({"op": "CreateAccount", "args": {"role": "buyer", "username": name,
+        line = json.dumps({"op": "CreateAccount", "args": {"username": name,
                                                           "password": PASSWORD}})
-        assert json.loads(db.respond(line.encode() + b"\n"))["ok"]
+        assert json.loads(frontend.respond(line.encode() + b"\n"))["ok"]
     twins = [db._by_name["buyer"][name] for name in ("twin1", "twin2")]
     assert twins[0].salt != twins[1].salt and len(twins[0].salt) >= 16
     assert twins[0].password_hash != twins[1].password_hash
     for account in twins:
-        assert account.password_hash == customer_db.hash_password(PASSWORD, account.salt)
+        assert account.cost == frontend.hasher.cost
+        assert account.password_hash == protocol.scrypt(PASSWORD, account.salt, account.cost)
         assert PASSWORD not in repr(vars(account))
-    assert "hashlib.scrypt(" in inspect.getsource(customer_db.hash_password)
+    for password, ok in ((PASSWORD, True), (PASSWORD + "x", False)):
+        line = json.dumps({"op": "Login", "args": {"username": "twin1", "password": password}})
+        assert json.loads(frontend.respond(line.encode() + b"\n"))["ok"] is ok
+    assert customer.sent and not [line for line in customer.sent if PASSWORD in line]
+    assert "hashlib.scrypt(" in inspect.getsource(protocol.scrypt)
     assert "hmac.compare_digest(" in inspect.getsource(customer_db.CustomerDB.login)
 
 

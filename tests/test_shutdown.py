@@ -12,7 +12,7 @@ CARD = {"card_name": "Tim", "card_number": "4111111111111111", "expiry": "12/99"
 
 
 def test_sigterm_finishes_the_request_in_flight():
-    market = start_market(buyer_env={"MARKET_TEST_COMMIT_DELAY": "1.0"})
+    market = start_market(buyer_args=("--test-commit-delay", "1"))
     try:
         seller, buyer = market.seller(), market.buyer()
         seller.register("tess")
