@@ -5,10 +5,11 @@ import datetime
 from dataclasses import dataclass
 from typing import Any
 
-from buyer_server import card_problem
-from protocol import (ApiError, Arg, Command, Int, ITEM_ID, Keywords, Optional, QUANTITY,
-                      Validator, VOTE, cli_main, items_table, money, rating_text, table,
-                      read_words)
+from market.fields import (CATEGORY, ITEM_ID, KEYWORDS, QUANTITY, SEARCH_LIMIT, SELLER_ID, VOTE,
+                           card_problem)
+from market.shell import Arg, Command, cli_main, read_words
+from market.views import items_table, money, rating_text, table
+from protocol import ApiError, Omittable, Validator
 
 SOME_VALID_CARD = {"card_name": "A", "card_number": "4111111111111111", "expiry": "12/99"}
 
@@ -92,10 +93,10 @@ ITEM = Arg("item_id", "Item id", ITEM_ID, int)
 
 COMMANDS = [
     Command("search", "SearchItemsForSale", "items for sale in a category", (
-        Arg("category", "Category (0-99)", Int(0, 99), int),
-        Arg("keywords", "Keywords, up to 5, e.g. desk,light", Optional(Keywords(), []),
-            read_words),
-        Arg("limit", "At most this many items (1-500)", Optional(Int(1, 500), 100), int),
+        Arg("category", "Category (0-99)", CATEGORY, int),
+        Arg("keywords", "Keywords, up to 5 of up to 8 letters, e.g. desk,light",
+            Omittable(KEYWORDS, []), read_words),
+        Arg("limit", "At most this many items (1-500)", SEARCH_LIMIT, int),
     ), show=found_text, read_only=True),
     Command("item", "GetItem", "one item in detail", (ITEM,), show=item_text, read_only=True),
     Command("add", "AddItemToCart", "put units of an item in your cart",
@@ -117,7 +118,7 @@ COMMANDS = [
             (ITEM, Arg("vote", "Vote (up or down)", VOTE, str.lower)),
             show=lambda result: "Thanks, your vote is counted."),
     Command("rating", "GetSellerRating", "a seller's thumbs up and down",
-            (Arg("seller_id", "Seller id", Int(1), int),), show=rating_text, read_only=True),
+            (Arg("seller_id", "Seller id", SELLER_ID, int),), show=rating_text, read_only=True),
 ]
 
 

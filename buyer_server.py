@@ -12,9 +12,13 @@ import secrets
 import threading
 import time
 
-from protocol import (ApiError, Client, Frontend, Int, ITEM_ID, Keywords, MAX_LINE, NoAnswer, Op,
-                      Optional, QUANTITY, RawResult, Request, Str, VOTE, dollars, env_default,
-                      frontend_main)
+from market.client import Client, NoAnswer
+from market.fields import (CATEGORY, ITEM_ID, KEYWORDS, QUANTITY, SEARCH_LIMIT, SELLER_ID,
+                           VOTE,
+                           card_problem, dollars)
+from market.frontend import Frontend, frontend_main
+from market.server import Op, Request, env_default
+from protocol import MAX_LINE, ApiError, Omittable, RawResult, Str
 
 log = logging.getLogger("marketplace")
 
@@ -25,36 +29,6 @@ SETTLE_BATCH = 1000  # purchase ids per settling round trip (well under 1 MiB)
 # ("card rejected"), as the contract says, not ``bad_request``.
 ANY_STRING = Str(0, MAX_LINE, no_control=False)
 CARD = {"card_name": ANY_STRING, "card_number": ANY_STRING, "expiry": ANY_STRING}
-
-
-def card_problem(card_name: str, card_number: str, expiry: str, today: datetime.date) -> str:
-    """Why the card is rejected, or '' when it is acceptable."""
-    if not 1 <= len(card_name) <= 64 or any(ord(c) < 32 for c in card_name):
-        return "the name on the card must be 1 to 64 characters"
-    if not (ascii_digits(card_number) and 13 <= len(card_number) <= 19):
-        return "the card number must be 13 to 19 digits"
-    if not luhn_ok(card_number):
-        return "the card number fails the Luhn check"
-    month, slash, year = expiry.partition("/")
-    if not (slash and len(month) == 2 and len(year) == 2 and ascii_digits(month)
-            and ascii_digits(year) and 1 <= int(month) <= 12):
-        return "the expiry must be MM/YY"
-    if (2000 + int(year), int(month)) < (today.year, today.month):
-        return "the card has expired"
-    return ""
-
-
-def ascii_digits(text: str) -> bool:
-    """Only 0-9: ``str.isdigit`` also accepts '²' and Arabic-Indic digits."""
-    return bool(text) and all("0" <= c <= "9" for c in text)
-
-
-def luhn_ok(number: str) -> bool:
-    total = 0
-    for position, digit in enumerate(reversed(number)):
-        value = int(digit) * (2 if position % 2 else 1)
-        total += value - 9 if value > 9 else value
-    return total % 10 == 0
 
 
 class BuyerFrontend(Frontend):
@@ -84,8 +58,8 @@ class BuyerFrontend(Frontend):
         cart_line = {"item_id": ITEM_ID, "quantity": QUANTITY}
         return {
             "SearchItemsForSale": Op(self.search, {
-                "category": Int(0, 99), "keywords": Optional(Keywords(), []),
-                "limit": Optional(Int(1, 500), 100)}),
+                "category": CATEGORY, "keywords": Omittable(KEYWORDS, []),
+                "limit": SEARCH_LIMIT}),
             "GetItem": Op(self.get_item, {"item_id": ITEM_ID}),
             "AddItemToCart": Op(self.add_to_cart, cart_line),
             "RemoveItemFromCart": Op(self.cart_op("RemoveFromCart"), cart_line),
@@ -94,7 +68,7 @@ class BuyerFrontend(Frontend):
             "DisplayCart": Op(self.cart_op("GetCart", idempotent=True)),
             "MakePurchase": Op(self.make_purchase, CARD),
             "ProvideFeedback": Op(self.provide_feedback, {"item_id": ITEM_ID, "vote": VOTE}),
-            "GetSellerRating": Op(self.seller_rating, {"seller_id": Int(1)}),
+            "GetSellerRating": Op(self.seller_rating, {"seller_id": SELLER_ID}),
             "GetBuyerPurchases": Op(self.purchases),
         }
 

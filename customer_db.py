@@ -21,15 +21,16 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from protocol import (ApiError, Database, HASH_COST, Int, ITEM_ID, ListOf, Op, Optional,
-                      PASSWORD_HASH, PURCHASE_ID, QUANTITY, RawResult, Recent, Record, ROLE,
-                      Request, SALT, Str, USERNAME, VOTE, database_main, database_parser,
-                      dollars, encode_value, env_default)
+from market.database import Database, Recent, database_main, database_parser
+from market.fields import (HASH_COST, ITEM_ID, ITEM_NAME, PASSWORD_HASH, PRICE_CENTS,
+                           PURCHASE_ID, QUANTITY, ROLE, SALT, SELLER_ID, UNDO_KEY, USERNAME, VOTE,
+                           dollars)
+from market.server import Op, Request, env_default
+from protocol import ApiError, Int, ListOf, Omittable, RawResult, Record, Str, encode_value
 
 DEFAULT_SESSION_TIMEOUT = 300.0
 DEFAULT_PURCHASE_TIMEOUT = 60.0
 CANCELLED_TTL = 600.0  # seconds a cancelled purchase id is remembered (well past any deadline)
-VOTE_KEY = Str(1, 64)
 
 
 def utc_now_iso() -> str:
@@ -80,8 +81,8 @@ class PendingPurchase:
     since: float = field(default_factory=time.monotonic)
 
 
-PURCHASE_LINE = {"item_id": ITEM_ID, "name": Str(1, 32), "quantity": QUANTITY,
-                 "price": Int(1, 100_000_000), "seller_id": Int(1)}
+PURCHASE_LINE = {"item_id": ITEM_ID, "name": ITEM_NAME, "quantity": QUANTITY,
+                 "price": PRICE_CENTS, "seller_id": SELLER_ID}
 
 
 class CustomerDB(Database):
@@ -120,7 +121,7 @@ class CustomerDB(Database):
             "Logout": Op(self.logout, {"role": ROLE}),
             "CheckSession": Op(self.check_session, {"role": ROLE}),
             "GetSellerRating": Op(self.get_seller_rating,
-                                  {"role": ROLE, "seller_id": Optional(Int(1))}),
+                                  {"role": ROLE, "seller_id": Omittable(SELLER_ID)}),
             "GetCart": Op(self.get_cart),
             "AddToCart": Op(self.add_to_cart, {"item_id": ITEM_ID, "quantity": QUANTITY,
                                                "available": Int(0)}),
@@ -137,9 +138,9 @@ class CustomerDB(Database):
                                    {"purchase_ids": ListOf(PURCHASE_ID)}, needs_session=False),
             "GetPurchases": Op(self.get_purchases),
             "RecordFeedback": Op(self.record_feedback, {"item_id": ITEM_ID, "vote": VOTE,
-                                                        "key": VOTE_KEY}),
+                                                        "key": UNDO_KEY}),
             "RevokeFeedback": Op(self.revoke_feedback, {"buyer_id": Int(1), "item_id": ITEM_ID,
-                                                        "key": VOTE_KEY}, needs_session=False),
+                                                        "key": UNDO_KEY}, needs_session=False),
         })
 
     # -- sessions -------------------------------------------------------------

@@ -13,13 +13,15 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from protocol import (ApiError, Database, Int, ITEM_ID, Keywords, ListOf, OneOf, Op,
-                      PRICE_CENTS, PURCHASE_ID, QUANTITY, RawResult, Recent, Record, Request, Str,
-                      VOTE, database_main, database_parser, dollars, encode_value)
+from market.database import Database, Recent, database_main, database_parser
+from market.fields import (CATEGORY, CONDITION, ITEM_ID, ITEM_NAME, KEYWORDS, PRICE_CENTS,
+                           PURCHASE_ID, QUANTITY, SEARCH_LIMIT, SELLER_ID, UNDO_KEY, VOTE,
+                           dollars)
+from market.server import Op, Request
+from protocol import ApiError, Int, ListOf, RawResult, Record, encode_value
 
 RESERVATION_TTL = 600.0  # seconds a settled purchase id is remembered: retries stay harmless
 VOTE_TTL = 600.0  # seconds a vote's key is remembered, for its RevokeVote
-VOTE_KEY = Str(1, 64)
 
 
 @dataclass
@@ -74,7 +76,6 @@ class Reservation:
     since: float = field(default_factory=time.monotonic)
 
 
-SELLER_ID = Int(1)
 RESERVE_LINE = {"item_id": ITEM_ID, "quantity": QUANTITY}
 
 
@@ -98,16 +99,16 @@ class ProductDB(Database):
         self.ops.update({name: Op(handler, schema, needs_session=False)
                          for name, (handler, schema) in {
             "RegisterItem": (self.register_item, {
-                "seller_id": SELLER_ID, "name": Str(1, 32), "category": Int(0, 99),
-                "keywords": Keywords(), "condition": OneOf(("new", "used")),
+                "seller_id": SELLER_ID, "name": ITEM_NAME, "category": CATEGORY,
+                "keywords": KEYWORDS, "condition": CONDITION,
                 "price": PRICE_CENTS, "quantity": QUANTITY}),
             "ChangePrice": (self.change_price, {"seller_id": SELLER_ID, "item_id": ITEM_ID,
                                                "price": PRICE_CENTS}),
             "RemoveUnits": (self.remove_units, {"seller_id": SELLER_ID, "item_id": ITEM_ID,
                                                "quantity": QUANTITY}),
             "SellerItems": (self.seller_items, {"seller_id": SELLER_ID}),
-            "Search": (self.search, {"category": Int(0, 99), "keywords": Keywords(),
-                                     "limit": Int(1, 500)}),
+            "Search": (self.search, {"category": CATEGORY, "keywords": KEYWORDS,
+                                     "limit": SEARCH_LIMIT.inner}),
             "GetItem": (self.get_item, {"item_id": ITEM_ID}),
             "GetItems": (self.get_items, {"item_ids": ListOf(ITEM_ID)}),
             "ReserveUnits": (self.reserve_units, {"purchase_id": PURCHASE_ID,
@@ -116,9 +117,9 @@ class ProductDB(Database):
                                                           "limit": Int(1, 10_000)}),
             "SettlePurchases": (self.settle_purchases, {"sold": ListOf(PURCHASE_ID),
                                                         "released": ListOf(PURCHASE_ID)}),
-            "AddVote": (self.add_vote, {"item_id": ITEM_ID, "vote": VOTE, "key": VOTE_KEY}),
+            "AddVote": (self.add_vote, {"item_id": ITEM_ID, "vote": VOTE, "key": UNDO_KEY}),
             "RevokeVote": (self.revoke_vote, {"item_id": ITEM_ID, "vote": VOTE,
-                                              "key": VOTE_KEY}),
+                                              "key": UNDO_KEY}),
         }.items()})
 
     def start(self) -> None:

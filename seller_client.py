@@ -3,8 +3,10 @@ from __future__ import annotations
 
 from typing import Callable
 
-from protocol import (Arg, Command, Int, ITEM_ID, Keywords, OneOf, Optional, Price, QUANTITY,
-                      Str, cli_main, items_table, rating_text, read_price, read_words)
+from market.fields import CATEGORY, CONDITION, ITEM_ID, ITEM_NAME, KEYWORDS, PRICE, QUANTITY
+from market.shell import Arg, Command, cli_main, read_price, read_words
+from market.views import items_table, rating_text
+from protocol import Omittable
 
 ITEM = Arg("item_id", "Item id", ITEM_ID, int)
 
@@ -24,16 +26,16 @@ COMMANDS = [
     Command("list", "DisplayItemsForSale", "your items, sold-out ones too", show=items_text,
             read_only=True),
     Command("register", "RegisterItemForSale", "put an item up for sale", (
-        Arg("name", "Item name (1-32 characters)", Str(1, 32)),
-        Arg("category", "Category (0-99)", Int(0, 99), int),
-        Arg("condition", "Condition (new or used)", OneOf(("new", "used")), str.lower),
-        Arg("price", "Price in dollars, e.g. 17.50", Price(), read_price),
+        Arg("name", "Item name (1-32 characters)", ITEM_NAME),
+        Arg("category", "Category (0-99)", CATEGORY, int),
+        Arg("condition", "Condition (new or used)", CONDITION, str.lower),
+        Arg("price", "Price in dollars, e.g. 17.50", PRICE, read_price),
         Arg("quantity", "Units for sale", QUANTITY, int),
         Arg("keywords", "Keywords, up to 5 of up to 8 letters, e.g. desk,light",
-            Optional(Keywords(), []), read_words),
+            Omittable(KEYWORDS, []), read_words),
     ), show=lambda result: f"Listed as item {result['item_id']}."),
     Command("price", "ChangeItemPrice", "change an item's price",
-            (ITEM, Arg("price", "New price in dollars", Price(), read_price)),
+            (ITEM, Arg("price", "New price in dollars", PRICE, read_price)),
             show=changed_text("Price changed")),
     Command("remove", "UpdateUnitsForSale", "take units of an item off sale",
             (ITEM, Arg("quantity", "Units to remove", QUANTITY, int)),

@@ -1,8 +1,10 @@
 """Seller frontend (default port 8001): stateless, every request goes to the databases."""
 from __future__ import annotations
 
-from protocol import (Frontend, Int, ITEM_ID, Keywords, OneOf, Op, Price, QUANTITY, RawResult,
-                      Request, Str, frontend_main)
+from market.fields import CATEGORY, CONDITION, ITEM_ID, ITEM_NAME, KEYWORDS, PRICE, QUANTITY
+from market.frontend import Frontend, frontend_main
+from market.server import Op, Request
+from protocol import RawResult
 
 
 class SellerFrontend(Frontend):
@@ -13,9 +15,9 @@ class SellerFrontend(Frontend):
         return {
             "GetSellerRating": Op(self.get_seller_rating),
             "RegisterItemForSale": Op(self.register_item, {
-                "name": Str(1, 32), "category": Int(0, 99), "keywords": Keywords(),
-                "condition": OneOf(("new", "used")), "price": Price(), "quantity": QUANTITY}),
-            "ChangeItemPrice": Op(self.change_price, {"item_id": ITEM_ID, "price": Price()}),
+                "name": ITEM_NAME, "category": CATEGORY, "keywords": KEYWORDS,
+                "condition": CONDITION, "price": PRICE, "quantity": QUANTITY}),
+            "ChangeItemPrice": Op(self.change_price, {"item_id": ITEM_ID, "price": PRICE}),
             "UpdateUnitsForSale": Op(self.remove_units, {"item_id": ITEM_ID,
                                                          "quantity": QUANTITY}),
             "DisplayItemsForSale": Op(self.display_items),

@@ -46,7 +46,7 @@ stop_services() {
         elif [ -f "$RUN_DIR/$name.pid" ]; then
             echo "$name was not running"
         fi
-        rm -f "$RUN_DIR/$name.pid"
+        rm -f "$RUN_DIR/$name.pid" "$RUN_DIR/$name.address"
     done
     for i in "${!pids[@]}"; do
         while runs "${pids[$i]}" "${names[$i]}" && [ "$waited" -lt $((grace * 10)) ]; do

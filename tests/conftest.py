@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import threading
 import time
@@ -14,69 +13,25 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from protocol import ApiError, Client  # noqa: E402
+from market.client import Client  # noqa: E402
+from market.launch import ServiceProcess  # noqa: E402
+from protocol import ApiError  # noqa: E402
 
 # A card that passes every check (Luhn, expiry in the future).
 CARD = {"card_name": "A Buyer", "card_number": "4111111111111111", "expiry": "12/99"}
-
-
-class Proc:
-    """One service process, started with ``--port 0``; ``address`` is read from its ready line.
-
-    Its log (stderr) is appended to ``log`` if given, else dropped.
-    """
-
-    def __init__(self, script: str, *args: str, env: dict | None = None,
-                 log: Path | None = None) -> None:
-        self.script = script
-        self.args = list(args)
-        self.log = log
-        self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
-        self.proc: subprocess.Popen | None = None
-        self.address: tuple[str, int] | None = None
-
-    def start(self, port: int = 0) -> "Proc":
-        with open(self.log or os.devnull, "a") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, str(ROOT / self.script), "--port", str(port), *self.args],
-                stdout=subprocess.PIPE, stderr=log, env=self.env, text=True)
-        line = self.proc.stdout.readline()
-        if " ready on " not in line:
-            self.proc.kill()
-            raise RuntimeError(f"{self.script} did not start: {line!r}")
-        host, _, port_text = line.split(" ready on ")[1].strip().rpartition(":")
-        self.address = (host, int(port_text))
-        return self
-
-    def restart(self) -> "Proc":
-        """Start again on the same port (after ``kill``/``stop``)."""
-        return self.start(self.address[1])
-
-    def kill(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.kill()
 
 
 @dataclass
 class Market:
     """The four services of one marketplace, and clients for the two frontends."""
 
-    product_db: Proc
-    customer_db: Proc
-    seller_server: Proc
-    buyer_server: Proc
+    product_db: ServiceProcess
+    customer_db: ServiceProcess
+    seller_server: ServiceProcess
+    buyer_server: ServiceProcess
     clients: list = field(default_factory=list)
 
-    def procs(self) -> list[Proc]:
+    def procs(self) -> list[ServiceProcess]:
         return [self.product_db, self.customer_db, self.seller_server, self.buyer_server]
 
     def seller(self) -> "Api":
@@ -136,14 +91,14 @@ def start_market(session_timeout: float = 300.0, buyer_args: tuple = (),
     serve only connections that prove they know it).
     """
     secret = ("--secret-file", str(secret_file)) if secret_file else ()
-    product_db = Proc("product_db.py", *secret, *product_args).start()
-    customer_db = Proc("customer_db.py", "--session-timeout", str(session_timeout),
+    product_db = ServiceProcess("product_db.py", *secret, *product_args).start()
+    customer_db = ServiceProcess("customer_db.py", "--session-timeout", str(session_timeout),
                        *secret, *customer_args).start()
     dbs = ["--product-db", "%s:%d" % product_db.address,
            "--customer-db", "%s:%d" % customer_db.address, "--db-timeout", str(db_timeout),
            *secret]
-    seller = Proc("seller_server.py", *dbs, *seller_args).start()
-    buyer = Proc("buyer_server.py", *dbs, *buyer_args).start()
+    seller = ServiceProcess("seller_server.py", *dbs, *seller_args).start()
+    buyer = ServiceProcess("buyer_server.py", *dbs, *buyer_args).start()
     return Market(product_db, customer_db, seller, buyer)
 
 

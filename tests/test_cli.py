@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import ROOT, Proc, start_market
+from conftest import ROOT, ServiceProcess, start_market
 
 
 def cli(script: str, port: int | None, *lines: str, env: dict | None = None):
@@ -253,8 +253,8 @@ def test_lost_reply_to_a_write_is_not_resent(unique):
 @pytest.fixture(scope="module")
 def logged_market(tmp_path_factory):
     """A market whose seller frontend logs every op to a file (DEBUG: '<op> ok')."""
-    product_db = Proc("product_db.py").start()
-    customer_db = Proc("customer_db.py").start()
+    product_db = ServiceProcess("product_db.py").start()
+    customer_db = ServiceProcess("customer_db.py").start()
     log = tmp_path_factory.mktemp("logged") / "seller.log"
     with open(log, "w") as log_file:
         frontend = subprocess.Popen(

@@ -9,19 +9,21 @@ import time
 
 import pytest
 
-from conftest import ROOT, Api, Market, Proc
-from protocol import ApiError, Client, scrypt
+from conftest import ROOT, Api, Market, ServiceProcess
+from market.client import Client
+from market.frontend import scrypt
+from protocol import ApiError
 
 CARD = {"card_name": "Dee", "card_number": "4111111111111111", "expiry": "12/99"}
 
 
 def durable_market(data_dir) -> Market:
-    product_db = Proc("product_db.py", "--data-dir", str(data_dir / "product")).start()
-    customer_db = Proc("customer_db.py", "--data-dir", str(data_dir / "customer")).start()
+    product_db = ServiceProcess("product_db.py", "--data-dir", str(data_dir / "product")).start()
+    customer_db = ServiceProcess("customer_db.py", "--data-dir", str(data_dir / "customer")).start()
     dbs = ["--product-db", "%s:%d" % product_db.address,
            "--customer-db", "%s:%d" % customer_db.address, "--db-timeout", "2"]
-    return Market(product_db, customer_db, Proc("seller_server.py", *dbs).start(),
-                  Proc("buyer_server.py", *dbs).start())
+    return Market(product_db, customer_db, ServiceProcess("seller_server.py", *dbs).start(),
+                  ServiceProcess("buyer_server.py", *dbs).start())
 
 
 @pytest.fixture
@@ -104,7 +106,7 @@ def test_snapshot_and_journal_replay_agree(tmp_path):
     """Many writes across several snapshots come back exactly."""
     sys.path.insert(0, str(ROOT))
     import product_db
-    from protocol import Request
+    from market.server import Request
 
     db = product_db.ProductDB()
     db.open_data_dir(str(tmp_path))
@@ -148,7 +150,7 @@ def login_args(client: Client, username: str, password: str, role: str = "buyer"
 
 
 def test_torn_last_line_is_ignored_and_corruption_is_named(tmp_path):
-    db = Proc("customer_db.py", "--data-dir", str(tmp_path)).start()
+    db = ServiceProcess("customer_db.py", "--data-dir", str(tmp_path)).start()
     api = Api(Client(db.address))
     api.client.call("CreateAccount", new_account("a", "p"))
     api.client.call("CreateAccount", new_account("b", "p"))
@@ -187,9 +189,9 @@ def test_torn_last_line_is_ignored_and_corruption_is_named(tmp_path):
 
 
 def test_data_dir_files_are_private(tmp_path):
-    db = Proc("customer_db.py", "--data-dir", str(tmp_path / "d")).start()
+    db = ServiceProcess("customer_db.py", "--data-dir", str(tmp_path / "d")).start()
     # The password takes its real path: through a frontend, which hashes it.
-    frontend = Proc("seller_server.py", "--customer-db", "%s:%d" % db.address,
+    frontend = ServiceProcess("seller_server.py", "--customer-db", "%s:%d" % db.address,
                     "--product-db", "127.0.0.1:1", "--hash-cost", "10").start()
     seller = Api(Client(frontend.address))
     try:

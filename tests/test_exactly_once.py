@@ -12,7 +12,8 @@ import time
 from decimal import Decimal
 
 from conftest import CARD, Api, at_once, failure, listing, start_market, units, wait_until
-from protocol import ApiError, Client
+from market.client import Client
+from protocol import ApiError
 
 
 

@@ -25,8 +25,10 @@ import pytest
 from buyer_server import BuyerFrontend
 from customer_db import CustomerDB
 from product_db import ProductDB
-from protocol import (MAX_LINE, ApiError, Client, Hex, Int, Keywords, ListOf,
-                      OneOf, Optional, Price, Record, Str, decode, scrypt, validate)
+from market.client import Client
+from market.frontend import scrypt
+from protocol import (MAX_LINE, ApiError, Hex, Int, Keywords, ListOf, Omittable, OneOf, Price,
+                      Record, Str, decode, validate)
 from seller_server import SellerFrontend
 
 SEED = int(os.environ.get("FUZZ_SEED") or random.SystemRandom().randrange(2 ** 32))
@@ -77,7 +79,7 @@ BAD_DEADLINES = [(raw, "bad_request") for raw in (
 
 def valid_value(check):
     """A value that passes ``check`` (the validators of protocol.py)."""
-    if isinstance(check, Optional):
+    if isinstance(check, Omittable):
         return valid_value(check.inner)
     if isinstance(check, Hex):  # hex text of bytes, as the frontends send
         return "ab" * check.size
@@ -104,7 +106,7 @@ def field_paths(schema: dict, prefix: tuple = ()) -> list[tuple]:
     for name, check in schema.items():
         path = prefix + (name,)
         paths.append(path)
-        inner = check.inner if isinstance(check, Optional) else check
+        inner = check.inner if isinstance(check, Omittable) else check
         if isinstance(inner, (ListOf, Keywords)):
             path = path + (0,)
             paths.append(path)

@@ -28,8 +28,9 @@ import time
 
 import pytest
 
-from conftest import ROOT, Proc, start_market, wait_until
-from protocol import ApiError, Client
+from conftest import ROOT, ServiceProcess, start_market, wait_until
+from market.client import Client
+from protocol import ApiError
 
 CARD = {"card_name": "Storm Tester", "card_number": "4111111111111111", "expiry": "12/99"}
 MEMORY_LIMIT_MB = 150
@@ -38,13 +39,9 @@ DATABASES = ["product_db.py", "customer_db.py"]
 
 # -- helpers ------------------------------------------------------------------
 
-def peak_memory_mb(proc: Proc) -> float:
+def peak_memory_mb(proc: ServiceProcess) -> float:
     """The process's peak resident memory so far (VmHWM), in MB."""
-    with open(f"/proc/{proc.proc.pid}/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    raise AssertionError("no VmHWM in /proc/<pid>/status")
+    return proc.peak_rss_kb() / 1024
 
 
 class Raw:
@@ -328,7 +325,7 @@ def test_a_database_beyond_loopback_needs_a_secret(script, secret_file):
             proc.communicate()
 
     path, secret = secret_file
-    db = Proc(script, "--host", "0.0.0.0", "--secret-file", str(path))
+    db = ServiceProcess(script, "--host", "0.0.0.0", "--secret-file", str(path))
     conn = None
     try:
         db.start()
@@ -388,7 +385,7 @@ def time_wait_sockets(port: int) -> int:
     return count
 
 
-def open_fds(proc: Proc) -> int:
+def open_fds(proc: ServiceProcess) -> int:
     return len(os.listdir(f"/proc/{proc.proc.pid}/fd"))
 
 

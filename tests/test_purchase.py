@@ -10,7 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from conftest import CARD, at_once, failure, listing, start_market, units, wait_until
-from protocol import ApiError, Client
+from market.client import Client
+from protocol import ApiError
 
 PURCHASE_FIELDS = {"purchase_id", "time", "lines", "total", "card_last4"}
 LINE_FIELDS = {"item_id", "name", "quantity", "price", "line_total", "seller_id"}

@@ -10,7 +10,8 @@ import sys
 import pytest
 
 from conftest import ROOT, Api, wait_until
-from protocol import ApiError, Client
+from market.client import Client
+from protocol import ApiError
 
 SERVICES = ["product_db", "customer_db", "seller_server", "buyer_server"]
 PORT_VARIABLES = ["PRODUCT_DB_PORT", "CUSTOMER_DB_PORT", "SELLER_SERVER_PORT",

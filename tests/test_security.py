@@ -14,10 +14,11 @@ import time
 import pytest
 
 import customer_db
-import protocol
+import market.frontend
 from buyer_server import BuyerFrontend
-from conftest import ROOT, Market, Proc, wait_until
-from protocol import ApiError, Op, Service
+from conftest import ROOT, Market, ServiceProcess, wait_until
+from market.server import Op, Service
+from protocol import ApiError
 
 PASSWORD = "Zq9-s3cret-Pa55"
 CARD_NUMBER = "4539148803436467"  # passes the Luhn check
@@ -30,8 +31,8 @@ def start_logged_market(tmp_path, env: dict | None = None) -> Market:
     """Four services logging at DEBUG into tmp_path/*.log; databases keep a data dir."""
     env = {"LOG_LEVEL": "DEBUG", **(env or {})}
 
-    def proc(script: str, *args: str) -> Proc:
-        return Proc(script, *args, env=env, log=tmp_path / f"{script}.log").start()
+    def proc(script: str, *args: str) -> ServiceProcess:
+        return ServiceProcess(script, *args, env=env, log=tmp_path / f"{script}.log").start()
 
     product = proc("product_db.py", "--data-dir", str(tmp_path / "product-data"))
     customer = proc("customer_db.py", "--data-dir", str(tmp_path / "customer-data"))
@@ -103,13 +104,13 @@ def test_passwords_are_salted_scrypt_hashes():
     assert twins[0].password_hash != twins[1].password_hash
     for account in twins:
         assert account.cost == frontend.hasher.cost
-        assert account.password_hash == protocol.scrypt(PASSWORD, account.salt, account.cost)
+        assert account.password_hash == market.frontend.scrypt(PASSWORD, account.salt, account.cost)
         assert PASSWORD not in repr(vars(account))
     for password, ok in ((PASSWORD, True), (PASSWORD + "x", False)):
         line = json.dumps({"op": "Login", "args": {"username": "twin1", "password": password}})
         assert json.loads(frontend.respond(line.encode() + b"\n"))["ok"] is ok
     assert customer.sent and not [line for line in customer.sent if PASSWORD in line]
-    assert "hashlib.scrypt(" in inspect.getsource(protocol.scrypt)
+    assert "hashlib.scrypt(" in inspect.getsource(market.frontend.scrypt)
     assert "hmac.compare_digest(" in inspect.getsource(customer_db.CustomerDB.login)
 
 
@@ -198,7 +199,7 @@ def test_one_users_token_never_reaches_another_users_data(market):
 
 @pytest.mark.parametrize("script", SCRIPTS)
 def test_default_bind_is_loopback(script):
-    proc = Proc(script, *(["--product-db", "127.0.0.1:1", "--customer-db", "127.0.0.1:1"]
+    proc = ServiceProcess(script, *(["--product-db", "127.0.0.1:1", "--customer-db", "127.0.0.1:1"]
                           if "server" in script else []))
     proc.env = {k: v for k, v in proc.env.items() if not k.endswith("_HOST")}
     help_text = subprocess.run([sys.executable, str(ROOT / script), "--help"], env=proc.env,
@@ -251,7 +252,7 @@ def close(conn) -> None:
 
 
 def test_connections_over_the_cap_get_unavailable_and_are_closed():
-    db = Proc("product_db.py", env={"MAX_CONNECTIONS": "5"}).start()
+    db = ServiceProcess("product_db.py", env={"MAX_CONNECTIONS": "5"}).start()
     try:
         admitted = [raw(db.address) for _ in range(5)]
         assert all(ask(conn)["error"]["code"] == "not_found" for conn in admitted)
@@ -275,7 +276,7 @@ def test_connections_over_the_cap_get_unavailable_and_are_closed():
 
 
 def test_slow_senders_are_cut_off_by_the_read_timeout():
-    db = Proc("product_db.py", "--read-timeout", "1").start()
+    db = ServiceProcess("product_db.py", "--read-timeout", "1").start()
     try:
         whole = b'{"op": "GetItem", "args": {"item_id": 1}, "id": 1}\n'
         split = raw(db.address)
@@ -299,7 +300,7 @@ def test_slow_senders_are_cut_off_by_the_read_timeout():
 
 
 def test_idle_connections_are_closed_after_the_idle_timeout():
-    db = Proc("product_db.py", "--idle-timeout", "1", "--read-timeout", "5").start()
+    db = ServiceProcess("product_db.py", "--idle-timeout", "1", "--read-timeout", "5").start()
     try:
         busy, idle = raw(db.address), raw(db.address)
         start = time.monotonic()
@@ -315,7 +316,7 @@ def test_idle_connections_are_closed_after_the_idle_timeout():
 
 def test_a_client_that_never_reads_is_dropped():
     """Its unread replies fill the socket buffers; the blocked send times out, freeing the slot."""
-    db = Proc("product_db.py", "--read-timeout", "1", "--max-connections", "1").start()
+    db = ServiceProcess("product_db.py", "--read-timeout", "1", "--max-connections", "1").start()
     try:
         seller = raw(db.address)
         for n in range(100):  # so that each short Search gets a long reply

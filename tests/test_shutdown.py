@@ -6,7 +6,8 @@ import sys
 import threading
 
 from conftest import ROOT, start_market, wait_until
-from protocol import ApiError, Client
+from market.client import Client
+from protocol import ApiError
 
 CARD = {"card_name": "Tim", "card_number": "4111111111111111", "expiry": "12/99"}
 

@@ -1,0 +1,250 @@
+"""The client side: persistent connections, pooled, to one server.
+
+``Client`` is what the frontends use to reach a database (pool cap, secret
+handshake, deadlines) and the CLIs and tests use to reach a frontend. A
+request that was sent is never resent silently, except a read (``idempotent``).
+
+Exceptions, beyond ``protocol.ApiError`` from the server's own error replies::
+
+    ApiError
+      NoAnswer     sent, but no (usable) reply came: it may or may not have been applied
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import hashlib
+import hmac
+import logging
+import socket
+import threading
+import time
+from typing import Callable
+
+from market.sockets import set_socket_timeout
+from protocol import (NO_ID_SUFFIX, OK_PREFIX, ApiError, RawResult, decode, encode,
+                      encode_value, envelope, read_line, result_of)
+
+DEFAULT_DB_POOL = 64  # connections a frontend keeps at most to each database
+# A database must apply a request within this share of the frontend's wait;
+# the rest leaves time for the reply to arrive before the frontend gives up.
+DEADLINE_SHARE = 0.75
+
+log = logging.getLogger("marketplace")
+
+
+class Connection:
+    """One persistent, blocking connection speaking the framing above."""
+
+    def __init__(self, address: tuple[str, int], timeout: float) -> None:
+        self.sock = socket.create_connection(address, timeout=timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        # Kernel timeouts on a blocking socket: no poll() before each call, and
+        # the liveness peek below returns at once.
+        self.sock.settimeout(None)
+        set_socket_timeout(self.sock, socket.SO_RCVTIMEO, timeout)
+        set_socket_timeout(self.sock, socket.SO_SNDTIMEO, timeout)
+        self.rfile = self.sock.makefile("rb")
+
+    def looks_closed(self) -> bool:
+        """True if the peer has closed (or sent junk on) an idle connection.
+
+        A non-blocking peek, not ``select()``: that fails for descriptors past 1,024.
+        """
+        try:
+            self.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)  # end of stream, or junk
+            return True
+        except BlockingIOError:
+            return False  # nothing to read: alive and idle
+        except OSError:
+            return True
+
+    def exchange(self, payload: bytes) -> bytes:
+        """Send one request line and return the reply line."""
+        self.sock.sendall(payload)
+        line = read_line(self.rfile)
+        if line is None:
+            raise ConnectionError("connection closed before the reply")
+        return line
+
+    def close(self) -> None:
+        try:
+            self.rfile.close()
+            self.sock.close()
+        except OSError:
+            pass
+
+
+class NoAnswer(ApiError):
+    """``unavailable`` because no reply came: the request may or may not have been applied
+    (a database that did answer ``unavailable`` applied nothing)."""
+
+
+class Client:
+    """A thread-safe client with a pool of persistent connections to one server.
+
+    A pooled connection that the server has closed while idle is noticed before
+    sending and replaced. Once a request has been sent, a failure is never
+    retried silently: it surfaces as ``NoAnswer`` (``unavailable``), unless the
+    caller marks the op ``idempotent`` (a read), which is retried once.
+
+    For a frontend's database connections: ``secret`` proves the deployment's
+    secret on each new connection (see ``Database.authenticate``); ``pool_size``
+    caps the connections open at once (callers wait for one, up to ``timeout``);
+    ``deadlines`` stamps each request with the time after which the database
+    must not apply it, ``DEADLINE_SHARE`` of ``timeout`` from now, so that an
+    ``unavailable`` from a timeout means nothing was changed.
+    """
+
+    def __init__(self, address: tuple[str, int], timeout: float = 5.0, max_idle: int = 256,
+                 secret: bytes | None = None, pool_size: int | None = None,
+                 deadlines: bool = False) -> None:
+        self.address = address
+        self.timeout = timeout
+        self.max_idle = max_idle
+        self.secret = secret
+        self.deadlines = deadlines
+        self.pool_size = pool_size
+        # Guards ``_idle`` (idle connections, most recently used last) and ``_open``
+        # (connections open, idle or in use): never more than ``pool_size``.
+        # Notified whenever a connection comes back or closes.
+        self._pool = threading.Condition(threading.Lock())
+        self._idle: collections.deque[Connection] = collections.deque()
+        self._open = 0
+
+    def call(self, op: str, args: dict | None = None, session: str | None = None,
+             idempotent: bool = False) -> dict:
+        """Send one request and return its ``result``; error replies raise ``ApiError``."""
+        return result_of(self._decode(self.exchange(self._payload(op, args, session), idempotent)))
+
+    def call_raw(self, op: str, args: dict | None = None, session: str | None = None,
+                 idempotent: bool = False) -> RawResult:
+        """Like ``call``, but the result stays encoded, for a frontend to pass on as it is.
+
+        A reply our own ``Service`` wrote to a request without an id is spliced,
+        not parsed; anything else is decoded and checked as in ``call``.
+        """
+        line = self.exchange(self._payload(op, args, session), idempotent)
+        if line.startswith(OK_PREFIX) and line.endswith(NO_ID_SUFFIX):
+            return RawResult(line[len(OK_PREFIX):-len(NO_ID_SUFFIX)])
+        return RawResult(encode_value(result_of(self._decode(line))))
+
+    def request(self, message: dict, idempotent: bool = False) -> dict:
+        """Send a message and return the whole reply envelope."""
+        return self._decode(self.exchange(encode(message), idempotent))
+
+    def _payload(self, op: str, args: dict | None,
+                 session: str | None) -> Callable[[], bytes]:
+        """The request line, built anew for each attempt (each with its own deadline)."""
+        message = envelope(op, args, session)
+        if not self.deadlines:
+            payload = encode(message)
+            return lambda: payload
+
+        def stamped() -> bytes:
+            message["deadline"] = round(time.time() + self.timeout * DEADLINE_SHARE, 3)
+            return encode(message)
+        return stamped
+
+    def exchange(self, payload: bytes | Callable[[], bytes], idempotent: bool = False) -> bytes:
+        """Send one request line and return the reply line; see the class doc on retries."""
+        for attempt in (1, 2):
+            conn = self._checkout()
+            try:
+                line = conn.exchange(payload() if callable(payload) else payload)
+            except (OSError, ConnectionError, ApiError) as exc:
+                self._discard(conn)
+                if idempotent and attempt == 1:
+                    continue
+                log.warning("%s did not answer: %s", self._name(), exc)
+                raise NoAnswer("unavailable", "The marketplace's storage did not answer in "
+                                              "time; try again.") from None
+            self._checkin(conn)
+            return line
+        raise AssertionError("unreachable")
+
+    exact = False  # decode fractions as Decimal (True) or float
+
+    def _decode(self, line: bytes) -> dict:
+        try:
+            return decode(line, exact=self.exact)
+        except ApiError:
+            log.warning("%s sent a garbled reply", self._name())
+            raise NoAnswer("unavailable", "The marketplace's storage sent a garbled reply; "
+                                          "try again.") from None
+
+    def _checkout(self) -> Connection:
+        """An idle live connection, else a new one if the pool has room, else wait for either."""
+        deadline = time.monotonic() + self.timeout
+        with self._pool:
+            while True:
+                while self._idle:
+                    conn = self._idle.pop()
+                    if not conn.looks_closed():
+                        return conn
+                    conn.close()
+                    self._open -= 1
+                if self.pool_size is None or self._open < self.pool_size:
+                    self._open += 1
+                    break
+                if not self._pool.wait(deadline - time.monotonic()):
+                    raise ApiError("unavailable", "The server is too busy right now; nothing "
+                                                  "was changed; try again.")
+        try:
+            conn = Connection(self.address, self.timeout)
+            if self.secret is not None:
+                self._authenticate(conn)
+            return conn
+        except (OSError, ConnectionError, ApiError) as exc:
+            self._closed()
+            log.warning("cannot reach %s: %s", self._name(), exc)
+            raise ApiError("unavailable", "The marketplace's storage is unreachable; nothing "
+                                          "was changed; try again.") from None
+
+    def _authenticate(self, conn: Connection) -> None:
+        """Answer the server's challenge with an HMAC of the shared secret (never the secret)."""
+        hello = result_of(decode(conn.exchange(encode({"op": "Hello"})), exact=False))
+        proof = auth_proof(self.secret, bytes.fromhex(hello.get("challenge", "")))
+        result_of(decode(conn.exchange(encode({"op": "Authenticate", "args": {"proof": proof}})),
+                       exact=False))
+
+    def _checkin(self, conn: Connection) -> None:
+        with self._pool:
+            if len(self._idle) < self.max_idle:
+                self._idle.append(conn)
+                self._pool.notify()
+                return
+        self._discard(conn)
+
+    def _discard(self, conn: Connection) -> None:
+        conn.close()
+        self._closed()
+
+    def _closed(self) -> None:
+        with self._pool:
+            self._open -= 1
+            self._pool.notify()
+
+    def _name(self) -> str:
+        return "%s:%d" % self.address
+
+    def close(self) -> None:
+        while True:
+            with self._pool:
+                if not self._idle:
+                    return
+                conn = self._idle.pop()
+            self._discard(conn)
+
+
+def auth_proof(secret: bytes, challenge: bytes) -> str:
+    """What proves knowledge of ``secret`` for one ``challenge``: HMAC-SHA256, hex."""
+    return hmac.new(secret, challenge, hashlib.sha256).hexdigest()
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    """'HOST:PORT' (or '[v6]:PORT') -> (host, port)."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit():
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
+    return host.strip("[]") or "127.0.0.1", int(port)

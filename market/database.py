@@ -1,0 +1,205 @@
+"""The base of both databases: one lock, a journal, deadlines, and the deployment secret.
+
+``Database`` adds to ``Service``: ``writing(request)`` (the state lock,
+refusing a request whose deadline has passed), ``record``/``apply``/``dump``/
+``restore`` (journaling, see ``market.journal``), ``Hello``'s challenge and
+``Authenticate``. ``Recent`` is the bounded bookkeeping both databases use
+for ids they must remember for a while. ``database_main`` starts one.
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import contextlib
+import hmac
+import logging
+import secrets
+import sys
+import threading
+import time
+from decimal import Decimal
+from typing import Any, Iterator
+
+from market.client import auth_proof
+from market.fields import SECRET_PROOF
+from market.journal import Journal, JournalError
+from market.server import (ENVELOPE_FIELDS, Op, Peer, Request, Service, env_default,
+                           is_loopback, read_secret, serve, service_parser)
+from protocol import ApiError
+
+log = logging.getLogger("marketplace")
+
+
+class Recent:
+    """Keys remembered for ``ttl`` seconds after they were added (bounded bookkeeping:
+    its size follows the rate of additions, not the age of the process).
+
+    Not thread-safe: use it under its owner's lock.
+    """
+
+    def __init__(self, ttl: float) -> None:
+        self.ttl = ttl
+        self._added: collections.OrderedDict[str, tuple[float, Any]] = collections.OrderedDict()
+
+    def put(self, key: str, value: Any = True) -> None:
+        now = time.monotonic()
+        self._added.pop(key, None)
+        self._added[key] = (now, value)
+        while self._added:
+            oldest_key, (added, _) = next(iter(self._added.items()))
+            if now - added <= self.ttl:
+                break
+            del self._added[oldest_key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        entry = self._added.get(key)
+        return default if entry is None else entry[1]
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._added
+
+    def __len__(self) -> int:
+        return len(self._added)
+
+    def items(self) -> list[tuple[str, Any]]:
+        return [(key, value) for key, (_, value) in self._added.items()]
+
+
+class Database(Service):
+    """A service whose state can be journaled to a data directory, serving only its frontends.
+
+    Subclasses change their state under ``self._lock`` (taken by ``writing``
+    for a request) and describe each change as a JSON record passed to
+    ``self.record``; ``apply`` replays a record, ``dump``/``restore`` convert
+    the whole state for snapshots. The reply to a request leaves only once its
+    records are on disk.
+
+    Requests may carry a ``deadline`` (wall-clock seconds) in the envelope:
+    work arriving after it is refused, and ``writing`` checks it again once
+    the lock is held, right before the change, so a frontend that gave up
+    waiting can say "nothing changed". With a ``secret``, every op but
+    ``Hello`` and ``Authenticate`` is ``forbidden`` until the connection has
+    answered its challenge.
+    """
+
+    envelope_fields = ENVELOPE_FIELDS | {"deadline"}
+    open_ops = frozenset({"Hello", "Authenticate"})
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ops["Authenticate"] = Op(self.authenticate, {"proof": SECRET_PROOF},
+                                      needs_session=False)
+        self.secret: bytes | None = None
+        self._lock = threading.Lock()
+        self._journal: Journal | None = None
+        self._unsynced = threading.local()  # .number: this thread's last record to wait for
+
+    def hello(self, request: Request) -> dict:
+        reply = super().hello(request)
+        if self.secret is not None:
+            request.peer.challenge = secrets.token_bytes(32)
+            reply["challenge"] = request.peer.challenge.hex()
+        return reply
+
+    def authenticate(self, request: Request, proof: str) -> dict:
+        peer = request.peer
+        if (self.secret is None or not peer.challenge
+                or not hmac.compare_digest(proof, auth_proof(self.secret, peer.challenge))):
+            raise ApiError("forbidden", "Wrong proof of the deployment secret (say Hello first).")
+        peer.authenticated, peer.challenge = True, b""
+        return {}
+
+    def admit(self, request: Request, message: dict) -> None:
+        if (self.secret is not None and not request.peer.authenticated
+                and request.op not in self.open_ops):
+            raise ApiError("forbidden", "This connection has not proven the deployment secret.")
+        deadline = message.get("deadline")
+        if deadline is not None:
+            if type(deadline) not in (int, Decimal) or not 0 <= deadline < 2 ** 40:
+                raise ApiError("bad_request", "'deadline' must be a time in seconds since 1970.")
+            request.deadline = float(deadline)
+            request.check_deadline()
+
+    @contextlib.contextmanager
+    def writing(self, request: Request) -> Iterator[None]:
+        """Hold the state lock for a change, refusing it if the request's deadline has passed."""
+        with self._lock:
+            request.check_deadline()
+            yield
+
+    def open_data_dir(self, directory: str) -> None:
+        """Load the state saved in ``directory`` and journal every change from now on."""
+        journal = Journal(directory)
+        state, records = journal.load()
+        damaged = (KeyError, IndexError, TypeError, ValueError, AttributeError)
+        with self._lock:
+            if state is not None:
+                try:
+                    self.restore(state)
+                except damaged as exc:
+                    raise JournalError(f"{journal.snapshot_path}: cannot restore it "
+                                       f"({type(exc).__name__}: {exc})") from None
+            for number, record in enumerate(records, 1):
+                try:
+                    self.apply(record)
+                except damaged as exc:
+                    raise JournalError(f"{journal.current_path()}:{number}: cannot apply this "
+                                       f"record ({type(exc).__name__}: {exc})") from None
+        self._journal = journal
+        log.info("%s: loaded %s with %d journal records", self.name, directory, len(records))
+
+    @property
+    def journaling(self) -> bool:
+        return self._journal is not None
+
+    def record(self, change: dict) -> None:
+        """Journal one change already made (call under ``self._lock``)."""
+        if self._journal is None:
+            return
+        self._unsynced.number = self._journal.append(change)
+        if self._journal.snapshot_due():
+            self._journal.snapshot(self.dump())
+
+    def dispatch(self, message: dict, peer: Peer | None = None) -> Any:
+        try:
+            return super().dispatch(message, peer)
+        finally:
+            self.wait_for_journal()
+
+    def wait_for_journal(self) -> None:
+        """Return once this thread's changes are on disk (call without the lock)."""
+        number = getattr(self._unsynced, "number", 0)
+        if number:
+            self._unsynced.number = 0
+            self._journal.wait(number)
+
+    def apply(self, change: dict) -> None:
+        raise NotImplementedError
+
+    def dump(self) -> Any:
+        raise NotImplementedError
+
+    def restore(self, state: Any) -> None:
+        raise NotImplementedError
+
+
+def database_parser(description: str, env_prefix: str, port: int) -> argparse.ArgumentParser:
+    parser = service_parser(description, env_prefix, port)
+    env_default(parser, "--data-dir", f"{env_prefix}_DATA_DIR", "",
+                "keep a journal and snapshots here (default: memory only)")
+    return parser
+
+
+def database_main(database: Database, args: argparse.Namespace) -> None:
+    """Take the secret, open the data directory if asked (stop with a clear message if it is
+    damaged), then serve."""
+    database.secret = read_secret(args.secret_file)
+    if database.secret is None and not is_loopback(args.host):
+        sys.exit(f"{database.name}: refusing to listen on {args.host} without a secret: "
+                 "beyond loopback anyone could change the data; pass --secret-file")
+    if args.data_dir:
+        try:
+            database.open_data_dir(args.data_dir)
+        except (JournalError, OSError) as exc:
+            sys.exit(f"{database.name}: cannot load the data directory: {exc}")
+    serve(database, args)

@@ -1,0 +1,93 @@
+"""The contract's fields and limits, defined once.
+
+Every limit of the spec (names 1-32, category 0-99, condition, keywords,
+price, quantity, list limits, card rules and Luhn) lives here as a
+validator or a pure function, used alike by the servers' validation and the
+CLIs' prompts. Also the internal fields frontends and databases exchange,
+and money: cents inside, ``dollars`` on the wire.
+"""
+from __future__ import annotations
+
+import datetime
+
+from protocol import ExactDollars, Hex, Int, Keywords, Omittable, OneOf, Price, Str
+
+# -- what users send ----------------------------------------------------------
+
+USERNAME = Str(1, 32)
+PASSWORD = Str(1, 128, no_control=False)
+CREDENTIALS = {"username": USERNAME, "password": PASSWORD}
+ITEM_ID = Int(1)
+SELLER_ID = Int(1)
+ITEM_NAME = Str(1, 32)
+CATEGORY = Int(0, 99)
+CONDITION = OneOf(("new", "used"))
+KEYWORDS = Keywords()  # 0-5 keywords of 1-8 non-space characters
+PRICE = Price()  # dollars, > 0 and <= 1,000,000, two decimals at most -> cents
+QUANTITY = Int(1, 1_000_000)
+VOTE = OneOf(("up", "down"))
+SEARCH_LIMIT = Omittable(Int(1, 500), 100)
+CARD_NAME_LENGTH = (1, 64)
+CARD_NUMBER_LENGTH = (13, 19)
+
+# -- what frontends and databases exchange ------------------------------------
+
+ROLE = OneOf(("buyer", "seller"))
+PURCHASE_ID = Str(1, 64)
+UNDO_KEY = Str(1, 64)  # names one attempt of a write that may be undone (a vote)
+PRICE_CENTS = Int(1, 100_000_000)
+SALT = Hex(16)
+PASSWORD_HASH = Hex(32)
+HASH_COST = Int(10, 20)  # scrypt's n is 2 ** cost
+DEFAULT_HASH_COST = 14  # ~50 ms and 16 MiB per hash
+SECRET_PROOF = Str(64, 64)  # HMAC-SHA256, hex
+
+# -- money ----------------------------------------------------------------------
+
+EXACT_FLOAT_CENTS = 10 ** 15  # below this, cents / 100 as a float prints exactly
+
+
+def dollars(cents: int) -> float | int | ExactDollars:
+    """Exact cents -> the JSON number clients see (17.5 for 1750), exact at any size."""
+    if abs(cents) < EXACT_FLOAT_CENTS:
+        return cents / 100
+    if cents % 100 == 0:
+        return cents // 100
+    return ExactDollars(cents)
+
+
+# -- cards ----------------------------------------------------------------------
+
+def card_problem(card_name: str, card_number: str, expiry: str, today: datetime.date) -> str:
+    """Why the card is rejected, or '' when it is acceptable."""
+    shortest, longest = CARD_NAME_LENGTH
+    if not shortest <= len(card_name) <= longest or any(ord(c) < 32 for c in card_name):
+        return f"the name on the card must be {shortest} to {longest} characters"
+    shortest, longest = CARD_NUMBER_LENGTH
+    if not (ascii_digits(card_number) and shortest <= len(card_number) <= longest):
+        return f"the card number must be {shortest} to {longest} digits"
+    if not luhn_ok(card_number):
+        return "the card number fails the Luhn check"
+    month, slash, year = expiry.partition("/")
+    if not (slash and len(month) == 2 and len(year) == 2 and ascii_digits(month)
+            and ascii_digits(year)):
+        return "the expiry must be MM/YY"
+    if not 1 <= int(month) <= 12:
+        return "the expiry's month must be 01 to 12"
+    if (2000 + int(year), int(month)) < (today.year, today.month):
+        return "the card has expired"
+    return ""
+
+
+def ascii_digits(text: str) -> bool:
+    """Only 0-9: ``str.isdigit`` also accepts '²' and Arabic-Indic digits."""
+    return bool(text) and all("0" <= c <= "9" for c in text)
+
+
+def luhn_ok(number: str) -> bool:
+    """The Luhn check digit of ``number`` (ASCII digits) is right."""
+    total = 0
+    for position, digit in enumerate(reversed(number)):
+        value = int(digit) * (2 if position % 2 else 1)
+        total += value - 9 if value > 9 else value
+    return total % 10 == 0

@@ -1,0 +1,156 @@
+"""The base of both frontends: stateless, every request goes to the databases.
+
+``Frontend`` holds the account ops (``CreateAccount``, ``Login``, ``Logout``)
+and the session check both roles share; ``PasswordHasher`` is where
+passwords are hashed (queued, one hash per core); ``frontend_main`` parses
+the flags and starts one.
+"""
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import ctypes
+import hashlib
+import os
+import secrets
+
+from market.client import DEFAULT_DB_POOL, Client, parse_address
+from market.fields import CREDENTIALS, DEFAULT_HASH_COST
+from market.server import Op, Request, Service, env_default, read_secret, serve, service_parser
+from protocol import RawResult
+
+
+class PasswordHasher:
+    """scrypt, queued first come, first served, at most one hash per core at once.
+
+    Hashing is deliberately slow, so it lives in the frontends, which can be
+    multiplied across hosts, not in the one customer database. The executor's
+    queue is FIFO; memory is bounded by the workers (16 MiB each at cost 14),
+    not by the number of clients waiting.
+    """
+
+    def __init__(self, cost: int = DEFAULT_HASH_COST, workers: int | None = None) -> None:
+        self.cost = cost
+        self._pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=workers or os.cpu_count() or 1, thread_name_prefix="scrypt")
+
+    def hash(self, password: str, salt: bytes, cost: int | None = None) -> bytes:
+        """The password's hash with ``salt`` at ``cost`` (this hasher's own by default)."""
+        return self._pool.submit(scrypt, password, salt, cost or self.cost).result()
+
+
+def scrypt(password: str, salt: bytes, cost: int) -> bytes:
+    return hashlib.scrypt(password.encode(), salt=salt, n=2 ** cost, r=8, p=1, dklen=32,
+                          maxmem=256 << 20)
+
+
+def return_big_blocks_to_the_system() -> None:
+    """Make glibc give each scrypt's 16 MiB back when the hash is done.
+
+    Otherwise glibc's growing mmap threshold parks one such block in each of
+    its per-thread arenas for good. A no-op where the C library has no ``mallopt``.
+    """
+    m_mmap_threshold = -3
+    try:
+        ctypes.CDLL(None).mallopt(m_mmap_threshold, 1 << 20)
+    except (OSError, AttributeError):
+        pass
+
+
+class Frontend(Service):
+    """A stateless frontend: the account ops of one role, plus ``role_ops()``.
+
+    Nothing is kept between requests; sessions live in the customer database.
+    Passwords are hashed here (``PasswordHasher``); the database stores and
+    compares hashes only.
+    """
+
+    role = ""
+
+    def __init__(self, customer_db: Client, product_db: Client,
+                 hasher: PasswordHasher | None = None) -> None:
+        super().__init__()
+        self.customer = customer_db
+        self.product = product_db
+        self.hasher = hasher or PasswordHasher()
+        self.ops.update({
+            "CreateAccount": Op(self.create_account, CREDENTIALS, needs_session=False),
+            "Login": Op(self.login, CREDENTIALS, needs_session=False),
+            "Logout": Op(self.logout),
+            **self.role_ops(),
+        })
+
+    def role_ops(self) -> dict[str, Op]:
+        raise NotImplementedError
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        """Add this frontend's own flags."""
+
+    def configure(self, args: argparse.Namespace) -> None:
+        """Take this frontend's own flags."""
+
+    def create_account(self, request: Request, username: str, password: str) -> dict:
+        salt = secrets.token_bytes(16)
+        digest = self.hasher.hash(password, salt)
+        result = self.customer.call("CreateAccount", {
+            "role": self.role, "username": username, "salt": salt.hex(),
+            "hash": digest.hex(), "cost": self.hasher.cost})
+        return {f"{self.role}_id": result["user_id"]}
+
+    def login(self, request: Request, username: str, password: str) -> dict:
+        """Fetch the account's salt, hash here, let the database compare.
+
+        An unknown name gets a made-up salt and is hashed all the same, so it
+        costs what a known one costs.
+        """
+        account = {"role": self.role, "username": username}
+        salt = self.customer.call("GetSalt", account, idempotent=True)
+        digest = self.hasher.hash(password, bytes.fromhex(salt["salt"]), salt["cost"])
+        result = self.customer.call("Login", {**account, "hash": digest.hex()})
+        return {"session": result["session"], f"{self.role}_id": result["user_id"]}
+
+    def logout(self, request: Request) -> dict:
+        return self.customer.call("Logout", {"role": self.role}, request.session)
+
+    def user_id(self, request: Request) -> int:
+        """The id behind the request's session (checked and refreshed), or invalid_session."""
+        return self.customer.call("CheckSession", {"role": self.role}, request.session,
+                                  idempotent=True)["user_id"]
+
+    def seller_rating(self, request: Request, seller_id: int | None) -> RawResult:
+        args = {"role": self.role}
+        if seller_id is not None:
+            args["seller_id"] = seller_id
+        return self.customer.call_raw("GetSellerRating", args, request.session, idempotent=True)
+
+
+def frontend_main(frontend: type[Frontend], description: str, env_prefix: str, port: int,
+                  argv: list[str] | None = None) -> None:
+    parser = service_parser(description, env_prefix, port)
+    env_default(parser, "--customer-db", "CUSTOMER_DB_ADDR", "127.0.0.1:9002",
+                "customer database HOST:PORT", type=parse_address)
+    env_default(parser, "--product-db", "PRODUCT_DB_ADDR", "127.0.0.1:9001",
+                "product database HOST:PORT", type=parse_address)
+    env_default(parser, "--db-timeout", "DB_TIMEOUT", 5.0,
+                "seconds to wait for a database reply", type=float)
+    env_default(parser, "--db-pool", "DB_POOL", DEFAULT_DB_POOL,
+                "most connections kept open to each database (requests wait for a free one); "
+                "a database's --max-connections must cover the pools of all its frontends",
+                type=int)
+    env_default(parser, "--hash-cost", "HASH_COST", DEFAULT_HASH_COST,
+                "scrypt cost of new passwords, as log2 of its n (10 to 20); lower is faster "
+                "and weaker, for tests", type=int, choices=range(10, 21), metavar="N")
+    frontend.add_arguments(parser)
+    args = parser.parse_args(argv)
+    secret = read_secret(args.secret_file)
+
+    def database(address: tuple[str, int]) -> Client:
+        return Client(address, args.db_timeout, secret=secret, pool_size=max(1, args.db_pool),
+                      deadlines=True)
+
+    return_big_blocks_to_the_system()
+    service = frontend(database(args.customer_db), database(args.product_db),
+                       PasswordHasher(args.hash_cost))
+    service.configure(args)
+    serve(service, args)

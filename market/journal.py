@@ -1,0 +1,143 @@
+"""Durability for a database started with ``--data-dir``: a journal and snapshots.
+
+``Journal`` appends one JSON line per change (group commit: one ``fsync``
+covers every line written so far), writes a snapshot of the whole state
+every ``snapshot_every`` changes, and on start loads the snapshot and the
+records since, cutting off a torn last line and naming any other damage
+(``JournalError``, with file and line).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from typing import Any
+
+from protocol import encode
+
+log = logging.getLogger("marketplace")
+
+
+class JournalError(Exception):
+    """The data directory cannot be loaded; the message names the file and line."""
+
+
+class Journal:
+    """An append-only journal of JSON lines with group commit, plus snapshots.
+
+    ``DIR/snapshot.json`` holds ``{"generation": N, "state": ...}``, the whole
+    state at one moment, and ``DIR/journal-N.jsonl`` every record since. The
+    owner calls ``append`` while holding its own state lock (so records are in
+    the order the changes happened) and ``wait`` after releasing it: one
+    ``fsync`` covers every record appended so far, so concurrent writers share
+    it (group commit).
+    """
+
+    def __init__(self, directory: str, snapshot_every: int = 100_000) -> None:
+        os.makedirs(directory, mode=0o700, exist_ok=True)  # it holds hashes and tokens
+        self.directory = directory
+        self.snapshot_path = os.path.join(directory, "snapshot.json")
+        self.snapshot_every = snapshot_every
+        self.generation = 0
+        self._since_snapshot = 0
+        self._appended = 0  # records appended (under the owner's lock)
+        # Held while flushing or swapping the file. Invariant: every record
+        # numbered <= _durable is on disk (in the journal or a snapshot).
+        self._flush_lock = threading.Lock()
+        self._durable = 0
+        self._file: Any = None
+
+    def _journal_path(self, generation: int) -> str:
+        return os.path.join(self.directory, f"journal-{generation}.jsonl")
+
+    def current_path(self) -> str:
+        return self._journal_path(self.generation)
+
+    def load(self) -> tuple[Any, list[dict]]:
+        """The snapshot's state (or None) and the journal's records since.
+
+        A torn last line (a crash mid-write) is cut off; any other damage
+        raises ``JournalError`` naming the file and line.
+        """
+        state = None
+        if os.path.exists(self.snapshot_path):
+            try:
+                with open(self.snapshot_path, "rb") as f:
+                    snapshot = json.loads(f.read())
+                self.generation, state = int(snapshot["generation"]), snapshot["state"]
+            except (ValueError, KeyError, TypeError) as exc:
+                raise JournalError(f"{self.snapshot_path}: corrupt snapshot ({exc})") from None
+        path = self._journal_path(self.generation)
+        records: list[dict] = []
+        good_bytes = 0
+        if os.path.exists(path):
+            with open(path, "rb") as f:
+                for number, line in enumerate(f, 1):
+                    if not line.endswith(b"\n"):
+                        log.warning("%s:%d: ignoring a torn last line", path, number)
+                        break
+                    try:
+                        record = json.loads(line)
+                    except ValueError:
+                        record = None
+                    if not isinstance(record, dict):
+                        raise JournalError(f"{path}:{number}: corrupt record")
+                    records.append(record)
+                    good_bytes += len(line)
+        self._file = open(path, "ab", opener=_private)
+        self._file.truncate(good_bytes)
+        self._since_snapshot = len(records)
+        return state, records
+
+    def append(self, record: dict) -> int:
+        """Queue one record (call under the owner's lock); returns its number for ``wait``."""
+        self._file.write(encode(record))
+        self._appended += 1
+        self._since_snapshot += 1
+        return self._appended
+
+    def wait(self, number: int) -> None:
+        """Return once record ``number`` is on disk, fsyncing if no one else has."""
+        with self._flush_lock:
+            if self._durable >= number:
+                return
+            target = self._appended
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._durable = target
+
+    def snapshot_due(self) -> bool:
+        return self._since_snapshot >= self.snapshot_every
+
+    def snapshot(self, state: Any) -> None:
+        """Save ``state`` and start the next, empty journal (call under the owner's lock).
+
+        The snapshot names its journal, so a crash at any point leaves either
+        the old snapshot with the old journal or the new one with the new.
+        """
+        generation = self.generation + 1
+        new_file = open(self._journal_path(generation), "wb", opener=_private)
+        temporary = self.snapshot_path + ".tmp"
+        with open(temporary, "wb", opener=_private) as f:
+            f.write(json.dumps({"generation": generation, "state": state},
+                               separators=(",", ":")).encode())
+            f.flush()
+            os.fsync(f.fileno())
+        with self._flush_lock:
+            os.replace(temporary, self.snapshot_path)
+            directory = os.open(self.directory, os.O_RDONLY)
+            try:
+                os.fsync(directory)
+            finally:
+                os.close(directory)
+            self._file.close()
+            os.remove(self._journal_path(self.generation))
+            self._file, self.generation = new_file, generation
+            self._durable = self._appended
+        self._since_snapshot = 0
+
+
+def _private(path: str, flags: int) -> int:
+    """``open`` opener creating files readable by their owner only."""
+    return os.open(path, flags, 0o600)

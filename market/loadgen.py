@@ -1,0 +1,497 @@
+"""The benchmark's load: simulated sellers and buyers, run in generator processes.
+
+``SellerBench`` and ``BuyerBench`` are one user each (own socket, account,
+session, seeded op mix); ``run_load`` sets ``sellers`` + ``buyers`` of them up
+in several processes outside the clock, starts them together and collects a
+``LoadResult`` (ok latencies per op, conflicts, errors, CPU). Outcomes follow
+the contract's section 7: only ``ok`` replies count as throughput.
+"""
+from __future__ import annotations
+
+import math
+import multiprocessing
+import random
+import resource
+import secrets
+import socket
+import statistics
+import sys
+import threading
+import time
+import traceback
+from array import array
+from collections import Counter
+from typing import Any
+
+from protocol import ApiError, decode, encode, envelope, read_line
+
+RUN_TIME_LIMIT = 3600.0  # seconds one timed run may take before its clients give up
+OP_TIMEOUT = 30.0  # seconds a client waits for one reply
+RETRY_PAUSE = 0.1  # seconds a client waits after a transport failure before its next op
+ITEMS_PER_SELLER = 10
+CATEGORIES = 10
+KEYWORDS = ("lamp", "desk", "chair", "book", "phone", "cable", "mug", "shoe", "bag", "watch")
+CARD = {"card_name": "Bench Buyer", "card_number": "4111111111111111", "expiry": "12/99"}
+PASSWORD = "bench-pw"
+
+SELLER_MIX = {"RegisterItemForSale": 5, "ChangeItemPrice": 25, "UpdateUnitsForSale": 15,
+              "DisplayItemsForSale": 25, "GetSellerRating": 30}
+BUYER_MIX = {"SearchItemsForSale": 25, "GetItem": 15, "AddItemToCart": 15,
+             "RemoveItemFromCart": 5, "DisplayCart": 10, "MakePurchase": 8,
+             "ProvideFeedback": 5, "GetSellerRating": 10, "GetBuyerPurchases": 7}
+
+
+class Tally:
+    """Outcomes of operations: ok latencies (seconds) per op, and the failures."""
+
+    def __init__(self) -> None:
+        self.latencies: dict[str, array] = {}
+        self.conflicts: Counter = Counter()  # op -> count
+        self.errors: Counter = Counter()  # (op, "transport" | "internal") -> count
+        self.unexpected: Counter = Counter()  # (op, error code) -> count
+
+    def add(self, other: "Tally") -> None:
+        for op, values in other.latencies.items():
+            self.latencies.setdefault(op, array("d")).extend(values)
+        self.conflicts.update(other.conflicts)
+        self.errors.update(other.errors)
+        self.unexpected.update(other.unexpected)
+
+    def ok_latencies(self) -> array:
+        joined = array("d")
+        for values in self.latencies.values():
+            joined.extend(values)
+        return joined
+
+
+class BenchClient:
+    """One user: its own socket, account and session; subclasses choose the ops."""
+
+    role = ""
+    mix: dict[str, int] = {}
+
+    def __init__(self, address: tuple[str, int], username: str, seed: str) -> None:
+        self.address = address
+        self.username = username
+        self.rng = random.Random(seed)
+        self.session: str | None = None
+        self.sock: socket.socket | None = None
+        self.rfile: Any = None
+        self.tally = Tally()
+        self.ok_count = 0
+        self.ended = 0.0  # time.monotonic() when the last operation finished
+        self.ops_names = list(self.mix)
+        self.weights = list(self.mix.values())
+
+    def connect(self) -> None:
+        self.sock = socket.create_connection(self.address, timeout=OP_TIMEOUT)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.rfile = self.sock.makefile("rb")
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.rfile.close()
+            self.sock.close()
+            self.sock = None
+
+    def exchange(self, op: str, args: dict) -> dict:
+        """Send one request and return the reply envelope (raises on transport failure)."""
+        self.sock.sendall(encode(envelope(op, args, self.session)))
+        line = read_line(self.rfile)
+        if line is None:
+            raise ConnectionError("the server closed the connection")
+        return decode(line, exact=False)
+
+    def setup_call(self, op: str, **args: Any) -> dict:
+        reply = self.exchange(op, args)
+        if not reply.get("ok"):
+            raise RuntimeError(f"{self.role} {self.username}: {op} failed: {reply.get('error')}")
+        return reply["result"]
+
+    def setup(self) -> dict:
+        """Connect, create the account and log in (not timed); returns the login result."""
+        self.connect()
+        self.setup_call("CreateAccount", username=self.username, password=PASSWORD)
+        login = self.setup_call("Login", username=self.username, password=PASSWORD)
+        self.session = login["session"]
+        return login
+
+    def run(self, ops: int | None, stop_at: float) -> None:
+        """Perform ``ops`` operations (or until ``stop_at`` when ``ops`` is None)."""
+        done = 0
+        while (ops is None or done < ops) and time.monotonic() < stop_at:
+            done += 1
+            op, args = self.next_op()
+            started = time.perf_counter()
+            try:
+                if self.sock is None:
+                    self.connect()
+                reply = self.exchange(op, args)
+            except (OSError, ApiError):
+                self.tally.errors[(op, "transport")] += 1
+                self.close()
+                time.sleep(RETRY_PAUSE)
+                continue
+            elapsed = time.perf_counter() - started
+            if reply.get("ok"):
+                self.tally.latencies.setdefault(op, array("d")).append(elapsed)
+                self.ok_count += 1
+                self.on_ok(op, args, reply.get("result") or {})
+                continue
+            code = (reply.get("error") or {}).get("code")
+            if code == "conflict":
+                self.tally.conflicts[op] += 1
+                self.on_conflict(op, args)
+            elif code == "internal":
+                self.tally.errors[(op, "internal")] += 1
+            else:
+                self.tally.unexpected[(op, str(code))] += 1
+        self.ended = time.monotonic()
+        self.close()
+
+    def pick_op(self) -> str:
+        return self.rng.choices(self.ops_names, self.weights)[0]
+
+    def next_op(self) -> tuple[str, dict]:
+        raise NotImplementedError
+
+    def on_ok(self, op: str, args: dict, result: dict) -> None:
+        """Learn from a successful reply."""
+
+    def on_conflict(self, op: str, args: dict) -> None:
+        """React to an expected ``conflict``."""
+
+
+def new_item(rng: random.Random, number: int) -> dict:
+    return {"name": f"item {number}", "category": rng.randrange(CATEGORIES),
+            "keywords": rng.sample(KEYWORDS, rng.randint(1, 3)),
+            "condition": rng.choice(("new", "used")), "price": rng.randint(100, 10_000) / 100,
+            "quantity": rng.randint(10, 100)}
+
+
+class SellerBench(BenchClient):
+    role = "seller"
+    mix = SELLER_MIX
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.item_ids: list[int] = []
+        self.seller_id = 0
+
+    def setup(self) -> dict:
+        login = super().setup()
+        self.seller_id = login["seller_id"]
+        for number in range(ITEMS_PER_SELLER):
+            item = new_item(self.rng, number)
+            self.item_ids.append(self.setup_call("RegisterItemForSale", **item)["item_id"])
+        return login
+
+    def next_op(self) -> tuple[str, dict]:
+        op = self.pick_op()
+        if op == "RegisterItemForSale":
+            return op, new_item(self.rng, len(self.item_ids))
+        if op == "ChangeItemPrice":
+            return op, {"item_id": self.rng.choice(self.item_ids),
+                        "price": self.rng.randint(100, 10_000) / 100}
+        if op == "UpdateUnitsForSale":
+            return op, {"item_id": self.rng.choice(self.item_ids), "quantity": 1}
+        return op, {}
+
+    def on_ok(self, op: str, args: dict, result: dict) -> None:
+        if op == "RegisterItemForSale":
+            self.item_ids.append(result["item_id"])
+
+
+class BuyerBench(BenchClient):
+    role = "buyer"
+    mix = BUYER_MIX
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.items: dict[int, int] = {}  # item_id -> seller_id, of items seen
+        self.item_ids: list[int] = []  # the keys of ``items``, for random choice
+        self.last_found: list[int] = []  # the items of the last search
+        self.cart: dict[int, int] = {}  # item_id -> units, as this session's cart holds
+        self.unrated: set[int] = set()  # bought and not rated yet
+        self.rated: set[int] = set()
+        self.check_cart = False  # a purchase failed: look at the cart next
+        self.to_remove: list[int] = []  # unavailable cart lines to take out
+
+    def learn(self, catalog: list[tuple[int, int]]) -> None:
+        for item_id, seller_id in catalog:
+            if item_id not in self.items:
+                self.items[item_id] = seller_id
+                self.item_ids.append(item_id)
+
+    def forget(self, item_id: int) -> None:
+        """Drop an item found sold out from the ones this buyer would pick."""
+        if item_id in self.last_found:
+            self.last_found.remove(item_id)
+        if item_id in self.items:
+            del self.items[item_id]
+            self.item_ids.remove(item_id)
+
+    def next_op(self) -> tuple[str, dict]:
+        if self.to_remove:
+            item_id = self.to_remove.pop()
+            return "RemoveItemFromCart", {"item_id": item_id,
+                                          "quantity": self.cart.get(item_id, 1)}
+        if self.check_cart:
+            return "DisplayCart", {}
+        op = self.pick_op()
+        if op in ("RemoveItemFromCart", "MakePurchase") and not self.cart:
+            op = "AddItemToCart"
+        if op == "ProvideFeedback" and not self.unrated:
+            op = "GetBuyerPurchases"
+        if op in ("GetItem", "AddItemToCart", "GetSellerRating") and not self.item_ids:
+            op = "SearchItemsForSale"
+        if op == "SearchItemsForSale":
+            args: dict[str, Any] = {"category": self.rng.randrange(CATEGORIES), "limit": 20}
+            if self.rng.random() < 0.5:
+                args["keywords"] = self.rng.sample(KEYWORDS, self.rng.randint(1, 2))
+            return op, args
+        if op == "GetItem":
+            return op, {"item_id": self.rng.choice(self.item_ids)}
+        if op == "AddItemToCart":
+            return op, {"item_id": self.rng.choice(self.last_found or self.item_ids),
+                        "quantity": self.rng.randint(1, 2)}
+        if op == "RemoveItemFromCart":
+            item_id = self.rng.choice(list(self.cart))
+            return op, {"item_id": item_id, "quantity": self.cart[item_id]}
+        if op == "MakePurchase":
+            return op, CARD
+        if op == "ProvideFeedback":
+            return op, {"item_id": self.rng.choice(sorted(self.unrated)),
+                        "vote": self.rng.choice(("up", "up", "up", "down"))}
+        if op == "GetSellerRating":
+            return op, {"seller_id": self.items[self.rng.choice(self.item_ids)]}
+        return op, {}
+
+    def on_ok(self, op: str, args: dict, result: dict) -> None:
+        if op == "SearchItemsForSale":
+            found = [(item["item_id"], item["seller_id"]) for item in result.get("items", ())]
+            self.learn(found)
+            self.last_found = [item_id for item_id, _ in found]
+        elif op == "AddItemToCart":
+            self.cart[args["item_id"]] = self.cart.get(args["item_id"], 0) + args["quantity"]
+        elif op == "RemoveItemFromCart":
+            self.cart.pop(args["item_id"], None)
+        elif op == "DisplayCart" and self.check_cart:
+            self.check_cart = False
+            self.to_remove = [line["item_id"] for line in result["cart"]["lines"]
+                              if not line["available"]]
+        elif op == "MakePurchase":
+            self.unrated.update(item_id for item_id in self.cart if item_id not in self.rated)
+            self.cart.clear()
+        elif op == "ProvideFeedback":
+            self.unrated.discard(args["item_id"])
+            self.rated.add(args["item_id"])
+
+    def on_conflict(self, op: str, args: dict) -> None:
+        if op == "AddItemToCart" and len(self.item_ids) > 1:
+            self.forget(args["item_id"])
+        elif op == "MakePurchase":
+            self.check_cart = True
+        elif op == "ProvideFeedback":
+            self.unrated.discard(args["item_id"])
+
+
+# -- generator processes ----------------------------------------------------
+
+def run_threads(tasks: list) -> None:
+    """Run callables in threads, all at once; re-raise the first failure."""
+    failures: list[BaseException] = []
+
+    def guarded(task) -> None:
+        try:
+            task()
+        except BaseException as exc:  # reported to the parent below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=guarded, args=(task,), daemon=True) for task in tasks]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if failures:
+        raise failures[0]
+
+
+def worker_main(conn, specs: list[tuple[str, int]], addresses: dict[str, tuple[str, int]],
+                tag: str, seed: str, ops: int | None, seconds: float, progress, slot: int) -> None:
+    """One generator process: sets its clients up, then runs them on the parent's word.
+
+    Talks to the parent over ``conn``: "sellers" -> catalog, ("buyers", catalog)
+    -> "ready", "go" -> ("done", figures); any failure -> ("failed", text).
+    """
+    kinds = {"seller": SellerBench, "buyer": BuyerBench}
+    clients = [kinds[role](addresses[role], f"{role[0]}{tag}-{index}", f"{seed}-{role}-{index}")
+               for role, index in specs]
+    sellers = [c for c in clients if isinstance(c, SellerBench)]
+    buyers = [c for c in clients if isinstance(c, BuyerBench)]
+    try:
+        conn.recv()
+        run_threads([c.setup for c in sellers])  # all at once: the frontends queue the hashing
+        conn.send([(item_id, s.seller_id) for s in sellers for item_id in s.item_ids])
+        _, catalog = conn.recv()
+        for buyer in buyers:
+            buyer.learn(catalog)
+        run_threads([b.setup for b in buyers])
+        conn.send("ready")
+        conn.recv()
+        finished = threading.Event()
+        threading.Thread(target=report_progress, args=(clients, progress, slot, finished),
+                         daemon=True).start()
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        started = time.monotonic()
+        stop_at = started + seconds
+        run_threads([lambda c=c: c.run(ops, stop_at) for c in clients])
+        after = resource.getrusage(resource.RUSAGE_SELF)
+        finished.set()
+        progress[slot] = sum(c.ok_count for c in clients)
+        tally = Tally()
+        for client in clients:
+            tally.add(client.tally)
+        cpu = (after.ru_utime + after.ru_stime) - (usage.ru_utime + usage.ru_stime)
+        conn.send(("done", {"started": started, "ended": max(c.ended for c in clients),
+                            "cpu_s": cpu, "tally": tally}))
+    except BaseException:
+        conn.send(("failed", traceback.format_exc()))
+    finally:
+        for client in clients:
+            client.close()
+
+
+def report_progress(clients: list[BenchClient], progress, slot: int,
+                    finished: threading.Event) -> None:
+    """Publish this process's count of ok operations for the parent's progress line."""
+    while not finished.wait(0.25):
+        progress[slot] = sum(c.ok_count for c in clients)
+
+
+def receive(conn, timeout: float, what: str) -> Any:
+    if not conn.poll(timeout):
+        raise RuntimeError(f"a generator process did not answer ({what}) within {timeout:.0f} s")
+    message = conn.recv()
+    if isinstance(message, tuple) and message[0] == "failed":
+        raise RuntimeError(f"a generator process failed ({what}):\n{message[1]}")
+    return message
+
+
+class LoadResult:
+    """What one timed run produced."""
+
+    def __init__(self, figures: list[dict], services_cpu_s: dict[str, float] | None) -> None:
+        self.tally = Tally()
+        for figure in figures:
+            self.tally.add(figure["tally"])
+        self.wall_s = max(f["ended"] for f in figures) - min(f["started"] for f in figures)
+        self.generator_cpu_s = sum(f["cpu_s"] for f in figures)
+        self.latencies = sorted(self.tally.ok_latencies())
+        self.ok = len(self.latencies)
+        self.services_cpu_s = services_cpu_s
+
+    def figures(self) -> dict:
+        lat = self.latencies
+        return {"ok": self.ok, "wall_s": self.wall_s,
+                "throughput_ops": self.ok / self.wall_s if self.wall_s > 0 else 0.0,
+                "avg_ms": 1000 * statistics.fmean(lat) if lat else 0.0,
+                "p50_ms": 1000 * percentile(lat, 0.50), "p95_ms": 1000 * percentile(lat, 0.95),
+                "p99_ms": 1000 * percentile(lat, 0.99),
+                "errors": sum(self.tally.errors.values()),
+                "conflicts": sum(self.tally.conflicts.values()),
+                "unexpected": sum(self.tally.unexpected.values()),
+                "generator_cpu_s": self.generator_cpu_s,
+                "services_cpu_s": self.services_cpu_s}
+
+
+def percentile(ordered: list[float] | array, q: float) -> float:
+    """Nearest-rank percentile of sorted values (0 when empty)."""
+    if not ordered:
+        return 0.0
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
+
+
+def run_load(addresses: dict[str, tuple[str, int]], buyers: int, sellers: int, procs: int,
+             ops: int | None, seconds: float, label: str, seed: str,
+             deployment: Any = None, on_tick=None) -> LoadResult:
+    """Set up ``sellers`` + ``buyers`` clients in ``procs`` processes, run them, collect.
+
+    With ``deployment``, its services' CPU time during the timed part is measured too.
+    """
+    specs = [("seller", i) for i in range(sellers)] + [("buyer", i) for i in range(buyers)]
+    procs = max(1, min(procs, len(specs)))
+    context = multiprocessing.get_context("spawn")
+    progress = context.Array("q", procs, lock=False)
+    tag = secrets.token_hex(3)
+    workers = []
+    for slot in range(procs):
+        mine, theirs = context.Pipe()
+        process = context.Process(target=worker_main, daemon=True, args=(
+            theirs, specs[slot::procs], addresses, tag, seed, ops, seconds, progress, slot))
+        process.start()
+        workers.append((process, mine))
+    try:
+        for _, conn in workers:
+            conn.send("sellers")
+        catalog = [entry for _, conn in workers for entry in receive(conn, 600, "seller setup")]
+        for _, conn in workers:
+            conn.send(("buyers", catalog))
+        for _, conn in workers:
+            receive(conn, 600, "buyer setup")
+        cpu_before = deployment.cpu_s() if deployment else None
+        for _, conn in workers:
+            conn.send("go")
+        figures = watch(workers, progress, len(specs) * ops if ops else None, seconds, label,
+                        deployment, on_tick)
+        services_cpu = ({name: seconds - cpu_before[name]
+                         for name, seconds in deployment.cpu_s().items()}
+                        if deployment else None)
+    finally:
+        for process, conn in workers:
+            process.join(5)
+            if process.is_alive():
+                process.terminate()
+            conn.close()
+    return LoadResult(figures, services_cpu)
+
+
+def watch(workers: list, progress, total: int | None, seconds: float, label: str,
+          deployment: Any, on_tick) -> list[dict]:
+    """Show progress until every worker reports; return their figures.
+
+    Gives up at once if one of ``deployment``'s services exits meanwhile.
+    """
+    started = time.monotonic()
+    figures: list[dict | None] = [None] * len(workers)
+    last_shown = started
+    interval = 1.0 if sys.stderr.isatty() else 10.0
+    while any(f is None for f in figures):
+        for index, (_, conn) in enumerate(workers):
+            if figures[index] is None and conn.poll(0.05):
+                figures[index] = receive(conn, 0, "run")[1]
+        now = time.monotonic()
+        if now - started > seconds + 120:
+            raise RuntimeError(f"{label}: the run did not finish in time")
+        if deployment and deployment.exited():
+            raise RuntimeError(f"{label}: {deployment.exited()} exited during the run")
+        if now - last_shown >= interval:
+            last_shown = now
+            done = sum(progress)
+            of = f"/{total}" if total else ""
+            show(f"{label}: {done}{of} ok ops, {done / (now - started):,.0f} ops/s so far")
+        if on_tick:
+            on_tick(now - started)
+    return figures
+
+
+def show(text: str) -> None:
+    """A progress line on stderr (updated in place on a terminal)."""
+    end = "\r" if sys.stderr.isatty() and text.endswith("so far") else "\n"
+    print(f"{text:<100}", end=end, file=sys.stderr, flush=True)
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    if not values:
+        return 0.0, 0.0
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
