@@ -8,6 +8,7 @@ original after its undo changes nothing.
 """
 from __future__ import annotations
 
+import heapq
 import threading
 import time
 from dataclasses import dataclass, field
@@ -197,8 +198,7 @@ class ProductDB(Database):
                 for item in self._by_keyword.get((category, word.lower()), ()):
                     if item.quantity > 0:
                         shared[item.item_id] = shared.get(item.item_id, 0) + 1
-            best = sorted(shared, key=lambda item_id: (-shared[item_id], item_id))[:limit]
-            return items_result([self._items[item_id] for item_id in best])
+            return items_result([self._items[item_id] for item_id in best_matches(shared, limit)])
 
     def get_item(self, request: Request, item_id: int) -> RawResult:
         with self._lock:
@@ -352,6 +352,12 @@ class ProductDB(Database):
             self.apply({"items": [], "reservation": reservation})
         for vote in state.get("votes", []):
             self.apply({"items": [], "vote": vote})
+
+
+def best_matches(shared: dict[int, int], limit: int) -> list[int]:
+    """The ``limit`` item ids sharing the most keywords (``shared``: id -> count), ties by
+    id, in that order; a heap, so it costs O(n log limit), not a sort of every match."""
+    return heapq.nsmallest(limit, shared, key=lambda item_id: (-shared[item_id], item_id))
 
 
 def _sold_line(item: Item, units: int) -> dict:

@@ -46,7 +46,7 @@ log.addHandler(logging.NullHandler())  # the CLIs log nothing; services configur
 class Op:
     """One entry of a service's op table."""
 
-    handler: Callable[..., dict]
+    handler: Callable[..., dict | RawResult]
     schema: dict[str, Validator] = field(default_factory=dict)
     needs_session: bool = True
 

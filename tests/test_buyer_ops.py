@@ -1,9 +1,10 @@
 """Buyer frontend (spec section 5): search, items, carts, feedback, ratings."""
 from __future__ import annotations
 
+from conftest import CARD
+
 ITEM_FIELDS = {"item_id", "name", "category", "keywords", "condition", "price", "quantity",
                "seller_id", "thumbs_up", "thumbs_down"}
-CARD = {"card_name": "A Buyer", "card_number": "4111111111111111", "expiry": "12/99"}
 CART_LINE_FIELDS = {"item_id", "name", "price", "quantity", "line_total", "available"}
 
 

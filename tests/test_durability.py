@@ -9,12 +9,11 @@ import time
 
 import pytest
 
-from conftest import ROOT, Api, Market, ServiceProcess
+from conftest import CARD, ROOT, Api, Market, ServiceProcess
 from market.client import Client
 from market.frontend import scrypt
 from protocol import ApiError
 
-CARD = {"card_name": "Dee", "card_number": "4111111111111111", "expiry": "12/99"}
 
 
 def durable_market(data_dir) -> Market:

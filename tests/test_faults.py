@@ -13,11 +13,10 @@ import time
 
 import pytest
 
-from conftest import start_market, wait_until
+from conftest import CARD, start_market, wait_until
 from market.client import Client
 from protocol import ApiError
 
-CARD = {"card_name": "Fault Tester", "card_number": "4111111111111111", "expiry": "12/99"}
 UNITS, BOUGHT = 10, 3
 
 

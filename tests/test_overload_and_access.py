@@ -28,11 +28,10 @@ import time
 
 import pytest
 
-from conftest import ROOT, ServiceProcess, start_market, wait_until
+from conftest import CARD, ROOT, ServiceProcess, start_market, wait_until
 from market.client import Client
 from protocol import ApiError
 
-CARD = {"card_name": "Storm Tester", "card_number": "4111111111111111", "expiry": "12/99"}
 MEMORY_LIMIT_MB = 150
 DATABASES = ["product_db.py", "customer_db.py"]
 

@@ -7,12 +7,11 @@ import time
 
 import pytest
 
-from conftest import start_market, wait_until
+from conftest import CARD, start_market, wait_until
 from market.client import Client
 from market.frontend import scrypt
 from protocol import ApiError
 
-CARD = {"card_name": "Eve", "card_number": "4111111111111111", "expiry": "12/99"}
 
 
 @pytest.fixture

@@ -322,7 +322,8 @@ def test_a_client_that_never_reads_is_dropped():
         for n in range(100):  # so that each short Search gets a long reply
             item = {"seller_id": 1, "name": f"{n:032d}", "category": 1, "condition": "new",
                     "keywords": ["kw1", "kw2", "kw3", "kw4", "kw5"], "price": 1, "quantity": 1}
-            assert ask(seller, json.dumps({"op": "RegisterItem", "args": item}).encode() + b"\n")
+            reply = ask(seller, json.dumps({"op": "RegisterItem", "args": item}).encode() + b"\n")
+            assert reply["ok"] and reply["result"]["item_id"] == n + 1, reply
         close(seller)
 
         def served() -> bool:

@@ -5,11 +5,10 @@ import subprocess
 import sys
 import threading
 
-from conftest import ROOT, start_market, wait_until
+from conftest import CARD, ROOT, start_market, wait_until
 from market.client import Client
 from protocol import ApiError
 
-CARD = {"card_name": "Tim", "card_number": "4111111111111111", "expiry": "12/99"}
 
 
 def test_sigterm_finishes_the_request_in_flight():
