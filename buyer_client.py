@@ -7,7 +7,7 @@ from typing import Any
 
 from market.fields import (CATEGORY, ITEM_ID, KEYWORDS, QUANTITY, SEARCH_LIMIT, SELLER_ID, VOTE,
                            card_problem)
-from market.shell import Arg, Command, cli_main, read_words
+from market.shell import MORE, Arg, Command, cli_main, read_words
 from market.views import items_table, money, rating_text, table
 from protocol import ApiError, Omittable, Validator
 
@@ -112,8 +112,8 @@ COMMANDS = [
         Arg("card_number", "Card number", CardField("card_number"), digits_only),
         Arg("expiry", "Expiry (MM/YY)", CardField("expiry")),
     ), show=purchase_text),
-    Command("purchases", "GetBuyerPurchases", "what you have bought", show=purchases_text,
-            read_only=True),
+    Command("purchases", "GetBuyerPurchases", "what you have bought, 100 at a time", (MORE,),
+            show=purchases_text, read_only=True, paged=True),
     Command("rate", "ProvideFeedback", "vote up or down on an item you bought",
             (ITEM, Arg("vote", "Vote (up or down)", VOTE, str.lower)),
             show=lambda result: "Thanks, your vote is counted."),

@@ -13,10 +13,10 @@ import threading
 import time
 
 from market.client import Client, NoAnswer
-from market.fields import (CATEGORY, ITEM_ID, KEYWORDS, QUANTITY, SEARCH_LIMIT, SELLER_ID,
-                           VOTE,
-                           card_problem, dollars)
+from market.fields import (CART_MAX, CATEGORY, ITEM_ID, KEYWORDS, QUANTITY, SEARCH_LIMIT,
+                           SELLER_ID, VOTE, card_problem, dollars)
 from market.frontend import Frontend, frontend_main
+from market.paging import CURSOR, PAGE_LIMIT, page_args
 from market.server import Op, Request, env_default
 from protocol import MAX_LINE, ApiError, Omittable, RawResult, Str
 
@@ -69,7 +69,7 @@ class BuyerFrontend(Frontend):
             "MakePurchase": Op(self.make_purchase, CARD),
             "ProvideFeedback": Op(self.provide_feedback, {"item_id": ITEM_ID, "vote": VOTE}),
             "GetSellerRating": Op(self.seller_rating, {"seller_id": SELLER_ID}),
-            "GetBuyerPurchases": Op(self.purchases),
+            "GetBuyerPurchases": Op(self.purchases, {"limit": PAGE_LIMIT, "after": CURSOR}),
         }
 
     # -- items ----------------------------------------------------------------
@@ -107,10 +107,11 @@ class BuyerFrontend(Frontend):
     def render_cart(self, lines: list[list[int]]) -> dict:
         """[[item_id, units], ...] -> the spec's cart, with current names and prices."""
         items = {}
-        if lines:
-            found = self.product.call("GetItems", {"item_ids": [i for i, _ in lines]},
+        ids = [item_id for item_id, _ in lines]
+        for start in range(0, len(ids), CART_MAX // 2):  # each reply well under MAX_LINE
+            found = self.product.call("GetItems", {"item_ids": ids[start:start + CART_MAX // 2]},
                                       idempotent=True)["items"]
-            items = {item["item_id"]: item for item in found}
+            items.update((item["item_id"], item) for item in found)
         shown, total = [], 0
         for item_id, units in lines:
             item = items.get(item_id, {"name": "", "price": 0, "quantity": 0})
@@ -226,8 +227,9 @@ class BuyerFrontend(Frontend):
         for first_try, database, op, args in due:
             self.undo(database, op, args, first_try)
 
-    def purchases(self, request: Request) -> RawResult:
-        return self.customer.call_raw("GetPurchases", {}, request.session, idempotent=True)
+    def purchases(self, request: Request, limit: int, after: str | None) -> RawResult:
+        return self.customer.call_raw("GetPurchases", page_args(limit, after),
+                                      request.session, idempotent=True)
 
     def provide_feedback(self, request: Request, item_id: int, vote: str) -> dict:
         """Count the vote for the seller (customer db), then the item (product db).

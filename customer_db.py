@@ -22,15 +22,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from market.database import Database, Recent, database_main, database_parser
-from market.fields import (HASH_COST, ITEM_ID, ITEM_NAME, PASSWORD_HASH, PRICE_CENTS,
+from market.fields import (CART_MAX, HASH_COST, ITEM_ID, ITEM_NAME, PASSWORD_HASH, PRICE_CENTS,
                            PURCHASE_ID, QUANTITY, ROLE, SALT, SELLER_ID, UNDO_KEY, USERNAME, VOTE,
                            dollars)
+from market.paging import CURSOR, PAGE_LIMIT, make_cursor, page, read_cursor
 from market.server import Op, Request, env_default
 from protocol import ApiError, Int, ListOf, Omittable, RawResult, Record, Str, encode_value
 
 DEFAULT_SESSION_TIMEOUT = 300.0
 DEFAULT_PURCHASE_TIMEOUT = 60.0
-CANCELLED_TTL = 600.0  # seconds a cancelled purchase id is remembered (well past any deadline)
+CANCELLED_TTL = 120.0  # seconds a cancelled purchase id is remembered (well past any deadline)
 
 
 def utc_now_iso() -> str:
@@ -136,7 +137,7 @@ class CustomerDB(Database):
                 "card_last4": Str(4, 4)}, needs_session=False),
             "ResolvePurchases": Op(self.resolve_purchases,
                                    {"purchase_ids": ListOf(PURCHASE_ID)}, needs_session=False),
-            "GetPurchases": Op(self.get_purchases),
+            "GetPurchases": Op(self.get_purchases, {"limit": PAGE_LIMIT, "after": CURSOR}),
             "RecordFeedback": Op(self.record_feedback, {"item_id": ITEM_ID, "vote": VOTE,
                                                         "key": UNDO_KEY}),
             "RevokeFeedback": Op(self.revoke_feedback, {"buyer_id": Int(1), "item_id": ITEM_ID,
@@ -249,6 +250,9 @@ class CustomerDB(Database):
     def add_to_cart(self, request: Request, item_id: int, quantity: int, available: int) -> dict:
         with self.writing(request):
             cart = dict(self._buyer(request)[0].cart)
+            if item_id not in cart and len(cart) >= CART_MAX:
+                raise ApiError("conflict", f"The cart already holds {CART_MAX} different items, "
+                                           "the most it can; buy or remove some first.")
             wanted = cart.get(item_id, 0) + quantity
             if wanted > available:
                 raise ApiError("conflict", f"Only {available} units of item {item_id} are "
@@ -343,13 +347,17 @@ class CustomerDB(Database):
                 self.change({"kind": "cancel", "purchase_ids": fresh})
         return {"sold": sold, "released": released}
 
-    def get_purchases(self, request: Request) -> RawResult:
-        """The buyer's purchases, oldest first, and ``items_purchased``."""
+    def get_purchases(self, request: Request, limit: int, after: str | None) -> RawResult:
+        """One page of the buyer's purchases, oldest first, and ``items_purchased``."""
         with self._lock:
             buyer = self._buyer(request)[1]
-            parts = list(buyer.purchases_json)
+            start = read_cursor(after, "purchases", buyer.user_id)
+            shown = page(buyer.purchases_json, start, limit, len)
+            more = start + len(shown) < len(buyer.purchases_json)
             count = buyer.items_purchased
-        return RawResult(b'{"purchases":[' + b",".join(parts) + b'],"items_purchased":'
+        cursor = make_cursor("purchases", buyer.user_id, start + len(shown)) if more else None
+        return RawResult(b'{"purchases":[' + b",".join(shown) + b'],"next":'
+                         + encode_value(cursor) + b',"items_purchased":'
                          + str(count).encode() + b"}")
 
     # -- feedback -------------------------------------------------------------

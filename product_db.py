@@ -8,6 +8,7 @@ original after its undo changes nothing.
 """
 from __future__ import annotations
 
+import bisect
 import heapq
 import threading
 import time
@@ -15,13 +16,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from market.database import Database, Recent, database_main, database_parser
-from market.fields import (CATEGORY, CONDITION, ITEM_ID, ITEM_NAME, KEYWORDS, PRICE_CENTS,
-                           PURCHASE_ID, QUANTITY, SEARCH_LIMIT, SELLER_ID, UNDO_KEY, VOTE,
-                           dollars)
+from market.fields import (CART_MAX, CATEGORY, CONDITION, ITEM_ID, ITEM_NAME, KEYWORDS,
+                           PRICE_CENTS, PURCHASE_ID, QUANTITY, SEARCH_LIMIT, SELLER_ID, UNDO_KEY,
+                           VOTE, dollars)
+from market.paging import CURSOR, PAGE_LIMIT, make_cursor, page, read_cursor
 from market.server import Op, Request
 from protocol import ApiError, Int, ListOf, RawResult, Record, encode_value
 
-RESERVATION_TTL = 600.0  # seconds a settled purchase id is remembered: retries stay harmless
+# Seconds a settled purchase id is remembered, so that a late ReserveUnits or
+# SettlePurchases with it changes nothing (deadlines refuse those after seconds).
+RESERVATION_TTL = 120.0
 VOTE_TTL = 600.0  # seconds a vote's key is remembered, for its RevokeVote
 
 
@@ -107,11 +111,12 @@ class ProductDB(Database):
                                                "price": PRICE_CENTS}),
             "RemoveUnits": (self.remove_units, {"seller_id": SELLER_ID, "item_id": ITEM_ID,
                                                "quantity": QUANTITY}),
-            "SellerItems": (self.seller_items, {"seller_id": SELLER_ID}),
+            "SellerItems": (self.seller_items, {"seller_id": SELLER_ID, "limit": PAGE_LIMIT,
+                                                "after": CURSOR}),
             "Search": (self.search, {"category": CATEGORY, "keywords": KEYWORDS,
                                      "limit": SEARCH_LIMIT.inner}),
             "GetItem": (self.get_item, {"item_id": ITEM_ID}),
-            "GetItems": (self.get_items, {"item_ids": ListOf(ITEM_ID)}),
+            "GetItems": (self.get_items, {"item_ids": ListOf(ITEM_ID, 2 * CART_MAX)}),
             "ReserveUnits": (self.reserve_units, {"purchase_id": PURCHASE_ID,
                                                   "lines": ListOf(Record(RESERVE_LINE))}),
             "PendingPurchases": (self.pending_purchases, {"older_than": Int(0, 86_400),
@@ -175,9 +180,17 @@ class ProductDB(Database):
             self._journal_items([item])
             return item_result(item)
 
-    def seller_items(self, request: Request, seller_id: int) -> RawResult:
+    def seller_items(self, request: Request, seller_id: int, limit: int,
+                     after: str | None) -> RawResult:
+        """One page of the seller's items, by item_id; ``after`` is the last id shown."""
+        last_shown = read_cursor(after, "items", seller_id)
         with self._lock:
-            return items_result(self._by_seller.get(seller_id, []))
+            items = self._by_seller.get(seller_id, [])
+            start = bisect.bisect_right(items, last_shown, key=lambda item: item.item_id)
+            shown = page(items, start, limit, lambda item: len(item.json()))
+            more = start + len(shown) < len(items)
+            return RawResult(items_result(shown).json[:-1] + b',"next":' + encode_value(
+                make_cursor("items", seller_id, shown[-1].item_id) if more else None) + b"}")
 
     # -- buyer side -----------------------------------------------------------
 

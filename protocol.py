@@ -169,9 +169,11 @@ def result_of(reply: dict) -> dict:
     """The ``result`` of a reply envelope, or its error raised as ``ApiError``."""
     if reply.get("ok"):
         return reply.get("result", {})
-    error = reply.get("error") or {}
+    error = reply.get("error")
+    if not isinstance(error, dict):
+        error = {}
     code = error.get("code")
-    raise ApiError(code if code in ERROR_CODES else "internal",
+    raise ApiError(code if isinstance(code, str) and code in ERROR_CODES else "internal",
                    str(error.get("message", "The server failed.")))
 
 
@@ -316,6 +318,9 @@ class Keywords(Validator):
         return kept
 
 
+_HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
+
+
 @dataclass
 class Hex(Validator):
     """``size`` bytes written as hex text -> ``bytes``."""
@@ -323,11 +328,9 @@ class Hex(Validator):
     size: int
 
     def __call__(self, name: str, value: Any) -> bytes:
-        if isinstance(value, str) and len(value) == 2 * self.size:
-            try:
-                return bytes.fromhex(value)
-            except ValueError:
-                pass
+        if (isinstance(value, str) and len(value) == 2 * self.size
+                and all(c in _HEX_DIGITS for c in value)):
+            return bytes.fromhex(value)
         raise self.fail(name, f"{self.size} bytes as hex text")
 
 

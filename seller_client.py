@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Callable
 
 from market.fields import CATEGORY, CONDITION, ITEM_ID, ITEM_NAME, KEYWORDS, PRICE, QUANTITY
-from market.shell import Arg, Command, cli_main, read_price, read_words
+from market.shell import MORE, Arg, Command, cli_main, read_price, read_words
 from market.views import items_table, rating_text
 from protocol import Omittable
 
@@ -23,8 +23,8 @@ def changed_text(what: str) -> Callable[[dict], str]:
 
 
 COMMANDS = [
-    Command("list", "DisplayItemsForSale", "your items, sold-out ones too", show=items_text,
-            read_only=True),
+    Command("list", "DisplayItemsForSale", "your items, sold-out ones too, 100 at a time",
+            (MORE,), show=items_text, read_only=True, paged=True),
     Command("register", "RegisterItemForSale", "put an item up for sale", (
         Arg("name", "Item name (1-32 characters)", ITEM_NAME),
         Arg("category", "Category (0-99)", CATEGORY, int),

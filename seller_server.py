@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from market.fields import CATEGORY, CONDITION, ITEM_ID, ITEM_NAME, KEYWORDS, PRICE, QUANTITY
 from market.frontend import Frontend, frontend_main
+from market.paging import CURSOR, PAGE_LIMIT, page_args
 from market.server import Op, Request
 from protocol import RawResult
 
@@ -20,7 +21,7 @@ class SellerFrontend(Frontend):
             "ChangeItemPrice": Op(self.change_price, {"item_id": ITEM_ID, "price": PRICE}),
             "UpdateUnitsForSale": Op(self.remove_units, {"item_id": ITEM_ID,
                                                          "quantity": QUANTITY}),
-            "DisplayItemsForSale": Op(self.display_items),
+            "DisplayItemsForSale": Op(self.display_items, {"limit": PAGE_LIMIT, "after": CURSOR}),
         }
 
     def get_seller_rating(self, request: Request) -> RawResult:
@@ -37,8 +38,9 @@ class SellerFrontend(Frontend):
         return self.product.call_raw("RemoveUnits", {"seller_id": self.user_id(request),
                                                  "item_id": item_id, "quantity": quantity})
 
-    def display_items(self, request: Request) -> RawResult:
-        return self.product.call_raw("SellerItems", {"seller_id": self.user_id(request)},
+    def display_items(self, request: Request, limit: int, after: str | None) -> RawResult:
+        return self.product.call_raw("SellerItems", {"seller_id": self.user_id(request),
+                                                     **page_args(limit, after)},
                                  idempotent=True)
 
 

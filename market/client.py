@@ -22,7 +22,7 @@ import time
 from typing import Callable
 
 from market.sockets import set_socket_timeout
-from protocol import (NO_ID_SUFFIX, OK_PREFIX, ApiError, RawResult, decode, encode,
+from protocol import (MAX_LINE, NO_ID_SUFFIX, OK_PREFIX, ApiError, RawResult, decode, encode,
                       encode_value, envelope, read_line, result_of)
 
 DEFAULT_DB_POOL = 64  # connections a frontend keeps at most to each database
@@ -152,7 +152,12 @@ class Client:
             conn = self._checkout()
             try:
                 line = conn.exchange(payload() if callable(payload) else payload)
-            except (OSError, ConnectionError, ApiError) as exc:
+            except ApiError as exc:  # too_large: a bug, since every reply is bounded
+                self._discard(conn)
+                log.error("%s sent a reply over %d bytes: %s", self._name(), MAX_LINE, exc)
+                raise ApiError("internal", "A reply inside the marketplace was too large.") \
+                    from None
+            except (OSError, ConnectionError) as exc:
                 self._discard(conn)
                 if idempotent and attempt == 1:
                     continue
@@ -245,6 +250,6 @@ def auth_proof(secret: bytes, challenge: bytes) -> str:
 def parse_address(text: str) -> tuple[str, int]:
     """'HOST:PORT' (or '[v6]:PORT') -> (host, port)."""
     host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit():
+    if not (sep and port.isascii() and port.isdigit() and int(port) <= 65535):
         raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
     return host.strip("[]") or "127.0.0.1", int(port)

@@ -25,6 +25,7 @@ CONDITION = OneOf(("new", "used"))
 KEYWORDS = Keywords()  # 0-5 keywords of 1-8 non-space characters
 PRICE = Price()  # dollars, > 0 and <= 1,000,000, two decimals at most -> cents
 QUANTITY = Int(1, 1_000_000)
+CART_MAX = 1000  # distinct items in one cart
 VOTE = OneOf(("up", "down"))
 SEARCH_LIMIT = Omittable(Int(1, 500), 100)
 CARD_NAME_LENGTH = (1, 64)

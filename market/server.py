@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from market.sockets import LineReader, set_socket_timeout
-from protocol import (OK_PREFIX, ApiError, RawResult, Validator, decode, encode,
+from protocol import (MAX_LINE, OK_PREFIX, ApiError, RawResult, Validator, decode, encode,
                       encode_value, error_reply, json_safe, validate)
 
 LISTEN_BACKLOG = 1024
@@ -37,6 +37,10 @@ DEFAULT_IDLE_TIMEOUT = 600.0
 DEFAULT_READ_TIMEOUT = 30.0
 DEFAULT_MAX_CONNECTIONS = 1024
 READY = "{name} ready on {host}:{port}"  # the line a service prints once it serves
+# Errors that are a user's ordinary mistakes, logged at INFO; the rest (forbidden,
+# too_large, unavailable, internal) are for an operator to look at: WARNING and up.
+USER_ERRORS = frozenset({"bad_request", "unknown_op", "auth_failed", "invalid_session",
+                         "not_found", "conflict"})
 
 log = logging.getLogger("marketplace")
 log.addHandler(logging.NullHandler())  # the CLIs log nothing; services configure logging
@@ -97,11 +101,16 @@ class Service:
                                   encode_value(request_id), b"}\n"))
             else:
                 reply = encode({"ok": True, "result": result, "id": request_id})
+            if len(reply) > MAX_LINE + 1:  # only a huge echoed id can do this
+                raise ApiError("too_large", f"The reply would be longer than {MAX_LINE} bytes; "
+                                            "send a shorter id.")
             log.debug("%s ok", _op_name(message))
             return reply
         except ApiError as error:
-            log.warning("%s failed: %s", _op_name(message), error.code)
-            return encode(error_reply(error, request_id))
+            level = logging.INFO if error.code in USER_ERRORS else logging.WARNING
+            log.log(level, "%s failed: %s", _op_name(message), error.code)
+            reply = encode(error_reply(error, request_id))
+            return reply if len(reply) <= MAX_LINE + 1 else encode(error_reply(error, None))
         except Exception:
             log.exception("internal error in %s", _op_name(message))
             return encode(error_reply(ApiError("internal", "The server hit an internal error."),
@@ -352,6 +361,6 @@ def parse_ready_line(line: str) -> tuple[str, int] | None:
     """The (host, port) a service's ``READY`` line names, or None if ``line`` is not one."""
     _, marker, where = line.strip().partition(" ready on ")
     host, colon, port = where.rpartition(":")
-    if not marker or not colon or not port.isdigit():
+    if not marker or not colon or not (port.isascii() and port.isdigit()):
         return None
     return host, int(port)

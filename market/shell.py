@@ -9,6 +9,7 @@ one sentence on stderr, and the CLI goes on. ``cli_main`` runs one CLI.
 Exceptions, beyond ``market.client``'s::
 
     CliError     one sentence for the person; the CLI goes on
+      WrongServer  the server is not this CLI's kind of frontend: the CLI stops
     ApiError
       NotSent    the frontend could not be reached: the request never left
 """
@@ -28,7 +29,7 @@ from market.client import Client, Connection, NoAnswer
 from market.fields import PASSWORD, USERNAME
 from market.server import env_default
 from market.views import table
-from protocol import ApiError, Validator, json_safe
+from protocol import ApiError, Omittable, OneOf, Validator, json_safe
 
 CLI_TIMEOUT = 20.0  # seconds to wait for a frontend: longer than its database timeouts
 QUIT_WORDS = ("quit", "exit")
@@ -51,6 +52,14 @@ quit, the end of the input, Ctrl-D and Ctrl-C all log out first."""
 
 class CliError(Exception):
     """One sentence to tell the person; the CLI then goes on with the next command."""
+
+
+class WrongServer(CliError):
+    """The server is not a frontend of this CLI's role: the CLI stops (exit status 2)."""
+
+
+SERVICE_NAMES = {"seller": "seller server", "buyer": "buyer server",
+                 "product_db": "product database", "customer_db": "customer database"}
 
 
 class NotSent(ApiError):
@@ -92,6 +101,7 @@ class Arg:
     check: Validator
     read: Callable[[str], Any] = str
     secret: bool = False  # asked for without echo
+    prompted: bool = True  # asked for at a terminal when left off the line
 
     @property
     def usage(self) -> str:
@@ -122,9 +132,14 @@ class Command:
     read_only: bool = False  # a lost reply may be retried (the op changes nothing)
     needs_session: bool = True
     run: Callable[["Shell", dict], str] | None = None  # replaces sending ``op`` + ``show``
+    paged: bool = False  # a list read a page at a time (its args: ``MORE``)
 
     def usage(self) -> str:
         return " ".join([self.name, *(arg.usage for arg in self.args)])
+
+
+MORE = Arg("more", "more: the page after the one shown last", Omittable(OneOf(("more",)), ""),
+           str.lower, prompted=False)
 
 
 def menu(commands: list[Command]) -> str:
@@ -158,6 +173,8 @@ class Shell:
         self.client = CliClient(address, CLI_TIMEOUT)
         self.interactive = interactive
         self.session: str | None = None
+        self.cursors: dict[str, str | None] = {}  # op -> the next of the page shown last
+        self.checked = False  # the server said it is a frontend of this role
         self.username = ""
         self.failures = 0
         self.remember: Callable[[str], None] = lambda line: None  # readline's history
@@ -183,6 +200,9 @@ class Shell:
         except (EOFError, KeyboardInterrupt):
             if self.interactive:
                 print()
+        except WrongServer as error:
+            self.fail(str(error))
+            return 2
         finally:
             self.close()
         return 1 if self.failures and not self.interactive else 0
@@ -224,6 +244,8 @@ class Shell:
             return True
         try:
             print(self.execute(command, words[1:]))
+        except WrongServer:
+            raise
         except CliError as error:
             self.fail(str(error))
         return True
@@ -254,12 +276,14 @@ class Shell:
         for position, arg in enumerate(command.args):
             if position < len(values):
                 args[arg.name] = arg.parse(values[position])
-            elif self.interactive:
+            elif self.interactive and arg.prompted:
                 args[arg.name] = self.ask(arg)
             elif arg.check.optional:
                 args[arg.name] = arg.check.default
             else:
                 raise CliError(f"{arg.name.upper()} is missing; usage: {command.usage()}.")
+        if command.paged:
+            return self.next_page(command, args)
         if command.run:
             return command.run(self, args)
         return command.show(self.call(command.op, args, command.read_only))
@@ -282,11 +306,41 @@ class Shell:
             except CliError as error:
                 print(f"  {error}", file=sys.stderr)
 
+    def next_page(self, command: Command, args: dict) -> str:
+        """A paged list (a ``paged`` command): the first page, or with
+        ``more`` the one after the page shown last."""
+        after = None
+        if args["more"]:
+            after = self.cursors.get(command.op)
+            if after is None:
+                raise CliError(f"Nothing more to show; '{command.name}' shows the first page.")
+        result = self.call(command.op, {} if after is None else {"after": after},
+                           read_only=True)
+        self.cursors[command.op] = result.get("next")
+        more = f"\nThere is more: type '{command.name} more'." if result.get("next") else ""
+        return command.show(result) + more
+
+    def check_server(self) -> None:
+        """Make sure the server is a ``role`` frontend (its ``Hello``) before sending it
+        anything else; ``WrongServer`` if not. Unreachable: checked again next time."""
+        try:
+            hello = self.client.call("Hello", idempotent=True)
+        except ApiError:
+            return
+        self.checked = True
+        kind = hello.get("service")
+        if kind != self.role:
+            what = SERVICE_NAMES.get(kind, "not a marketplace service")
+            raise WrongServer(f"{self.address[0]}:{self.address[1]} is the {what}, not the "
+                              f"{self.role} server; nothing was sent.")
+
     def call(self, op: str, args: dict, read_only: bool = False) -> dict:
         """Send one op with the session, if any; return its result or raise ``CliError``.
 
         A write whose reply is lost is not resent (``Client`` retries reads only).
         """
+        if not self.checked:
+            self.check_server()
         try:
             return self.client.call(op, args, self.session, idempotent=read_only)
         except NotSent:
@@ -338,6 +392,7 @@ class Shell:
 
     def forget_session(self) -> None:
         self.session, self.username = None, ""
+        self.cursors.clear()
 
     def close(self) -> None:
         logged_in = bool(self.session)

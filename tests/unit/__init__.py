@@ -1,0 +1,5 @@
+"""Fast in-process unit tests (no services, no network).
+
+This file makes ``tests/unit`` a package, so its modules (``unit.test_protocol``
+...) do not clash with the same-named end-to-end tests in ``tests/``.
+"""
