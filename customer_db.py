@@ -18,10 +18,11 @@ import hmac
 import secrets
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from market.database import Database, Recent, database_main, database_parser
+from market.database import Database, Recent, database_main, database_parser, first_id
 from market.fields import (CART_MAX, HASH_COST, ITEM_ID, ITEM_NAME, PASSWORD_HASH, PRICE_CENTS,
                            PURCHASE_ID, QUANTITY, ROLE, SALT, SELLER_ID, UNDO_KEY, USERNAME, VOTE,
                            dollars)
@@ -70,6 +71,13 @@ class Session:
     user_id: int
     last_active: float
     cart: dict[int, int] = field(default_factory=dict)  # item_id -> units, in insertion order
+    # Items in this session's pending purchases (item_id -> how many hold it): they
+    # count toward the cart's cap, since a cancel puts them back.
+    held: Counter[int] = field(default_factory=Counter)
+
+    def distinct_items(self) -> int:
+        """Distinct items of the cart and its pending purchases together."""
+        return len(self.cart.keys() | self.held.keys()) if self.held else len(self.cart)
 
 
 @dataclass
@@ -94,7 +102,7 @@ class CustomerDB(Database):
     kind = "customer_db"
 
     def __init__(self, session_timeout: float = DEFAULT_SESSION_TIMEOUT,
-                 purchase_timeout: float = DEFAULT_PURCHASE_TIMEOUT) -> None:
+                 purchase_timeout: float = DEFAULT_PURCHASE_TIMEOUT, first_id: int = 1) -> None:
         super().__init__()
         self.session_timeout = session_timeout
         self.purchase_timeout = purchase_timeout
@@ -111,7 +119,7 @@ class CustomerDB(Database):
         self._pending: dict[str, PendingPurchase] = {}  # purchase_id -> lines being bought
         self._purchases: dict[str, bytes] = {}  # purchase_id -> record's JSON, every buyer's
         self._cancelled = Recent(CANCELLED_TTL)  # purchase ids that may never commit
-        self._next_id = {"buyer": 1, "seller": 1}
+        self._next_id = {"buyer": first_id, "seller": first_id}
         account = {"role": ROLE, "username": USERNAME}
         self.ops.update({
             "CreateAccount": Op(self.create_account, {**account, "salt": SALT,
@@ -249,8 +257,10 @@ class CustomerDB(Database):
 
     def add_to_cart(self, request: Request, item_id: int, quantity: int, available: int) -> dict:
         with self.writing(request):
-            cart = dict(self._buyer(request)[0].cart)
-            if item_id not in cart and len(cart) >= CART_MAX:
+            session = self._buyer(request)[0]
+            cart = dict(session.cart)
+            if (item_id not in cart and item_id not in session.held
+                    and session.distinct_items() >= CART_MAX):
                 raise ApiError("conflict", f"The cart already holds {CART_MAX} different items, "
                                            "the most it can; buy or remove some first.")
             wanted = cart.get(item_id, 0) + quantity
@@ -428,11 +438,22 @@ class CustomerDB(Database):
 
     def _apply_start(self, r: dict) -> None:
         self._pending[r["purchase_id"]] = PendingPurchase(r["token"], r["buyer_id"], r["lines"])
-        self._sessions[r["token"]].cart = {}
+        session = self._sessions[r["token"]]
+        session.cart = {}
+        session.held.update(item_id for item_id, _ in r["lines"])
+
+    def _release(self, pending: PendingPurchase) -> Session | None:
+        """The session of a pending purchase that is ending, its lines no longer held."""
+        session = self._sessions.get(pending.token)
+        if session is not None:
+            session.held.subtract(item_id for item_id, _ in pending.lines)
+            session.held = +session.held  # drop the zeros
+        return session
 
     def _apply_purchase(self, r: dict) -> None:
         purchase = r["purchase"]
         pending = self._pending.pop(purchase["purchase_id"])
+        self._release(pending)
         buyer = self._accounts["buyer"][pending.buyer_id]
         sellers = self._accounts["seller"]
         for line in purchase["lines"]:
@@ -458,7 +479,7 @@ class CustomerDB(Database):
         for purchase_id in r["purchase_ids"]:
             self._cancelled.put(purchase_id)
             pending = self._pending.pop(purchase_id, None)
-            session = pending and self._sessions.get(pending.token)
+            session = pending and self._release(pending)
             if session is not None:  # the lines go back, before any added meanwhile
                 cart = {item_id: units for item_id, units in pending.lines}
                 for item_id, units in session.cart.items():
@@ -528,6 +549,8 @@ class CustomerDB(Database):
             self._sessions[token] = Session(role, user_id, now, dict(cart))
         for purchase_id, token, buyer_id, lines in state["pending"]:
             self._pending[purchase_id] = PendingPurchase(token, buyer_id, lines)
+            if token in self._sessions:
+                self._sessions[token].held.update(item_id for item_id, _ in lines)
 
 
 def purchase_view(record: dict) -> dict:
@@ -546,7 +569,7 @@ def main(argv: list[str] | None = None) -> None:
                 "seconds after which a purchase that was started but neither committed nor "
                 "cancelled is cancelled (its lines go back into the cart)", type=float)
     args = parser.parse_args(argv)
-    database_main(CustomerDB(args.session_timeout, args.purchase_timeout), args)
+    database_main(CustomerDB(args.session_timeout, args.purchase_timeout, first_id(args)), args)
 
 
 if __name__ == "__main__":

@@ -41,6 +41,30 @@ result. ``ratio_vs_echo`` is our throughput over the echo chain's.
 The load generator runs in several processes (``--procs``, default one per
 core), each with one thread and one socket (``TCP_NODELAY``) per client; its own
 CPU use is reported, as is the services' CPU use when it started them.
+
+``--soak SECONDS`` instead keeps the last scenario busy for that long and
+reports, per minute (the last window may be shorter): ok ops/s, p50 and p99,
+errors (must be 0), conflicts, the items and purchases added, and each
+service's RSS at the end of the minute; ``last_vs_first_throughput`` is the
+last minute's ops/s over the first's (section 8 wants >= 0.9). Written to
+``soak.json`` and ``soak.png``.
+
+``--large-market`` instead measures cost against data size (the contract's
+section 8): fresh services are filled, outside the clock and through the
+frontends (``market.preload``), to 50,000 items, of which one seller owns
+12,000, and one buyer with 3,000 purchases (2 items each); then one client
+times each op, one request at a time, in round robin, ``--ops`` times (default
+500): DisplayItemsForSale's first page and its last full page (``after``),
+the same two pages of GetBuyerPurchases (pages of 100), SearchItemsForSale
+with limit 20 in a category of 5,000 items, without and with 3 keywords
+(~3,500 matches), GetItem, AddItemToCart, DisplayCart, RemoveItemFromCart.
+The same ops on fresh services with a nearly empty market (500 items, 200 of
+the seller, 200 purchases: still two full pages and full searches) are the
+yardstick. ``--runs`` (default 3) repeats both with fresh services. Per op:
+p50, p99 and mean latency (mean and std over runs), the ratio large / small,
+and ``within_2x`` when both the p50 and the mean ratio are at most 2. Written
+to ``large_market.json`` and ``latency_by_size.png``. With ``--quick``: 2,000
+items (500 of the seller, 250 purchases), 50 samples, 1 run.
 """
 from __future__ import annotations
 
@@ -56,14 +80,20 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from market.charts import cdf_points, draw_charts
+from market.charts import cdf_points, draw_charts, draw_size_chart, draw_soak_chart
 from market.client import parse_address
 from market.launch import Deployment, start_echo_chain, start_market
-from market.loadgen import (BUYER_MIX, RUN_TIME_LIMIT, SELLER_MIX, LoadResult, Tally, mean_std,
-                            run_load, show)
+from market.loadgen import (BUYER_MIX, ITEMS_PER_SELLER, RUN_TIME_LIMIT, SELLER_MIX, LoadResult,
+                            Tally, mean_std, percentile, run_load, show)
+from market.preload import (LARGE, LINES_PER_PURCHASE, PAGE, PROBES, QUICK_LARGE, SEARCH_CATEGORY,
+                            SEARCH_LIMIT, SEARCH_WORDS, SMALL, Shape, Timing, build_market, probe)
 
 DEFAULT_SCENARIOS = "1x1,10x10,100x100"
+FULL = {"scenarios": DEFAULT_SCENARIOS, "ops": 1000, "runs": 10}
 QUICK = {"scenarios": "1x1,4x4", "ops": 50, "runs": 1}
+SIZE_FULL = {"ops": 500, "runs": 3}  # --large-market: samples of each op per run, runs
+SIZE_QUICK = {"ops": 50, "runs": 1}
+SOAK_WINDOW = 60.0  # seconds per line of the soak's figures
 
 
 def parse_scenarios(text: str) -> list[tuple[int, int]]:
@@ -220,42 +250,173 @@ def benchmark(args: argparse.Namespace, target: dict | None) -> dict:
 
 
 def soak(args: argparse.Namespace, target: dict | None) -> dict:
-    """Steady load of the last scenario for ``args.soak`` seconds, sampling RSS."""
+    """Steady load of the last scenario for ``args.soak`` seconds, with figures per
+    ``SOAK_WINDOW`` and each service's RSS at the start and the end of every window."""
     buyers, sellers = args.scenarios[-1]
     market = None if target else start_market(args.out / "logs", args.data_dir)
     samples: list[dict] = []
 
     def sample(elapsed: float) -> None:
-        if market and (not samples or elapsed - samples[-1]["t_s"] >= args.soak / 10):
+        if market and elapsed >= len(samples) * SOAK_WINDOW:
             samples.append({"t_s": round(elapsed, 1), "rss_kb": market.rss_kb()})
 
     try:
         result = run_load(target or market.addresses, buyers, sellers, args.procs, None,
-                          args.soak, f"soak {buyers}x{sellers}", "soak", market, sample)
+                          args.soak, f"soak {buyers}x{sellers}", "soak", market, sample,
+                          SOAK_WINDOW)
         if market:
             samples.append({"t_s": round(result.wall_s, 1), "rss_kb": market.rss_kb()})
     finally:
         if market:
             market.stop()
+    windows = result.window_figures(SOAK_WINDOW, args.soak)
+    items, purchases = sellers * ITEMS_PER_SELLER, 0
+    for window in windows:
+        items += window["items_added"]
+        purchases += window["purchases_added"]
+        window["items_total"], window["purchases_total"] = items, purchases
+        end = window["start_s"] + window["seconds"]
+        window["rss_kb"] = next((s["rss_kb"] for s in samples if s["t_s"] >= end - 1),
+                                samples[-1]["rss_kb"]) if samples else None
+    start, last = (samples[0]["rss_kb"], samples[-1]["rss_kb"]) if samples else (None, None)
     return {"machine": machine(), "scenario": f"{buyers}x{sellers}", "seconds": args.soak,
-            "rss_kb_start": samples[0]["rss_kb"] if samples else None,
-            "rss_kb_end": samples[-1]["rss_kb"] if samples else None, "rss_samples": samples,
+            "rss_kb_start": start, "rss_kb_end": last, "rss_samples": samples,
+            "rss_growth_kb": {name: last[name] - start[name] for name in last} if samples else None,
+            "data_kept": {"accounts": buyers + sellers, "sessions": buyers + sellers,
+                          "items": items, "purchases": purchases},
+            "window_s": SOAK_WINDOW, "windows": windows,
+            "last_vs_first_throughput": (windows[-1]["throughput_ops"]
+                                         / windows[0]["throughput_ops"]
+                                         if windows[0]["throughput_ops"] else None),
             **result.figures()}
+
+
+def print_soak(report: dict) -> None:
+    names = list(report["rss_kb_start"] or ())
+    print(f"{'minute':>6} {'ok ops/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} "
+          f"{'conflicts':>9} {'items':>7} {'purchases':>9}  RSS MB: {', '.join(names)}")
+    for w in report["windows"]:
+        rss = "  ".join(f"{w['rss_kb'][name] / 1024:6.1f}" for name in names)
+        print(f"{w['window'] + 1:>6} {w['throughput_ops']:9,.0f} {w['p50_ms']:7.1f} "
+              f"{w['p99_ms']:7.1f} {w['errors'] + w['unexpected']:>6} {w['conflicts']:>9} "
+              f"{w['items_total']:>7,} {w['purchases_total']:>9,}  {rss}")
+
+
+def large_market(args: argparse.Namespace) -> dict:
+    """Per-op latency on a large market beside a nearly empty one (see the module doc)."""
+    host = machine()
+    shapes = [SMALL, QUICK_LARGE if args.quick else LARGE]
+    runs: dict[str, list[dict]] = {shape.name: [] for shape in shapes}
+    for run in range(1, args.runs + 1):
+        for shape in shapes:
+            runs[shape.name].append(measure_market(args, shape, f"run {run}/{args.runs}"))
+    rows = []
+    for label in PROBES:
+        row: dict[str, Any] = {"op": label}
+        for shape in shapes:
+            per_run = [r["ops"][label] for r in runs[shape.name]]
+            stats: dict[str, Any] = {}
+            for key in ("p50_ms", "p99_ms", "mean_ms"):
+                stats[key], stats[f"{key}_std"] = mean_std([r[key] for r in per_run])
+            stats["samples"] = sum(r["samples"] for r in per_run)
+            stats["failures"] = sum(sum(r["failures"].values()) for r in per_run)
+            stats["entries"] = per_run[0]["entries"]
+            stats["reply_bytes"] = per_run[0]["reply_bytes"]
+            row[shape.name] = stats
+        for key in ("p50_ms", "p99_ms", "mean_ms"):
+            small = row["small"][key]
+            row[f"ratio_{key[:-3]}"] = row["large"][key] / small if small else None
+        row["within_2x"] = (row["large"]["failures"] == 0 and row["small"]["failures"] == 0
+                            and all(row[key] is not None and row[key] <= 2
+                                    for key in ("ratio_p50", "ratio_mean")))
+        rows.append(row)
+    return {"machine": host,
+            "config": {"command": " ".join(["python3", "performance.py", *sys.argv[1:]]),
+                       "runs": args.runs, "samples_per_op_per_run": args.ops,
+                       "markets": {shape.name: vars(shape) for shape in shapes},
+                       "lines_per_purchase": LINES_PER_PURCHASE, "page_limit": PAGE,
+                       "search": {"category": SEARCH_CATEGORY, "limit": SEARCH_LIMIT,
+                                  "keywords": SEARCH_WORDS},
+                       "data_dir": str(args.data_dir) if args.data_dir else None,
+                       "within_2x_means": "p50 and mean ratios large / small <= 2, no failures"},
+            "markets": {name: {"per_run": per_run} for name, per_run in runs.items()},
+            "ops": rows, "all_within_2x": all(row["within_2x"] for row in rows)}
+
+
+def measure_market(args: argparse.Namespace, shape: Shape, label: str) -> dict:
+    """Fresh services filled to ``shape``, then every probe timed ``args.ops`` times."""
+    market = start_market(args.out / "logs", args.data_dir)
+    try:
+        show(f"{label}: building the {shape.name} market: {shape.items:,} items "
+             f"({shape.seller_items:,} of one seller), {shape.purchases:,} purchases of one buyer")
+        built = build_market(market.addresses, shape, f"{shape.name}-{label}")
+        rss = market.rss_kb()
+        steps = built.seconds
+        show(f"{label}: built in {sum(steps.values()):.1f} s "
+             f"(accounts {steps['accounts_s']:.1f} s, "
+             f"items {steps['items_s']:.1f} s = {shape.items / steps['items_s']:,.0f}/s, "
+             f"purchases {steps['purchases_s']:.1f} s = "
+             f"{shape.purchases / steps['purchases_s']:,.0f}/s); timing {len(PROBES)} ops")
+        timings = probe(market.addresses, built, args.ops, f"{shape.name}-{label}")
+    finally:
+        market.stop()
+    return {"preload_s": steps, "rss_kb_after_build": rss,
+            "ops": {name: timing_figures(timing) for name, timing in timings.items()}}
+
+
+def timing_figures(timing: Timing) -> dict:
+    lat = sorted(timing.latencies)
+    return {"p50_ms": 1000 * percentile(lat, 0.50), "p99_ms": 1000 * percentile(lat, 0.99),
+            "mean_ms": 1000 * statistics.fmean(lat) if lat else 0.0, "samples": len(lat),
+            "failures": dict(timing.failures), "entries": timing.entries,
+            "reply_bytes": timing.reply_bytes}
+
+
+def print_sizes(report: dict) -> None:
+    markets = report["config"]["markets"]
+    print(f"per-op latency, ms: small market ({markets['small']['items']:,} items) vs large "
+          f"({markets['large']['items']:,} items); ratio = large / small")
+    print(f"{'op':<31} {'entries':>7} | {'p50 small':>9} {'large':>7} {'ratio':>5} | "
+          f"{'p99 small':>9} {'large':>7} {'ratio':>5} | {'mean small':>10} {'large':>7} "
+          f"{'ratio':>5} | within 2x")
+    for row in report["ops"]:
+        small, large = row["small"], row["large"]
+        cells = [f"{small[key]:9.3f} {large[key]:7.3f} {ratio(row['ratio_' + key[:-3]])}"
+                 for key in ("p50_ms", "p99_ms")]
+        failures = small["failures"] + large["failures"]
+        print(f"{row['op']:<31} {small['entries']:>3}/{large['entries']:<3} | {cells[0]} | "
+              f"{cells[1]} | {small['mean_ms']:10.3f} {large['mean_ms']:7.3f} "
+              f"{ratio(row['ratio_mean'])} | {'yes' if row['within_2x'] else 'NO'}"
+              + (f" ({failures} failed)" if failures else ""))
+    print("every op within 2x of the nearly empty market" if report["all_within_2x"]
+          else "NOT every op is within 2x of the nearly empty market")
+
+
+def ratio(value: float | None) -> str:
+    return f"{value:5.2f}" if value is not None else "    -"
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description="Benchmark the marketplace against the echo chain of its own stack.")
-    parser.add_argument("--runs", type=int, help="runs per scenario (default 10)")
-    parser.add_argument("--ops", type=int, help="operations per client (default 1000)")
+    parser.add_argument("--runs", type=int,
+                        help="runs per scenario (default 10; --large-market: 3)")
+    parser.add_argument("--ops", type=int, help="operations per client (default 1000; "
+                                                "--large-market: timed samples per op, 500)")
     parser.add_argument("--scenarios", type=parse_scenarios,
                         help=f"BUYERSxSELLERS,... (default {DEFAULT_SCENARIOS})")
     parser.add_argument("--out", type=Path, default=Path("perf-results"),
                         help="directory for results and charts (default perf-results)")
     parser.add_argument("--quick", action="store_true",
-                        help="a few seconds for CI: scenarios 1x1,4x4, 50 ops, 1 run")
+                        help="a few seconds for CI: scenarios 1x1,4x4, 50 ops, 1 run "
+                             "(--large-market: 2,000 items, 50 samples, 1 run)")
     parser.add_argument("--soak", type=float, metavar="SECONDS",
-                        help="instead: steady load of the last scenario, reporting RSS")
+                        help="instead: steady load of the last scenario, with ok ops/s, p99, "
+                             "errors and each service's RSS per minute (soak.json, soak.png)")
+    parser.add_argument("--large-market", action="store_true",
+                        help="instead: per-op latency on fresh services holding 50,000 items "
+                             "(one seller 12,000) and a buyer with 3,000 purchases, beside a "
+                             "nearly empty market (large_market.json, latency_by_size.png)")
     parser.add_argument("--target", metavar="SELLER_HOST:PORT,BUYER_HOST:PORT",
                         help="use these running frontends instead of starting services")
     parser.add_argument("--data-dir", type=Path,
@@ -264,25 +425,43 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--procs", type=int, default=os.cpu_count() or 2,
                         help="load generator processes (default: one per core)")
     args = parser.parse_args(argv)
-    defaults = QUICK if args.quick else {"scenarios": DEFAULT_SCENARIOS, "ops": 1000, "runs": 10}
-    args.scenarios = args.scenarios or parse_scenarios(defaults["scenarios"])
+    if args.large_market and (args.soak or args.target):
+        parser.error("--large-market starts its own services and cannot be combined with "
+                     "--soak or --target")
+    if args.large_market:
+        defaults = SIZE_QUICK if args.quick else SIZE_FULL
+    else:
+        defaults = QUICK if args.quick else FULL
+    args.scenarios = args.scenarios or parse_scenarios(defaults.get("scenarios",
+                                                                    DEFAULT_SCENARIOS))
     args.ops = args.ops or defaults["ops"]
     args.runs = args.runs or defaults["runs"]
     target = None
     if args.target:
         seller, _, buyer = args.target.partition(",")
         target = {"seller": parse_address(seller), "buyer": parse_address(buyer)}
+    if importlib.util.find_spec("matplotlib") is None:  # say so now, not after the run
+        raise RuntimeError("matplotlib is missing: run ./run_tests.sh once and use "
+                           ".venv/bin/python performance.py, or pip install -r requirements.txt")
     args.out.mkdir(parents=True, exist_ok=True)
     if args.soak:
         report = soak(args, target)
         (args.out / "soak.json").write_text(json.dumps(report, indent=2) + "\n")
-        print(json.dumps({k: report[k] for k in ("scenario", "seconds", "ok", "throughput_ops",
-                                                   "p50_ms", "p99_ms", "errors", "unexpected",
-                                                   "rss_kb_start", "rss_kb_end")}, indent=2))
+        chart = draw_soak_chart(args.out, report)
+        print_soak(report)
+        print(json.dumps({k: report[k] for k in (
+            "scenario", "seconds", "ok", "throughput_ops", "p50_ms", "p99_ms", "errors",
+            "unexpected", "last_vs_first_throughput", "rss_kb_start", "rss_kb_end",
+            "data_kept")}, indent=2))
+        print(f"wrote {args.out}/soak.json, {chart}")
         return
-    if importlib.util.find_spec("matplotlib") is None:  # say so now, not after the run
-        raise RuntimeError("matplotlib is missing: run ./run_tests.sh once and use "
-                           ".venv/bin/python performance.py, or pip install -r requirements.txt")
+    if args.large_market:
+        report = large_market(args)
+        (args.out / "large_market.json").write_text(json.dumps(report, indent=2) + "\n")
+        chart = draw_size_chart(args.out, report)
+        print_sizes(report)
+        print(f"wrote {args.out}/large_market.json, {chart}")
+        return
     report = benchmark(args, target)
     write_results(args.out, report)
     charts = draw_charts(args.out, report)

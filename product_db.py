@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from market.database import Database, Recent, database_main, database_parser
+from market.database import Database, Recent, database_main, database_parser, first_id
 from market.fields import (CART_MAX, CATEGORY, CONDITION, ITEM_ID, ITEM_NAME, KEYWORDS,
                            PRICE_CENTS, PURCHASE_ID, QUANTITY, SEARCH_LIMIT, SELLER_ID, UNDO_KEY,
                            VOTE, dollars)
@@ -88,7 +88,7 @@ class ProductDB(Database):
     name = "product database"
     kind = "product_db"
 
-    def __init__(self) -> None:
+    def __init__(self, first_id: int = 1) -> None:
         super().__init__()
         # self._lock guards items, the indexes and reservations. Invariants:
         # every quantity is >= 0; the indexes list exactly the items of each
@@ -100,7 +100,7 @@ class ProductDB(Database):
         self._by_seller: dict[int, list[Item]] = {}
         self._reservations: dict[str, Reservation] = {}
         self._votes = Recent(VOTE_TTL)  # vote key -> [item_id, vote, "counted" | "revoked"]
-        self._next_id = 1
+        self._next_id = first_id
         self.ops.update({name: Op(handler, schema, needs_session=False)
                          for name, (handler, schema) in {
             "RegisterItem": (self.register_item, {
@@ -381,7 +381,8 @@ def _sold_line(item: Item, units: int) -> dict:
 def main(argv: list[str] | None = None) -> None:
     parser = database_parser("Product database: items, prices, units, item feedback.",
                              "PRODUCT_DB", 9001)
-    database_main(ProductDB(), parser.parse_args(argv))
+    args = parser.parse_args(argv)
+    database_main(ProductDB(first_id(args)), args)
 
 
 if __name__ == "__main__":

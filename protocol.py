@@ -310,8 +310,13 @@ class Keywords(Validator):
             raise self.fail(name, f"a list of at most {self.max_count} keywords")
         word = Str(1, 8, no_space=True)
         seen, kept = set(), []
-        for i, item in enumerate(value):
-            word(f"{name}[{i}]", item)
+        for item in value:
+            try:
+                word(name, item)
+            except ApiError:
+                shown = json.dumps(item) if isinstance(item, str) else str(item)
+                raise self.fail(name, f"keywords of 1 to 8 characters without spaces or control "
+                                      f"characters, and {shown[:40]} is not one") from None
             if item.lower() not in seen:
                 seen.add(item.lower())
                 kept.append(item)

@@ -1,28 +1,129 @@
 #!/usr/bin/env bash
-# Start the four services in the background, wait until each serves, and say
-# where they listen and log; ./stop_all.sh stops them. Running it again starts
-# only what is not running already.
-#
-# Environment: PRODUCT_DB_PORT (9001), CUSTOMER_DB_PORT (9002),
-# SELLER_SERVER_PORT (8001), BUYER_SERVER_PORT (8002); RUN_DIR for pid files,
-# logs and the secret file (./run); MARKET_SECRET_FILE (RUN_DIR/secret, made
-# if missing); PYTHON (python3). The services read their other variables
-# (SESSION_TIMEOUT, LOG_LEVEL, ... see README.md) themselves.
+# Start the services in the background (the two databases, and one or more
+# seller and buyer frontends), wait until each serves, and say where they
+# listen and log; ./stop_all.sh stops them. Running it again starts only what
+# is not running already. ./run_all.sh --help lists the environment variables.
 set -euo pipefail
 
+usage() {
+    cat <<'END'
+Usage: ./run_all.sh [-h|--help]
+
+Start the marketplace in the background: the product and customer databases,
+then SELLER_FRONTENDS seller frontends and BUYER_FRONTENDS buyer frontends, all
+using the same two databases. Wait until each serves, then say where each
+listens and logs. Run again, it starts only what is not running already.
+./stop_all.sh stops them.
+
+Options:
+  -h, --help          print this and start nothing
+
+Environment (default):
+  PRODUCT_DB_PORT     the product database's port (9001)
+  CUSTOMER_DB_PORT    the customer database's port (9002)
+  SELLER_FRONTENDS    how many seller frontends to start (1)
+  BUYER_FRONTENDS     how many buyer frontends to start (1)
+  SELLER_SERVER_PORT  the first seller frontend's port; the others take the
+                      next ones (8001)
+  BUYER_SERVER_PORT   the first buyer frontend's port; the others take the next
+                      ones (the port after the last seller's: 8002 with one
+                      seller frontend, 8003 with two)
+  RUN_DIR             the run directory: pid, address and log files (./run)
+  DATA_DIR            where the databases keep their data, so that they survive
+                      a restart (RUN_DIR/data); empty: in memory only
+  MARKET_SECRET_FILE  the deployment's shared secret (RUN_DIR/secret, made
+                      readable by its owner only if missing)
+  PYTHON              the Python interpreter (python3)
+The services read their other variables (SESSION_TIMEOUT, LOG_LEVEL, ... see
+README.md) themselves.
+
+The frontends are named seller_server, seller_server_2, seller_server_3, ...
+and buyer_server, buyer_server_2, ...; each service NAME has NAME.pid,
+NAME.address and NAME.log in RUN_DIR.
+END
+}
+
+for arg in "$@"; do
+    case "$arg" in
+        -h|--help) usage; exit 0 ;;
+        *) echo "run_all.sh: unknown argument: $arg" >&2; usage >&2; exit 2 ;;
+    esac
+done
+
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-source "$ROOT/stop_all.sh"  # RUN_DIR, SERVICES, runs, live_pid, stop_services
+# RUN_DIR, SERVICES, instance_name, script_of, known_services, runs, live_pid, stop_services
+source "$ROOT/stop_all.sh"
 PYTHON="${PYTHON:-python3}"
 START_TIMEOUT=10  # seconds each service gets to print its ready line
 
+# A mistake in the settings: say so, and that --help says more; exit 2.
+bad_setting() {
+    echo "run_all.sh: $1 (./run_all.sh --help lists the settings)" >&2
+    exit 2
+}
+
+SELLER_FRONTENDS="${SELLER_FRONTENDS:-1}"
+BUYER_FRONTENDS="${BUYER_FRONTENDS:-1}"
+for variable in SELLER_FRONTENDS BUYER_FRONTENDS; do
+    [[ "${!variable}" =~ ^[1-9][0-9]{0,3}$ ]] \
+        || bad_setting "$variable must be a whole number from 1 up, not '${!variable}'"
+done
 PRODUCT_DB_PORT="${PRODUCT_DB_PORT:-9001}"
 CUSTOMER_DB_PORT="${CUSTOMER_DB_PORT:-9002}"
 SELLER_SERVER_PORT="${SELLER_SERVER_PORT:-8001}"
-BUYER_SERVER_PORT="${BUYER_SERVER_PORT:-8002}"
+for variable in PRODUCT_DB_PORT CUSTOMER_DB_PORT SELLER_SERVER_PORT \
+        ${BUYER_SERVER_PORT:+BUYER_SERVER_PORT}; do
+    [[ "${!variable}" =~ ^[1-9][0-9]{0,4}$ ]] && [ "${!variable}" -le 65535 ] \
+        || bad_setting "$variable must be a port number (1-65535), not '${!variable}'"
+done
+# By default the buyers follow the sellers: the port after the last seller frontend's.
+BUYER_SERVER_PORT="${BUYER_SERVER_PORT:-$((SELLER_SERVER_PORT + SELLER_FRONTENDS))}"
 DATABASES=(--product-db "127.0.0.1:$PRODUCT_DB_PORT" --customer-db "127.0.0.1:$CUSTOMER_DB_PORT")
+
+# What to start, in order, and on which port: the databases, then the sellers
+# on consecutive ports from SELLER_SERVER_PORT, the buyers from BUYER_SERVER_PORT.
+declare -A PORT=([product_db]="$PRODUCT_DB_PORT" [customer_db]="$CUSTOMER_DB_PORT")
+plan=(product_db customer_db)
+for ((i = 1; i <= SELLER_FRONTENDS; i++)); do
+    name="$(instance_name "$i" seller_server)"
+    plan+=("$name")
+    PORT[$name]=$((SELLER_SERVER_PORT + i - 1))
+done
+for ((i = 1; i <= BUYER_FRONTENDS; i++)); do
+    name="$(instance_name "$i" buyer_server)"
+    plan+=("$name")
+    PORT[$name]=$((BUYER_SERVER_PORT + i - 1))
+done
+declare -A WANTED_BY=()  # port -> the service planned on it
+for name in "${plan[@]}"; do
+    port="${PORT[$name]}"
+    [ "$port" -le 65535 ] || bad_setting "$name would listen on port $port, past 65535"
+    [ -z "${WANTED_BY[$port]:-}" ] || bad_setting "${WANTED_BY[$port]} and $name would both \
+listen on port $port; set the *_PORT variables apart"
+    WANTED_BY[$port]="$name"
+done
 
 mkdir -p "$RUN_DIR"
 RUN_DIR="$(cd "$RUN_DIR" && pwd)"
+if [ "$RUN_DIR" = "$ROOT/run" ]; then STOP_ALL="./stop_all.sh"; else STOP_ALL="RUN_DIR=$RUN_DIR ./stop_all.sh"; fi
+
+# A service still running from an earlier run (say, with fewer seller
+# frontends) may hold a port this run wants: say which, before starting any.
+declare -A HELD_BY=()  # port -> the running service recorded there
+while read -r name; do
+    pid="$(live_pid "$name")" && address="$(cat "$RUN_DIR/$name.address" 2>/dev/null)" \
+        && HELD_BY[${address##*:}]="$name (pid $pid)"
+done < <(known_services)
+for name in "${plan[@]}"; do
+    live_pid "$name" >/dev/null && continue
+    held_by="${HELD_BY[${PORT[$name]}]:-}"
+    if [ -n "$held_by" ]; then
+        echo "run_all.sh: $name cannot listen on port ${PORT[$name]}: $held_by, started" \
+             "earlier, listens there. Stop it first ($STOP_ALL ${held_by%% *}) or choose" \
+             "other ports." >&2
+        exit 1
+    fi
+done
 
 # The deployment's shared secret: the databases serve only connections that
 # prove they know it (challenge-response; the secret never crosses the wire).
@@ -35,6 +136,14 @@ if [ -z "${MARKET_SECRET_FILE:-}" ]; then
     fi
 fi
 export MARKET_SECRET_FILE
+
+# The databases keep their data in DATA_DIR (a journal and snapshots), so that a
+# restarted one carries on where it stopped; DATA_DIR= (empty) keeps it in memory.
+DATA_DIR="${DATA_DIR-$RUN_DIR/data}"
+if [ -n "$DATA_DIR" ]; then
+    export PRODUCT_DB_DATA_DIR="${PRODUCT_DB_DATA_DIR:-$DATA_DIR/product_db}"
+    export CUSTOMER_DB_DATA_DIR="${CUSTOMER_DB_DATA_DIR:-$DATA_DIR/customer_db}"
+fi
 
 # Say why service $1 (log $2) did not start ($3) and show its log's tail; stop
 # it and what this run started before it; exit 1.
@@ -59,12 +168,11 @@ fail() {
 
 set -m  # each service in its own process group: a Ctrl-C here does not reach them
 started=()
-for name in "${SERVICES[@]}"; do
-    case "$name" in
-        product_db) args=(--port "$PRODUCT_DB_PORT") ;;
-        customer_db) args=(--port "$CUSTOMER_DB_PORT") ;;
-        seller_server) args=(--port "$SELLER_SERVER_PORT" "${DATABASES[@]}") ;;
-        buyer_server) args=(--port "$BUYER_SERVER_PORT" "${DATABASES[@]}") ;;
+for name in "${plan[@]}"; do
+    script="$(script_of "$name")"
+    case "$script" in
+        product_db|customer_db) args=(--port "${PORT[$name]}") ;;
+        *) args=(--port "${PORT[$name]}" "${DATABASES[@]}") ;;
     esac
     log="$RUN_DIR/$name.log"
     if pid="$(live_pid "$name")"; then
@@ -72,7 +180,7 @@ for name in "${SERVICES[@]}"; do
         continue
     fi
     [ -f "$log" ] && mv "$log" "$log.old"
-    PYTHONUNBUFFERED=1 nohup "$PYTHON" "$ROOT/$name.py" "${args[@]}" \
+    PYTHONUNBUFFERED=1 nohup "$PYTHON" "$ROOT/$script.py" "${args[@]}" \
         </dev/null >"$log" 2>&1 &
     pid=$!
     disown "$pid"  # no job notices; bash still reaps it, so kill -0 below sees an exit
@@ -87,13 +195,18 @@ for name in "${SERVICES[@]}"; do
     started+=("$name")
 done
 
-for name in "${SERVICES[@]}"; do
-    printf '%-14s ready on %s (pid %s), log %s\n' "$name" \
+# What runs now: this run's services, and any others recorded still running.
+shown=("${plan[@]}")
+while read -r name; do
+    [[ " ${plan[*]} " == *" $name "* ]] || ! live_pid "$name" >/dev/null || shown+=("$name")
+done < <(known_services)
+width=14
+for name in "${shown[@]}"; do
+    [ ${#name} -le "$width" ] || width=${#name}
+done
+for name in "${shown[@]}"; do
+    printf '%-*s ready on %s (pid %s), log %s\n' "$width" "$name" \
         "$(cat "$RUN_DIR/$name.address" 2>/dev/null || echo "?")" \
         "$(cat "$RUN_DIR/$name.pid")" "$RUN_DIR/$name.log"
 done
-if [ "$RUN_DIR" = "$ROOT/run" ]; then
-    echo "Stop them with ./stop_all.sh"
-else
-    echo "Stop them with RUN_DIR=$RUN_DIR ./stop_all.sh"
-fi
+echo "Stop them with $STOP_ALL"

@@ -1,7 +1,9 @@
-"""The benchmark's charts: latency bars, throughput beside the echo chain, latency CDF."""
+"""The benchmark's charts: latency bars, throughput beside the echo chain, latency CDF;
+latency by op on a small and a large market; the soak minute by minute."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from market.loadgen import percentile
 
@@ -13,13 +15,27 @@ def cdf_points(ordered: list[float], points: int = 200) -> list[float]:
     return [round(1000 * percentile(ordered, i / points), 4) for i in range(points + 1)]
 
 
-def draw_charts(out: Path, report: dict) -> list[str]:
-    """Latency bars, throughput beside the echo chain, latency CDF; returns file names."""
+def pyplot() -> Any:
+    """matplotlib's pyplot, drawing to files only (imported late: only charts need it)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+    return plt
 
+
+def log_scale(axis: Any) -> None:
+    """A log scale labelled 1, 2, 5, 10, ... in plain numbers."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+    axis.set_major_locator(LogLocator(subs=(1, 2, 5)))
+    axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    axis.set_minor_formatter(NullFormatter())
+
+
+def draw_charts(out: Path, report: dict) -> list[str]:
+    """Latency bars, throughput beside the echo chain, latency CDF; returns file names."""
+    from matplotlib.ticker import FuncFormatter
+
+    plt = pyplot()
     plain = FuncFormatter(lambda value, _: f"{value:g}")
     rows = report["scenarios"]
     labels = [f"{r['buyers']} buyer{'s' * (r['buyers'] != 1)} +\n"
@@ -43,9 +59,7 @@ def draw_charts(out: Path, report: dict) -> list[str]:
                                       ("p95_ms", "p95"), ("p99_ms", "p99")]):
         bars(ax, (i - 1.5) * 0.2, 0.2, key, [f"{r[key]:.3g}" for r in rows], label=title)
     ax.set_yscale("log")
-    ax.yaxis.set_major_locator(LogLocator(subs=(1, 2, 5)))
-    ax.yaxis.set_major_formatter(plain)
-    ax.yaxis.set_minor_formatter(NullFormatter())
+    log_scale(ax.yaxis)
     low, high = ax.get_ylim()
     ax.set_ylim(low, high * 2.5)  # room for the legend above the tallest bar
     ax.set_xticks(x, labels)
@@ -101,3 +115,92 @@ def draw_charts(out: Path, report: dict) -> list[str]:
     fig.savefig(out / "latency_cdf.png", dpi=120)
     plt.close(fig)
     return ["latency.png", "throughput.png", "latency_cdf.png"]
+
+
+def draw_size_chart(out: Path, report: dict) -> str:
+    """Latency by op on the nearly empty and the large market: p50 bars (std over runs),
+    a mark at p99, and the p50 ratio large / small above each pair (red past 2x)."""
+    plt = pyplot()
+    rows = report["ops"]
+    markets = report["config"]["markets"]
+    x = list(range(len(rows)))
+    fig, ax = plt.subplots(figsize=(11, 6))
+    for offset, name, color in ((-0.2, "small", "tab:blue"), (0.2, "large", "tab:orange")):
+        shape = markets[name]
+        where = [p + offset for p in x]
+        ax.bar(where, [r[name]["p50_ms"] for r in rows], 0.4, color=color,
+               yerr=[r[name]["p50_ms_std"] for r in rows], capsize=2,
+               label=f"{name}: {shape['items']:,} items, a seller with {shape['seller_items']:,}, "
+                     f"a buyer with {shape['purchases']:,} purchases (p50)")
+        ax.scatter(where, [r[name]["p99_ms"] for r in rows], marker="_", s=250, color="black",
+                   label="p99" if name == "large" else None)
+    for p, row in zip(x, rows):
+        top = max(row["small"]["p99_ms"], row["large"]["p99_ms"])
+        text = f"{row['ratio_p50']:.2f}x" if row["ratio_p50"] is not None else "-"
+        ax.annotate(text, (p, top), xytext=(0, 4), textcoords="offset points", ha="center",
+                    fontsize=8, color="black" if row["within_2x"] else "red")
+    ax.set_yscale("log")
+    log_scale(ax.yaxis)
+    low, high = ax.get_ylim()
+    ax.set_ylim(low, high * 4)  # room for the legend
+    ax.set_xticks(x, [row["op"] for row in rows], fontsize=8, rotation=25, ha="right",
+                  rotation_mode="anchor")
+    ax.set_ylabel("response time (ms, log scale)")
+    m = report["machine"]
+    config = report["config"]
+    ax.set_title(f"Response time by op, nearly empty vs large market; above: p50 ratio "
+                 f"large / small (contract: within 2x)\n{m['cores']} cores, Python "
+                 f"{m['python']}; one request at a time, {config['samples_per_op_per_run']} "
+                 f"samples per op per run, {config['runs']} run(s)", fontsize=10)
+    ax.legend(loc="upper left", fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out / "latency_by_size.png", dpi=120)
+    plt.close(fig)
+    return "latency_by_size.png"
+
+
+def draw_soak_chart(out: Path, report: dict) -> str:
+    """The soak minute by minute: ok ops/s and p99; each service's RSS; the data kept."""
+    plt = pyplot()
+    windows = report["windows"]
+    middles = [(w["start_s"] + w["seconds"] / 2) / 60 for w in windows]
+    ends = [0] + [(w["start_s"] + w["seconds"]) / 60 for w in windows]
+    fig, (top, middle, bottom) = plt.subplots(3, 1, figsize=(9, 10), sharex=True)
+    top.bar(middles, [w["throughput_ops"] for w in windows],
+            [0.8 * w["seconds"] / 60 for w in windows], color="tab:blue", label="ok ops/s")
+    top.set_ylabel("throughput (ok operations / s)")
+    latency = top.twinx()
+    latency.plot(middles, [w["p99_ms"] for w in windows], "o-", color="tab:red", label="p99")
+    latency.set_ylabel("p99 response time (ms)")
+    latency.set_ylim(0, 1.2 * max(w["p99_ms"] for w in windows))
+    errors = sum(w["errors"] + w["unexpected"] for w in windows)
+    ratio = report["last_vs_first_throughput"]
+    top.set_title(f"Soak, {report['scenario']} (buyers x sellers), {report['seconds']:g} s: "
+                  f"errors {errors}, throughput of the last minute / the first "
+                  + (f"{ratio:.2f}" if ratio is not None else "-"), fontsize=10)
+    top.legend(loc="lower left", fontsize=8)
+    latency.legend(loc="lower right", fontsize=8)
+    top.grid(axis="y", alpha=0.3)
+    if report["rss_kb_start"]:
+        for name in report["rss_kb_start"]:
+            middle.plot(ends, [report["rss_kb_start"][name] / 1024]
+                        + [w["rss_kb"][name] / 1024 for w in windows], "o-", label=name)
+        middle.legend(fontsize=8)
+    middle.set_ylabel("resident memory (MB)")
+    middle.set_title("each service's RSS at the end of every minute", fontsize=10)
+    middle.grid(alpha=0.3)
+    first = windows[0]
+    bottom.plot(ends, [first["items_total"] - first["items_added"]]
+                + [w["items_total"] for w in windows], "o-", label="items")
+    bottom.plot(ends, [0] + [w["purchases_total"] for w in windows], "o-", label="purchases")
+    bottom.set_ylabel("kept by the databases")
+    bottom.set_xlabel("minute of the soak")
+    bottom.set_title(f"data added by the load (plus {report['data_kept']['accounts']} accounts "
+                     "and sessions)", fontsize=10)
+    bottom.legend(fontsize=8)
+    bottom.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out / "soak.png", dpi=120)
+    plt.close(fig)
+    return "soak.png"

@@ -29,6 +29,8 @@ from protocol import ApiError
 
 log = logging.getLogger("marketplace")
 
+MEMORY_IDS_EPOCH = 1767225600.0  # 2026-01-01 00:00 UTC
+
 
 class Recent:
     """Keys remembered for ``ttl`` seconds after they were added (bounded bookkeeping:
@@ -188,6 +190,17 @@ def database_parser(description: str, env_prefix: str, port: int) -> argparse.Ar
     env_default(parser, "--data-dir", f"{env_prefix}_DATA_DIR", "",
                 "keep a journal and snapshots here (default: memory only)")
     return parser
+
+
+def first_id(args: argparse.Namespace) -> int:
+    """The first id a database hands out: 1 with a data directory (ids then go on from
+    the saved state); without one, the milliseconds since 2026-01-01, so that a
+    restarted memory-only database never reuses an id of the one before it (it would
+    take more than one new id per millisecond over its whole life). Another
+    database may still hold those ids, and no user may inherit what they name."""
+    if args.data_dir:
+        return 1
+    return max(1, int((time.time() - MEMORY_IDS_EPOCH) * 1000))
 
 
 def database_main(database: Database, args: argparse.Namespace) -> None:

@@ -49,6 +49,9 @@ class Tally:
         self.conflicts: Counter = Counter()  # op -> count
         self.errors: Counter = Counter()  # (op, "transport" | "internal") -> count
         self.unexpected: Counter = Counter()  # (op, error code) -> count
+        # Only when the run is cut into windows (the soak): by the window an op started in.
+        self.windows: dict[int, array] = {}  # window -> ok latencies
+        self.window_outcomes: Counter = Counter()  # (window, op, outcome) -> count
 
     def add(self, other: "Tally") -> None:
         for op, values in other.latencies.items():
@@ -56,6 +59,9 @@ class Tally:
         self.conflicts.update(other.conflicts)
         self.errors.update(other.errors)
         self.unexpected.update(other.unexpected)
+        for window, values in other.windows.items():
+            self.windows.setdefault(window, array("d")).extend(values)
+        self.window_outcomes.update(other.window_outcomes)
 
     def ok_latencies(self) -> array:
         joined = array("d")
@@ -116,38 +122,55 @@ class BenchClient:
         self.session = login["session"]
         return login
 
-    def run(self, ops: int | None, stop_at: float) -> None:
-        """Perform ``ops`` operations (or until ``stop_at`` when ``ops`` is None)."""
+    def run(self, ops: int | None, stop_at: float, window: float = 0.0,
+            origin: float = 0.0) -> None:
+        """Perform ``ops`` operations (or until ``stop_at`` when ``ops`` is None).
+
+        With ``window`` (seconds), outcomes are also tallied by the window of
+        the run, counted from ``origin`` (``time.monotonic()``), each op started in.
+        """
         done = 0
-        while (ops is None or done < ops) and time.monotonic() < stop_at:
+        while (ops is None or done < ops) and (now := time.monotonic()) < stop_at:
             done += 1
             op, args = self.next_op()
-            started = time.perf_counter()
-            try:
-                if self.sock is None:
-                    self.connect()
-                reply = self.exchange(op, args)
-            except (OSError, ApiError):
-                self.tally.errors[(op, "transport")] += 1
-                self.close()
-                time.sleep(RETRY_PAUSE)
-                continue
-            elapsed = time.perf_counter() - started
-            if reply.get("ok"):
-                self.tally.latencies.setdefault(op, array("d")).append(elapsed)
-                self.ok_count += 1
-                self.on_ok(op, args, reply.get("result") or {})
-                continue
-            code = (reply.get("error") or {}).get("code")
-            if code == "conflict":
-                self.tally.conflicts[op] += 1
-                self.on_conflict(op, args)
-            elif code == "internal":
-                self.tally.errors[(op, "internal")] += 1
-            else:
-                self.tally.unexpected[(op, str(code))] += 1
+            outcome, elapsed = self.perform(op, args)
+            if window:
+                index = int((now - origin) // window)
+                self.tally.window_outcomes[(index, op, outcome)] += 1
+                if outcome == "ok":
+                    self.tally.windows.setdefault(index, array("d")).append(elapsed)
         self.ended = time.monotonic()
         self.close()
+
+    def perform(self, op: str, args: dict) -> tuple[str, float]:
+        """One operation, tallied: its outcome ("ok", "conflict", "error" or
+        "unexpected") and, when ok, its latency in seconds."""
+        started = time.perf_counter()
+        try:
+            if self.sock is None:
+                self.connect()
+            reply = self.exchange(op, args)
+        except (OSError, ApiError):
+            self.tally.errors[(op, "transport")] += 1
+            self.close()
+            time.sleep(RETRY_PAUSE)
+            return "error", 0.0
+        elapsed = time.perf_counter() - started
+        if reply.get("ok"):
+            self.tally.latencies.setdefault(op, array("d")).append(elapsed)
+            self.ok_count += 1
+            self.on_ok(op, args, reply.get("result") or {})
+            return "ok", elapsed
+        code = (reply.get("error") or {}).get("code")
+        if code == "conflict":
+            self.tally.conflicts[op] += 1
+            self.on_conflict(op, args)
+            return "conflict", 0.0
+        if code == "internal":
+            self.tally.errors[(op, "internal")] += 1
+            return "error", 0.0
+        self.tally.unexpected[(op, str(code))] += 1
+        return "unexpected", 0.0
 
     def pick_op(self) -> str:
         return self.rng.choices(self.ops_names, self.weights)[0]
@@ -318,8 +341,10 @@ def run_threads(tasks: list) -> None:
 
 
 def worker_main(conn, specs: list[tuple[str, int]], addresses: dict[str, tuple[str, int]],
-                tag: str, seed: str, ops: int | None, seconds: float, progress, slot: int) -> None:
-    """One generator process: sets its clients up, then runs them on the parent's word.
+                tag: str, seed: str, ops: int | None, seconds: float, window: float, progress,
+                slot: int) -> None:
+    """One generator process: sets its clients up, then runs them on the parent's word
+    (tallying by ``window`` of seconds too, when not 0).
 
     Talks to the parent over ``conn``: "sellers" -> catalog, ("buyers", catalog)
     -> "ready", "go" -> ("done", figures); any failure -> ("failed", text).
@@ -345,7 +370,7 @@ def worker_main(conn, specs: list[tuple[str, int]], addresses: dict[str, tuple[s
         usage = resource.getrusage(resource.RUSAGE_SELF)
         started = time.monotonic()
         stop_at = started + seconds
-        run_threads([lambda c=c: c.run(ops, stop_at) for c in clients])
+        run_threads([lambda c=c: c.run(ops, stop_at, window, started) for c in clients])
         after = resource.getrusage(resource.RUSAGE_SELF)
         finished.set()
         progress[slot] = sum(c.ok_count for c in clients)
@@ -404,6 +429,28 @@ class LoadResult:
                 "generator_cpu_s": self.generator_cpu_s,
                 "services_cpu_s": self.services_cpu_s}
 
+    def window_figures(self, window: float, seconds: float) -> list[dict]:
+        """Per ``window`` seconds of a run of ``seconds`` (the last window may be shorter):
+        ok ops/s, p50 and p99, failures, and the items and purchases added."""
+        rows = []
+        for index in range(math.ceil(seconds / window)):
+            outcomes = {(op, outcome): n for (at, op, outcome), n
+                        in self.tally.window_outcomes.items() if at == index}
+            by_outcome: Counter = Counter()
+            for (_, outcome), n in outcomes.items():
+                by_outcome[outcome] += n
+            lat = sorted(self.tally.windows.get(index, ()))
+            length = min(window, seconds - index * window)
+            rows.append({"window": index, "start_s": index * window, "seconds": length,
+                         "ok": len(lat), "throughput_ops": len(lat) / length,
+                         "p50_ms": 1000 * percentile(lat, 0.50),
+                         "p99_ms": 1000 * percentile(lat, 0.99),
+                         "errors": by_outcome["error"], "unexpected": by_outcome["unexpected"],
+                         "conflicts": by_outcome["conflict"],
+                         "items_added": outcomes.get(("RegisterItemForSale", "ok"), 0),
+                         "purchases_added": outcomes.get(("MakePurchase", "ok"), 0)})
+        return rows
+
 
 def percentile(ordered: list[float] | array, q: float) -> float:
     """Nearest-rank percentile of sorted values (0 when empty)."""
@@ -414,10 +461,11 @@ def percentile(ordered: list[float] | array, q: float) -> float:
 
 def run_load(addresses: dict[str, tuple[str, int]], buyers: int, sellers: int, procs: int,
              ops: int | None, seconds: float, label: str, seed: str,
-             deployment: Any = None, on_tick=None) -> LoadResult:
+             deployment: Any = None, on_tick=None, window: float = 0.0) -> LoadResult:
     """Set up ``sellers`` + ``buyers`` clients in ``procs`` processes, run them, collect.
 
-    With ``deployment``, its services' CPU time during the timed part is measured too.
+    With ``deployment``, its services' CPU time during the timed part is measured too;
+    with ``window`` (seconds), outcomes are tallied per window as well (``window_figures``).
     """
     specs = [("seller", i) for i in range(sellers)] + [("buyer", i) for i in range(buyers)]
     procs = max(1, min(procs, len(specs)))
@@ -428,7 +476,8 @@ def run_load(addresses: dict[str, tuple[str, int]], buyers: int, sellers: int, p
     for slot in range(procs):
         mine, theirs = context.Pipe()
         process = context.Process(target=worker_main, daemon=True, args=(
-            theirs, specs[slot::procs], addresses, tag, seed, ops, seconds, progress, slot))
+            theirs, specs[slot::procs], addresses, tag, seed, ops, seconds, window, progress,
+            slot))
         process.start()
         workers.append((process, mine))
     try:

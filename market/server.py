@@ -276,8 +276,8 @@ def env_default(parser: argparse.ArgumentParser, flag: str, env: str, default: A
                 help: str, **kwargs: Any) -> None:
     """Add ``flag`` whose default comes from environment variable ``env``."""
     value = os.environ.get(env, default)
-    parser.add_argument(flag, default=value, help=f"{help} (env {env}, default {default})",
-                        **kwargs)
+    shown = f"env {env}, default {default}" if default not in ("", None) else f"env {env}"
+    parser.add_argument(flag, default=value, help=f"{help} ({shown})", **kwargs)
 
 
 def service_parser(description: str, env_prefix: str, port: int) -> argparse.ArgumentParser:

@@ -1,22 +1,19 @@
 """The CLI framework both CLIs are built from: commands, prompts, the read-run loop.
 
 A command takes its values from the line or, at a terminal, asks for the
-missing ones; checks each with the contract's own validators
-(``market.fields``) before sending; sends one op through a ``CliClient``;
-and shows the reply to a person (``market.views``). Every failure becomes
-one sentence on stderr, and the CLI goes on. ``cli_main`` runs one CLI.
-
-Exceptions, beyond ``market.client``'s::
-
-    CliError     one sentence for the person; the CLI goes on
-      WrongServer  the server is not this CLI's kind of frontend: the CLI stops
-    ApiError
-      NotSent    the frontend could not be reached: the request never left
+missing ones (the optional ones only for a bare command); checks each with the
+contract's own validators (``market.fields``) before sending; sends one op
+through ``market.cliclient.Frontends``; and shows the reply to a person
+(``market.views``). Every failure becomes one sentence on stderr (a
+``CliError``), and the CLI goes on. Ctrl-C cancels the line or question at
+hand; Ctrl-D, quit or the end of input leave, logging out. ``cli_main`` runs
+one CLI.
 """
 from __future__ import annotations
 
 import argparse
 import getpass
+import os
 import shlex
 import signal
 import socket
@@ -25,58 +22,31 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Callable
 
-from market.client import Client, Connection, NoAnswer
+from market.cliclient import CliError, Frontends, NotSent, WrongServer
+from market.client import NoAnswer, parse_address
 from market.fields import PASSWORD, USERNAME
 from market.server import env_default
 from market.views import table
 from protocol import ApiError, Omittable, OneOf, Validator, json_safe
 
-CLI_TIMEOUT = 20.0  # seconds to wait for a frontend: longer than its database timeouts
 QUIT_WORDS = ("quit", "exit")
 HELP_WORDS = ("help", "?", "menu")
 MENU_USAGE_WIDTH = 36  # so that the menu fits 80 columns
 CLI_SYNTAX = """\
-At a terminal the CLI shows this menu, asks for every value left off the line
-(Enter alone cancels, or skips an optional value) and reads passwords without
-echo. When standard input is not a terminal, it reads one command per line with
-its values on the line, prints only results, writes errors to stderr and exits
-with status 1 if any command failed:
+At a terminal the CLI shows this menu and asks for the values left off the line
+(a bare command asks for its optional values too; Enter alone cancels, or skips
+an optional value); passwords are read without echo. When standard input is not
+a terminal, it reads one command per line with its values on the line, prints
+only results, writes errors to stderr and exits with status 1 if any command
+failed (2 if the server is not a {role} frontend):
 
   printf 'login alice pw\\n{example}\\n' \\
       | python3 {role}_client.py
 
 Quote values that contain spaces ("desk lamp"); keywords are comma-separated
 (desk,light); prices are in dollars (17.50). Lines starting with # are skipped.
-quit, the end of the input, Ctrl-D and Ctrl-C all log out first."""
-
-
-class CliError(Exception):
-    """One sentence to tell the person; the CLI then goes on with the next command."""
-
-
-class WrongServer(CliError):
-    """The server is not a frontend of this CLI's role: the CLI stops (exit status 2)."""
-
-
-SERVICE_NAMES = {"seller": "seller server", "buyer": "buyer server",
-                 "product_db": "product database", "customer_db": "customer database"}
-
-
-class NotSent(ApiError):
-    """The frontend could not be reached, so the request never left this process."""
-
-
-class CliClient(Client):
-    """A ``Client`` that tells 'never sent' (``NotSent``) apart from 'sent, no answer',
-    and reads amounts exactly (``Decimal``), so any total shows to the cent."""
-
-    exact = True
-
-    def _checkout(self) -> Connection:
-        try:
-            return super()._checkout()
-        except ApiError as error:
-            raise NotSent(error.code, error.message) from None
+At a terminal Ctrl-C cancels the line or question at hand; quit, Ctrl-D and the
+end of the input leave, logging out first (after offering to save a changed cart)."""
 
 
 def read_price(text: str) -> Decimal:
@@ -102,10 +72,12 @@ class Arg:
     read: Callable[[str], Any] = str
     secret: bool = False  # asked for without echo
     prompted: bool = True  # asked for at a terminal when left off the line
+    metavar: str = ""  # how usage shows it (default: the name in capitals)
 
     @property
     def usage(self) -> str:
-        return f"[{self.name.upper()}]" if self.check.optional else self.name.upper()
+        shown = self.metavar or self.name.upper()
+        return f"[{shown}]" if self.check.optional else shown
 
     def parse(self, text: str) -> Any:
         """Text -> the value to send, within the spec's limits, or ``CliError``."""
@@ -133,6 +105,7 @@ class Command:
     needs_session: bool = True
     run: Callable[["Shell", dict], str] | None = None  # replaces sending ``op`` + ``show``
     paged: bool = False  # a list read a page at a time (its args: ``MORE``)
+    cart: str = ""  # "changed" if it changes the session's cart, "saved" if it saves it
 
     def usage(self) -> str:
         return " ".join([self.name, *(arg.usage for arg in self.args)])
@@ -164,17 +137,15 @@ class Shell:
     The token lives only in this process; ``close`` logs it out.
     """
 
-    def __init__(self, role: str, commands: list[Command], address: tuple[str, int],
+    def __init__(self, role: str, commands: list[Command], frontends: Frontends,
                  interactive: bool) -> None:
         self.role = role
         self.commands = commands
-        self.address = address
-        self.server = f"the {role} server at {address[0]}:{address[1]}"
-        self.client = CliClient(address, CLI_TIMEOUT)
+        self.frontends = frontends
         self.interactive = interactive
         self.session: str | None = None
         self.cursors: dict[str, str | None] = {}  # op -> the next of the page shown last
-        self.checked = False  # the server said it is a frontend of this role
+        self.unsaved_cart = False  # the session's cart changed since it was last saved
         self.username = ""
         self.failures = 0
         self.remember: Callable[[str], None] = lambda line: None  # readline's history
@@ -188,15 +159,14 @@ class Shell:
         try:
             if self.interactive:
                 print(self.greeting(example))
-                while True:
-                    line = input(self.prompt())
-                    self.remember(line)  # command lines only: not answers such as card numbers
-                    if not self.run_line(line):
-                        break
+                while self.read_and_run():
+                    pass
+                self.offer_to_save()
             else:
                 for line in sys.stdin:
                     if not self.run_line(line):
                         break
+                self.offer_to_save()
         except (EOFError, KeyboardInterrupt):
             if self.interactive:
                 print()
@@ -207,14 +177,30 @@ class Shell:
             self.close()
         return 1 if self.failures and not self.interactive else 0
 
+    def read_and_run(self) -> bool:
+        """At a terminal: read one command line and run it; False on quit or Ctrl-D.
+        Ctrl-C cancels the line or the question being asked, as in a shell."""
+        try:
+            line = input(self.prompt())
+            self.remember(line)  # command lines only: not answers such as card numbers
+            return self.run_line(line)
+        except KeyboardInterrupt:
+            print("^C")
+            return True
+        except EOFError:
+            print()
+            return False
+
     def greeting(self, example: str) -> str:
-        lines = [f"Marketplace {self.role} CLI, talking to {self.server}.",
+        others = len(self.frontends.addresses) - 1
+        lines = [f"Marketplace {self.role} CLI, talking to {self.frontends.describe()}"
+                 + (f" (and {others} more if it stops answering)." if others else "."),
                  "Type a number or a command; values may follow on the same line, "
                  f"e.g. {example}", "", menu(self.commands), ""]
         try:
-            socket.create_connection(self.address, timeout=2).close()
+            socket.create_connection(self.frontends.addresses[0], timeout=2).close()
         except OSError:
-            lines += [f"Note: {self.server} does not answer yet; "
+            lines += [f"Note: {self.frontends.describe(0)} does not answer yet; "
                       "commands will work once it is up.", ""]
         return "\n".join(lines)
 
@@ -234,6 +220,9 @@ class Shell:
             return True
         name = words[0].lower()
         if name in QUIT_WORDS:
+            if len(words) > 1:
+                self.fail(f"{name} takes no values.")
+                return True
             return False
         if name in HELP_WORDS:
             print(self.help(words[1:]))
@@ -273,10 +262,11 @@ class Shell:
             raise CliError(f"Too many values; usage: {command.usage()} "
                            '(quote values with spaces, like "desk lamp").')
         args = {}
+        bare = not values  # at a terminal, only a bare command asks for optional values too
         for position, arg in enumerate(command.args):
             if position < len(values):
                 args[arg.name] = arg.parse(values[position])
-            elif self.interactive and arg.prompted:
+            elif self.interactive and arg.prompted and (bare or not arg.check.optional):
                 args[arg.name] = self.ask(arg)
             elif arg.check.optional:
                 args[arg.name] = arg.check.default
@@ -286,7 +276,10 @@ class Shell:
             return self.next_page(command, args)
         if command.run:
             return command.run(self, args)
-        return command.show(self.call(command.op, args, command.read_only))
+        result = self.call(command.op, args, command.read_only)
+        if command.cart:
+            self.unsaved_cart = command.cart == "changed"
+        return command.show(result)
 
     def ask(self, arg: Arg) -> Any:
         """Ask for one value until it passes its check; Enter alone skips or cancels."""
@@ -320,37 +313,25 @@ class Shell:
         more = f"\nThere is more: type '{command.name} more'." if result.get("next") else ""
         return command.show(result) + more
 
-    def check_server(self) -> None:
-        """Make sure the server is a ``role`` frontend (its ``Hello``) before sending it
-        anything else; ``WrongServer`` if not. Unreachable: checked again next time."""
-        try:
-            hello = self.client.call("Hello", idempotent=True)
-        except ApiError:
-            return
-        self.checked = True
-        kind = hello.get("service")
-        if kind != self.role:
-            what = SERVICE_NAMES.get(kind, "not a marketplace service")
-            raise WrongServer(f"{self.address[0]}:{self.address[1]} is the {what}, not the "
-                              f"{self.role} server; nothing was sent.")
-
     def call(self, op: str, args: dict, read_only: bool = False) -> dict:
         """Send one op with the session, if any; return its result or raise ``CliError``.
 
-        A write whose reply is lost is not resent (``Client`` retries reads only).
+        A write whose reply is lost is not resent (reads are asked again, of the next
+        frontend if there are several).
         """
-        if not self.checked:
-            self.check_server()
         try:
-            return self.client.call(op, args, self.session, idempotent=read_only)
+            return self.frontends.call(op, args, self.session, read_only)
         except NotSent:
-            raise CliError(f"Cannot reach {self.server}; is it running? Nothing was sent; "
-                           "try again once it is back.") from None
+            raise CliError(f"Cannot reach {self.frontends.describe()}; is it running? Nothing "
+                           "was sent; try again once it is back.") from None
         except NoAnswer:
+            server = self.frontends.describe()
             if read_only:
-                raise CliError(f"No answer from {self.server}; try again.") from None
-            raise CliError(f"No answer from {self.server}, so it is unknown whether {op} "
+                raise CliError(f"No answer from {server}; try again.") from None
+            raise CliError(f"No answer from {server}, so it is unknown whether {op} "
                            "took effect; check before trying it again.") from None
+        except WrongServer:
+            raise
         except ApiError as error:
             raise CliError(self.explain(error)) from None
 
@@ -377,9 +358,33 @@ class Shell:
         return f"Logged in as {self.username} ({self.role} id {result[f'{self.role}_id']})."
 
     def logout(self, args: dict) -> str:
+        self.offer_to_save()
         self.call("Logout", {})
         self.forget_session()
         return "Logged out."
+
+    def offer_to_save(self) -> None:
+        """Before logging out: say that unsaved cart changes will be lost and, at a
+        terminal, offer to save them first."""
+        if not (self.session and self.unsaved_cart):
+            return
+        if not self.interactive:
+            print("Note: the cart's unsaved changes are lost at logout (save keeps them).",
+                  file=sys.stderr)
+            return
+        try:
+            answer = input("Your cart has changes that are not saved and will be lost. "
+                           "Save the cart first? [y/N] ")
+        except (EOFError, KeyboardInterrupt):
+            print()
+            return
+        if answer.strip().lower() in ("y", "yes"):
+            try:
+                self.call("SaveCart", {})
+                self.unsaved_cart = False
+                print("Cart saved.")
+            except CliError as error:
+                print(error, file=sys.stderr)
 
     def close_session(self) -> None:
         """Log out without a word, if logged in (the token is dropped either way)."""
@@ -393,11 +398,12 @@ class Shell:
     def forget_session(self) -> None:
         self.session, self.username = None, ""
         self.cursors.clear()
+        self.unsaved_cart = False
 
     def close(self) -> None:
         logged_in = bool(self.session)
         self.close_session()  # before printing: the terminal may be gone (SIGHUP)
-        self.client.close()
+        self.frontends.close()
         if logged_in and self.interactive:
             print("Logged out.")
 
@@ -425,9 +431,19 @@ def cli_main(role: str, commands: list[Command], env_prefix: str, port: int, exa
                + CLI_SYNTAX.format(role=role, example=example))
     env_default(parser, "--host", f"{env_prefix}_HOST", "127.0.0.1", f"{role} server host")
     env_default(parser, "--port", f"{env_prefix}_PORT", port, f"{role} server port", type=int)
+    servers = os.environ.get(f"{env_prefix}S", "")
+    parser.add_argument("--server", action="append", type=parse_address, metavar="HOST:PORT",
+                        help=f"a {role} frontend to use; repeat it for several, used in turn "
+                             "when one stops answering (env "
+                             f"{env_prefix}S=HOST:PORT,HOST:PORT; default --host and --port)")
     args = parser.parse_args(argv)
+    try:
+        addresses = args.server or [parse_address(text) for text in servers.split(",") if text]
+    except argparse.ArgumentTypeError as error:
+        parser.error(f"{env_prefix}S: {error}")
     sys.stdout.reconfigure(line_buffering=True)  # each result as soon as it is known
-    shell = Shell(role, commands, (args.host, args.port), sys.stdin.isatty())
+    shell = Shell(role, commands, Frontends(role, addresses or [(args.host, args.port)]),
+                  sys.stdin.isatty())
     for name in ("SIGTERM", "SIGHUP"):  # log out on these too
         if hasattr(signal, name):
             signal.signal(getattr(signal, name), _exit_on_signal)

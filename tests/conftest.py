@@ -193,3 +193,14 @@ def at_once(apis: list["Api"], op: str, **args) -> list[str]:
     for thread in threads:
         thread.join(30)
     return sorted(outcomes)
+
+
+def every_page(api: "Api", op: str, key: str) -> list:
+    """Every entry of a paged list (``DisplayItemsForSale`` -> "items", ...), page by page."""
+    entries, after = [], None
+    while True:
+        page = api(op, limit=500, **({} if after is None else {"after": after}))
+        entries += page[key]
+        after = page["next"]
+        if after is None:
+            return entries

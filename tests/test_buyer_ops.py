@@ -269,18 +269,19 @@ def test_new_buyer_has_no_purchases(buyer):
     assert buyer("GetBuyerPurchases")["purchases"] == []
 
 
-BUYER_OPS = {"Logout": {}, "SearchItemsForSale": {"category": 1}, "GetItem": {"item_id": 1},
-             "AddItemToCart": {"item_id": 1, "quantity": 1},
-             "RemoveItemFromCart": {"item_id": 1, "quantity": 1}, "SaveCart": {},
-             "ClearCart": {}, "DisplayCart": {}, "MakePurchase": CARD,
-             "ProvideFeedback": {"item_id": 1, "vote": "up"},
-             "GetSellerRating": {"seller_id": 1}, "GetBuyerPurchases": {}}
+def buyer_ops(item_id: int, seller_id: int) -> dict[str, dict]:
+    """Every buyer op with valid values (for an item and a seller that exist)."""
+    return {"Logout": {}, "SearchItemsForSale": {"category": 1}, "GetItem": {"item_id": item_id},
+            "AddItemToCart": {"item_id": item_id, "quantity": 1},
+            "RemoveItemFromCart": {"item_id": item_id, "quantity": 1}, "SaveCart": {},
+            "ClearCart": {}, "DisplayCart": {}, "MakePurchase": CARD,
+            "ProvideFeedback": {"item_id": item_id, "vote": "up"},
+            "GetSellerRating": {"seller_id": seller_id}, "GetBuyerPurchases": {}}
 
 
 def test_every_buyer_op_needs_a_live_session(market, seller, buyer):
-    listing(seller)  # so that item 1 and seller 1 exist
     anonymous = market.buyer()
-    for op, args in BUYER_OPS.items():
+    for op, args in buyer_ops(listing(seller), seller.seller_id).items():
         anonymous.session = None
         assert anonymous.error(op, **args) == "invalid_session", op
         anonymous.session = "x" * 43

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import CARD, ROOT, Api, Market, ServiceProcess
+from conftest import CARD, ROOT, Api, Market, ServiceProcess, every_page
 from market.client import Client
 from market.frontend import scrypt
 from protocol import ApiError
@@ -95,7 +95,7 @@ def test_acknowledged_writes_survive_kill_during_write_load(market):
     assert len(acknowledged) >= 300
     market.product_db.restart()
 
-    stored = {item["item_id"] for item in seller("DisplayItemsForSale")["items"]}
+    stored = {item["item_id"] for item in every_page(seller, "DisplayItemsForSale", "items")}
     assert set(acknowledged) <= stored
     # Nothing half-applied: ids are dense and every stored item is whole.
     assert stored == set(range(1, max(stored) + 1))

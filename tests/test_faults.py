@@ -87,9 +87,11 @@ def test_database_killed_under_load_then_back(database, unique):
         time.sleep(1.5)
         back = relisted = time.monotonic()
         getattr(market, database).restart()  # same port, empty
-        if database == "product_db":  # the seller lists the item again; it gets the same id
-            assert seller("RegisterItemForSale", name="lamp", category=3, keywords=["desk"],
-                          condition="new", price=2, quantity=UNITS)["item_id"] == item_id
+        if database == "product_db":  # the seller lists the item again: under a new id
+            new_id = seller("RegisterItemForSale", name="lamp", category=3, keywords=["desk"],
+                            condition="new", price=2, quantity=UNITS)["item_id"]
+            assert new_id != item_id  # ids are never reused, so no cart names another's item
+            workers[1].args["item_id"] = new_id
         relisted = time.monotonic()  # till then GetItem may find no item
         assert wait_until(lambda: all("ok" in w.codes(back) for w in workers), timeout=10), \
             [w.codes(back)[-5:] for w in workers]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import random
 import re
 import socket
 import subprocess
@@ -37,9 +38,30 @@ def env(tmp_path):
     script("stop_all.sh", env={**os.environ, "RUN_DIR": str(tmp_path / "run")})  # just in case
 
 
-def script(name: str, env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run([str(ROOT / name)], env=env, capture_output=True, text=True,
+def script(name: str, env: dict, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(ROOT / name), *args], env=env, capture_output=True, text=True,
                           timeout=60)
+
+
+def consecutive_free_ports(count: int) -> int:
+    """The first of ``count`` consecutive ports that are free now (below Linux's
+    ephemeral range, so that no connection takes one meanwhile)."""
+    rng = random.Random()
+    for _ in range(200):
+        first = rng.randrange(20000, 32000)
+        sockets = []
+        try:
+            for port in range(first, first + count):
+                sock = socket.socket()
+                sockets.append(sock)
+                sock.bind(("127.0.0.1", port))
+            return first
+        except OSError:
+            continue
+        finally:
+            for sock in sockets:
+                sock.close()
+    raise RuntimeError(f"no {count} consecutive free ports")
 
 
 def running(pid: int) -> bool:
@@ -51,9 +73,9 @@ def running(pid: int) -> bool:
         return False
 
 
-def recorded_pids(run_dir: str) -> dict[str, int]:
+def recorded_pids(run_dir: str, names=SERVICES) -> dict[str, int]:
     pids = {}
-    for name in SERVICES:
+    for name in names:
         path = os.path.join(run_dir, f"{name}.pid")
         if os.path.exists(path):
             with open(path) as pid_file:
@@ -130,10 +152,95 @@ def test_stop_all_leaves_a_reused_pid_alone(env):
 def test_readme_walkthrough(env):
     """The README's walkthrough runs as pasted and prints what the README shows."""
     walkthrough = (ROOT / "README.md").read_text().split("## Walkthrough", 1)[1]
-    commands = walkthrough.split("```sh\n", 1)[1].split("```", 1)[0]
-    shown = walkthrough.split("The last step prints:\n\n```\n", 1)[1].split("```", 1)[0]
+    commands, after = walkthrough.split("```sh\n", 1)[1].split("```", 1)
+    shown = after.split("prints:\n\n```\n", 1)[1].split("```", 1)[0]  # what the text after shows
     result = subprocess.run(["bash", "-e", "-c", commands], cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=120)
     assert (result.returncode, result.stderr) == (0, ""), result.stdout
     assert shown in result.stdout
     assert result.stdout.count("stopped ") == 4
+
+
+@pytest.mark.parametrize("name", ["run_all.sh", "stop_all.sh"])
+def test_help_starts_and_stops_nothing(env, name):
+    for flag in ("--help", "-h"):
+        result = script(name, env, flag)
+        assert result.returncode == 0 and result.stderr == ""
+        assert result.stdout.startswith(f"Usage: ./{name}") and "RUN_DIR" in result.stdout
+        assert not os.path.exists(env["RUN_DIR"])  # nothing started, nothing recorded
+    if name == "run_all.sh":
+        for variable in ["SELLER_FRONTENDS", "BUYER_FRONTENDS", *PORT_VARIABLES,
+                         "MARKET_SECRET_FILE", "PYTHON"]:
+            assert variable in result.stdout
+
+
+@pytest.mark.parametrize("name, args", [("run_all.sh", ["--bogus"]), ("run_all.sh", ["now"]),
+                                        ("stop_all.sh", ["--bogus"])])
+def test_unknown_argument(env, name, args):
+    result = script(name, env, *args)
+    assert result.returncode == 2 and result.stdout == ""
+    assert args[0] in result.stderr and f"Usage: ./{name}" in result.stderr
+    assert not os.path.exists(env["RUN_DIR"])
+
+
+def test_several_frontends(env):
+    """Two frontends per role on consecutive ports, the buyers' right after the sellers'."""
+    first = consecutive_free_ports(4)
+    del env["BUYER_SERVER_PORT"]  # its default follows the last seller frontend
+    env.update(SELLER_SERVER_PORT=str(first), SELLER_FRONTENDS="2", BUYER_FRONTENDS="2")
+    expected = {"product_db": int(env["PRODUCT_DB_PORT"]),
+                "customer_db": int(env["CUSTOMER_DB_PORT"]),
+                "seller_server": first, "seller_server_2": first + 1,
+                "buyer_server": first + 2, "buyer_server_2": first + 3}
+    started = script("run_all.sh", env)
+    assert started.returncode == 0, started.stderr
+    for name, port in expected.items():
+        assert re.search(rf"^{name} +ready on 127\.0\.0\.1:{port} \(pid \d+\), "
+                         rf"log {re.escape(env['RUN_DIR'])}/{name}\.log$",
+                         started.stdout, re.MULTILINE), started.stdout
+    pids = recorded_pids(env["RUN_DIR"], expected)
+    assert sorted(pids) == sorted(expected) and all(map(running, pids.values()))
+    for name, port in expected.items():
+        if "server" in name:
+            client = Client(("127.0.0.1", port))
+            assert client.call("Hello")["service"] == name.split("_")[0], name
+            client.close()
+    # All share the two databases: what one seller frontend lists, another buyer one sees.
+    seller = Api(Client(("127.0.0.1", expected["seller_server_2"])))
+    seller.register("sam")
+    item_id = seller("RegisterItemForSale", name="lamp", category=1, keywords=[],
+                     condition="new", price=2.5, quantity=1)["item_id"]
+    buyer = Api(Client(("127.0.0.1", expected["buyer_server"])))
+    buyer.register("bea")
+    assert buyer("GetItem", item_id=item_id)["item"]["price"] == 2.5
+    seller.client.close()
+    buyer.client.close()
+
+    again = script("run_all.sh", env)
+    assert again.returncode == 0 and again.stdout.count("is already running") == 6
+    # A third seller frontend would take the port the first buyer frontend holds.
+    more = script("run_all.sh", {**env, "SELLER_FRONTENDS": "3"})
+    assert more.returncode == 1
+    assert (f"seller_server_3 cannot listen on port {first + 2}: buyer_server "
+            f"(pid {pids['buyer_server']})") in more.stderr
+    assert recorded_pids(env["RUN_DIR"], [*expected, "seller_server_3"]) == pids
+
+    for wrong in ("buyer", "nosuch"):
+        refused = script("stop_all.sh", env, "seller_server", wrong)
+        assert refused.returncode == 2 and refused.stdout == ""
+        assert f"no service named '{wrong}'" in refused.stderr
+        assert all(name in refused.stderr for name in expected), refused.stderr
+    assert recorded_pids(env["RUN_DIR"], expected) == pids and all(map(running, pids.values()))
+
+    stopped = script("stop_all.sh", env)
+    assert stopped.returncode == 0, stopped.stderr
+    for name, pid in pids.items():
+        assert f"stopped {name} (pid {pid})" in stopped.stdout, stopped.stdout
+    assert wait_until(lambda: not any(map(running, pids.values())))
+    assert recorded_pids(env["RUN_DIR"], expected) == {}
+
+    for name in ("seller_server_2", "buyer_server"):  # still known, by their logs
+        not_running = script("stop_all.sh", env, name)
+        assert (not_running.returncode, not_running.stdout) == (0, f"{name} is not running\n")
+    twice = script("stop_all.sh", env)
+    assert twice.returncode == 0 and "nothing to stop" in twice.stdout
