@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bisect
 import heapq
+import itertools
 import threading
 import time
 from dataclasses import dataclass, field
@@ -58,6 +59,11 @@ class Item:
                 "thumbs_down": self.thumbs_down}))
         return self._json
 
+    @property
+    def keyword_set(self) -> frozenset[str]:
+        """The keywords as search matches them: lower case."""
+        return frozenset(word.lower() for word in self.keywords)
+
     def raw(self) -> dict:
         """The fields, for the journal."""
         return {name: value for name, value in vars(self).items() if name != "_json"}
@@ -92,11 +98,15 @@ class ProductDB(Database):
         super().__init__()
         # self._lock guards items, the indexes and reservations. Invariants:
         # every quantity is >= 0; the indexes list exactly the items of each
-        # category, (category, lower-case keyword) and seller; a purchase id
-        # takes units at most once and gives them back at most once.
+        # category, (category, lower-case keyword subset) and seller, each by
+        # item_id; a purchase id takes units at most once and gives them back at
+        # most once.
         self._items: dict[int, Item] = {}
         self._by_category: dict[int, list[Item]] = {}  # in item_id order
-        self._by_keyword: dict[tuple[int, str], list[Item]] = {}
+        # category -> keyword set (sorted, lower-case) -> the items having all of those
+        # keywords, by item_id: every non-empty subset of each item's keywords (at most
+        # 31 lists an item), so a search reads only the items it returns.
+        self._by_keywords: dict[int, dict[tuple[str, ...], list[Item]]] = {}
         self._by_seller: dict[int, list[Item]] = {}
         self._reservations: dict[str, Reservation] = {}
         self._votes = Recent(VOTE_TTL)  # vote key -> [item_id, vote, "counted" | "revoked"]
@@ -157,8 +167,10 @@ class ProductDB(Database):
         self._next_id = max(self._next_id, item.item_id + 1)
         self._items[item.item_id] = item
         self._by_category.setdefault(item.category, []).append(item)
-        for word in item.keywords:
-            self._by_keyword.setdefault((item.category, word.lower()), []).append(item)
+        index = self._by_keywords.setdefault(item.category, {})
+        for size in range(1, len(item.keyword_set) + 1):
+            for subset in itertools.combinations(sorted(item.keyword_set), size):
+                index.setdefault(subset, []).append(item)
         self._by_seller.setdefault(item.seller_id, []).append(item)
 
     def change_price(self, request: Request, seller_id: int, item_id: int,
@@ -206,12 +218,8 @@ class ProductDB(Database):
                         if len(found) == limit:
                             break
                 return items_result(found)
-            shared: dict[int, int] = {}
-            for word in keywords:
-                for item in self._by_keyword.get((category, word.lower()), ()):
-                    if item.quantity > 0:
-                        shared[item.item_id] = shared.get(item.item_id, 0) + 1
-            return items_result([self._items[item_id] for item_id in best_matches(shared, limit)])
+            return items_result(best_matches(self._by_keywords.get(category, {}),
+                                             {word.lower() for word in keywords}, limit))
 
     def get_item(self, request: Request, item_id: int) -> RawResult:
         with self._lock:
@@ -367,10 +375,26 @@ class ProductDB(Database):
             self.apply({"items": [], "vote": vote})
 
 
-def best_matches(shared: dict[int, int], limit: int) -> list[int]:
-    """The ``limit`` item ids sharing the most keywords (``shared``: id -> count), ties by
-    id, in that order; a heap, so it costs O(n log limit), not a sort of every match."""
-    return heapq.nsmallest(limit, shared, key=lambda item_id: (-shared[item_id], item_id))
+def best_matches(index: dict[tuple[str, ...], list[Item]], words: set[str],
+                 limit: int) -> list[Item]:
+    """The ``limit`` items in stock sharing the most of ``words``, ties by item_id.
+
+    ``index`` maps each keyword set to its items by id (see ``ProductDB._by_keywords``).
+    Level by level, from all of ``words`` down to one: the items sharing exactly that
+    many are those of the lists of that many words, merged by id, less those sharing
+    more (taken at a higher level). It stops at ``limit``, so it reads about ``limit``
+    items per level, not every match.
+    """
+    found: list[Item] = []
+    ordered = sorted(words)
+    for size in range(len(ordered), 0, -1):
+        lists = [index.get(subset, ()) for subset in itertools.combinations(ordered, size)]
+        for item in heapq.merge(*lists, key=lambda item: item.item_id):
+            if item.quantity > 0 and len(item.keyword_set & words) == size:
+                found.append(item)
+                if len(found) == limit:
+                    return found
+    return found
 
 
 def _sold_line(item: Item, units: int) -> dict:
