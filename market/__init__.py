@@ -5,13 +5,16 @@ Imports run one way: the entry points at the top level -> ``market`` -> ``protoc
     fields      the contract's fields and limits, money, card rules
     sockets     kernel socket timeouts, reading request lines
     server      op tables, dispatch, the threaded TCP server, service flags, serve
+    paging      opaque cursors and pages bounded in count and bytes
     client      pooled persistent connections (frontends -> databases, CLIs -> frontends)
     journal     the journal and snapshots of a database with --data-dir
     database    the base of both databases: lock, deadlines, secret, bookkeeping
     frontend    the base of both frontends: accounts, password hashing
     views       how the CLIs show money, tables, items
+    cliclient   how a CLI reaches its frontends: the Hello check, several frontends
     shell       the CLI framework: commands, prompts, the loop
     launch      starting services as processes and reading their ready lines
     loadgen     the benchmark's clients and load runs
+    preload     the data-size benchmark: markets of a chosen size, single ops timed
     charts      the benchmark's charts
 """
