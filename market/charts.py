@@ -23,17 +23,9 @@ def pyplot() -> Any:
     return plt
 
 
-def log_scale(axis: Any) -> None:
-    """A log scale labelled 1, 2, 5, 10, ... in plain numbers."""
-    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
-    axis.set_major_locator(LogLocator(subs=(1, 2, 5)))
-    axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
-    axis.set_minor_formatter(NullFormatter())
-
-
 def draw_charts(out: Path, report: dict) -> list[str]:
     """Latency bars, throughput beside the echo chain, latency CDF; returns file names."""
-    from matplotlib.ticker import FuncFormatter
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     plt = pyplot()
     plain = FuncFormatter(lambda value, _: f"{value:g}")
@@ -59,7 +51,9 @@ def draw_charts(out: Path, report: dict) -> list[str]:
                                       ("p95_ms", "p95"), ("p99_ms", "p99")]):
         bars(ax, (i - 1.5) * 0.2, 0.2, key, [f"{r[key]:.3g}" for r in rows], label=title)
     ax.set_yscale("log")
-    log_scale(ax.yaxis)
+    ax.yaxis.set_major_locator(LogLocator(subs=(1, 2, 5)))
+    ax.yaxis.set_major_formatter(plain)
+    ax.yaxis.set_minor_formatter(NullFormatter())
     low, high = ax.get_ylim()
     ax.set_ylim(low, high * 2.5)  # room for the legend above the tallest bar
     ax.set_xticks(x, labels)
@@ -139,13 +133,10 @@ def draw_size_chart(out: Path, report: dict) -> str:
         text = f"{row['ratio_p50']:.2f}x" if row["ratio_p50"] is not None else "-"
         ax.annotate(text, (p, top), xytext=(0, 4), textcoords="offset points", ha="center",
                     fontsize=8, color="black" if row["within_2x"] else "red")
-    ax.set_yscale("log")
-    log_scale(ax.yaxis)
-    low, high = ax.get_ylim()
-    ax.set_ylim(low, high * 4)  # room for the legend
+    ax.set_ylim(0, 1.4 * max(row[name]["p99_ms"] for row in rows for name in markets))
     ax.set_xticks(x, [row["op"] for row in rows], fontsize=8, rotation=25, ha="right",
                   rotation_mode="anchor")
-    ax.set_ylabel("response time (ms, log scale)")
+    ax.set_ylabel("response time (ms)")
     m = report["machine"]
     config = report["config"]
     ax.set_title(f"Response time by op, nearly empty vs large market; above: p50 ratio "

@@ -49,3 +49,33 @@ def test_quick_benchmark_writes_sane_results_and_charts(tmp_path):
     for chart in ("latency.png", "throughput.png", "latency_cdf.png"):
         data = (out / chart).read_bytes()
         assert data.startswith(b"\x89PNG") and len(data) > 10_000, chart
+
+
+LARGE_MARKET_OPS = ["DisplayItemsForSale first page", "DisplayItemsForSale later page",
+                    "GetBuyerPurchases first page", "GetBuyerPurchases later page",
+                    "SearchItemsForSale", "SearchItemsForSale keywords", "GetItem",
+                    "AddItemToCart", "DisplayCart", "RemoveItemFromCart"]
+
+
+def test_quick_large_market_scenario_times_every_op_on_both_sizes(tmp_path):
+    """The data-size scenario at a small scale: it builds, times every op, and charts."""
+    out = tmp_path / "large"
+    run = subprocess.run([sys.executable, str(ROOT / "performance.py"), "--large-market",
+                          "--quick", "--out", str(out)], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-3000:]
+    report = json.loads((out / "large_market.json").read_text())
+    large = report["config"]["markets"]["large"]
+    assert (large["items"], large["seller_items"], large["purchases"]) == (2000, 500, 250)
+    assert [op["op"] for op in report["ops"]] == LARGE_MARKET_OPS
+    for op in report["ops"]:
+        for size in ("small", "large"):
+            figures = op[size]
+            assert figures["failures"] == 0 and figures["samples"] == 50, (op["op"], size)
+            assert 0 < figures["p50_ms"] <= figures["p99_ms"], (op["op"], size)
+        assert abs(op["ratio_p50"] - op["large"]["p50_ms"] / op["small"]["p50_ms"]) < 1e-9
+    entries = {op["op"]: op["large"]["entries"] for op in report["ops"]}
+    assert entries["DisplayItemsForSale later page"] == entries["GetBuyerPurchases later page"] \
+        == 100
+    assert entries["SearchItemsForSale"] == entries["SearchItemsForSale keywords"] == 20
+    assert (out / "latency_by_size.png").read_bytes().startswith(b"\x89PNG")
