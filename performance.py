@@ -417,8 +417,9 @@ def main(argv: list[str] | None = None) -> None:
                         help="instead: per-op latency on fresh services holding 50,000 items "
                              "(one seller 12,000) and a buyer with 3,000 purchases, beside a "
                              "nearly empty market (large_market.json, latency_by_size.png)")
-    parser.add_argument("--target", metavar="SELLER_HOST:PORT,BUYER_HOST:PORT",
-                        help="use these running frontends instead of starting services")
+    parser.add_argument("--target", metavar="SELLER_HOST:PORT[+...],BUYER_HOST:PORT[+...]",
+                        help="use these running frontends instead of starting services; "
+                             "several of a role joined by '+' share its clients in turn")
     parser.add_argument("--data-dir", type=Path,
                         help="start the databases with --data-dir in a fresh directory under "
                              "this one (removed after each run)")
@@ -438,8 +439,9 @@ def main(argv: list[str] | None = None) -> None:
     args.runs = args.runs or defaults["runs"]
     target = None
     if args.target:
-        seller, _, buyer = args.target.partition(",")
-        target = {"seller": parse_address(seller), "buyer": parse_address(buyer)}
+        sellers, _, buyers = args.target.partition(",")
+        target = {"seller": [parse_address(text) for text in sellers.split("+")],
+                  "buyer": [parse_address(text) for text in buyers.split("+")]}
     if importlib.util.find_spec("matplotlib") is None:  # say so now, not after the run
         raise RuntimeError("matplotlib is missing: run ./run_tests.sh once and use "
                            ".venv/bin/python performance.py, or pip install -r requirements.txt")

@@ -340,7 +340,14 @@ def run_threads(tasks: list) -> None:
         raise failures[0]
 
 
-def worker_main(conn, specs: list[tuple[str, int]], addresses: dict[str, tuple[str, int]],
+def frontend_of(addresses: tuple[str, int] | list[tuple[str, int]],
+                index: int) -> tuple[str, int]:
+    """The frontend client ``index`` of a role talks to: its role's one address, or one of
+    several in turn, so the clients spread evenly over them."""
+    return addresses[index % len(addresses)] if isinstance(addresses, list) else addresses
+
+
+def worker_main(conn, specs: list[tuple[str, int]], addresses: dict[str, Any],
                 tag: str, seed: str, ops: int | None, seconds: float, window: float, progress,
                 slot: int) -> None:
     """One generator process: sets its clients up, then runs them on the parent's word
@@ -350,8 +357,8 @@ def worker_main(conn, specs: list[tuple[str, int]], addresses: dict[str, tuple[s
     -> "ready", "go" -> ("done", figures); any failure -> ("failed", text).
     """
     kinds = {"seller": SellerBench, "buyer": BuyerBench}
-    clients = [kinds[role](addresses[role], f"{role[0]}{tag}-{index}", f"{seed}-{role}-{index}")
-               for role, index in specs]
+    clients = [kinds[role](frontend_of(addresses[role], index), f"{role[0]}{tag}-{index}",
+                           f"{seed}-{role}-{index}") for role, index in specs]
     sellers = [c for c in clients if isinstance(c, SellerBench)]
     buyers = [c for c in clients if isinstance(c, BuyerBench)]
     try:
