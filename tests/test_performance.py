@@ -3,7 +3,8 @@ import json
 import subprocess
 import sys
 
-from conftest import ROOT
+from conftest import ROOT, ServiceProcess, start_market
+from market.client import Client
 
 SCENARIO_FIELDS = ["buyers", "sellers", "runs", "ops_per_client", "avg_ms", "p50_ms", "p95_ms",
                    "p99_ms", "throughput_ops", "errors", "echo_throughput_ops",
@@ -79,3 +80,30 @@ def test_quick_large_market_scenario_times_every_op_on_both_sizes(tmp_path):
         == 100
     assert entries["SearchItemsForSale"] == entries["SearchItemsForSale keywords"] == 20
     assert (out / "latency_by_size.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_clients_are_spread_over_every_frontend_given(tmp_path):
+    """--target with two frontends of each role: each frontend serves about half the load."""
+    market = start_market()
+    dbs = ["--product-db", "%s:%d" % market.product_db.address,
+           "--customer-db", "%s:%d" % market.customer_db.address]
+    extra = [ServiceProcess(script, *dbs).start()
+             for script in ("seller_server.py", "buyer_server.py")]
+    frontends = [market.seller_server, extra[0], market.buyer_server, extra[1]]
+    try:
+        where = ["%s:%d" % frontend.address for frontend in frontends]
+        target = f"{where[0]}+{where[1]},{where[2]}+{where[3]}"
+        before = [frontend.cpu_s() for frontend in frontends]
+        run = subprocess.run([sys.executable, str(ROOT / "performance.py"), "--quick",
+                              "--scenarios", "2x2", "--target", target, "--out",
+                              str(tmp_path / "spread")], capture_output=True, text=True,
+                             timeout=120)
+        assert run.returncode == 0, run.stderr[-3000:]
+        used = [frontend.cpu_s() - spent for frontend, spent in zip(frontends, before)]
+        for pair in (used[:2], used[2:]):  # each of a role's two did real work
+            assert min(pair) > 0.2 * max(pair) > 0, used
+        assert all(Client(f.address).call("Hello")["service"] for f in frontends)
+    finally:
+        for frontend in extra:
+            frontend.stop()
+        market.stop()
