@@ -15,7 +15,7 @@ import time
 from market.client import Client, NoAnswer
 from market.fields import (CART_MAX, CATEGORY, ITEM_ID, KEYWORDS, QUANTITY, SEARCH_LIMIT,
                            SELLER_ID, VOTE, card_problem, dollars)
-from market.frontend import Frontend, frontend_main
+from market.frontend import Frontend, PasswordHasher, frontend_main
 from market.paging import CURSOR, PAGE_LIMIT, page_args
 from market.server import Op, Request, env_default
 from protocol import MAX_LINE, ApiError, Omittable, RawResult, Str
@@ -46,13 +46,17 @@ class BuyerFrontend(Frontend):
                             help="for tests: pause this long between taking a purchase's "
                                  "units and recording it (default 0)")
 
-    def configure(self, args: argparse.Namespace) -> None:
-        self.settle_after = max(1, args.settle_after)
-        self.commit_delay = args.test_commit_delay
+    def __init__(self, customer_db: Client, product_db: Client,
+                 hasher: PasswordHasher | None = None) -> None:
+        super().__init__(customer_db, product_db, hasher)
         # Undos (compensations) that did not get through, retried by the settling
         # thread: (first try, database client, op, args). Guarded by its own lock.
         self._undo_lock = threading.Lock()
         self._undos: collections.deque[tuple[float, Client, str, dict]] = collections.deque()
+
+    def configure(self, args: argparse.Namespace) -> None:
+        self.settle_after = max(1, args.settle_after)
+        self.commit_delay = args.test_commit_delay
 
     def role_ops(self) -> dict[str, Op]:
         cart_line = {"item_id": ITEM_ID, "quantity": QUANTITY}

@@ -168,8 +168,9 @@ class ProductDB(Database):
         self._items[item.item_id] = item
         self._by_category.setdefault(item.category, []).append(item)
         index = self._by_keywords.setdefault(item.category, {})
-        for size in range(1, len(item.keyword_set) + 1):
-            for subset in itertools.combinations(sorted(item.keyword_set), size):
+        words = sorted(item.keyword_set)
+        for size in range(1, len(words) + 1):
+            for subset in itertools.combinations(words, size):
                 index.setdefault(subset, []).append(item)
         self._by_seller.setdefault(item.seller_id, []).append(item)
 

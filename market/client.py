@@ -129,10 +129,6 @@ class Client:
             return RawResult(line[len(OK_PREFIX):-len(NO_ID_SUFFIX)])
         return RawResult(encode_value(result_of(self._decode(line))))
 
-    def request(self, message: dict, idempotent: bool = False) -> dict:
-        """Send a message and return the whole reply envelope."""
-        return self._decode(self.exchange(encode(message), idempotent))
-
     def _payload(self, op: str, args: dict | None,
                  session: str | None) -> Callable[[], bytes]:
         """The request line, built anew for each attempt (each with its own deadline)."""
@@ -146,12 +142,13 @@ class Client:
             return encode(message)
         return stamped
 
-    def exchange(self, payload: bytes | Callable[[], bytes], idempotent: bool = False) -> bytes:
-        """Send one request line and return the reply line; see the class doc on retries."""
+    def exchange(self, payload: Callable[[], bytes], idempotent: bool = False) -> bytes:
+        """Send the request line ``payload()`` makes and return the reply line; see the
+        class doc on retries."""
         for attempt in (1, 2):
             conn = self._checkout()
             try:
-                line = conn.exchange(payload() if callable(payload) else payload)
+                line = conn.exchange(payload())
             except ApiError as exc:  # too_large: a bug, since every reply is bounded
                 self._discard(conn)
                 log.error("%s sent a reply over %d bytes: %s", self._name(), MAX_LINE, exc)

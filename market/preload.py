@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from market.client import Client, Connection
 from market.loadgen import CARD, CATEGORIES, KEYWORDS, OP_TIMEOUT, PASSWORD
+from market.paging import page_args
 from protocol import decode, encode, envelope, result_of
 
 
@@ -141,8 +142,7 @@ def later_page(conn: Connection, op: str, session: str, key: str, expected: int)
     last_full = None
     seen = 0
     while True:
-        result = call(conn, op, {"limit": PAGE} if after is None else
-                      {"limit": PAGE, "after": after}, session)
+        result = call(conn, op, page_args(PAGE, after), session)
         if after is not None and len(result[key]) == PAGE:
             last_full = after
         seen += len(result[key])

@@ -15,6 +15,7 @@ sys.path.insert(0, str(ROOT))
 
 from market.client import Client  # noqa: E402
 from market.launch import ServiceProcess  # noqa: E402
+from market.paging import page_args  # noqa: E402
 from protocol import ApiError  # noqa: E402
 
 # A card that passes every check (Luhn, expiry in the future).
@@ -199,7 +200,7 @@ def every_page(api: "Api", op: str, key: str) -> list:
     """Every entry of a paged list (``DisplayItemsForSale`` -> "items", ...), page by page."""
     entries, after = [], None
     while True:
-        page = api(op, limit=500, **({} if after is None else {"after": after}))
+        page = api(op, **page_args(500, after))
         entries += page[key]
         after = page["next"]
         if after is None:
