@@ -69,7 +69,7 @@ class BuyerFrontend(Frontend):
             "RemoveItemFromCart": Op(self.cart_op("RemoveFromCart"), cart_line),
             "SaveCart": Op(self.cart_op("SaveCart")),
             "ClearCart": Op(self.cart_op("ClearCart")),
-            "DisplayCart": Op(self.cart_op("GetCart", idempotent=True)),
+            "DisplayCart": Op(self.cart_op("GetCart", read=True)),
             "MakePurchase": Op(self.make_purchase, CARD),
             "ProvideFeedback": Op(self.provide_feedback, {"item_id": ITEM_ID, "vote": VOTE}),
             "GetSellerRating": Op(self.seller_rating, {"seller_id": SELLER_ID}),
@@ -82,11 +82,11 @@ class BuyerFrontend(Frontend):
                limit: int) -> RawResult:
         self.user_id(request)
         return self.product.call_raw("Search", {"category": category, "keywords": keywords,
-                                                "limit": limit}, idempotent=True)
+                                                "limit": limit}, read=True)
 
     def get_item(self, request: Request, item_id: int) -> RawResult:
         self.user_id(request)
-        return self.product.call_raw("GetItem", {"item_id": item_id}, idempotent=True)
+        return self.product.call_raw("GetItem", {"item_id": item_id}, read=True)
 
     # -- carts ----------------------------------------------------------------
 
@@ -96,15 +96,15 @@ class BuyerFrontend(Frontend):
         The session is checked by the write, so an unknown item is ``not_found``
         even for a bad session (items are public through search anyway).
         """
-        item = self.product.call("GetItem", {"item_id": item_id}, idempotent=True)["item"]
+        item = self.product.call("GetItem", {"item_id": item_id}, read=True)["item"]
         result = self.customer.call("AddToCart", {"item_id": item_id, "quantity": quantity,
                                                   "available": item["quantity"]}, request.session)
         return {"cart": self.render_cart(result["cart"])}
 
-    def cart_op(self, db_op: str, idempotent: bool = False):
+    def cart_op(self, db_op: str, read: bool = False):
         """A handler that runs ``db_op`` on the session's cart and shows the result."""
         def handler(request: Request, **args: object) -> dict:
-            result = self.customer.call(db_op, args, request.session, idempotent=idempotent)
+            result = self.customer.call(db_op, args, request.session, read=read)
             return {"cart": self.render_cart(result["cart"])}
         return handler
 
@@ -114,7 +114,7 @@ class BuyerFrontend(Frontend):
         ids = [item_id for item_id, _ in lines]
         for start in range(0, len(ids), CART_MAX // 2):  # each reply well under MAX_LINE
             found = self.product.call("GetItems", {"item_ids": ids[start:start + CART_MAX // 2]},
-                                      idempotent=True)["items"]
+                                      read=True)["items"]
             items.update((item["item_id"], item) for item in found)
         shown, total = [], 0
         for item_id, units in lines:
@@ -161,7 +161,7 @@ class BuyerFrontend(Frontend):
                 time.sleep(self.commit_delay)
             purchase = self.customer.call_raw("CommitPurchase", {  # keyed: safe to resend
                 "purchase_id": purchase_id, "lines": sold, "card_last4": card_number[-4:]},
-                idempotent=True)
+                read=True)
         except ApiError:
             self.settle_quietly([purchase_id])
             raise
@@ -171,8 +171,8 @@ class BuyerFrontend(Frontend):
     def settle(self, purchase_ids: list[str]) -> None:
         """Get the customer database's verdict on these purchases and apply it to the units."""
         verdict = self.customer.call("ResolvePurchases", {"purchase_ids": purchase_ids},
-                                     idempotent=True)
-        self.product.call("SettlePurchases", verdict, idempotent=True)
+                                     read=True)
+        self.product.call("SettlePurchases", verdict, read=True)
 
     def settle_quietly(self, purchase_ids: list[str], sold: bool = False) -> None:
         """``settle`` (or, for committed purchases, mark them sold), leaving failures to the
@@ -180,7 +180,7 @@ class BuyerFrontend(Frontend):
         try:
             if sold:
                 self.product.call("SettlePurchases", {"sold": purchase_ids, "released": []},
-                                  idempotent=True)
+                                  read=True)
             else:
                 self.settle(purchase_ids)
         except ApiError as error:
@@ -200,7 +200,7 @@ class BuyerFrontend(Frontend):
                 while True:
                     stale = self.product.call("PendingPurchases", {
                         "older_than": self.settle_after, "limit": SETTLE_BATCH},
-                        idempotent=True)["purchase_ids"]
+                        read=True)["purchase_ids"]
                     if stale:
                         self.settle(stale)
                     if len(stale) < SETTLE_BATCH:
@@ -233,7 +233,7 @@ class BuyerFrontend(Frontend):
 
     def purchases(self, request: Request, limit: int, after: str | None) -> RawResult:
         return self.customer.call_raw("GetPurchases", page_args(limit, after),
-                                      request.session, idempotent=True)
+                                      request.session, read=True)
 
     def provide_feedback(self, request: Request, item_id: int, vote: str) -> dict:
         """Count the vote for the seller (customer db), then the item (product db).
@@ -249,7 +249,7 @@ class BuyerFrontend(Frontend):
                 "item_id": item_id, "vote": vote, "key": key}, request.session)["buyer_id"]
         except ApiError as error:
             if error.code == "conflict":  # not bought; not_found if there is no such item
-                self.product.call("GetItem", {"item_id": item_id}, idempotent=True)
+                self.product.call("GetItem", {"item_id": item_id}, read=True)
             raise
         vote_args = {"item_id": item_id, "vote": vote, "key": key}
         try:

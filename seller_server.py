@@ -41,7 +41,7 @@ class SellerFrontend(Frontend):
     def display_items(self, request: Request, limit: int, after: str | None) -> RawResult:
         return self.product.call_raw("SellerItems", {"seller_id": self.user_id(request),
                                                      **page_args(limit, after)},
-                                 idempotent=True)
+                                 read=True)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -74,7 +74,7 @@ class Frontends:
             index = self.current
             try:
                 self._check(index)
-                return self.clients[index].call(op, args, session, idempotent=read_only)
+                return self.clients[index].call(op, args, session, read=read_only)
             except (NotSent, NoAnswer) as failure:
                 if isinstance(failure, NoAnswer) and not read_only:
                     raise
@@ -88,7 +88,7 @@ class Frontends:
         if self.checked[index]:
             return
         try:
-            hello = self.clients[index].call("Hello", idempotent=True)
+            hello = self.clients[index].call("Hello", read=True)
         except NotSent:
             raise
         except NoAnswer as failure:

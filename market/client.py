@@ -2,7 +2,8 @@
 
 ``Client`` is what the frontends use to reach a database (pool cap, secret
 handshake, deadlines) and the CLIs and tests use to reach a frontend. A
-request that was sent is never resent silently, except a read (``idempotent``).
+request that was sent is never resent silently, except a read (``read``, or an
+``InternalOp`` declared as one).
 
 Exceptions, beyond ``protocol.ApiError`` from the server's own error replies::
 
@@ -21,6 +22,7 @@ import threading
 import time
 from typing import Callable
 
+from market.dbapi import InternalOp
 from market.sockets import set_socket_timeout
 from protocol import (MAX_LINE, NO_ID_SUFFIX, OK_PREFIX, ApiError, RawResult, decode, encode,
                       encode_value, envelope, read_line, result_of)
@@ -86,7 +88,8 @@ class Client:
     A pooled connection that the server has closed while idle is noticed before
     sending and replaced. Once a request has been sent, a failure is never
     retried silently: it surfaces as ``NoAnswer`` (``unavailable``), unless the
-    caller marks the op ``idempotent`` (a read), which is retried once.
+    op is a read (``read=True``, or an ``InternalOp`` declared ``read``), which is
+    retried once.
 
     For a frontend's database connections: ``secret`` proves the deployment's
     secret on each new connection (see ``Database.authenticate``); ``pool_size``
@@ -112,22 +115,28 @@ class Client:
         self._idle: collections.deque[Connection] = collections.deque()
         self._open = 0
 
-    def call(self, op: str, args: dict | None = None, session: str | None = None,
-             idempotent: bool = False) -> dict:
+    def call(self, op: str | InternalOp, args: dict | None = None, session: str | None = None,
+             read: bool = False) -> dict:
         """Send one request and return its ``result``; error replies raise ``ApiError``."""
-        return result_of(self._decode(self.exchange(self._payload(op, args, session), idempotent)))
+        return result_of(self._decode(self._send(op, args, session, read)))
 
-    def call_raw(self, op: str, args: dict | None = None, session: str | None = None,
-                 idempotent: bool = False) -> RawResult:
+    def call_raw(self, op: str | InternalOp, args: dict | None = None,
+                 session: str | None = None, read: bool = False) -> RawResult:
         """Like ``call``, but the result stays encoded, for a frontend to pass on as it is.
 
         A reply our own ``Service`` wrote to a request without an id is spliced,
         not parsed; anything else is decoded and checked as in ``call``.
         """
-        line = self.exchange(self._payload(op, args, session), idempotent)
+        line = self._send(op, args, session, read)
         if line.startswith(OK_PREFIX) and line.endswith(NO_ID_SUFFIX):
             return RawResult(line[len(OK_PREFIX):-len(NO_ID_SUFFIX)])
         return RawResult(encode_value(result_of(self._decode(line))))
+
+    def _send(self, op: str | InternalOp, args: dict | None, session: str | None,
+              read: bool) -> bytes:
+        if isinstance(op, InternalOp):
+            op, read = op.name, op.read
+        return self.exchange(self._payload(op, args, session), read)
 
     def _payload(self, op: str, args: dict | None,
                  session: str | None) -> Callable[[], bytes]:
@@ -142,7 +151,7 @@ class Client:
             return encode(message)
         return stamped
 
-    def exchange(self, payload: Callable[[], bytes], idempotent: bool = False) -> bytes:
+    def exchange(self, payload: Callable[[], bytes], read: bool = False) -> bytes:
         """Send the request line ``payload()`` makes and return the reply line; see the
         class doc on retries."""
         for attempt in (1, 2):
@@ -156,7 +165,7 @@ class Client:
                     from None
             except (OSError, ConnectionError) as exc:
                 self._discard(conn)
-                if idempotent and attempt == 1:
+                if read and attempt == 1:
                     continue
                 log.warning("%s did not answer: %s", self._name(), exc)
                 raise NoAnswer("unavailable", "The marketplace's storage did not answer in "

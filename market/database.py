@@ -18,9 +18,10 @@ import sys
 import threading
 import time
 from decimal import Decimal
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from market.client import auth_proof
+from market.dbapi import InternalOp
 from market.fields import SECRET_PROOF
 from market.journal import Journal, JournalError
 from market.server import (ENVELOPE_FIELDS, Op, Peer, Request, Service, env_default,
@@ -95,6 +96,11 @@ class Database(Service):
         self._lock = threading.Lock()
         self._journal: Journal | None = None
         self._unsynced = threading.local()  # .number: this thread's last record to wait for
+
+    def serve(self, table: dict[InternalOp, Callable[..., Any]]) -> None:
+        """Add internal ops to the op table: each declaration with its handler."""
+        for api, handler in table.items():
+            self.ops[api.name] = Op(handler, api.schema, api.needs_session)
 
     def hello(self, request: Request) -> dict:
         reply = super().hello(request)

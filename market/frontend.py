@@ -105,7 +105,7 @@ class Frontend(Service):
         costs what a known one costs.
         """
         account = {"role": self.role, "username": username}
-        salt = self.customer.call("GetSalt", account, idempotent=True)
+        salt = self.customer.call("GetSalt", account, read=True)
         digest = self.hasher.hash(password, bytes.fromhex(salt["salt"]), salt["cost"])
         result = self.customer.call("Login", {**account, "hash": digest.hex()})
         return {"session": result["session"], f"{self.role}_id": result["user_id"]}
@@ -116,13 +116,13 @@ class Frontend(Service):
     def user_id(self, request: Request) -> int:
         """The id behind the request's session (checked and refreshed), or invalid_session."""
         return self.customer.call("CheckSession", {"role": self.role}, request.session,
-                                  idempotent=True)["user_id"]
+                                  read=True)["user_id"]
 
     def seller_rating(self, request: Request, seller_id: int | None) -> RawResult:
         args = {"role": self.role}
         if seller_id is not None:
             args["seller_id"] = seller_id
-        return self.customer.call_raw("GetSellerRating", args, request.session, idempotent=True)
+        return self.customer.call_raw("GetSellerRating", args, request.session, read=True)
 
 
 def frontend_main(frontend: type[Frontend], description: str, env_prefix: str, port: int,

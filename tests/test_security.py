@@ -17,6 +17,7 @@ import customer_db
 import market.frontend
 from buyer_server import BuyerFrontend
 from conftest import ROOT, Market, ServiceProcess, wait_until
+from market.dbapi import InternalOp
 from market.server import Op, Service
 from protocol import ApiError
 
@@ -79,9 +80,10 @@ class InProcess:
         self.service = service
         self.sent: list[str] = []
 
-    def call(self, op: str, args: dict | None = None, session: str | None = None,
-             idempotent: bool = False) -> dict:
-        line = json.dumps({"op": op, "args": args or {}, "session": session})
+    def call(self, op: str | InternalOp, args: dict | None = None, session: str | None = None,
+             read: bool = False) -> dict:
+        name = op.name if isinstance(op, InternalOp) else op
+        line = json.dumps({"op": name, "args": args or {}, "session": session})
         self.sent.append(line)
         reply = json.loads(self.service.respond(line.encode() + b"\n"))
         if not reply["ok"]:

@@ -1,0 +1,25 @@
+"""The internal API between the frontends and the databases: how an internal op is declared.
+
+Each internal op is declared once, as an ``InternalOp``: its name, its argument schema,
+whether it needs a session, and whether it only reads. The declarations live in
+``market.customer_api`` and ``market.product_api``; a database builds its op table from
+them (``Database.serve``) and a frontend calls them (``Client.call(op, args, session)``),
+so a rename or a new argument is one edit, seen by both sides.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from protocol import Validator
+
+
+@dataclass(frozen=True)
+class InternalOp:
+    """One op a database serves to the frontends."""
+
+    name: str
+    schema: dict[str, Validator] = field(default_factory=dict)
+    needs_session: bool = True
+    # Only reads: a client may send it again on a fresh connection when the
+    # first send failed. Never true for a change.
+    read: bool = False
