@@ -96,6 +96,8 @@ class Database(Service):
         self._lock = threading.Lock()
         self._journal: Journal | None = None
         self._unsynced = threading.local()  # .number: this thread's last record to wait for
+        # Each record kind and the method that applies it; subclasses fill it in.
+        self.appliers: dict[str, Callable[[dict], None]] = {}
 
     def serve(self, table: dict[InternalOp, Callable[..., Any]]) -> None:
         """Add internal ops to the op table: each declaration with its handler."""
@@ -181,8 +183,14 @@ class Database(Service):
             self._unsynced.number = 0
             self._journal.wait(number)
 
-    def apply(self, change: dict) -> None:
-        raise NotImplementedError
+    def change(self, record: dict) -> None:
+        """Apply one change and journal it (hold ``self._lock``): every change is a record,
+        so replaying the journal after a restart runs exactly the code that ran live."""
+        self.apply(record)
+        self.record(record)
+
+    def apply(self, record: dict) -> None:
+        self.appliers[record["kind"]](record)
 
     def dump(self) -> Any:
         raise NotImplementedError
