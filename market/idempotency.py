@@ -1,0 +1,119 @@
+"""Idempotency keys: the first outcome of each keyed write, remembered for ``KEY_TTL``.
+
+A client may send ``idempotency_key`` with any write (contract §11); a frontend
+passes it, or a fresh one, to the database that applies the write. ``KeyedOutcomes``
+remembers per ``(scope, key)`` what the request was (its fingerprint) and, once it
+was applied, its outcome: a result, or a final error. A resend with the same key
+gets that outcome and changes nothing more; the same key with another request is
+``conflict``. A scope names whose keys they are (``"buyer:7"``, ``"seller-name:alice"``),
+so one account's keys never meet another's.
+
+Entries are kept in the order they were made and dropped once older than
+``KEY_TTL``: memory follows the write rate over ten minutes, not time.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+from protocol import ApiError, Validator
+
+KEY_TTL = 600.0  # seconds a key's outcome is remembered (contract §11: 10 minutes)
+_KEY_PATTERN = re.compile(r"[A-Za-z0-9_-]{16,64}")
+
+
+class IdempotencyKey(Validator):
+    """16-64 characters from A-Z a-z 0-9 _ -."""
+
+    def __call__(self, name: str, value: Any) -> str:
+        if not isinstance(value, str) or not _KEY_PATTERN.fullmatch(value):
+            raise self.fail(name, "a string of 16 to 64 characters from A-Z a-z 0-9 _ -")
+        return value
+
+
+IDEMPOTENCY_KEY = IdempotencyKey()
+
+
+def fingerprint(op: str, args: dict) -> str:
+    """What a keyed request asked for, so that a key reused for another request is caught."""
+    text = json.dumps([op, args], sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+@dataclass
+class Outcome:
+    """One key's entry: what was asked, when, and (once applied) what came of it."""
+
+    fingerprint: str
+    at: float  # wall-clock seconds, so that a replayed journal ages it correctly
+    result: Any = None
+    error: tuple[str, str] | None = None  # (code, message) of a final error
+
+    @property
+    def settled(self) -> bool:
+        return self.result is not None or self.error is not None
+
+    def replay(self) -> Any:
+        """The first outcome again: its result, or its final error raised."""
+        if self.error is not None:
+            raise ApiError(*self.error)
+        return self.result
+
+
+class KeyedOutcomes:
+    """``(scope, key) -> Outcome``, oldest first. Not locked: its database's lock guards it."""
+
+    def __init__(self, ttl: float = KEY_TTL) -> None:
+        self.ttl = ttl
+        self._entries: OrderedDict[tuple[str, str], Outcome] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def find(self, scope: str, key: str, print_: str) -> Outcome | None:
+        """The entry of this key, or None if it is new; ``conflict`` if it was used for
+        another request."""
+        entry = self._entries.get((scope, key))
+        if entry is None:
+            return None
+        if entry.fingerprint != print_:
+            raise ApiError("conflict", "This idempotency_key was already used for another "
+                                       "request; use a new key for a new request.")
+        return entry
+
+    def remember(self, scope: str, key: str, print_: str, at: float,
+                 result: Any = None, error: tuple[str, str] | None = None) -> Outcome:
+        """Record (or complete) the entry of a key."""
+        entry = self._entries.get((scope, key))
+        if entry is None:
+            entry = self._entries[(scope, key)] = Outcome(print_, at)
+        if result is not None:
+            entry.result = result
+        if error is not None:
+            entry.error = error
+        return entry
+
+    def forget_expired(self, now: float | None = None) -> int:
+        """Drop entries older than the TTL; returns how many."""
+        cutoff = (time.time() if now is None else now) - self.ttl
+        dropped = 0
+        while self._entries:
+            scope_key, entry = next(iter(self._entries.items()))
+            if entry.at >= cutoff:
+                break
+            del self._entries[scope_key]
+            dropped += 1
+        return dropped
+
+    def dump(self) -> list[list]:
+        return [[scope, key, e.fingerprint, e.at, e.result, list(e.error) if e.error else None]
+                for (scope, key), e in self._entries.items()]
+
+    def restore(self, rows: list[list]) -> None:
+        for scope, key, print_, at, result, error in rows:
+            self.remember(scope, key, print_, at, result, tuple(error) if error else None)

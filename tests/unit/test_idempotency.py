@@ -1,0 +1,61 @@
+"""KeyedOutcomes: first outcome kept, reuse for another request refused, expiry in order."""
+import pytest
+
+from market.idempotency import IDEMPOTENCY_KEY, KeyedOutcomes, fingerprint
+from protocol import ApiError
+
+KEY = "k" * 16
+
+
+def test_a_new_key_is_unknown_then_replays_its_result():
+    outcomes = KeyedOutcomes()
+    print_ = fingerprint("AddItemToCart", {"item_id": 1, "quantity": 2})
+    assert outcomes.find("buyer:1", KEY, print_) is None
+    outcomes.remember("buyer:1", KEY, print_, at=100.0, result={"cart": [[1, 2]]})
+    assert outcomes.find("buyer:1", KEY, print_).replay() == {"cart": [[1, 2]]}
+
+
+def test_a_final_error_is_replayed_as_the_same_error():
+    outcomes = KeyedOutcomes()
+    outcomes.remember("buyer:1", KEY, "p", at=1.0, error=("conflict", "Not enough units."))
+    with pytest.raises(ApiError) as caught:
+        outcomes.find("buyer:1", KEY, "p").replay()
+    assert (caught.value.code, caught.value.message) == ("conflict", "Not enough units.")
+
+
+def test_the_same_key_for_another_request_is_conflict_and_scopes_are_apart():
+    outcomes = KeyedOutcomes()
+    outcomes.remember("buyer:1", KEY, "first", at=1.0, result={})
+    with pytest.raises(ApiError) as caught:
+        outcomes.find("buyer:1", KEY, "second")
+    assert caught.value.code == "conflict"
+    assert outcomes.find("buyer:2", KEY, "second") is None
+
+
+def test_fingerprints_differ_by_op_and_args_not_by_key_order():
+    assert fingerprint("A", {"x": 1, "y": 2}) == fingerprint("A", {"y": 2, "x": 1})
+    assert fingerprint("A", {"x": 1}) != fingerprint("B", {"x": 1})
+    assert fingerprint("A", {"x": 1}) != fingerprint("A", {"x": 2})
+
+
+def test_entries_expire_oldest_first_and_survive_dump_and_restore():
+    outcomes = KeyedOutcomes(ttl=10)
+    for n in range(5):
+        outcomes.remember("s", f"{n:016d}", "p", at=float(n), result={"n": n})
+    assert outcomes.forget_expired(now=12.5) == 3
+    copy = KeyedOutcomes(ttl=10)
+    copy.restore(outcomes.dump())
+    assert [copy.find("s", f"{n:016d}", "p").replay() for n in (3, 4)] == [{"n": 3}, {"n": 4}]
+    assert copy.find("s", f"{0:016d}", "p") is None
+
+
+@pytest.mark.parametrize("key", ["a" * 15, "a" * 65, "a" * 15 + "!", "ä" * 16, 12345678901234567,
+                                 None])
+def test_bad_keys_are_refused(key):
+    with pytest.raises(ApiError) as caught:
+        IDEMPOTENCY_KEY("idempotency_key", key)
+    assert caught.value.code == "bad_request"
+
+
+def test_good_keys_pass():
+    assert IDEMPOTENCY_KEY("k", "A-z_0" * 4) == "A-z_0" * 4
