@@ -33,7 +33,7 @@ out, not enough units) is an expected outcome, reported as ``conflicts``;
 0); any other error code is reported as ``unexpected``.
 
 The limit: in every run the same clients, with the same seeds and op mix, also
-drive an echo chain built from the same ``Server`` and ``Client`` (``market.launch``):
+drive an echo chain built from the same ``Server`` and ``Client`` (``bench.echo``):
 client -> relay -> echo, where the relay forwards every request over pooled
 persistent connections and the echo answers every op with a small fixed
 result. ``ratio_vs_echo`` is our throughput over the echo chain's.
@@ -51,7 +51,7 @@ last minute's ops/s over the first's (section 8 wants >= 0.9). Written to
 
 ``--large-market`` instead measures cost against data size (the contract's
 section 8): fresh services are filled, outside the clock and through the
-frontends (``market.preload``), to 50,000 items, of which one seller owns
+frontends (``bench.preload``), to 50,000 items, of which one seller owns
 12,000, and one buyer with 3,000 purchases (2 items each); then one client
 times each op, one request at a time, in round robin, ``--ops`` times (default
 500): DisplayItemsForSale's first page and its last full page (``after``),
@@ -80,13 +80,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from market.charts import cdf_points, draw_charts, draw_size_chart, draw_soak_chart
+from bench.charts import cdf_points, draw_charts, draw_size_chart, draw_soak_chart
+from bench.deploy import Deployment, start_market
+from bench.echo import start_echo_chain
+from bench.loadgen import (BUYER_MIX, ITEMS_PER_SELLER, RUN_TIME_LIMIT, SELLER_MIX, LoadResult,
+                           Tally, mean_std, percentile, run_load, show)
+from bench.preload import (LARGE, LINES_PER_PURCHASE, PAGE, PROBES, QUICK_LARGE, SEARCH_CATEGORY,
+                           SEARCH_LIMIT, SEARCH_WORDS, SMALL, Shape, Timing, build_market, probe)
 from market.client import parse_address
-from market.launch import Deployment, start_echo_chain, start_market
-from market.loadgen import (BUYER_MIX, ITEMS_PER_SELLER, RUN_TIME_LIMIT, SELLER_MIX, LoadResult,
-                            Tally, mean_std, percentile, run_load, show)
-from market.preload import (LARGE, LINES_PER_PURCHASE, PAGE, PROBES, QUICK_LARGE, SEARCH_CATEGORY,
-                            SEARCH_LIMIT, SEARCH_WORDS, SMALL, Shape, Timing, build_market, probe)
 
 DEFAULT_SCENARIOS = "1x1,10x10,100x100"
 FULL = {"scenarios": DEFAULT_SCENARIOS, "ops": 1000, "runs": 10}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from market.loadgen import percentile
+from bench.loadgen import percentile
 
 
 def cdf_points(ordered: list[float], points: int = 200) -> list[float]:

@@ -18,8 +18,8 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from bench.loadgen import CARD, CATEGORIES, KEYWORDS, OP_TIMEOUT, PASSWORD
 from market.client import Client, Connection
-from market.loadgen import CARD, CATEGORIES, KEYWORDS, OP_TIMEOUT, PASSWORD
 from market.paging import page_args
 from protocol import decode, encode, envelope, result_of
 

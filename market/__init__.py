@@ -14,7 +14,6 @@ Imports run one way: the entry points at the top level -> ``market`` -> ``protoc
     cliclient   how a CLI reaches its frontends: the Hello check, several frontends
     shell       the CLI framework: commands, prompts, the loop
     launch      starting services as processes and reading their ready lines
-    loadgen     the benchmark's clients and load runs
-    preload     the data-size benchmark: markets of a chosen size, single ops timed
-    charts      the benchmark's charts
+
+The benchmark (``performance.py``) has its own package beside this one, ``bench``.
 """

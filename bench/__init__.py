@@ -1,0 +1,10 @@
+"""The benchmark behind ``performance.py``, apart from the marketplace it measures.
+
+Imports run one way: ``performance.py`` -> ``bench`` -> ``market`` / ``protocol``.
+
+    loadgen     simulated sellers and buyers, load runs in generator processes, progress
+    deploy      the services a benchmark run starts and measures (CPU, RSS)
+    echo        the echo chain (client -> relay -> echo), the yardstick of the same stack
+    preload     the data-size benchmark: markets of a chosen size, single ops timed
+    charts      the benchmark's charts
+"""
