@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 from protocol import Validator
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class InternalOp:
-    """One op a database serves to the frontends."""
+    """One op a database serves to the frontends (hashed by identity: each is declared once,
+    and op tables are keyed by it)."""
 
     name: str
     schema: dict[str, Validator] = field(default_factory=dict)
