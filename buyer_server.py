@@ -12,7 +12,9 @@ import secrets
 import threading
 import time
 
+from market import product_api
 from market.client import Client, NoAnswer
+from market.dbapi import InternalOp
 from market.fields import (CART_MAX, CATEGORY, ITEM_ID, KEYWORDS, QUANTITY, SEARCH_LIMIT,
                            SELLER_ID, VOTE, card_problem, dollars)
 from market.frontend import Frontend, PasswordHasher, frontend_main
@@ -52,7 +54,8 @@ class BuyerFrontend(Frontend):
         # Undos (compensations) that did not get through, retried by the settling
         # thread: (first try, database client, op, args). Guarded by its own lock.
         self._undo_lock = threading.Lock()
-        self._undos: collections.deque[tuple[float, Client, str, dict]] = collections.deque()
+        self._undos: collections.deque[tuple[float, Client, InternalOp | str, dict]] = \
+            collections.deque()
 
     def configure(self, args: argparse.Namespace) -> None:
         self.settle_after = max(1, args.settle_after)
@@ -81,12 +84,12 @@ class BuyerFrontend(Frontend):
     def search(self, request: Request, category: int, keywords: list[str],
                limit: int) -> RawResult:
         self.user_id(request)
-        return self.product.call_raw("Search", {"category": category, "keywords": keywords,
-                                                "limit": limit}, read=True)
+        return self.product.call_raw(product_api.SEARCH, {
+            "category": category, "keywords": keywords, "limit": limit})
 
     def get_item(self, request: Request, item_id: int) -> RawResult:
         self.user_id(request)
-        return self.product.call_raw("GetItem", {"item_id": item_id}, read=True)
+        return self.product.call_raw(product_api.GET_ITEM, {"item_id": item_id})
 
     # -- carts ----------------------------------------------------------------
 
@@ -96,7 +99,7 @@ class BuyerFrontend(Frontend):
         The session is checked by the write, so an unknown item is ``not_found``
         even for a bad session (items are public through search anyway).
         """
-        item = self.product.call("GetItem", {"item_id": item_id}, read=True)["item"]
+        item = self.product.call(product_api.GET_ITEM, {"item_id": item_id})["item"]
         result = self.customer.call("AddToCart", {"item_id": item_id, "quantity": quantity,
                                                   "available": item["quantity"]}, request.session)
         return {"cart": self.render_cart(result["cart"])}
@@ -113,15 +116,15 @@ class BuyerFrontend(Frontend):
         items = {}
         ids = [item_id for item_id, _ in lines]
         for start in range(0, len(ids), CART_MAX // 2):  # each reply well under MAX_LINE
-            found = self.product.call("GetItems", {"item_ids": ids[start:start + CART_MAX // 2]},
-                                      read=True)["items"]
+            found = self.product.call(product_api.GET_ITEMS,
+                                      {"item_ids": ids[start:start + CART_MAX // 2]})["items"]
             items.update((item["item_id"], item) for item in found)
         shown, total = [], 0
         for item_id, units in lines:
-            item = items.get(item_id, {"name": "", "price": 0, "quantity": 0})
-            cents = round(item["price"] * 100)
+            item = items.get(item_id, {"name": "", "price_cents": 0, "quantity": 0})
+            cents = item["price_cents"]
             total += cents * units
-            shown.append({"item_id": item_id, "name": item["name"], "price": item["price"],
+            shown.append({"item_id": item_id, "name": item["name"], "price": dollars(cents),
                           "quantity": units, "line_total": dollars(cents * units),
                           "available": item["quantity"] >= units})
         return {"lines": shown, "total": dollars(total)}
@@ -136,11 +139,11 @@ class BuyerFrontend(Frontend):
            cart's lines into a pending purchase under a fresh id (a second
            purchase of the same cart finds it empty: ``conflict``).
         2. product db ``ReserveUnits``: take every line's units under one lock,
-           as a pending reservation under that id.
+           as a reservation held under that id.
         3. customer db ``CommitPurchase``: record exactly those lines, bump the
            counters. The customer database decides: an id is committed once,
            or cancelled (its lines back in the cart) and then never committed.
-        4. product db ``SettlePurchases``: mark the reservation sold.
+        4. product db ``SettleReservations``: mark the reservation sold.
         When step 2 or 3 fails, ``settle`` at once asks the customer database
         for its verdict (cancelling the purchase) and the product database
         keeps or gives back the units. Each request carries a deadline, so a
@@ -155,8 +158,8 @@ class BuyerFrontend(Frontend):
                                   request.session)["cart"]
         lines = [{"item_id": item_id, "quantity": units} for item_id, units in cart]
         try:
-            sold = self.product.call("ReserveUnits", {"purchase_id": purchase_id,
-                                                      "lines": lines})["lines"]
+            sold = self.product.call(product_api.RESERVE_UNITS, {"purchase_id": purchase_id,
+                                                                 "lines": lines})["lines"]
             if self.commit_delay:
                 time.sleep(self.commit_delay)
             purchase = self.customer.call_raw("CommitPurchase", {  # keyed: safe to resend
@@ -172,15 +175,15 @@ class BuyerFrontend(Frontend):
         """Get the customer database's verdict on these purchases and apply it to the units."""
         verdict = self.customer.call("ResolvePurchases", {"purchase_ids": purchase_ids},
                                      read=True)
-        self.product.call("SettlePurchases", verdict, read=True)
+        self.product.call(product_api.SETTLE_RESERVATIONS, verdict)
 
     def settle_quietly(self, purchase_ids: list[str], sold: bool = False) -> None:
         """``settle`` (or, for committed purchases, mark them sold), leaving failures to the
         settling thread."""
         try:
             if sold:
-                self.product.call("SettlePurchases", {"sold": purchase_ids, "released": []},
-                                  read=True)
+                self.product.call(product_api.SETTLE_RESERVATIONS,
+                                  {"sold": purchase_ids, "released": []})
             else:
                 self.settle(purchase_ids)
         except ApiError as error:
@@ -198,9 +201,8 @@ class BuyerFrontend(Frontend):
             time.sleep(self.settle_after / 2)
             try:
                 while True:
-                    stale = self.product.call("PendingPurchases", {
-                        "older_than": self.settle_after, "limit": SETTLE_BATCH},
-                        read=True)["purchase_ids"]
+                    stale = self.product.call(product_api.HELD_RESERVATIONS, {
+                        "older_than": self.settle_after, "limit": SETTLE_BATCH})["purchase_ids"]
                     if stale:
                         self.settle(stale)
                     if len(stale) < SETTLE_BATCH:
@@ -209,21 +211,23 @@ class BuyerFrontend(Frontend):
                 log.warning("settling stale purchases failed: %s", error.code)
             self._retry_undos()
 
-    def undo(self, database: Client, op: str, args: dict, first_try: float = 0.0) -> None:
+    def undo(self, database: Client, op: InternalOp | str, args: dict,
+             first_try: float = 0.0) -> None:
         """Send a compensation (keyed, idempotent, never refused for lateness); if it does
         not get through, the settling thread tries again for ``UNDO_RETRY_FOR`` seconds."""
         first_try = first_try or time.monotonic()
+        name = op.name if isinstance(op, InternalOp) else op
         try:
             database.call(op, args)  # one try: a stalled database is not waited for twice
         except ApiError as error:
             if error.code != "unavailable":
-                log.warning("%s %s refused: %s", op, args["key"], error.code)
+                log.warning("%s %s refused: %s", name, args["key"], error.code)
             elif time.monotonic() - first_try < UNDO_RETRY_FOR:
-                log.warning("%s %s did not get through; will retry", op, args["key"])
+                log.warning("%s %s did not get through; will retry", name, args["key"])
                 with self._undo_lock:
                     self._undos.append((first_try, database, op, args))
             else:
-                log.error("%s %s given up after %d s", op, args["key"], UNDO_RETRY_FOR)
+                log.error("%s %s given up after %d s", name, args["key"], UNDO_RETRY_FOR)
 
     def _retry_undos(self) -> None:
         with self._undo_lock:
@@ -239,7 +243,7 @@ class BuyerFrontend(Frontend):
         """Count the vote for the seller (customer db), then the item (product db).
 
         Both writes carry the attempt's ``key``. If the item's vote fails, it
-        is revoked by key (so a late ``AddVote`` changes nothing; retried in
+        is revoked by key (so a late ``RecordVote`` changes nothing; retried in
         the background until delivered) and then the seller's, so the buyer
         may vote again and the vote counts exactly once on each side.
         """
@@ -249,14 +253,14 @@ class BuyerFrontend(Frontend):
                 "item_id": item_id, "vote": vote, "key": key}, request.session)["buyer_id"]
         except ApiError as error:
             if error.code == "conflict":  # not bought; not_found if there is no such item
-                self.product.call("GetItem", {"item_id": item_id}, read=True)
+                self.product.call(product_api.GET_ITEM, {"item_id": item_id})
             raise
         vote_args = {"item_id": item_id, "vote": vote, "key": key}
         try:
-            self.product.call("AddVote", vote_args)
+            self.product.call(product_api.RECORD_VOTE, vote_args)
         except ApiError as error:
             if isinstance(error, NoAnswer):  # it may have been counted: take it back
-                self.undo(self.product, "RevokeVote", vote_args)
+                self.undo(self.product, product_api.REVOKE_VOTE, vote_args)
             self.undo(self.customer, "RevokeFeedback", {"buyer_id": buyer_id,
                                                         "item_id": item_id, "key": key})
             raise

@@ -1,6 +1,7 @@
 """Seller frontend (default port 8001): stateless, every request goes to the databases."""
 from __future__ import annotations
 
+from market import product_api
 from market.fields import CATEGORY, CONDITION, ITEM_ID, ITEM_NAME, KEYWORDS, PRICE, QUANTITY
 from market.frontend import Frontend, frontend_main
 from market.paging import CURSOR, PAGE_LIMIT, page_args
@@ -28,20 +29,20 @@ class SellerFrontend(Frontend):
         return self.seller_rating(request, None)
 
     def register_item(self, request: Request, **item: object) -> RawResult:
-        return self.product.call_raw("RegisterItem", {"seller_id": self.user_id(request), **item})
+        return self.product.call_raw(product_api.REGISTER_ITEM,
+                                     {"seller_id": self.user_id(request), **item})
 
     def change_price(self, request: Request, item_id: int, price: int) -> RawResult:
-        return self.product.call_raw("ChangePrice", {"seller_id": self.user_id(request),
-                                                 "item_id": item_id, "price": price})
+        return self.product.call_raw(product_api.CHANGE_PRICE, {
+            "seller_id": self.user_id(request), "item_id": item_id, "price": price})
 
     def remove_units(self, request: Request, item_id: int, quantity: int) -> RawResult:
-        return self.product.call_raw("RemoveUnits", {"seller_id": self.user_id(request),
-                                                 "item_id": item_id, "quantity": quantity})
+        return self.product.call_raw(product_api.REMOVE_UNITS, {
+            "seller_id": self.user_id(request), "item_id": item_id, "quantity": quantity})
 
     def display_items(self, request: Request, limit: int, after: str | None) -> RawResult:
-        return self.product.call_raw("SellerItems", {"seller_id": self.user_id(request),
-                                                     **page_args(limit, after)},
-                                 read=True)
+        return self.product.call_raw(product_api.SELLER_ITEMS, {
+            "seller_id": self.user_id(request), **page_args(limit, after)})
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -49,7 +49,7 @@ SERVICES = {  # name -> (the service's op table, the role whose token its sessio
 # Ops that change nothing a snapshot shows; a random or mutated line is sent
 # only if it cannot be a valid call of any other op. (Authenticate is always
 # refused here: the fuzzed services run without a secret.)
-READ_OPS = {"GetItem", "GetItems", "Search", "SellerItems", "PendingPurchases", "CheckSession",
+READ_OPS = {"GetItem", "GetItems", "Search", "SellerItems", "HeldReservations", "CheckSession",
             "GetSellerRating", "GetCart", "GetPurchases", "SearchItemsForSale", "DisplayCart",
             "DisplayItemsForSale", "GetBuyerPurchases", "GetSalt", "Hello", "Authenticate"}
 DATABASES = ("product_db", "customer_db")  # they also take a "deadline" in the envelope

@@ -207,13 +207,13 @@ def test_databases_with_a_secret_serve_only_connections_that_prove_it(secret_fil
             ("RemoveUnits", {"seller_id": seller_id, "item_id": item_id, "quantity": 4}),
             ("ReserveUnits", {"purchase_id": "f" * 32,
                               "lines": [{"item_id": item_id, "quantity": 4}]}),
-            ("AddVote", {"item_id": item_id, "vote": "down"}),
+            ("RecordVote", {"item_id": item_id, "vote": "down", "key": "k"}),
             ("RegisterItem", {"seller_id": seller_id, "name": "fake", "category": 42,
                               "keywords": ["guarded"], "condition": "new", "price": 1,
                               "quantity": 1}),
             ("GetItem", {"item_id": item_id}),
             ("Search", {"category": 42, "keywords": [], "limit": 10}),
-            ("PendingPurchases", {"older_than": 0, "limit": 10}),
+            ("HeldReservations", {"older_than": 0, "limit": 10}),
         ]
         outsider_customer = [
             ("CheckSession", {"role": "buyer"}, buyer.session),
@@ -356,7 +356,7 @@ def test_a_completed_purchase_leaves_no_pending_reservation(unique):
             buyer("AddItemToCart", item_id=item_id, quantity=round_ + 1)
             buyer("MakePurchase", **CARD)
             bought += round_ + 1
-            pending = product_db.call("PendingPurchases", {"older_than": 0, "limit": 10})
+            pending = product_db.call("HeldReservations", {"older_than": 0, "limit": 10})
             assert pending == {"purchase_ids": []}, f"after purchase {round_ + 1}: {pending}"
             # Marked sold, not given back.
             assert buyer("GetItem", item_id=item_id)["item"]["quantity"] == 10 - bought

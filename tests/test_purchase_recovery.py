@@ -77,7 +77,7 @@ def test_completed_purchases_keep_their_units_when_settled(slow_market):
     customer = Client(slow_market.customer_db.address)
 
     def pending() -> list[str]:
-        return product.call("PendingPurchases", {"older_than": 0, "limit": 10})["purchase_ids"]
+        return product.call("HeldReservations", {"older_than": 0, "limit": 10})["purchase_ids"]
 
     try:
         assert pending() == []  # the frontend marked the completed purchase sold at once

@@ -1,0 +1,67 @@
+"""The product database's internal ops, each declared once (see ``market.dbapi``).
+
+Money: every price in this API is integer cents (``price`` in ``RegisterItem``,
+``ChangePrice`` and ``ReserveUnits``' lines, ``price_cents`` in ``GetItems``),
+with one exception: the ``item``/``items`` of ``GetItem``, ``Search``,
+``SellerItems``, ``ChangePrice`` and ``RemoveUnits`` are the contract's public
+form (price in dollars), encoded once per change by the database so that the
+frontends pass them on to clients unparsed. A frontend never computes with those
+prices; what it computes with (a cart's lines, ``GetItems``) comes in cents.
+
+Replies:
+  RegisterItem        {"item_id"}
+  ChangePrice, RemoveUnits, GetItem   {"item": public item}
+  Search              {"items": [public item, ...]}
+  SellerItems         {"items": [public item, ...], "next": cursor or null}
+  GetItems            {"items": [{"item_id", "name", "price_cents", "quantity"}, ...]}
+  ReserveUnits        {"lines": [{"item_id", "name", "quantity", "price", "seller_id"}, ...]}
+  HeldReservations    {"purchase_ids": [...]}
+  SettleReservations, RecordVote, RevokeVote   {}
+"""
+from __future__ import annotations
+
+from market.dbapi import InternalOp
+from market.fields import (CART_MAX, CATEGORY, CONDITION, ITEM_ID, ITEM_NAME, KEYWORDS,
+                           PRICE_CENTS, PURCHASE_ID, QUANTITY, SEARCH_LIMIT, SELLER_ID, UNDO_KEY,
+                           VOTE)
+from market.paging import CURSOR, PAGE_LIMIT
+from protocol import Int, ListOf, Record
+
+RESERVE_LINE = {"item_id": ITEM_ID, "quantity": QUANTITY}
+VOTE_ARGS = {"item_id": ITEM_ID, "vote": VOTE, "key": UNDO_KEY}
+
+# -- a seller's items ---------------------------------------------------------------
+
+REGISTER_ITEM = InternalOp("RegisterItem", {
+    "seller_id": SELLER_ID, "name": ITEM_NAME, "category": CATEGORY, "keywords": KEYWORDS,
+    "condition": CONDITION, "price": PRICE_CENTS, "quantity": QUANTITY}, needs_session=False)
+CHANGE_PRICE = InternalOp("ChangePrice", {
+    "seller_id": SELLER_ID, "item_id": ITEM_ID, "price": PRICE_CENTS}, needs_session=False)
+# The public UpdateUnitsForSale: takes units off sale.
+REMOVE_UNITS = InternalOp("RemoveUnits", {
+    "seller_id": SELLER_ID, "item_id": ITEM_ID, "quantity": QUANTITY}, needs_session=False)
+SELLER_ITEMS = InternalOp("SellerItems", {
+    "seller_id": SELLER_ID, "limit": PAGE_LIMIT, "after": CURSOR},
+    needs_session=False, read=True)
+
+# -- reading items ------------------------------------------------------------------
+
+SEARCH = InternalOp("Search", {"category": CATEGORY, "keywords": KEYWORDS,
+                               "limit": SEARCH_LIMIT.inner}, needs_session=False, read=True)
+GET_ITEM = InternalOp("GetItem", {"item_id": ITEM_ID}, needs_session=False, read=True)
+GET_ITEMS = InternalOp("GetItems", {"item_ids": ListOf(ITEM_ID, 2 * CART_MAX)},
+                       needs_session=False, read=True)
+
+# -- reservations (the units of a purchase): held, then sold or released -------------
+
+RESERVE_UNITS = InternalOp("ReserveUnits", {
+    "purchase_id": PURCHASE_ID, "lines": ListOf(Record(RESERVE_LINE))}, needs_session=False)
+HELD_RESERVATIONS = InternalOp("HeldReservations", {
+    "older_than": Int(0, 86_400), "limit": Int(1, 10_000)}, needs_session=False, read=True)
+SETTLE_RESERVATIONS = InternalOp("SettleReservations", {
+    "sold": ListOf(PURCHASE_ID), "released": ListOf(PURCHASE_ID)}, needs_session=False)
+
+# -- votes on items -------------------------------------------------------------------
+
+RECORD_VOTE = InternalOp("RecordVote", VOTE_ARGS, needs_session=False)
+REVOKE_VOTE = InternalOp("RevokeVote", VOTE_ARGS, needs_session=False)
