@@ -8,8 +8,11 @@ Class tree, from the request inwards::
           Op.handler(Request, **args)           the service's own code
 
 Also owned here: the flags and environment variables every service takes
-(``service_parser``), the secret file, and ``serve``, which binds, prints the
-ready line (``READY``) and serves until SIGTERM/SIGINT.
+(``service_parser``), the secret file, how a service logs (``configure_logging``:
+one DEBUG line per request, user errors at DEBUG, what needs an operator at
+WARNING and up), what ``Stats`` answers (counted by ``market.stats``), and
+``serve``, which binds, prints the ready line (``READY``) and serves until
+SIGTERM/SIGINT.
 """
 from __future__ import annotations
 
@@ -25,9 +28,10 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, NoReturn
 
 from market.sockets import LineReader, set_socket_timeout
+from market.stats import RequestStats, rss_bytes
 from protocol import (MAX_LINE, OK_PREFIX, ApiError, RawResult, Validator, decode, encode,
                       encode_value, error_reply, json_safe, validate)
 
@@ -37,13 +41,15 @@ DEFAULT_IDLE_TIMEOUT = 600.0
 DEFAULT_READ_TIMEOUT = 30.0
 DEFAULT_MAX_CONNECTIONS = 1024
 READY = "{name} ready on {host}:{port}"  # the line a service prints once it serves
-# Errors that are a user's ordinary mistakes, logged at INFO; the rest (forbidden,
-# too_large, unavailable, internal) are for an operator to look at: WARNING and up.
+# Errors that are a user's ordinary mistakes, logged at DEBUG like a success; the rest
+# (forbidden, too_large, unavailable, internal) are for an operator: WARNING and up.
 USER_ERRORS = frozenset({"bad_request", "unknown_op", "auth_failed", "invalid_session",
                          "not_found", "conflict"})
+OTHER_OP = "other"  # what Stats counts a request under when its op is none of the service's
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
-log = logging.getLogger("marketplace")
-log.addHandler(logging.NullHandler())  # the CLIs log nothing; services configure logging
+log = logging.getLogger("market.server")
+logging.getLogger("market").addHandler(logging.NullHandler())  # the CLIs log nothing
 
 
 @dataclass
@@ -61,8 +67,10 @@ ENVELOPE_FIELDS = frozenset({"op", "args", "session", "id"})
 
 @dataclass
 class Peer:
-    """What a service knows about one connection: whether it proved the deployment's secret."""
+    """What a service knows about one connection: where it comes from, and whether it
+    proved the deployment's secret."""
 
+    address: str = "-"
     authenticated: bool = False
     challenge: bytes = b""
 
@@ -72,7 +80,8 @@ class Service:
 
     A handler is called as ``handler(request, **args)``: ``request`` is the
     ``Request`` (op, session token, deadline, connection) and ``args`` are validated.
-    Every service answers ``Hello`` with what it is (``kind``).
+    Every service answers ``Hello`` with what it is (``kind``) and ``Stats`` with how
+    it is doing (``stats``, which subclasses extend).
     """
 
     name = "service"
@@ -80,7 +89,10 @@ class Service:
     envelope_fields = ENVELOPE_FIELDS
 
     def __init__(self) -> None:
-        self.ops: dict[str, Op] = {"Hello": Op(self.hello, needs_session=False)}
+        self.ops: dict[str, Op] = {"Hello": Op(self.hello, needs_session=False),
+                                   "Stats": Op(self.stats, needs_session=False)}
+        self.request_stats = RequestStats(time.perf_counter())
+        self.server: Server | None = None  # set by the Server serving this service
 
     def start(self) -> None:
         """Called once the server is bound, before serving (start threads here)."""
@@ -88,10 +100,23 @@ class Service:
     def hello(self, request: "Request") -> dict:
         return {"service": self.kind, "version": CONTRACT_VERSION}
 
+    def stats(self, request: "Request") -> dict:
+        """How this service is doing (README "Operating" says what each field means).
+        A ``Stats`` request is counted once answered, so its own reply leaves it out."""
+        figures = self.request_stats.snapshot(time.perf_counter())
+        connections = (self.server.connections() if self.server
+                       else {"open": 0, "max": 0, "refused": 0})
+        return {"service": self.kind, "version": CONTRACT_VERSION,
+                "uptime_s": figures.pop("uptime_s"), "connections": connections, **figures,
+                "rss_bytes": rss_bytes()}
+
     def respond(self, line: bytes, peer: Peer | None = None) -> bytes:
-        """Turn one request line into its encoded reply line; never raises."""
+        """Turn one request line into its encoded reply line; never raises. Counts the
+        request in ``Stats`` and logs it (DEBUG, or WARNING for what needs an operator)."""
+        started = time.perf_counter()
         message: Any = None
         request_id = None
+        outcome = "ok"
         try:
             message = decode(line)
             request_id = json_safe(message.get("id"))
@@ -104,17 +129,30 @@ class Service:
             if len(reply) > MAX_LINE + 1:  # only a huge echoed id can do this
                 raise ApiError("too_large", f"The reply would be longer than {MAX_LINE} bytes; "
                                             "send a shorter id.")
-            log.debug("%s ok", _op_name(message))
             return reply
         except ApiError as error:
-            level = logging.INFO if error.code in USER_ERRORS else logging.WARNING
-            log.log(level, "%s failed: %s", _op_name(message), error.code)
+            outcome = error.code
             reply = encode(error_reply(error, request_id))
             return reply if len(reply) <= MAX_LINE + 1 else encode(error_reply(error, None))
         except Exception:
+            outcome = "internal"
             log.exception("internal error in %s", _op_name(message))
             return encode(error_reply(ApiError("internal", "The server hit an internal error."),
                                       request_id))
+        finally:
+            self._served(message, outcome, started, peer)
+
+    def _served(self, message: Any, outcome: str, started: float, peer: Peer | None) -> None:
+        """Count one answered request and log it (an internal error is logged already)."""
+        ended = time.perf_counter()
+        op = message.get("op") if isinstance(message, dict) else None
+        self.request_stats.record(op if isinstance(op, str) and op in self.ops else OTHER_OP,
+                                  outcome, started, ended)
+        level = logging.DEBUG if outcome == "ok" or outcome in USER_ERRORS else logging.WARNING
+        if outcome != "internal" and log.isEnabledFor(level):
+            log.log(level, "%s %s in %.2f ms, peer %s", _op_name(message),
+                    "ok" if outcome == "ok" else "failed: " + outcome,
+                    (ended - started) * 1000, (peer or Peer()).address)
 
     def dispatch(self, message: dict, peer: Peer | None = None) -> Any:
         op_name = message.get("op")
@@ -171,14 +209,16 @@ class RequestHandler(socketserver.BaseRequestHandler):
         set_socket_timeout(self.request, socket.SO_SNDTIMEO, self.server.read_timeout)
         self.lines = LineReader(self.request, self.server.idle_timeout,
                                 self.server.read_timeout)
-        self.peer = Peer()
+        self.peer = Peer("%s:%s" % self.client_address[:2])
 
     def handle(self) -> None:
         while True:
             try:
                 line = self.lines.read_line()
             except ApiError as error:  # too_large: the rest of the line is unread, so close
-                log.warning("request failed: %s", error.code)
+                now = time.perf_counter()
+                self.server.service.request_stats.record(OTHER_OP, error.code, now, now)
+                log.warning("request failed: %s, peer %s", error.code, self.peer.address)
                 self._send(encode(error_reply(error, None)))
                 return
             if line is None or not self._send(self.server.service.respond(line, self.peer)):
@@ -208,10 +248,12 @@ class Server(socketserver.ThreadingTCPServer):
         self.idle_timeout = idle_timeout
         self.read_timeout = read_timeout
         self.max_connections = max_connections
+        self.refused = 0  # connections refused at the cap (only the accepting thread adds)
         # Guards ``_open``, the connections being served: never more than
         # ``max_connections``; one leaves when its handler thread ends.
         self._lock = threading.Lock()
         self._open: set[socket.socket] = set()
+        service.server = self
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         super().__init__(address, RequestHandler)
 
@@ -240,6 +282,12 @@ class Server(socketserver.ThreadingTCPServer):
         with self._lock:
             self._open.discard(request)
 
+    def connections(self) -> dict[str, int]:
+        """For ``Stats``: connections served now, the cap, and how many were refused."""
+        with self._lock:
+            open_now = len(self._open)
+        return {"open": open_now, "max": self.max_connections, "refused": self.refused}
+
     def drain(self, grace: float) -> None:
         """Let every connection finish the request it is on, then end (for a clean stop).
 
@@ -259,6 +307,7 @@ class Server(socketserver.ThreadingTCPServer):
 
     def refuse(self, request: socket.socket, client_address) -> None:
         """Answer one ``unavailable`` line and close, without a thread."""
+        self.refused += 1
         log.warning("refused %s: %d connections are open", client_address, self.max_connections)
         error = ApiError("unavailable", "The server has too many connections; retry later.")
         try:
@@ -292,25 +341,60 @@ def service_parser(description: str, env_prefix: str, port: int) -> argparse.Arg
                 "a reply, before the connection is closed", type=float)
     env_default(parser, "--max-connections", "MAX_CONNECTIONS", DEFAULT_MAX_CONNECTIONS,
                 "connections served at once; more get 'unavailable' and are closed", type=int)
-    env_default(parser, "--log-level", "LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR")
+    env_default(parser, "--log-level", "LOG_LEVEL", "INFO",
+                "least severe log lines written: DEBUG (a line per request), INFO, WARNING "
+                "(what needs an operator) or ERROR", type=str.upper, choices=LOG_LEVELS)
     env_default(parser, "--secret-file", "MARKET_SECRET_FILE", "",
                 "file holding the deployment's shared secret: databases serve only "
                 "connections that prove they know it, frontends prove it")
     return parser
 
 
+MAKE_SECRET = "python3 -c 'import secrets; print(secrets.token_hex(32))' > FILE; chmod 600 FILE"
+
+
 def read_secret(path: str) -> bytes | None:
-    """The deployment secret in ``path`` (surrounding whitespace dropped); None without a path."""
+    """The deployment secret in ``path`` (surrounding whitespace dropped); None without a path.
+
+    A secret shorter than 16 bytes, or one byte repeated, stops the start; a file
+    that its group or others may read is logged as a WARNING.
+    """
     if not path:
         return None
     try:
         with open(path, "rb") as f:
             secret = f.read().strip()
+            mode = os.fstat(f.fileno()).st_mode
     except OSError as exc:
-        sys.exit(f"cannot read the secret file {path}: {exc.strerror}")
-    if len(secret) < 16:
-        sys.exit(f"the secret file {path} must hold at least 16 bytes")
+        exit_at_start(f"cannot read the secret file {path}: {exc.strerror}")
+    if len(secret) < 16 or len(set(secret)) == 1:
+        exit_at_start(f"the secret file {path} is too weak (it must hold at least 16 bytes, "
+                      f"not all the same); make a random one: {MAKE_SECRET}")
+    if mode & 0o077:
+        log.warning("the secret file %s may be read by other users (mode %o): chmod 600 %s",
+                    path, mode & 0o777, path)
     return secret
+
+
+def configure_logging(service: str, level: str) -> None:
+    """Log to stderr from ``level`` up, each line: UTC time, ``service[pid]``, level, the
+    logger (``market.<module>``), message. Only the first call of a process configures."""
+    if logging.root.handlers:
+        return
+    formatter = logging.Formatter(f"%(asctime)s.%(msecs)03dZ {service}[%(process)d] "
+                                  "%(levelname)s %(name)s: %(message)s", "%Y-%m-%dT%H:%M:%S")
+    formatter.converter = time.gmtime
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(formatter)
+    logging.root.addHandler(handler)
+    logging.root.setLevel(level.upper())
+
+
+def exit_at_start(message: str) -> NoReturn:
+    """Log why the service cannot start (CRITICAL, time-stamped) and exit with status 1."""
+    configure_logging(os.path.basename(sys.argv[0]).removesuffix(".py"), "INFO")
+    log.critical("%s", message)
+    sys.exit(1)
 
 
 def is_loopback(host: str) -> bool:
@@ -331,18 +415,23 @@ def allow_open_files(count: int) -> None:
 
 
 def serve(service: Service, args: argparse.Namespace) -> None:
-    """Bind, print the ready line, serve until SIGTERM/SIGINT, then close cleanly."""
-    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    """Bind, print the ready line, serve until SIGTERM/SIGINT, then close cleanly.
+
+    The ready line goes to stdout exactly as ``READY`` says (scripts parse it); a
+    time-stamped log line says the same on stderr.
+    """
+    configure_logging(service.kind, args.log_level)
     allow_open_files(2 * args.max_connections + 1024)  # clients, database pools, journals
     try:
         server = Server((args.host, args.port), service, args.idle_timeout, args.read_timeout,
                         args.max_connections)
     except OSError as exc:
-        sys.exit(f"{service.name}: cannot listen on {args.host}:{args.port}: {exc.strerror}")
+        exit_at_start(f"{service.name}: cannot listen on {args.host}:{args.port}: "
+                      f"{exc.strerror}")
     service.start()
     host, port = server.server_address[:2]
     print(READY.format(name=service.name, host=host, port=port), flush=True)
+    log.info("%s serving on %s:%d (pid %d)", service.name, host, port, os.getpid())
 
     def stop(signum, frame) -> None:
         threading.Thread(target=server.shutdown, daemon=True).start()

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Say how each service ./run_all.sh started is doing: one row per service (or
+# JSON), from the pid and address files in the run directory and one Stats
+# request to each running service. Changes nothing. ./status.sh --help says more.
+set -euo pipefail
+
+usage() {
+    cat <<'END'
+Usage: ./status.sh [--json] [-h|--help]
+
+Show each service ./run_all.sh started (the pid and address files in RUN_DIR),
+one row each:
+
+  NAME     the service (seller_server_2 is the second seller frontend)
+  PID      its process, as recorded by run_all.sh
+  ADDRESS  where it listens
+  STATE    up (it answered Stats), down (not running), or no answer
+           (running, but Stats did not come back within 3 s; a line says why)
+  UPTIME   since the service started
+  OK/S     requests answered ok per second over the last minute
+  ERRORS   requests answered with an error over the last minute
+  P99      the highest 99th-percentile latency of any op over the last minute
+  CONNS    connections open now / the most it serves at once
+  MEMORY   resident memory
+
+The last minute's figures leave out Stats requests (status.sh's own). Each
+running service gets one Stats request; nothing is changed.
+
+Options:
+  --json        print the same as JSON, with each service's whole Stats reply
+  -h, --help    print this and ask nothing
+
+Environment:
+  RUN_DIR             the run directory, as for run_all.sh (default ./run)
+  MARKET_SECRET_FILE  the deployment's shared secret, which the databases ask
+                      for (default RUN_DIR/secret, as run_all.sh makes it)
+  PYTHON              the Python interpreter (python3)
+
+Exit status: 0 when every service is up, 1 when any is not, 2 for a bad option.
+END
+}
+
+json=()
+for arg in "$@"; do
+    case "$arg" in
+        -h|--help) usage; exit 0 ;;
+        --json) json=(--json) ;;
+        *) echo "status.sh: unknown argument: $arg" >&2; usage >&2; exit 2 ;;
+    esac
+done
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# RUN_DIR, known_services, live_pid
+source "$ROOT/stop_all.sh"
+PYTHON="${PYTHON:-python3}"
+SECRET_FILE="${MARKET_SECRET_FILE:-$RUN_DIR/secret}"
+secret=()
+[ -r "$SECRET_FILE" ] && secret=(--secret-file "$SECRET_FILE")
+
+services=()
+while read -r name; do
+    pid="$(live_pid "$name")" || pid=""
+    address=""
+    [ -z "$pid" ] || address="$(cat "$RUN_DIR/$name.address" 2>/dev/null)" || address=""
+    services+=("$name=$pid=$address")
+done < <(known_services)
+
+PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" exec "$PYTHON" -m market.status "${json[@]}" "${secret[@]}" "${services[@]}"
