@@ -22,7 +22,7 @@ from market.paging import CURSOR, PAGE_LIMIT, page_args
 from market.server import Op, Request, env_default
 from protocol import MAX_LINE, ApiError, Omittable, RawResult, Str
 
-log = logging.getLogger("marketplace")
+log = logging.getLogger("market.buyer_server")
 
 UNDO_RETRY_FOR = 300.0  # seconds an undelivered vote undo is retried (well under VOTE_TTL)
 SETTLE_BATCH = 1000  # purchase ids per settling round trip (well under 1 MiB)

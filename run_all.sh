@@ -39,7 +39,9 @@ README.md) themselves.
 
 The frontends are named seller_server, seller_server_2, seller_server_3, ...
 and buyer_server, buyer_server_2, ...; each service NAME has NAME.pid,
-NAME.address and NAME.log in RUN_DIR.
+NAME.address and NAME.log in RUN_DIR. The logs of a service's 4 starts before
+the last are kept too: NAME.log.1 (the one before) to NAME.log.4 (the oldest).
+./status.sh says how each service is doing.
 END
 }
 
@@ -55,6 +57,17 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$ROOT/stop_all.sh"
 PYTHON="${PYTHON:-python3}"
 START_TIMEOUT=10  # seconds each service gets to print its ready line
+LOG_GENERATIONS=5  # logs kept per service: NAME.log and NAME.log.1 .. NAME.log.4
+
+# Make room for a new log $1: NAME.log becomes NAME.log.1, .1 becomes .2, ...;
+# the oldest of LOG_GENERATIONS goes.
+rotate_log() {
+    local log="$1" i
+    for ((i = LOG_GENERATIONS - 1; i > 1; i--)); do
+        if [ -f "$log.$((i - 1))" ]; then mv "$log.$((i - 1))" "$log.$i"; fi
+    done
+    if [ -f "$log" ]; then mv "$log" "$log.1"; fi
+}
 
 # A mistake in the settings: say so, and that --help says more; exit 2.
 bad_setting() {
@@ -179,7 +192,7 @@ for name in "${plan[@]}"; do
         echo "$name is already running (pid $pid)"
         continue
     fi
-    [ -f "$log" ] && mv "$log" "$log.old"
+    rotate_log "$log"
     PYTHONUNBUFFERED=1 nohup "$PYTHON" "$ROOT/$script.py" "${args[@]}" \
         </dev/null >"$log" 2>&1 &
     pid=$!
@@ -209,4 +222,4 @@ for name in "${shown[@]}"; do
         "$(cat "$RUN_DIR/$name.address" 2>/dev/null || echo "?")" \
         "$(cat "$RUN_DIR/$name.pid")" "$RUN_DIR/$name.log"
 done
-echo "Stop them with $STOP_ALL"
+echo "Stop them with $STOP_ALL; see how they are doing with ${STOP_ALL/stop_all/status}"

@@ -32,7 +32,7 @@ DEFAULT_DB_POOL = 64  # connections a frontend keeps at most to each database
 # the rest leaves time for the reply to arrive before the frontend gives up.
 DEADLINE_SHARE = 0.75
 
-log = logging.getLogger("marketplace")
+log = logging.getLogger("market.client")
 
 
 class Connection:
@@ -110,10 +110,12 @@ class Client:
         self.pool_size = pool_size
         # Guards ``_idle`` (idle connections, most recently used last) and ``_open``
         # (connections open, idle or in use): never more than ``pool_size``.
-        # Notified whenever a connection comes back or closes.
+        # Notified whenever a connection comes back or closes. Also guards ``_waits``:
+        # how many times a checkout found the pool full and waited.
         self._pool = threading.Condition(threading.Lock())
         self._idle: collections.deque[Connection] = collections.deque()
         self._open = 0
+        self._waits = 0
 
     def call(self, op: str | InternalOp, args: dict | None = None, session: str | None = None,
              read: bool = False) -> dict:
@@ -198,6 +200,7 @@ class Client:
                 if self.pool_size is None or self._open < self.pool_size:
                     self._open += 1
                     break
+                self._waits += 1
                 if not self._pool.wait(deadline - time.monotonic()):
                     raise ApiError("unavailable", "The server is too busy right now; nothing "
                                                   "was changed; try again.")
@@ -235,6 +238,14 @@ class Client:
         with self._pool:
             self._open -= 1
             self._pool.notify()
+
+    def pool_stats(self) -> dict[str, int | None]:
+        """For ``Stats``: the cap (None: no cap), connections open and in use, and how
+        many times a request found every connection in use and waited (a request woken
+        only to find them taken again waits, and counts, once more)."""
+        with self._pool:
+            return {"size": self.pool_size, "open": self._open,
+                    "in_use": self._open - len(self._idle), "waits": self._waits}
 
     def _name(self) -> str:
         return "%s:%d" % self.address

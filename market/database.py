@@ -14,7 +14,6 @@ import contextlib
 import hmac
 import logging
 import secrets
-import sys
 import threading
 import time
 from decimal import Decimal
@@ -24,11 +23,12 @@ from market.client import auth_proof
 from market.dbapi import InternalOp
 from market.fields import SECRET_PROOF
 from market.journal import Journal, JournalError
-from market.server import (ENVELOPE_FIELDS, Op, Peer, Request, Service, env_default,
-                           is_loopback, read_secret, serve, service_parser)
+from market.server import (ENVELOPE_FIELDS, Op, Peer, Request, Service, configure_logging,
+                           env_default, exit_at_start, is_loopback, read_secret, serve,
+                           service_parser)
 from protocol import ApiError
 
-log = logging.getLogger("marketplace")
+log = logging.getLogger("market.database")
 
 MEMORY_IDS_EPOCH = 1767225600.0  # 2026-01-01 00:00 UTC
 
@@ -103,6 +103,16 @@ class Database(Service):
         """Add internal ops to the op table: each declaration with its handler."""
         for api, handler in table.items():
             self.ops[api.name] = Op(handler, api.schema, api.needs_session)
+
+    def stats(self, request: Request) -> dict:
+        """``Stats`` adds the data held (``data_stats``) and, with a data directory, the
+        journal's (None without one)."""
+        return {**super().stats(request), "data": self.data_stats(),
+                "journal": self._journal.stats() if self._journal else None}
+
+    def data_stats(self) -> dict[str, int]:
+        """How much data this database holds, for ``Stats`` (subclasses say)."""
+        return {}
 
     def hello(self, request: Request) -> dict:
         reply = super().hello(request)
@@ -220,13 +230,14 @@ def first_id(args: argparse.Namespace) -> int:
 def database_main(database: Database, args: argparse.Namespace) -> None:
     """Take the secret, open the data directory if asked (stop with a clear message if it is
     damaged), then serve."""
+    configure_logging(database.kind, args.log_level)
     database.secret = read_secret(args.secret_file)
     if database.secret is None and not is_loopback(args.host):
-        sys.exit(f"{database.name}: refusing to listen on {args.host} without a secret: "
-                 "beyond loopback anyone could change the data; pass --secret-file")
+        exit_at_start(f"{database.name}: refusing to listen on {args.host} without a "
+                      "secret: beyond loopback anyone could change the data; pass --secret-file")
     if args.data_dir:
         try:
             database.open_data_dir(args.data_dir)
         except (JournalError, OSError) as exc:
-            sys.exit(f"{database.name}: cannot load the data directory: {exc}")
+            exit_at_start(f"{database.name}: cannot load the data directory: {exc}")
     serve(database, args)

@@ -13,10 +13,12 @@ import ctypes
 import hashlib
 import os
 import secrets
+import threading
 
 from market.client import DEFAULT_DB_POOL, Client, parse_address
 from market.fields import CREDENTIALS, DEFAULT_HASH_COST
-from market.server import Op, Request, Service, env_default, read_secret, serve, service_parser
+from market.server import (Op, Request, Service, configure_logging, env_default, read_secret,
+                           serve, service_parser)
 from protocol import RawResult
 
 
@@ -33,10 +35,20 @@ class PasswordHasher:
         self.cost = cost
         self._pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=workers or os.cpu_count() or 1, thread_name_prefix="scrypt")
+        # Guards ``waiting``: the hashes asked for whose hashing has not started.
+        self._lock = threading.Lock()
+        self.waiting = 0
 
     def hash(self, password: str, salt: bytes, cost: int | None = None) -> bytes:
         """The password's hash with ``salt`` at ``cost`` (this hasher's own by default)."""
-        return self._pool.submit(scrypt, password, salt, cost or self.cost).result()
+        with self._lock:
+            self.waiting += 1
+        return self._pool.submit(self._hash, password, salt, cost or self.cost).result()
+
+    def _hash(self, password: str, salt: bytes, cost: int) -> bytes:
+        with self._lock:
+            self.waiting -= 1
+        return scrypt(password, salt, cost)
 
 
 def scrypt(password: str, salt: bytes, cost: int) -> bytes:
@@ -82,6 +94,12 @@ class Frontend(Service):
 
     def role_ops(self) -> dict[str, Op]:
         raise NotImplementedError
+
+    def stats(self, request: Request) -> dict:
+        """``Stats`` adds each database's pool and the passwords waiting to be hashed."""
+        return {**super().stats(request), "password_queue": self.hasher.waiting,
+                "pools": {"customer_db": self.customer.pool_stats(),
+                          "product_db": self.product.pool_stats()}}
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
@@ -143,6 +161,7 @@ def frontend_main(frontend: type[Frontend], description: str, env_prefix: str, p
                 "and weaker, for tests", type=int, choices=range(10, 21), metavar="N")
     frontend.add_arguments(parser)
     args = parser.parse_args(argv)
+    configure_logging(frontend.kind, args.log_level)
     secret = read_secret(args.secret_file)
 
     def database(address: tuple[str, int]) -> Client:

@@ -12,11 +12,12 @@ import json
 import logging
 import os
 import threading
+import time
 from typing import Any
 
 from protocol import encode
 
-log = logging.getLogger("marketplace")
+log = logging.getLogger("market.journal")
 
 
 class JournalError(Exception):
@@ -42,6 +43,11 @@ class Journal:
         self.generation = 0
         self._since_snapshot = 0
         self._appended = 0  # records appended (under the owner's lock)
+        self._bytes = 0  # the current journal file's size (under the owner's lock)
+        # Under the flush lock: fsyncs so far, when the last ended (time.time()), its length.
+        self._fsyncs = 0
+        self._last_fsync_at: float | None = None
+        self._last_fsync_ms: float | None = None
         # Held while flushing or swapping the file. Invariant: every record
         # numbered <= _durable is on disk (in the journal or a snapshot).
         self._flush_lock = threading.Lock()
@@ -88,11 +94,14 @@ class Journal:
         self._file = open(path, "ab", opener=_private)
         self._file.truncate(good_bytes)
         self._since_snapshot = len(records)
+        self._bytes = good_bytes
         return state, records
 
     def append(self, record: dict) -> int:
         """Queue one record (call under the owner's lock); returns its number for ``wait``."""
-        self._file.write(encode(record))
+        line = encode(record)
+        self._file.write(line)
+        self._bytes += len(line)
         self._appended += 1
         self._since_snapshot += 1
         return self._appended
@@ -103,9 +112,22 @@ class Journal:
             if self._durable >= number:
                 return
             target = self._appended
+            started = time.perf_counter()
             self._file.flush()
             os.fsync(self._file.fileno())
             self._durable = target
+            self._fsyncs += 1
+            self._last_fsync_at = time.time()
+            self._last_fsync_ms = round((time.perf_counter() - started) * 1000, 3)
+
+    def stats(self) -> dict[str, Any]:
+        """For ``Stats``: the journal file's generation and size, records since the last
+        snapshot, fsyncs so far, when the last one ended (seconds since 1970) and how
+        long it took. Read without locks: each figure is current, together they may be
+        a moment apart."""
+        return {"generation": self.generation, "bytes": self._bytes,
+                "records_since_snapshot": self._since_snapshot, "fsyncs": self._fsyncs,
+                "last_fsync_at": self._last_fsync_at, "last_fsync_ms": self._last_fsync_ms}
 
     def snapshot_due(self) -> bool:
         return self._since_snapshot >= self.snapshot_every
@@ -135,6 +157,7 @@ class Journal:
             os.remove(self._journal_path(self.generation))
             self._file, self.generation = new_file, generation
             self._durable = self._appended
+        self._bytes = 0
         self._since_snapshot = 0
 
 
