@@ -19,10 +19,11 @@ import time
 from decimal import Decimal
 from typing import Any, Callable, Iterator
 
+from market import formats
 from market.client import auth_proof
 from market.dbapi import InternalOp
 from market.fields import SECRET_PROOF
-from market.journal import Journal, JournalError
+from market.journal import Journal, JournalError, read_saved
 from market.server import (ENVELOPE_FIELDS, Op, Peer, Request, Service, configure_logging,
                            env_default, exit_at_start, is_loopback, read_secret, serve,
                            service_parser)
@@ -95,7 +96,6 @@ class Database(Service):
         self.secret: bytes | None = None
         self._lock = threading.Lock()
         self._journal: Journal | None = None
-        self._unsynced = threading.local()  # .number: this thread's last record to wait for
         # Each record kind and the method that applies it; subclasses fill it in.
         self.appliers: dict[str, Callable[[dict], None]] = {}
 
@@ -148,24 +148,45 @@ class Database(Service):
             yield
 
     def open_data_dir(self, directory: str) -> None:
-        """Load the state saved in ``directory`` and journal every change from now on."""
+        """Load the state saved in ``directory`` and journal every change from now on.
+
+        A directory of an older format (``market.formats``) is upgraded in place: its
+        files are copied to ``backup-format-N/``, their content converted and loaded,
+        and the state written anew in the current format. A newer format is refused.
+        """
         journal = Journal(directory)
-        state, records = journal.load()
+        found = formats.check(directory, self.kind)
+        if found == formats.CURRENT:
+            state, records = journal.load()
+            snapshot_path, journal_path = journal.snapshot_path, journal.current_path()
+        else:
+            backup = formats.back_up(directory, found)
+            saved = read_saved(backup)
+            state, records = formats.upgrade(self.kind, found, saved.state, saved.records)
+            snapshot_path = f"{backup}/{formats.SNAPSHOT_NAME} (upgraded from format {found})"
+            journal_path = f"{saved.journal_path} (upgraded from format {found}), record"
         damaged = (KeyError, IndexError, TypeError, ValueError, AttributeError)
         with self._lock:
             if state is not None:
                 try:
                     self.restore(state)
                 except damaged as exc:
-                    raise JournalError(f"{journal.snapshot_path}: cannot restore it "
+                    raise JournalError(f"{snapshot_path}: cannot restore it "
                                        f"({type(exc).__name__}: {exc})") from None
             for number, record in enumerate(records, 1):
                 try:
                     self.apply(record)
                 except damaged as exc:
-                    raise JournalError(f"{journal.current_path()}:{number}: cannot apply this "
+                    raise JournalError(f"{journal_path}:{number}: cannot apply this "
                                        f"record ({type(exc).__name__}: {exc})") from None
+            if found != formats.CURRENT:
+                journal.start_over(saved.generation, self._snapshot_state())
+        if formats.read_marker(directory) is None or found != formats.CURRENT:
+            formats.write_marker(directory, self.kind)
         self._journal = journal
+        if found != formats.CURRENT:
+            log.warning("%s: upgraded %s from data format %d to %d; the old files are kept "
+                        "in %s", self.name, directory, found, formats.CURRENT, backup)
         log.info("%s: loaded %s with %d journal records", self.name, directory, len(records))
 
     @property
@@ -176,9 +197,12 @@ class Database(Service):
         """Journal one change already made (call under ``self._lock``)."""
         if self._journal is None:
             return
-        self._unsynced.number = self._journal.append(change)
+        self._journal.append(change)
         if self._journal.snapshot_due():
-            self._journal.snapshot(self.dump())
+            self._journal.snapshot(self._snapshot_state())
+
+    def _snapshot_state(self) -> Any:
+        return self.dump()
 
     def dispatch(self, message: dict, peer: Peer | None = None) -> Any:
         try:
@@ -187,11 +211,14 @@ class Database(Service):
             self.wait_for_journal()
 
     def wait_for_journal(self) -> None:
-        """Return once this thread's changes are on disk (call without the lock)."""
-        number = getattr(self._unsynced, "number", 0)
-        if number:
-            self._unsynced.number = 0
-            self._journal.wait(number)
+        """Return once every change made so far is on disk (call without the lock).
+
+        Every reply waits so, not only for its own changes: a reply computed after
+        another request's change may show it (a purchase verdict, a session), and
+        nothing may be shown before it is durable. At once when nothing is pending.
+        """
+        if self._journal is not None:
+            self._journal.sync()
 
     def change(self, record: dict) -> None:
         """Apply one change and journal it (hold ``self._lock``): every change is a record,

@@ -1,12 +1,16 @@
-"""market/journal.py: append + group commit, load, torn and corrupt lines, snapshots."""
+"""market/journal.py: append + group commit, load, torn and corrupt lines, snapshots;
+and a database's replies waiting for the journal (durable before visible)."""
 from __future__ import annotations
 
 import os
 import stat
+import threading
 
 import pytest
 
-from market.journal import Journal, JournalError
+from market.database import Database
+from market.journal import Journal, JournalError, read_saved
+from market.server import Op
 
 
 @pytest.fixture
@@ -132,3 +136,74 @@ def test_data_directory_and_files_are_private(tmp_path, journals):
     assert stat.S_IMODE(directory.stat().st_mode) == 0o700
     for name in ("snapshot.json", "journal-1.jsonl"):
         assert stat.S_IMODE((directory / name).stat().st_mode) == 0o600, name
+
+
+def test_read_saved_changes_nothing_not_even_a_torn_line(tmp_path):
+    (tmp_path / "snapshot.json").write_bytes(b'{"generation": 2, "state": {"s": 1}}')
+    (tmp_path / "journal-2.jsonl").write_bytes(b'{"n":1}\n{"n":2')
+    before = {name: (tmp_path / name).read_bytes() for name in os.listdir(tmp_path)}
+    saved = read_saved(str(tmp_path))
+    assert (saved.generation, saved.state, saved.records) == (2, {"s": 1}, [{"n": 1}])
+    assert {name: (tmp_path / name).read_bytes() for name in os.listdir(tmp_path)} == before
+
+
+def test_start_over_leaves_one_snapshot_and_an_empty_journal(tmp_path, journals):
+    (tmp_path / "snapshot.json").write_bytes(b'{"generation": 4, "state": {"old": 1}}')
+    (tmp_path / "journal-4.jsonl").write_bytes(b'{"old":2}\n')
+    (tmp_path / "journal-3.jsonl").write_bytes(b'{"stale":1}\n')  # left by a crash
+    journal = journals(tmp_path)
+    journal.start_over(4, {"new": 1})
+    write(journal, {"n": 1})
+    assert sorted(os.listdir(tmp_path)) == ["journal-5.jsonl", "snapshot.json"]
+    assert journals(tmp_path).load() == ({"new": 1}, [{"n": 1}])
+
+
+def test_sync_covers_every_record_appended_by_anyone(tmp_path, journals):
+    journal = journals(tmp_path)
+    journal.load()
+    journal.append({"n": 1})  # appended by another thread, which has not waited yet
+    journal.sync()
+    with open(journal.current_path(), "rb") as f:
+        assert f.read() == b'{"n":1}\n'
+
+
+class Tally(Database):
+    """A database of one counter: ``Add`` changes it, ``Read`` shows it."""
+
+    name = "tally"
+    kind = "tally"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+        self.appliers.update({"add": self._apply_add})
+        self.ops["Read"] = Op(self.read, {}, needs_session=False)
+
+    def _apply_add(self, record: dict) -> None:
+        self.count += 1
+
+    def read(self, request) -> dict:
+        with self._lock:
+            return {"count": self.count}
+
+    def dump(self) -> dict:
+        return {"count": self.count}
+
+    def restore(self, state: dict) -> None:
+        self.count = state["count"]
+
+
+def test_no_reply_shows_a_change_before_it_is_on_disk(tmp_path):
+    """Another request's change, applied but not yet synced by its own thread, may be
+    seen by a reply only once it is on disk: the reply waits for it too."""
+    db = Tally()
+    db.open_data_dir(str(tmp_path))
+    with db._lock:  # a request's change; its thread has not reached its wait yet
+        db.change({"kind": "add"})
+    replies = []
+    reader = threading.Thread(target=lambda: replies.append(db.dispatch({"op": "Read"})))
+    reader.start()
+    reader.join(10)
+    assert replies == [{"count": 1}]
+    assert (tmp_path / "journal-0.jsonl").read_bytes() == b'{"kind":"add"}\n'
+    db._journal._file.close()

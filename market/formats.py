@@ -1,0 +1,284 @@
+"""Data formats of a data directory: the marker, telling old formats apart, the upgrades.
+
+Every data directory records its format in ``FORMAT``, a small JSON file:
+``{"format": 3, "database": "customer_db"}``. The formats so far:
+
+1. commit 78b932a (and the versions before it back to the first ``--data-dir``):
+   customer records name their kind in ``"t"``; passwords hashed by the customer
+   database at scrypt cost 14; a purchase is one record; a vote is one record
+   with a ``step`` of +1 or -1.
+2. commit 7883b9f: records name their kind in ``"kind"``; a purchase is started
+   then committed; votes carry the key of the attempt that made them.
+3. this version.
+
+Formats 1 and 2 wrote no marker: ``detect`` tells them apart by their content.
+An upgrade is a chain of steps, ``STEPS[n][database]`` turning the files'
+content (the snapshot's state and the journal's records) from format ``n`` to
+``n + 1``: pure functions, so each is tested without files or sockets.
+``check`` reads a directory's format (refusing one it does not know),
+``back_up`` keeps an older format's files in ``backup-format-N/`` before the
+database rewrites them (``Database.open_data_dir`` does the rest).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from typing import Any, Callable
+
+from market.journal import JOURNAL_NAME, SNAPSHOT_NAME, JournalError, read_saved
+
+CURRENT = 3
+FIRST = 1
+MARKER = "FORMAT"
+BACKUP = "backup-format-{}"
+FORMAT_1_HASH_COST = 14  # 78b932a hashed passwords with scrypt n = 2 ** 14, r = 8, p = 1
+FORMAT_1_VOTE_KEY = "format-1"  # format 1 kept no key per vote; no frontend sends this one
+
+Content = tuple[Any, list[dict]]  # a snapshot's state (or None) and the records since
+Step = Callable[[Any, list[dict]], Content]
+
+
+# -- the marker ----------------------------------------------------------------------
+
+def read_marker(directory: str) -> dict | None:
+    """The directory's marker, or None if it has none."""
+    path = os.path.join(directory, MARKER)
+    try:
+        with open(path, "rb") as f:
+            marker = json.loads(f.read())
+    except FileNotFoundError:
+        return None
+    except ValueError as exc:
+        raise JournalError(f"{path}: unreadable format marker ({exc})") from None
+    if (not isinstance(marker, dict) or type(marker.get("format")) is not int
+            or not isinstance(marker.get("database"), str)):
+        raise JournalError(f"{path}: unreadable format marker (not a format and a database)")
+    return marker
+
+
+def write_marker(directory: str, database: str) -> None:
+    """Record that ``directory`` holds ``database``'s data in the current format (atomically)."""
+    path = os.path.join(directory, MARKER)
+    with open(path + ".tmp", "wb", opener=_private) as f:
+        f.write(json.dumps({"format": CURRENT, "database": database}).encode() + b"\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(path + ".tmp", path)
+    _fsync_directory(directory)
+
+
+def check(directory: str, database: str) -> int:
+    """The format of ``directory``'s data, for ``database`` (``CustomerDB.kind`` ...):
+    ``CURRENT`` for a new or current directory, an older number to upgrade from.
+
+    Raises ``JournalError`` (changing nothing) for a newer or unknown format, or
+    another database's data.
+    """
+    marker = read_marker(directory)
+    if marker is not None:
+        found = marker["format"]
+        if marker["database"] != database:
+            raise JournalError(f"{directory} holds the data of the {marker['database']}, "
+                               f"not of the {database}: give each database its own directory")
+        if not FIRST <= found <= CURRENT:
+            raise JournalError(f"{directory} is in data format {found}, which this version "
+                               f"does not know (it reads formats {FIRST} to {CURRENT} and "
+                               f"writes {CURRENT}): start the version that wrote it instead")
+        return found
+    for found in range(FIRST, CURRENT):  # an upgrade that was cut short starts again
+        if os.path.isdir(os.path.join(directory, BACKUP.format(found))):
+            return found
+    saved = read_saved(directory)
+    if saved.state is None and not saved.records:
+        return CURRENT
+    return detect(database, saved.state, saved.records)
+
+
+def detect(database: str, state: Any, records: list[dict]) -> int:
+    """The format of a directory without a marker (1 or 2), told by its content.
+
+    A product database's format 1 and 2 differ only by votes' keys (format 2);
+    without any, the content is the same and it is called format 1.
+    """
+    if database == "customer_db":
+        if records and "t" in records[0]:
+            return 1
+        if records and "kind" in records[0]:
+            return 2
+        if isinstance(state, dict) and "accounts" in state:
+            return 2 if "pending" in state else 1
+    elif database == "product_db":
+        if records and "items" in records[0] or isinstance(state, dict) and "items" in state:
+            has_votes = (isinstance(state, dict) and bool(state.get("votes"))
+                         or any("vote" in record for record in records))
+            return 2 if has_votes else 1
+    raise JournalError(f"the data here does not look like the {database}'s in any format "
+                       f"this version knows ({FIRST} to {CURRENT})")
+
+
+# -- the backup --------------------------------------------------------------------------
+
+def data_files(directory: str) -> list[str]:
+    """The names of the snapshot and journal files in ``directory``."""
+    return sorted(name for name in os.listdir(directory)
+                  if name == SNAPSHOT_NAME or JOURNAL_NAME.fullmatch(name))
+
+
+def back_up(directory: str, found: int) -> str:
+    """``directory/backup-format-N``, holding copies of the format-N files as they were.
+
+    A backup already there is complete (it appears by a rename once written) and
+    is the source of truth: an upgrade cut short may have rewritten the files.
+    """
+    backup = os.path.join(directory, BACKUP.format(found))
+    if os.path.isdir(backup):
+        return backup
+    partial = backup + ".tmp"
+    shutil.rmtree(partial, ignore_errors=True)
+    os.mkdir(partial, 0o700)
+    for name in data_files(directory):
+        shutil.copy2(os.path.join(directory, name), os.path.join(partial, name))
+        with open(os.path.join(partial, name), "rb") as f:
+            os.fsync(f.fileno())
+    _fsync_directory(partial)
+    os.rename(partial, backup)
+    _fsync_directory(directory)
+    return backup
+
+
+# -- the chain of upgrades -------------------------------------------------------------
+
+def upgrade(database: str, found: int, state: Any, records: list[dict]) -> Content:
+    """The content of format ``found`` turned into the current format, step by step."""
+    for number in range(found, CURRENT):
+        state, records = STEPS[number][database](state, records)
+    return state, records
+
+
+def customer_1_to_2(state: Any, records: list[dict]) -> Content:
+    """Format 1 -> 2 for the customer database.
+
+    Records: ``"t"`` becomes ``"kind"``; an account gets its hash cost (14); a
+    purchase (one record, naming a session) becomes ``start`` + ``purchase`` +
+    ``save`` (format 1 emptied the saved cart on every purchase; the ``save`` of
+    the then empty session cart does that); a vote (``step`` +1/-1) becomes
+    ``feedback`` (with a key no frontend sends) or ``unfeedback``. Snapshot:
+    accounts get their cost, votes a key, and there are no pending purchases.
+    """
+    sessions: dict[str, int] = {}  # token -> user id, to name the buyer of a purchase
+    if state is not None:
+        state = _customer_state_1_to_2(state)
+        sessions.update((token, user_id) for token, _, user_id, _ in state["sessions"])
+    upgraded: list[dict] = []
+    for old in records:
+        record = {"kind": old["t"], **{k: v for k, v in old.items() if k != "t"}}
+        kind = record["kind"]
+        if kind == "account":
+            record["cost"] = FORMAT_1_HASH_COST
+        elif kind == "login":
+            sessions[record["token"]] = record["user_id"]
+        if kind == "purchase":
+            purchase, token = record["purchase"], record["token"]
+            upgraded += [
+                {"kind": "start", "token": token, "purchase_id": purchase["purchase_id"],
+                 "buyer_id": sessions[token],
+                 "lines": [[line["item_id"], line["quantity"]] for line in purchase["lines"]]},
+                {"kind": "purchase", "purchase": purchase},
+                {"kind": "save", "token": token}]
+        elif kind == "feedback" and record["step"] < 0:
+            upgraded.append({"kind": "unfeedback", "buyer_id": record["buyer_id"],
+                             "item_id": record["item_id"]})
+        elif kind == "feedback":
+            upgraded.append({"kind": "feedback", "buyer_id": record["buyer_id"],
+                             "item_id": record["item_id"], "vote": record["vote"],
+                             "key": FORMAT_1_VOTE_KEY})
+        else:
+            upgraded.append(record)
+    return state, upgraded
+
+
+def _customer_state_1_to_2(state: dict) -> dict:
+    def account(raw: dict) -> dict:
+        raw = {**raw, "cost": FORMAT_1_HASH_COST}
+        if "feedback_given" in raw:  # a buyer; format 1 kept which items, not the vote
+            raw["feedback_given"] = [[item_id, [FORMAT_1_VOTE_KEY, "up"]]
+                                     for item_id in raw["feedback_given"]]
+        return raw
+    return {"accounts": {role: [account(raw) for raw in accounts]
+                         for role, accounts in state["accounts"].items()},
+            "sessions": state["sessions"], "pending": [],
+            "cancelled": state.get("cancelled", [])}  # before b77e17e: none
+
+
+def product_1_to_2(state: Any, records: list[dict]) -> Content:
+    """Format 1 -> 2 for the product database: the same content, but for the
+    reservations of the versions before b77e17e (``[id, lines]`` when units were
+    taken, ``[id, None]`` when given back), which become pending (the settlers then
+    ask the customer database for the verdict) or released."""
+    def reservation(raw: list) -> list:
+        if len(raw) == 3:
+            return raw
+        purchase_id, lines = raw
+        return [purchase_id, "pending", lines] if lines is not None \
+            else [purchase_id, "released", []]
+
+    if state is not None:
+        state = {**state, "reservations": [reservation(r) for r in state["reservations"]]}
+    records = [{**r, "reservation": reservation(r["reservation"])} if "reservation" in r else r
+               for r in records]
+    return state, records
+
+
+def product_2_to_3(state: Any, records: list[dict]) -> Content:
+    """Format 2 -> 3 for the product database: a snapshot of format 3 and no records.
+
+    Format 2's records are after-images (``items``, and a ``reservation`` or a
+    ``vote`` key's new state); format 3's are intents. Replaying the after-images
+    here gives the state at the end, which format 3 takes as its snapshot.
+    Reservations ``pending`` are called ``held`` now.
+    """
+    items: dict[int, dict] = {}
+    reservations: dict[str, dict] = {}
+    votes: dict[str, dict] = {}
+
+    def take(change: dict) -> None:
+        for raw in change.get("items", ()):
+            items.setdefault(raw["item_id"], {}).update(raw)
+        for purchase_id, status, lines in change.get("reservations", ()):
+            reservations[purchase_id] = {
+                "purchase_id": purchase_id, "state": "held" if status == "pending" else status,
+                "lines": [{"item_id": item_id, "quantity": units} for item_id, units in lines]}
+        for key, item_id, vote, status in change.get("votes", ()):
+            votes[key] = {"key": key, "item_id": item_id, "vote": vote, "state": status}
+
+    if state is not None:
+        take(state)
+    for record in records:
+        take({"items": record["items"],
+              "reservations": [record["reservation"]] if "reservation" in record else [],
+              "votes": [record["vote"]] if "vote" in record else []})
+    return ({"items": [items[item_id] for item_id in sorted(items)],
+             "reservations": list(reservations.values()), "votes": list(votes.values())}, [])
+
+
+def unchanged(state: Any, records: list[dict]) -> Content:
+    return state, records
+
+
+STEPS: dict[int, dict[str, Step]] = {
+    1: {"customer_db": customer_1_to_2, "product_db": product_1_to_2},
+    2: {"customer_db": unchanged, "product_db": product_2_to_3},
+}
+
+
+def _fsync_directory(directory: str) -> None:
+    handle = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(handle)
+    finally:
+        os.close(handle)
+
+
+def _private(path: str, flags: int) -> int:
+    return os.open(path, flags, 0o600)

@@ -1,0 +1,193 @@
+"""market/formats.py: telling formats apart, the marker, the backup, each upgrade step."""
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from market import formats
+from market.journal import JournalError
+
+ACCOUNT_1 = {"t": "account", "role": "buyer", "user_id": 1, "name": "bob", "salt": "aa",
+             "hash": "bb"}
+LOGIN_1 = {"t": "login", "token": "tok", "role": "buyer", "user_id": 1}
+PURCHASE = {"purchase_id": "p1", "time": "2026-11-25T10:00:00+00:00", "total": 2850,
+            "card_last4": "1111",
+            "lines": [{"item_id": 1, "name": "lamp", "quantity": 2, "price": 1250,
+                       "seller_id": 1, "line_total": 2500},
+                      {"item_id": 3, "name": "mug", "quantity": 1, "price": 350,
+                       "seller_id": 2, "line_total": 350}]}
+ITEM = {"item_id": 1, "name": "lamp", "category": 1, "keywords": ["desk"], "condition": "new",
+        "price": 1250, "quantity": 5, "seller_id": 1, "thumbs_up": 0, "thumbs_down": 0}
+
+
+# -- telling formats apart ---------------------------------------------------------------
+
+@pytest.mark.parametrize("database, state, records, found", [
+    ("customer_db", None, [ACCOUNT_1], 1),
+    ("customer_db", None, [{"kind": "account"}], 2),
+    ("customer_db", {"accounts": {}, "sessions": [], "cancelled": []}, [], 1),
+    ("customer_db", {"accounts": {}, "sessions": [], "pending": [], "cancelled": []}, [], 2),
+    ("product_db", None, [{"items": [ITEM]}], 1),
+    ("product_db", None, [{"items": [], "vote": ["k", 1, "up", "counted"]}], 2),
+    ("product_db", {"items": [], "reservations": [], "votes": [["k", 1, "up", "counted"]]},
+     [], 2),
+])
+def test_a_directory_without_a_marker_is_told_by_its_content(database, state, records, found):
+    assert formats.detect(database, state, records) == found
+
+
+@pytest.mark.parametrize("database, records", [
+    ("product_db", [ACCOUNT_1]), ("customer_db", [{"items": [ITEM]}]),
+    ("customer_db", [{"something": "else"}])])
+def test_content_of_another_database_or_of_nothing_known_is_refused(database, records):
+    with pytest.raises(JournalError, match=f"does not look like the {database}'s"):
+        formats.detect(database, None, records)
+
+
+def test_a_new_directory_is_in_the_current_format(tmp_path):
+    assert formats.check(str(tmp_path), "customer_db") == formats.CURRENT
+
+
+def test_the_marker_says_the_format_and_the_database(tmp_path):
+    formats.write_marker(str(tmp_path), "product_db")
+    assert json.loads((tmp_path / "FORMAT").read_text()) == {"format": formats.CURRENT,
+                                                            "database": "product_db"}
+    assert formats.check(str(tmp_path), "product_db") == formats.CURRENT
+    assert sorted(os.listdir(tmp_path)) == ["FORMAT"]  # no temporary left behind
+
+
+def test_a_newer_format_is_refused_in_one_sentence_naming_both(tmp_path):
+    (tmp_path / "FORMAT").write_text('{"format": 9, "database": "customer_db"}')
+    with pytest.raises(JournalError) as info:
+        formats.check(str(tmp_path), "customer_db")
+    message = str(info.value)
+    assert "data format 9" in message and f"writes {formats.CURRENT}" in message
+    assert message.count(". ") == 0 and "\n" not in message
+
+
+def test_another_databases_directory_is_refused(tmp_path):
+    formats.write_marker(str(tmp_path), "product_db")
+    with pytest.raises(JournalError, match="holds the data of the product_db, not of the "
+                                           "customer_db"):
+        formats.check(str(tmp_path), "customer_db")
+
+
+@pytest.mark.parametrize("text", ["{broken", "[3]", '{"format": "3", "database": "x"}'])
+def test_an_unreadable_marker_is_named(tmp_path, text):
+    (tmp_path / "FORMAT").write_text(text)
+    with pytest.raises(JournalError, match="FORMAT: unreadable format marker"):
+        formats.check(str(tmp_path), "customer_db")
+
+
+def test_an_upgrade_cut_short_starts_again_from_its_backup(tmp_path):
+    """No marker yet, but a complete backup: the files beside it may be half rewritten."""
+    (tmp_path / "journal-0.jsonl").write_text(json.dumps(ACCOUNT_1) + "\n")
+    backup = formats.back_up(str(tmp_path), 1)
+    (tmp_path / "journal-0.jsonl").write_text('{"kind": "account"}\n')  # looks like format 2
+    assert formats.check(str(tmp_path), "customer_db") == 1
+    assert formats.back_up(str(tmp_path), 1) == backup
+    assert (tmp_path / "backup-format-1" / "journal-0.jsonl").read_text().startswith('{"t"')
+
+
+def test_the_backup_holds_copies_of_the_data_files_only(tmp_path):
+    (tmp_path / "snapshot.json").write_text('{"generation": 1, "state": {}}')
+    (tmp_path / "journal-1.jsonl").write_text("{}\n")
+    (tmp_path / "notes.txt").write_text("mine")
+    (tmp_path / "backup-format-1.tmp").mkdir()  # a copy cut short: made again
+    (tmp_path / "backup-format-1.tmp" / "half").write_text("")
+    backup = formats.back_up(str(tmp_path), 1)
+    assert sorted(os.listdir(backup)) == ["journal-1.jsonl", "snapshot.json"]
+    assert sorted(os.listdir(tmp_path)) == ["backup-format-1", "journal-1.jsonl", "notes.txt",
+                                            "snapshot.json"]
+
+
+# -- format 1 -> 2 -------------------------------------------------------------------------
+
+def test_customer_1_to_2_records():
+    records = [ACCOUNT_1, LOGIN_1, {"t": "cart", "token": "tok", "cart": [[1, 2], [3, 1]]},
+               {"t": "purchase", "token": "tok", "purchase": PURCHASE},
+               {"t": "feedback", "buyer_id": 1, "item_id": 1, "vote": "down", "step": 1},
+               {"t": "feedback", "buyer_id": 1, "item_id": 1, "vote": "down", "step": -1},
+               {"t": "cancel", "purchase_ids": ["p2"]}, {"t": "logout", "token": "tok"}]
+    state, upgraded = formats.customer_1_to_2(None, records)
+    assert state is None
+    assert upgraded == [
+        {"kind": "account", "role": "buyer", "user_id": 1, "name": "bob", "salt": "aa",
+         "hash": "bb", "cost": 14},
+        {"kind": "login", "token": "tok", "role": "buyer", "user_id": 1},
+        {"kind": "cart", "token": "tok", "cart": [[1, 2], [3, 1]]},
+        {"kind": "start", "token": "tok", "purchase_id": "p1", "buyer_id": 1,
+         "lines": [[1, 2], [3, 1]]},
+        {"kind": "purchase", "purchase": PURCHASE},
+        {"kind": "save", "token": "tok"},  # format 1 emptied the saved cart on a purchase
+        {"kind": "feedback", "buyer_id": 1, "item_id": 1, "vote": "down", "key": "format-1"},
+        {"kind": "unfeedback", "buyer_id": 1, "item_id": 1},
+        {"kind": "cancel", "purchase_ids": ["p2"]},
+        {"kind": "logout", "token": "tok"}]
+
+
+def test_customer_1_to_2_snapshot_and_a_purchase_in_a_session_it_holds():
+    buyer = {"user_id": 2, "name": "bea", "salt": "aa", "hash": "bb", "saved_cart": [[4, 1]],
+             "items_purchased": 3, "purchases": [PURCHASE], "purchased_items": [[1, 1], [3, 2]],
+             "feedback_given": [1, 3]}
+    seller = {"user_id": 1, "name": "sally", "salt": "cc", "hash": "dd", "saved_cart": [],
+              "thumbs_up": 1, "thumbs_down": 0, "items_sold": 2}
+    state = {"accounts": {"buyer": [buyer], "seller": [seller]},
+             "sessions": [["tok", "buyer", 2, [[4, 1]]]]}  # no "cancelled": before b77e17e
+    purchase = {**PURCHASE, "purchase_id": "p9"}
+    upgraded_state, records = formats.customer_1_to_2(
+        state, [{"t": "purchase", "token": "tok", "purchase": purchase}])
+    assert upgraded_state == {
+        "accounts": {"buyer": [{**buyer, "cost": 14, "feedback_given": [
+                         [1, ["format-1", "up"]], [3, ["format-1", "up"]]]}],
+                     "seller": [{**seller, "cost": 14}]},
+        "sessions": [["tok", "buyer", 2, [[4, 1]]]], "pending": [], "cancelled": []}
+    assert records[0]["buyer_id"] == 2
+    assert state["accounts"]["buyer"][0]["feedback_given"] == [1, 3]  # the input is untouched
+
+
+def test_product_1_to_2_keeps_format_1_and_turns_the_earliest_reservations_into_states():
+    taken = {"items": [ITEM], "reservation": ["p1", [[1, 2]]]}
+    given_back = {"items": [ITEM], "reservation": ["p2", None]}
+    current = {"items": [ITEM], "reservation": ["p3", "sold", [[1, 1]]]}
+    state = {"items": [ITEM], "reservations": [["p0", [[1, 1]]]]}
+    upgraded_state, records = formats.product_1_to_2(state, [taken, given_back, current,
+                                                              {"items": [ITEM]}])
+    assert upgraded_state == {"items": [ITEM], "reservations": [["p0", "pending", [[1, 1]]]]}
+    assert [r.get("reservation") for r in records] == [
+        ["p1", "pending", [[1, 2]]], ["p2", "released", []], ["p3", "sold", [[1, 1]]], None]
+
+
+# -- format 2 -> 3 -------------------------------------------------------------------------
+
+def test_product_2_to_3_replays_the_after_images_into_one_snapshot():
+    mug = {**ITEM, "item_id": 3, "name": "mug", "price": 325, "quantity": 10}
+    state = {"items": [mug], "reservations": [["p0", "sold", [[3, 1]]]],
+             "votes": [["k0", 3, "down", "counted"]]}
+    records = [{"items": [ITEM]},
+               {"items": [{**ITEM, "price": 1300}]},
+               {"items": [{**ITEM, "price": 1300, "quantity": 3}],
+                "reservation": ["p1", "pending", [[1, 2]]]},
+               {"items": [], "reservation": ["p2", "released", []]},
+               {"items": [{**ITEM, "price": 1300, "quantity": 3, "thumbs_up": 1}],
+                "vote": ["k1", 1, "up", "counted"]}]
+    assert formats.product_2_to_3(state, records) == ({
+        "items": [{**ITEM, "price": 1300, "quantity": 3, "thumbs_up": 1}, mug],
+        "reservations": [
+            {"purchase_id": "p0", "state": "sold", "lines": [{"item_id": 3, "quantity": 1}]},
+            {"purchase_id": "p1", "state": "held", "lines": [{"item_id": 1, "quantity": 2}]},
+            {"purchase_id": "p2", "state": "released", "lines": []}],
+        "votes": [{"key": "k0", "item_id": 3, "vote": "down", "state": "counted"},
+                  {"key": "k1", "item_id": 1, "vote": "up", "state": "counted"}]}, [])
+
+
+def test_the_chain_runs_every_step_from_the_format_found():
+    state, records = formats.upgrade("product_db", 1, None, [
+        {"items": [ITEM], "reservation": ["p1", [[1, 2]]]}])
+    assert records == []
+    assert state["reservations"] == [
+        {"purchase_id": "p1", "state": "held", "lines": [{"item_id": 1, "quantity": 2}]}]
+    assert formats.upgrade("product_db", formats.CURRENT, None, [{"kind": "x"}]) == (
+        None, [{"kind": "x"}])
