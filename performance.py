@@ -77,6 +77,8 @@ import platform
 import shutil
 import statistics
 import sys
+import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -84,10 +86,11 @@ from bench.charts import cdf_points, draw_charts, draw_size_chart, draw_soak_cha
 from bench.deploy import Deployment, start_market
 from bench.echo import start_echo_chain
 from bench.loadgen import (BUYER_MIX, ITEMS_PER_SELLER, RUN_TIME_LIMIT, SELLER_MIX, LoadResult,
-                           Tally, mean_std, percentile, run_load, show)
+                           Tally, duration, mean_std, percentile, run_load, show)
 from bench.preload import (LARGE, LINES_PER_PURCHASE, PAGE, PROBES, QUICK_LARGE, SEARCH_CATEGORY,
                            SEARCH_LIMIT, SEARCH_WORDS, SMALL, Shape, Timing, build_market, probe)
-from market.client import parse_address
+from bench.target import Target, counted, parse_target
+from market.server import read_secret
 
 DEFAULT_SCENARIOS = "1x1,10x10,100x100"
 FULL = {"scenarios": DEFAULT_SCENARIOS, "ops": 1000, "runs": 10}
@@ -108,29 +111,58 @@ def parse_scenarios(text: str) -> list[tuple[int, int]]:
     return scenarios
 
 
-def run_scenario(args: argparse.Namespace, buyers: int, sellers: int, echo: Deployment,
-                 target: dict | None) -> dict:
+class Progress:
+    """Where the benchmark is ("scenario 2 of 3 (10x10), run 4 of 10") and about how long
+    it has left, from the client operations done so far and the time they took."""
+
+    def __init__(self, scenarios: list[tuple[int, int]], runs: int, ops: int) -> None:
+        self.scenarios = scenarios
+        self.runs = runs
+        self.total = sum(2 * (b + s) * ops * runs for b, s in scenarios)  # ours and the echo's
+        self.done = 0
+        self.started = time.monotonic()
+
+    def label(self, index: int, run: int) -> str:
+        buyers, sellers = self.scenarios[index]
+        return (f"scenario {index + 1} of {len(self.scenarios)} ({buyers}x{sellers}), "
+                f"run {run} of {self.runs}")
+
+    def advance(self, operations: int) -> str:
+        """Count ``operations`` as done; the time left in all, as text."""
+        self.done += operations
+        if self.done >= self.total:
+            return "all runs done"
+        elapsed = time.monotonic() - self.started
+        return f"{duration(elapsed * (self.total - self.done) / self.done)} left in all"
+
+
+def run_scenario(args: argparse.Namespace, index: int, echo: Deployment, target: Target | None,
+                 progress: Progress) -> dict:
+    buyers, sellers = args.scenarios[index]
     name = f"{buyers}x{sellers}"
     ours: list[LoadResult] = []
     theirs: list[LoadResult] = []
     for run in range(1, args.runs + 1):
-        label = f"{name} run {run}/{args.runs}"
+        label = progress.label(index, run)
         seed = f"{name}-{run}"
         market = None
         if target is None:
             market = start_market(args.out / "logs", args.data_dir)
         try:
-            ours.append(run_load(target or market.addresses, buyers, sellers, args.procs,
-                                 args.ops, RUN_TIME_LIMIT, f"{label} marketplace", seed, market))
+            ours.append(run_load(target.addresses if target else market.addresses, buyers,
+                                 sellers, args.procs, args.ops, RUN_TIME_LIMIT,
+                                 f"{label}, marketplace", seed, market,
+                                 take_stats=target.stats if target else None))
         finally:
             if market:
                 market.stop()
         theirs.append(run_load(echo.addresses, buyers, sellers, args.procs, args.ops,
-                               RUN_TIME_LIMIT, f"{label} echo chain", seed, echo))
+                               RUN_TIME_LIMIT, f"{label}, echo chain", seed, echo))
+        left = progress.advance(2 * (buyers + sellers) * args.ops)
         a, b = ours[-1].figures(), theirs[-1].figures()
         show(f"{label}: {a['throughput_ops']:,.0f} ok ops/s, p50 {a['p50_ms']:.2f} ms, "
              f"p99 {a['p99_ms']:.2f} ms, errors {a['errors']}, conflicts {a['conflicts']}; "
-             f"echo chain {b['throughput_ops']:,.0f} ops/s")
+             f"echo chain {b['throughput_ops']:,.0f} ops/s; {left}")
     return summarize(args, buyers, sellers, ours, theirs)
 
 
@@ -171,8 +203,11 @@ def summarize(args: argparse.Namespace, buyers: int, sellers: int, ours: list[Lo
         for name in (measured[0]["services_cpu_s"] if measured else ())}
     row["services_cpu_pct_of_machine"] = (sum(row["services_cpu_pct_of_core"].values()) / cores
                                           if measured else None)
-    row["services_cpu_us_per_op"] = cpu_per_op(runs)
-    row["echo_cpu_us_per_op"] = cpu_per_op(echo_runs)
+    row.update(cpu_per_op(runs, "services"))
+    row.update(cpu_per_op(echo_runs, "echo"))
+    total, echo_total = row["services_cpu_us_per_op_total"], row["echo_cpu_us_per_op_total"]
+    row["cpu_per_op_vs_echo"] = total / echo_total if total is not None and echo_total else None
+    row["service_stats_counted"] = stats_counted(runs)
     row["cdf_ms"] = cdf_points(sorted(x for r in ours for x in r.latencies))
     row["echo_cdf_ms"] = cdf_points(sorted(x for r in theirs for x in r.latencies))
     row["per_run"] = runs
@@ -180,14 +215,45 @@ def summarize(args: argparse.Namespace, buyers: int, sellers: int, ours: list[Lo
     return row
 
 
-def cpu_per_op(runs: list[dict]) -> dict[str, float]:
-    """CPU microseconds each service spent per ok operation, over all runs."""
-    measured = [r for r in runs if r["services_cpu_s"] is not None]
-    ok = sum(r["ok"] for r in measured)
-    if not ok:
-        return {}
-    names = measured[0]["services_cpu_s"]
-    return {name: 1e6 * sum(r["services_cpu_s"][name] for r in measured) / ok for name in names}
+def cpu_per_op(runs: list[dict], who: str) -> dict[str, Any]:
+    """CPU microseconds each service spent per ok operation in the timed part of each run
+    (from /proc/PID/stat, set-up excluded), mean and std over the runs, and their sum;
+    None where the services were not ours to measure (``--target``)."""
+    measured = [r for r in runs if r["services_cpu_s"] is not None and r["ok"]]
+    if not measured:
+        return {f"{who}_cpu_us_per_op": None, f"{who}_cpu_us_per_op_std": None,
+                f"{who}_cpu_us_per_op_total": None, f"{who}_cpu_us_per_op_total_std": None}
+    per_run = [{name: 1e6 * spent / r["ok"] for name, spent in r["services_cpu_s"].items()}
+               for r in measured]
+    names = list(per_run[0])
+    figures = {name: mean_std([run[name] for run in per_run]) for name in names}
+    total, total_std = mean_std([sum(run.values()) for run in per_run])
+    return {f"{who}_cpu_us_per_op": {name: mean for name, (mean, _) in figures.items()},
+            f"{who}_cpu_us_per_op_std": {name: std for name, (_, std) in figures.items()},
+            f"{who}_cpu_us_per_op_total": total, f"{who}_cpu_us_per_op_total_std": total_std}
+
+
+def stats_counted(runs: list[dict]) -> dict[str, Any] | None:
+    """With ``--target``: per service, what its ``Stats`` counted over the timed parts
+    of all runs (requests per outcome, from all its clients), or why not available."""
+    if not runs or runs[0]["service_stats"] is None:
+        return None
+    summary: dict[str, Any] = {}
+    for where in runs[0]["service_stats"]["after"]:
+        pairs = [(run["service_stats"]["before"][where], run["service_stats"]["after"][where])
+                 for run in runs]
+        counts = [counted(before, after) for before, after in pairs]
+        if None in counts:
+            before, after = pairs[counts.index(None)]
+            summary[where] = {"available": False,
+                              "reason": after.get("reason") or before.get("reason")}
+            continue
+        total: Counter = Counter()
+        for outcomes in counts:
+            total.update(outcomes)
+        summary[where] = {"available": True, "service": pairs[-1][1].get("service"),
+                          "outcomes": dict(total)}
+    return summary
 
 
 def machine() -> dict:
@@ -209,7 +275,9 @@ CSV_FIELDS = ["scenario", "buyers", "sellers", "runs", "ops_per_client", "avg_ms
               "throughput_ops", "throughput_ops_std", "errors", "unexpected", "conflicts",
               "echo_throughput_ops", "echo_throughput_ops_std", "ratio_vs_echo",
               "generator_cpu_pct_of_core", "generator_cpu_pct_of_machine",
-              "services_cpu_pct_of_machine"]
+              "services_cpu_pct_of_machine", "services_cpu_us_per_op_total",
+              "services_cpu_us_per_op_total_std", "echo_cpu_us_per_op_total",
+              "echo_cpu_us_per_op_total_std", "cpu_per_op_vs_echo"]
 
 
 def write_results(out: Path, report: dict) -> None:
@@ -222,37 +290,94 @@ def write_results(out: Path, report: dict) -> None:
                              for k, v in row.items()})
 
 
+def spread(mean: float, std: float, runs: int, digits: int = 0) -> str:
+    """'2,319 ± 85' over two runs or more; '2,319' from one (one run has no spread)."""
+    text = f"{mean:,.{digits}f}"
+    return f"{text} ± {std:,.{digits}f}" if runs > 1 else text
+
+
 def print_table(rows: list[dict]) -> None:
     print(f"{'scenario':>9} {'avg ms':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} "
-          f"{'ok ops/s':>14} {'errors':>6} {'conflicts':>9} {'echo ops/s':>12} {'ratio':>6}")
+          f"{'ok ops/s':>15} {'errors':>6} {'conflicts':>9} {'echo ops/s':>15} {'ratio':>6}")
     for r in rows:
+        runs = r["runs"]
         print(f"{r['scenario']:>9} {r['avg_ms']:8.2f} {r['p50_ms']:8.2f} {r['p95_ms']:8.2f} "
-              f"{r['p99_ms']:8.2f} {r['throughput_ops']:8.0f} ±{r['throughput_ops_std']:<5.0f}"
-              f"{r['errors'] + r['unexpected']:>6} {r['conflicts']:>9} "
-              f"{r['echo_throughput_ops']:12.0f} {r['ratio_vs_echo']:6.2f}")
+              f"{r['p99_ms']:8.2f} {spread(r['throughput_ops'], r['throughput_ops_std'], runs):>15}"
+              f" {r['errors'] + r['unexpected']:>6} {r['conflicts']:>9} "
+              f"{spread(r['echo_throughput_ops'], r['echo_throughput_ops_std'], runs):>15} "
+              f"{r['ratio_vs_echo']:6.2f}")
+    runs = {r["runs"] for r in rows}
+    print("1 run per scenario: no spread" if runs == {1} else
+          "mean over runs; ± is the standard deviation over the runs")
+    print_cpu(rows)
+    print_stats(rows)
 
 
-def benchmark(args: argparse.Namespace, target: dict | None) -> dict:
+def print_cpu(rows: list[dict]) -> None:
+    """CPU per ok operation of each service beside the echo chain's."""
+    names = next((list(r["services_cpu_us_per_op"]) for r in rows
+                  if r["services_cpu_us_per_op"]), [])
+    echo_names = next((list(r["echo_cpu_us_per_op"]) for r in rows
+                       if r["echo_cpu_us_per_op"]), [])
+    print("\nCPU per ok operation, µs (each process's /proc/PID/stat over the timed part, "
+          "set-up excluded)")
+    if not names:
+        print("(the marketplace's services were not started by this run: not measured)")
+    print(f"{'scenario':>9} " + "".join(f"{name:>18}" for name in names)
+          + f"{'services':>16} " + "".join(f"{name:>7}" for name in echo_names)
+          + f"{'echo chain':>14} {'ratio':>6}")
+    for r in rows:
+        runs = r["runs"]
+        ours = "".join(f"{r['services_cpu_us_per_op'][name]:18.0f}" for name in names)
+        total = (spread(r["services_cpu_us_per_op_total"],
+                        r["services_cpu_us_per_op_total_std"], runs)
+                 if names else "-")
+        echo = "".join(f"{(r['echo_cpu_us_per_op'] or {}).get(name, 0):7.0f}"
+                       for name in echo_names)
+        echo_total = (spread(r["echo_cpu_us_per_op_total"], r["echo_cpu_us_per_op_total_std"],
+                             runs) if r["echo_cpu_us_per_op"] else "-")
+        ratio_text = f"{r['cpu_per_op_vs_echo']:6.2f}" if r["cpu_per_op_vs_echo"] else "     -"
+        print(f"{r['scenario']:>9} {ours}{total:>16} {echo}{echo_total:>14} {ratio_text}")
+
+
+def print_stats(rows: list[dict]) -> None:
+    """With --target: what each service's Stats counted during the timed parts."""
+    for r in rows:
+        if r["service_stats_counted"] is None:
+            continue
+        print(f"\n{r['scenario']}: requests each service counted in Stats during the timed "
+              "parts (from all its clients)")
+        for where, entry in r["service_stats_counted"].items():
+            if entry["available"]:
+                outcomes = ", ".join(f"{key} {n:,}" for key, n in sorted(entry["outcomes"].items()))
+                print(f"  {entry['service'] or '?'} {where}: {outcomes or 'nothing'}")
+            else:
+                print(f"  {where}: Stats not available ({entry['reason']})")
+
+
+def benchmark(args: argparse.Namespace, target: Target | None) -> dict:
     shutil.rmtree(args.out / "logs", ignore_errors=True)
     host = machine()  # before the load, so the load average shows what else was running
     echo = start_echo_chain(args.out / "logs")
+    progress = Progress(args.scenarios, args.runs, args.ops)
     try:
-        rows = [run_scenario(args, buyers, sellers, echo, target)
-                for buyers, sellers in args.scenarios]
+        rows = [run_scenario(args, index, echo, target, progress)
+                for index in range(len(args.scenarios))]
     finally:
         echo.stop()
     return {"machine": {**host, "generator_processes": args.procs},
             "config": {"command": " ".join(["python3", "performance.py", *sys.argv[1:]]),
                        "runs": args.runs, "ops_per_client": args.ops,
-                       "target": args.target, "fresh_state_per_run": target is None,
+                       "target": args.target, "target_dbs": args.target_dbs,
+                       "fresh_state_per_run": target is None,
                        "data_dir": str(args.data_dir) if args.data_dir else None,
                        "seller_mix": SELLER_MIX, "buyer_mix": BUYER_MIX},
             "scenarios": rows}
 
 
-def soak(args: argparse.Namespace, target: dict | None) -> dict:
-    """Steady load of the last scenario for ``args.soak`` seconds, with figures per
-    ``SOAK_WINDOW`` and each service's RSS at the start and the end of every window."""
+def soak(args: argparse.Namespace, target: Target | None) -> dict:
+    """Steady load of the last scenario for ``args.soak`` seconds, with figures per full
+    ``SOAK_WINDOW`` (a shorter tail apart) and each service's RSS at the end of each."""
     buyers, sellers = args.scenarios[-1]
     market = None if target else start_market(args.out / "logs", args.data_dir)
     samples: list[dict] = []
@@ -262,17 +387,17 @@ def soak(args: argparse.Namespace, target: dict | None) -> dict:
             samples.append({"t_s": round(elapsed, 1), "rss_kb": market.rss_kb()})
 
     try:
-        result = run_load(target or market.addresses, buyers, sellers, args.procs, None,
-                          args.soak, f"soak {buyers}x{sellers}", "soak", market, sample,
-                          SOAK_WINDOW)
+        result = run_load(target.addresses if target else market.addresses, buyers, sellers,
+                          args.procs, None, args.soak, f"soak {buyers}x{sellers}", "soak",
+                          market, sample, SOAK_WINDOW, target.stats if target else None)
         if market:
             samples.append({"t_s": round(result.wall_s, 1), "rss_kb": market.rss_kb()})
     finally:
         if market:
             market.stop()
-    windows = result.window_figures(SOAK_WINDOW, args.soak)
+    windows, tail = result.window_figures(SOAK_WINDOW, args.soak)
     items, purchases = sellers * ITEMS_PER_SELLER, 0
-    for window in windows:
+    for window in windows + ([tail] if tail else []):
         items += window["items_added"]
         purchases += window["purchases_added"]
         window["items_total"], window["purchases_total"] = items, purchases
@@ -280,27 +405,32 @@ def soak(args: argparse.Namespace, target: dict | None) -> dict:
         window["rss_kb"] = next((s["rss_kb"] for s in samples if s["t_s"] >= end - 1),
                                 samples[-1]["rss_kb"]) if samples else None
     start, last = (samples[0]["rss_kb"], samples[-1]["rss_kb"]) if samples else (None, None)
+    first_ops = windows[0]["throughput_ops"]
+    figures = result.figures()
     return {"machine": machine(), "scenario": f"{buyers}x{sellers}", "seconds": args.soak,
             "rss_kb_start": start, "rss_kb_end": last, "rss_samples": samples,
             "rss_growth_kb": {name: last[name] - start[name] for name in last} if samples else None,
             "data_kept": {"accounts": buyers + sellers, "sessions": buyers + sellers,
                           "items": items, "purchases": purchases},
-            "window_s": SOAK_WINDOW, "windows": windows,
-            "last_vs_first_throughput": (windows[-1]["throughput_ops"]
-                                         / windows[0]["throughput_ops"]
-                                         if windows[0]["throughput_ops"] else None),
-            **result.figures()}
+            "window_s": SOAK_WINDOW, "windows": windows, "tail": tail,
+            "last_vs_first_throughput": (windows[-1]["throughput_ops"] / first_ops
+                                         if len(windows) > 1 and first_ops else None),
+            "service_stats_counted": stats_counted([figures]), **figures}
 
 
 def print_soak(report: dict) -> None:
     names = list(report["rss_kb_start"] or ())
     print(f"{'minute':>6} {'ok ops/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} "
           f"{'conflicts':>9} {'items':>7} {'purchases':>9}  RSS MB: {', '.join(names)}")
-    for w in report["windows"]:
+    tail = report["tail"]
+    for w in report["windows"] + ([tail] if tail else []):
         rss = "  ".join(f"{w['rss_kb'][name] / 1024:6.1f}" for name in names)
-        print(f"{w['window'] + 1:>6} {w['throughput_ops']:9,.0f} {w['p50_ms']:7.1f} "
+        minute = "tail" if w is tail else w["window"] + 1
+        print(f"{minute:>6} {w['throughput_ops']:9,.0f} {w['p50_ms']:7.1f} "
               f"{w['p99_ms']:7.1f} {w['errors'] + w['unexpected']:>6} {w['conflicts']:>9} "
               f"{w['items_total']:>7,} {w['purchases_total']:>9,}  {rss}")
+    if tail:
+        print(f"tail: the last {tail['seconds']:g} s, not a full minute (not compared)")
 
 
 def large_market(args: argparse.Namespace) -> dict:
@@ -399,7 +529,14 @@ def ratio(value: float | None) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        description="Benchmark the marketplace against the echo chain of its own stack.")
+        description="Benchmark the marketplace against the echo chain of its own stack.",
+        epilog="On a live market (--target) the benchmark reads and writes only what it "
+               "creates: new accounts of its own (bench-<random>-s0, -b0, ...; a name already "
+               "taken stops the run), items its sellers list, purchases and votes of its "
+               "buyers on those items only (search results showing other items are "
+               "filtered out; nothing else is looked at, carted, bought or rated). It "
+               "leaves behind in that market: those accounts and sessions, their items "
+               "(with the units left), and their purchases and votes.")
     parser.add_argument("--runs", type=int,
                         help="runs per scenario (default 10; --large-market: 3)")
     parser.add_argument("--ops", type=int, help="operations per client (default 1000; "
@@ -413,14 +550,23 @@ def main(argv: list[str] | None = None) -> None:
                              "(--large-market: 2,000 items, 50 samples, 1 run)")
     parser.add_argument("--soak", type=float, metavar="SECONDS",
                         help="instead: steady load of the last scenario, with ok ops/s, p99, "
-                             "errors and each service's RSS per minute (soak.json, soak.png)")
+                             "errors and each service's RSS per full minute, a shorter tail "
+                             "apart (at least 60; soak.json, soak.png)")
     parser.add_argument("--large-market", action="store_true",
                         help="instead: per-op latency on fresh services holding 50,000 items "
                              "(one seller 12,000) and a buyer with 3,000 purchases, beside a "
                              "nearly empty market (large_market.json, latency_by_size.png)")
     parser.add_argument("--target", metavar="SELLER_HOST:PORT[+...],BUYER_HOST:PORT[+...]",
                         help="use these running frontends instead of starting services; "
-                             "several of a role joined by '+' share its clients in turn")
+                             "several of a role joined by '+' share its clients in turn. It "
+                             "touches only what it creates itself (see below); their Stats "
+                             "before and after each run go into the results")
+    parser.add_argument("--target-dbs", metavar="HOST:PORT[,HOST:PORT]",
+                        help="with --target: databases to take Stats of too (nothing else is "
+                             "sent to them)")
+    parser.add_argument("--secret-file", type=Path,
+                        help="with --target-dbs: the deployment's secret, if the databases "
+                             "ask for one")
     parser.add_argument("--data-dir", type=Path,
                         help="start the databases with --data-dir in a fresh directory under "
                              "this one (removed after each run)")
@@ -430,6 +576,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.large_market and (args.soak or args.target):
         parser.error("--large-market starts its own services and cannot be combined with "
                      "--soak or --target")
+    if args.soak is not None and args.soak < SOAK_WINDOW:
+        parser.error(f"--soak reports per full minute: give at least {SOAK_WINDOW:g} seconds")
+    if (args.target_dbs or args.secret_file) and not args.target:
+        parser.error("--target-dbs and --secret-file go with --target")
     if args.large_market:
         defaults = SIZE_QUICK if args.quick else SIZE_FULL
     else:
@@ -438,11 +588,9 @@ def main(argv: list[str] | None = None) -> None:
                                                                     DEFAULT_SCENARIOS))
     args.ops = args.ops or defaults["ops"]
     args.runs = args.runs or defaults["runs"]
-    target = None
-    if args.target:
-        sellers, _, buyers = args.target.partition(",")
-        target = {"seller": [parse_address(text) for text in sellers.split("+")],
-                  "buyer": [parse_address(text) for text in buyers.split("+")]}
+    target = (parse_target(args.target, args.target_dbs,
+                           read_secret(str(args.secret_file or "")))
+              if args.target else None)
     if importlib.util.find_spec("matplotlib") is None:  # say so now, not after the run
         raise RuntimeError("matplotlib is missing: run ./run_tests.sh once and use "
                            ".venv/bin/python performance.py, or pip install -r requirements.txt")
@@ -455,7 +603,7 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps({k: report[k] for k in (
             "scenario", "seconds", "ok", "throughput_ops", "p50_ms", "p99_ms", "errors",
             "unexpected", "last_vs_first_throughput", "rss_kb_start", "rss_kb_end",
-            "data_kept")}, indent=2))
+            "data_kept", "service_stats_counted")}, indent=2))
         print(f"wrote {args.out}/soak.json, {chart}")
         return
     if args.large_market:

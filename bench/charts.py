@@ -1,5 +1,8 @@
-"""The benchmark's charts: latency bars, throughput beside the echo chain, latency CDF;
-latency by op on a small and a large market; the soak minute by minute."""
+"""The benchmark's charts: latency bars, throughput and CPU per operation beside the echo
+chain, latency CDF; latency by op on a small and a large market; the soak minute by minute.
+
+Error bars are the standard deviation over runs, drawn (and said so) only with two runs
+or more: one run has no spread."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -33,15 +36,19 @@ def draw_charts(out: Path, report: dict) -> list[str]:
     labels = [f"{r['buyers']} buyer{'s' * (r['buyers'] != 1)} +\n"
               f"{r['sellers']} seller{'s' * (r['sellers'] != 1)}" for r in rows]
     m = report["machine"]
-    note = (f"{m['cores']} cores, Python {m['python']}; {rows[0]['runs']} run(s) x "
+    runs = rows[0]["runs"]
+    note = (f"{m['cores']} cores, Python {m['python']}; {runs} run{'s' * (runs != 1)} x "
             f"{rows[0]['ops_per_client']} ops per client")
+    bars_note = error_bars_note(runs)
     x = list(range(len(rows)))
 
     def bars(ax, offset: float, width: float, key: str, texts: list[str], **style) -> None:
-        """One bar per scenario with its std as an error bar, labelled just above that."""
+        """One bar per scenario with its std as an error bar (from two runs on), labelled
+        just above that."""
         values = [r[key] for r in rows]
-        stds = [r[f"{key}_std"] for r in rows]
-        ax.bar([p + offset for p in x], values, width, yerr=stds, capsize=3, **style)
+        stds = [r[f"{key}_std"] if runs > 1 else 0.0 for r in rows]
+        ax.bar([p + offset for p in x], values, width, yerr=stds if runs > 1 else None,
+               capsize=3, **style)
         for p, value, std, text in zip(x, values, stds, texts):
             ax.annotate(text, (p + offset, value + std), xytext=(0, 3),
                         textcoords="offset points", ha="center", va="bottom", fontsize=8)
@@ -59,8 +66,7 @@ def draw_charts(out: Path, report: dict) -> list[str]:
     ax.set_xticks(x, labels)
     ax.set_ylabel("response time (ms, log scale)")
     ax.set_xlabel("scenario (concurrent clients)")
-    ax.set_title(f"Marketplace response time by scenario\n{note}; error bars: std over runs",
-                 fontsize=10)
+    ax.set_title(f"Marketplace response time by scenario\n{note}; {bars_note}", fontsize=10)
     ax.legend(title="ok operations", loc="upper left", ncols=4)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
@@ -79,8 +85,8 @@ def draw_charts(out: Path, report: dict) -> list[str]:
     ax.set_xlabel("scenario (concurrent clients)")
     ax.set_ylim(0, 1.35 * max(r[key] + r[f"{key}_std"] for r in rows
                               for key in ("throughput_ops", "echo_throughput_ops")))
-    ax.set_title(f"Throughput beside the echo chain of the same stack\n{note}; "
-                 "error bars: std over runs", fontsize=10)
+    ax.set_title(f"Throughput beside the echo chain of the same stack\n{note}; {bars_note}",
+                 fontsize=10)
     ax.legend(loc="upper left", ncols=2)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
@@ -97,7 +103,9 @@ def draw_charts(out: Path, report: dict) -> list[str]:
                 ax.plot(points, fractions, style, color=color,
                         label=f"{row['buyers']} + {row['sellers']}: {who}")
     ax.set_xscale("log")
+    ax.xaxis.set_major_locator(LogLocator(subs=(1, 2, 5)))
     ax.xaxis.set_major_formatter(plain)
+    ax.xaxis.set_minor_formatter(NullFormatter())  # else a short range labels every minor tick
     ax.set_xlabel("response time (ms, log scale)")
     ax.set_ylabel("fraction of ok operations at or below")
     ax.set_ylim(0, 1.01)
@@ -108,31 +116,89 @@ def draw_charts(out: Path, report: dict) -> list[str]:
     fig.tight_layout()
     fig.savefig(out / "latency_cdf.png", dpi=120)
     plt.close(fig)
-    return ["latency.png", "throughput.png", "latency_cdf.png"]
+    return ["latency.png", "throughput.png", "latency_cdf.png"] + draw_cpu_chart(out, report)
+
+
+def error_bars_note(runs: int) -> str:
+    return (f"error bars: std over {runs} runs" if runs > 1
+            else "1 run: no spread, no error bars")
+
+
+def draw_cpu_chart(out: Path, report: dict) -> list[str]:
+    """CPU per ok operation per scenario: the services stacked beside the echo chain's
+    processes stacked; nothing when the services were not ours to measure."""
+    rows = report["scenarios"]
+    if not any(r["services_cpu_us_per_op"] for r in rows):
+        return []
+    plt = pyplot()
+    runs = rows[0]["runs"]
+    x = list(range(len(rows)))
+    fig, ax = plt.subplots(figsize=(9, 5.5))
+    for offset, who, label, palette in ((-0.2, "services", "", "tab10"),
+                                        (0.2, "echo", "echo chain: ", "Greys")):
+        names = next(list(r[f"{who}_cpu_us_per_op"]) for r in rows if r[f"{who}_cpu_us_per_op"])
+        colors = (plt.get_cmap(palette)(range(len(names))) if who == "services"
+                  else plt.get_cmap(palette)([0.45, 0.7]))
+        bottom = [0.0] * len(rows)
+        for name, color in zip(names, colors):
+            values = [(r[f"{who}_cpu_us_per_op"] or {}).get(name, 0.0) for r in rows]
+            ax.bar([p + offset for p in x], values, 0.38, bottom=bottom, color=color,
+                   label=f"{label}{name}")
+            bottom = [b + v for b, v in zip(bottom, values)]
+        stds = [r[f"{who}_cpu_us_per_op_total_std"] or 0.0 for r in rows]
+        if runs > 1:
+            ax.errorbar([p + offset for p in x], bottom, yerr=stds, fmt="none", ecolor="black",
+                        capsize=3)
+        for p, row, total, std in zip(x, rows, bottom, stds):
+            text = f"{total:,.0f}"
+            if who == "services" and row["cpu_per_op_vs_echo"]:
+                text += f"\n({row['cpu_per_op_vs_echo']:.2f} x echo)"
+            ax.annotate(text, (p + offset, total + (std if runs > 1 else 0)), xytext=(0, 3),
+                        textcoords="offset points", ha="center", va="bottom", fontsize=8)
+    labels = [f"{r['buyers']} + {r['sellers']}" for r in rows]
+    ax.set_xticks(x, labels)
+    ax.set_xlabel("scenario (buyers + sellers)")
+    ax.set_ylabel("CPU per ok operation (µs)")
+    top = max((r["services_cpu_us_per_op_total"] or 0) + (r["services_cpu_us_per_op_total_std"]
+                                                          or 0) for r in rows)
+    ax.set_ylim(0, 1.5 * max(top, max(r["echo_cpu_us_per_op_total"] or 0 for r in rows)))
+    m = report["machine"]
+    ax.set_title("CPU each process spent per ok operation (timed part only, from "
+                 f"/proc/PID/stat)\n{m['cores']} cores, Python {m['python']}; "
+                 f"left: the marketplace's services, right: the echo chain; "
+                 f"{error_bars_note(runs)}", fontsize=10)
+    ax.legend(loc="upper left", ncols=3, fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out / "cpu_per_op.png", dpi=120)
+    plt.close(fig)
+    return ["cpu_per_op.png"]
 
 
 def draw_size_chart(out: Path, report: dict) -> str:
     """Latency by op on the nearly empty and the large market: p50 bars (std over runs),
-    a mark at p99, and the p50 ratio large / small above each pair (red past 2x)."""
+    a mark at p99, and the p50 ratio large / small clear above each pair (red past 2x)."""
     plt = pyplot()
     rows = report["ops"]
     markets = report["config"]["markets"]
+    runs = report["config"]["runs"]
     x = list(range(len(rows)))
     fig, ax = plt.subplots(figsize=(11, 6))
     for offset, name, color in ((-0.2, "small", "tab:blue"), (0.2, "large", "tab:orange")):
         shape = markets[name]
         where = [p + offset for p in x]
         ax.bar(where, [r[name]["p50_ms"] for r in rows], 0.4, color=color,
-               yerr=[r[name]["p50_ms_std"] for r in rows], capsize=2,
+               yerr=[r[name]["p50_ms_std"] for r in rows] if runs > 1 else None, capsize=2,
                label=f"{name}: {shape['items']:,} items, a seller with {shape['seller_items']:,}, "
                      f"a buyer with {shape['purchases']:,} purchases (p50)")
         ax.scatter(where, [r[name]["p99_ms"] for r in rows], marker="_", s=250, color="black",
                    label="p99" if name == "large" else None)
     for p, row in zip(x, rows):
-        top = max(row["small"]["p99_ms"], row["large"]["p99_ms"])
+        top = max(max(row[name]["p99_ms"], row[name]["p50_ms"] + row[name]["p50_ms_std"])
+                  for name in ("small", "large"))
         text = f"{row['ratio_p50']:.2f}x" if row["ratio_p50"] is not None else "-"
-        ax.annotate(text, (p, top), xytext=(0, 4), textcoords="offset points", ha="center",
-                    fontsize=8, color="black" if row["within_2x"] else "red")
+        ax.annotate(text, (p, top), xytext=(0, 9), textcoords="offset points", ha="center",
+                    va="bottom", fontsize=8, color="black" if row["within_2x"] else "red")
     ax.set_ylim(0, 1.4 * max(row[name]["p99_ms"] for row in rows for name in markets))
     ax.set_xticks(x, [row["op"] for row in rows], fontsize=8, rotation=25, ha="right",
                   rotation_mode="anchor")
@@ -142,7 +208,7 @@ def draw_size_chart(out: Path, report: dict) -> str:
     ax.set_title(f"Response time by op, nearly empty vs large market; above: p50 ratio "
                  f"large / small (contract: within 2x)\n{m['cores']} cores, Python "
                  f"{m['python']}; one request at a time, {config['samples_per_op_per_run']} "
-                 f"samples per op per run, {config['runs']} run(s)", fontsize=10)
+                 f"samples per op per run; {error_bars_note(runs)}", fontsize=10)
     ax.legend(loc="upper left", fontsize=8)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
@@ -152,7 +218,8 @@ def draw_size_chart(out: Path, report: dict) -> str:
 
 
 def draw_soak_chart(out: Path, report: dict) -> str:
-    """The soak minute by minute: ok ops/s and p99; each service's RSS; the data kept."""
+    """The soak by full minute (a shorter tail is left out, and said so): ok ops/s and
+    p99; each service's RSS; the data kept."""
     plt = pyplot()
     windows = report["windows"]
     middles = [(w["start_s"] + w["seconds"] / 2) / 60 for w in windows]
@@ -165,11 +232,14 @@ def draw_soak_chart(out: Path, report: dict) -> str:
     latency.plot(middles, [w["p99_ms"] for w in windows], "o-", color="tab:red", label="p99")
     latency.set_ylabel("p99 response time (ms)")
     latency.set_ylim(0, 1.2 * max(w["p99_ms"] for w in windows))
-    errors = sum(w["errors"] + w["unexpected"] for w in windows)
+    errors = report["errors"] + report["unexpected"]  # the tail's too
     ratio = report["last_vs_first_throughput"]
+    tail = report["tail"]
     top.set_title(f"Soak, {report['scenario']} (buyers x sellers), {report['seconds']:g} s: "
-                  f"errors {errors}, throughput of the last minute / the first "
-                  + (f"{ratio:.2f}" if ratio is not None else "-"), fontsize=10)
+                  f"errors {errors}, throughput of the last full minute / the first "
+                  + (f"{ratio:.2f}" if ratio is not None else "- (one minute)")
+                  + (f"\n(the last {tail['seconds']:g} s, not a full minute, are not shown)"
+                     if tail else ""), fontsize=10)
     top.legend(loc="lower left", fontsize=8)
     latency.legend(loc="lower right", fontsize=8)
     top.grid(axis="y", alpha=0.3)

@@ -5,6 +5,13 @@ session, seeded op mix); ``run_load`` sets ``sellers`` + ``buyers`` of them up
 in several processes outside the clock, starts them together and collects a
 ``LoadResult`` (ok latencies per op, conflicts, errors, CPU). Outcomes follow
 the contract's section 7: only ``ok`` replies count as throughput.
+
+Safe on a live market (contract section 13): every account is a new one with a
+name of its own (``bench-<random>-s0``; a name taken makes the run fail, never
+log in to someone else's account), and buyers look at, cart, buy and rate only
+items of this run's sellers: search results are filtered to them, whatever else
+a search shows. So a run adds accounts, items and purchases of its own, and
+changes nothing of anyone else's.
 """
 from __future__ import annotations
 
@@ -21,7 +28,7 @@ import time
 import traceback
 from array import array
 from collections import Counter
-from typing import Any
+from typing import Any, Callable
 
 from protocol import ApiError, decode, encode, envelope, read_line
 
@@ -84,7 +91,7 @@ class BenchClient:
         self.sock: socket.socket | None = None
         self.rfile: Any = None
         self.tally = Tally()
-        self.ok_count = 0
+        self.ops_done = 0  # operations performed, whatever their outcome (for progress)
         self.ended = 0.0  # time.monotonic() when the last operation finished
         self.ops_names = list(self.mix)
         self.weights = list(self.mix.values())
@@ -134,6 +141,7 @@ class BenchClient:
             done += 1
             op, args = self.next_op()
             outcome, elapsed = self.perform(op, args)
+            self.ops_done = done
             if window:
                 index = int((now - origin) // window)
                 self.tally.window_outcomes[(index, op, outcome)] += 1
@@ -158,7 +166,6 @@ class BenchClient:
         elapsed = time.perf_counter() - started
         if reply.get("ok"):
             self.tally.latencies.setdefault(op, array("d")).append(elapsed)
-            self.ok_count += 1
             self.on_ok(op, args, reply.get("result") or {})
             return "ok", elapsed
         code = (reply.get("error") or {}).get("code")
@@ -231,7 +238,8 @@ class BuyerBench(BenchClient):
 
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
-        self.items: dict[int, int] = {}  # item_id -> seller_id, of items seen
+        self.own_sellers: set[int] = set()  # this run's sellers: the only items touched
+        self.items: dict[int, int] = {}  # item_id -> seller_id, of our items seen
         self.item_ids: list[int] = []  # the keys of ``items``, for random choice
         self.last_found: list[int] = []  # the items of the last search
         self.cart: dict[int, int] = {}  # item_id -> units, as this session's cart holds
@@ -241,8 +249,10 @@ class BuyerBench(BenchClient):
         self.to_remove: list[int] = []  # unavailable cart lines to take out
 
     def learn(self, catalog: list[tuple[int, int]]) -> None:
+        """Remember the (item_id, seller_id) entries of this run's sellers; others are
+        never bought, carted, rated or looked at."""
         for item_id, seller_id in catalog:
-            if item_id not in self.items:
+            if seller_id in self.own_sellers and item_id not in self.items:
                 self.items[item_id] = seller_id
                 self.item_ids.append(item_id)
 
@@ -292,7 +302,8 @@ class BuyerBench(BenchClient):
 
     def on_ok(self, op: str, args: dict, result: dict) -> None:
         if op == "SearchItemsForSale":
-            found = [(item["item_id"], item["seller_id"]) for item in result.get("items", ())]
+            found = [(item["item_id"], item["seller_id"]) for item in result.get("items", ())
+                     if item["seller_id"] in self.own_sellers]
             self.learn(found)
             self.last_found = [item_id for item_id, _ in found]
         elif op == "AddItemToCart":
@@ -357,7 +368,7 @@ def worker_main(conn, specs: list[tuple[str, int]], addresses: dict[str, Any],
     -> "ready", "go" -> ("done", figures); any failure -> ("failed", text).
     """
     kinds = {"seller": SellerBench, "buyer": BuyerBench}
-    clients = [kinds[role](frontend_of(addresses[role], index), f"{role[0]}{tag}-{index}",
+    clients = [kinds[role](frontend_of(addresses[role], index), f"bench-{tag}-{role[0]}{index}",
                            f"{seed}-{role}-{index}") for role, index in specs]
     sellers = [c for c in clients if isinstance(c, SellerBench)]
     buyers = [c for c in clients if isinstance(c, BuyerBench)]
@@ -367,6 +378,7 @@ def worker_main(conn, specs: list[tuple[str, int]], addresses: dict[str, Any],
         conn.send([(item_id, s.seller_id) for s in sellers for item_id in s.item_ids])
         _, catalog = conn.recv()
         for buyer in buyers:
+            buyer.own_sellers = {seller_id for _, seller_id in catalog}
             buyer.learn(catalog)
         run_threads([b.setup for b in buyers])
         conn.send("ready")
@@ -380,7 +392,7 @@ def worker_main(conn, specs: list[tuple[str, int]], addresses: dict[str, Any],
         run_threads([lambda c=c: c.run(ops, stop_at, window, started) for c in clients])
         after = resource.getrusage(resource.RUSAGE_SELF)
         finished.set()
-        progress[slot] = sum(c.ok_count for c in clients)
+        progress[slot] = sum(c.ops_done for c in clients)
         tally = Tally()
         for client in clients:
             tally.add(client.tally)
@@ -396,9 +408,9 @@ def worker_main(conn, specs: list[tuple[str, int]], addresses: dict[str, Any],
 
 def report_progress(clients: list[BenchClient], progress, slot: int,
                     finished: threading.Event) -> None:
-    """Publish this process's count of ok operations for the parent's progress line."""
+    """Publish this process's count of operations done for the parent's progress line."""
     while not finished.wait(0.25):
-        progress[slot] = sum(c.ok_count for c in clients)
+        progress[slot] = sum(c.ops_done for c in clients)
 
 
 def receive(conn, timeout: float, what: str) -> Any:
@@ -413,7 +425,8 @@ def receive(conn, timeout: float, what: str) -> Any:
 class LoadResult:
     """What one timed run produced."""
 
-    def __init__(self, figures: list[dict], services_cpu_s: dict[str, float] | None) -> None:
+    def __init__(self, figures: list[dict], services_cpu_s: dict[str, float] | None,
+                 service_stats: dict | None = None) -> None:
         self.tally = Tally()
         for figure in figures:
             self.tally.add(figure["tally"])
@@ -422,6 +435,7 @@ class LoadResult:
         self.latencies = sorted(self.tally.ok_latencies())
         self.ok = len(self.latencies)
         self.services_cpu_s = services_cpu_s
+        self.service_stats = service_stats  # {"before": Stats by service, "after": ...}
 
     def figures(self) -> dict:
         lat = self.latencies
@@ -434,29 +448,32 @@ class LoadResult:
                 "conflicts": sum(self.tally.conflicts.values()),
                 "unexpected": sum(self.tally.unexpected.values()),
                 "generator_cpu_s": self.generator_cpu_s,
-                "services_cpu_s": self.services_cpu_s}
+                "services_cpu_s": self.services_cpu_s, "service_stats": self.service_stats}
 
-    def window_figures(self, window: float, seconds: float) -> list[dict]:
-        """Per ``window`` seconds of a run of ``seconds`` (the last window may be shorter):
-        ok ops/s, p50 and p99, failures, and the items and purchases added."""
-        rows = []
-        for index in range(math.ceil(seconds / window)):
-            outcomes = {(op, outcome): n for (at, op, outcome), n
-                        in self.tally.window_outcomes.items() if at == index}
-            by_outcome: Counter = Counter()
-            for (_, outcome), n in outcomes.items():
-                by_outcome[outcome] += n
-            lat = sorted(self.tally.windows.get(index, ()))
-            length = min(window, seconds - index * window)
-            rows.append({"window": index, "start_s": index * window, "seconds": length,
-                         "ok": len(lat), "throughput_ops": len(lat) / length,
-                         "p50_ms": 1000 * percentile(lat, 0.50),
-                         "p99_ms": 1000 * percentile(lat, 0.99),
-                         "errors": by_outcome["error"], "unexpected": by_outcome["unexpected"],
-                         "conflicts": by_outcome["conflict"],
-                         "items_added": outcomes.get(("RegisterItemForSale", "ok"), 0),
-                         "purchases_added": outcomes.get(("MakePurchase", "ok"), 0)})
-        return rows
+    def window_figures(self, window: float, seconds: float) -> tuple[list[dict], dict | None]:
+        """Figures of each full ``window`` seconds of a run of ``seconds``, and of the tail
+        shorter than a window after them (None when there is none): ok ops/s, p50 and
+        p99, failures, and the items and purchases added."""
+        full = int(seconds // window)
+        rows = [self.one_window(index, window, window) for index in range(full)]
+        tail = seconds - full * window
+        return rows, (self.one_window(full, window, tail) if tail > 0 else None)
+
+    def one_window(self, index: int, window: float, length: float) -> dict:
+        """The figures of window ``index`` (of ``window`` seconds), ``length`` seconds long."""
+        outcomes = {(op, outcome): n for (at, op, outcome), n
+                    in self.tally.window_outcomes.items() if at == index}
+        by_outcome: Counter = Counter()
+        for (_, outcome), n in outcomes.items():
+            by_outcome[outcome] += n
+        lat = sorted(self.tally.windows.get(index, ()))
+        return {"window": index, "start_s": index * window, "seconds": length,
+                "ok": len(lat), "throughput_ops": len(lat) / length,
+                "p50_ms": 1000 * percentile(lat, 0.50), "p99_ms": 1000 * percentile(lat, 0.99),
+                "errors": by_outcome["error"], "unexpected": by_outcome["unexpected"],
+                "conflicts": by_outcome["conflict"],
+                "items_added": outcomes.get(("RegisterItemForSale", "ok"), 0),
+                "purchases_added": outcomes.get(("MakePurchase", "ok"), 0)}
 
 
 def percentile(ordered: list[float] | array, q: float) -> float:
@@ -466,19 +483,21 @@ def percentile(ordered: list[float] | array, q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
 
 
-def run_load(addresses: dict[str, tuple[str, int]], buyers: int, sellers: int, procs: int,
+def run_load(addresses: dict[str, Any], buyers: int, sellers: int, procs: int,
              ops: int | None, seconds: float, label: str, seed: str,
-             deployment: Any = None, on_tick=None, window: float = 0.0) -> LoadResult:
+             deployment: Any = None, on_tick=None, window: float = 0.0,
+             take_stats: Callable[[], dict] | None = None) -> LoadResult:
     """Set up ``sellers`` + ``buyers`` clients in ``procs`` processes, run them, collect.
 
     With ``deployment``, its services' CPU time during the timed part is measured too;
+    ``take_stats`` (each service's ``Stats``) is called just before and just after it;
     with ``window`` (seconds), outcomes are tallied per window as well (``window_figures``).
     """
     specs = [("seller", i) for i in range(sellers)] + [("buyer", i) for i in range(buyers)]
     procs = max(1, min(procs, len(specs)))
     context = multiprocessing.get_context("spawn")
     progress = context.Array("q", procs, lock=False)
-    tag = secrets.token_hex(3)
+    tag = secrets.token_hex(4)
     workers = []
     for slot in range(procs):
         mine, theirs = context.Pipe()
@@ -495,6 +514,7 @@ def run_load(addresses: dict[str, tuple[str, int]], buyers: int, sellers: int, p
             conn.send(("buyers", catalog))
         for _, conn in workers:
             receive(conn, 600, "buyer setup")
+        stats_before = take_stats() if take_stats else None
         cpu_before = deployment.cpu_s() if deployment else None
         for _, conn in workers:
             conn.send("go")
@@ -503,25 +523,27 @@ def run_load(addresses: dict[str, tuple[str, int]], buyers: int, sellers: int, p
         services_cpu = ({name: seconds - cpu_before[name]
                          for name, seconds in deployment.cpu_s().items()}
                         if deployment else None)
+        stats = {"before": stats_before, "after": take_stats()} if take_stats else None
     finally:
         for process, conn in workers:
             process.join(5)
             if process.is_alive():
                 process.terminate()
             conn.close()
-    return LoadResult(figures, services_cpu)
+    return LoadResult(figures, services_cpu, stats)
 
 
 def watch(workers: list, progress, total: int | None, seconds: float, label: str,
           deployment: Any, on_tick) -> list[dict]:
-    """Show progress until every worker reports; return their figures.
+    """Show progress (operations done, ops/s, time left in this run) until every worker
+    reports; return their figures.
 
     Gives up at once if one of ``deployment``'s services exits meanwhile.
     """
     started = time.monotonic()
     figures: list[dict | None] = [None] * len(workers)
     last_shown = started
-    interval = 1.0 if sys.stderr.isatty() else 10.0
+    interval = 1.0 if interactive() else 10.0
     while any(f is None for f in figures):
         for index, (_, conn) in enumerate(workers):
             if figures[index] is None and conn.poll(0.05):
@@ -534,17 +556,40 @@ def watch(workers: list, progress, total: int | None, seconds: float, label: str
         if now - last_shown >= interval:
             last_shown = now
             done = sum(progress)
-            of = f"/{total}" if total else ""
-            show(f"{label}: {done}{of} ok ops, {done / (now - started):,.0f} ops/s so far")
+            rate = done / (now - started)
+            if total:
+                left = (total - done) / rate if rate else None
+                show(f"{label}: {done:,}/{total:,} ops, {rate:,.0f} ops/s, "
+                     f"{duration(left)} left in this run", in_place=True)
+            else:
+                show(f"{label}: {done:,} ops, {rate:,.0f} ops/s, "
+                     f"{duration(seconds - (now - started))} left", in_place=True)
         if on_tick:
             on_tick(now - started)
     return figures
 
 
-def show(text: str) -> None:
-    """A progress line on stderr (updated in place on a terminal)."""
-    end = "\r" if sys.stderr.isatty() and text.endswith("so far") else "\n"
-    print(f"{text:<100}", end=end, file=sys.stderr, flush=True)
+def duration(seconds: float | None) -> str:
+    """'about 3 min 20 s', 'about 45 s'; 'time unknown' for None."""
+    if seconds is None:
+        return "time unknown"
+    seconds = max(0, round(seconds))
+    minutes, rest = divmod(seconds, 60)
+    return f"about {minutes} min {rest} s" if minutes else f"about {rest} s"
+
+
+def interactive() -> bool:
+    """Progress lines are updated in place only when both output streams are terminals."""
+    return sys.stderr.isatty() and sys.stdout.isatty()
+
+
+def show(text: str, in_place: bool = False) -> None:
+    """A line on stderr; ``in_place`` (progress) lines overwrite each other on a
+    terminal and are plain lines otherwise (no carriage returns in a file)."""
+    if interactive():
+        print(f"{text:<100}", end="\r" if in_place else "\n", file=sys.stderr, flush=True)
+    else:
+        print(text, file=sys.stderr, flush=True)
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:

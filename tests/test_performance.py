@@ -2,9 +2,14 @@
 import json
 import subprocess
 import sys
+from dataclasses import dataclass
 
-from conftest import ROOT, ServiceProcess, start_market
+import pytest
+
+from bench.loadgen import KEYWORDS
+from conftest import CARD, ROOT, ServiceProcess, every_page, start_market
 from market.client import Client
+from protocol import ApiError
 
 SCENARIO_FIELDS = ["buyers", "sellers", "runs", "ops_per_client", "avg_ms", "p50_ms", "p95_ms",
                    "p99_ms", "throughput_ops", "errors", "echo_throughput_ops",
@@ -13,6 +18,7 @@ ALL_OPS = {"RegisterItemForSale", "ChangeItemPrice", "UpdateUnitsForSale", "Disp
            "GetSellerRating", "SearchItemsForSale", "GetItem", "AddItemToCart",
            "RemoveItemFromCart", "DisplayCart", "MakePurchase", "ProvideFeedback",
            "GetBuyerPurchases"}
+SERVICES = {"product database", "customer database", "seller frontend", "buyer frontend"}
 
 
 def test_quick_benchmark_writes_sane_results_and_charts(tmp_path):
@@ -42,12 +48,28 @@ def test_quick_benchmark_writes_sane_results_and_charts(tmp_path):
         assert sum(row["per_op_ok"].values()) + row["conflicts"] == clients * 50
         assert all(ms > 0 for ms in row["per_op_avg_ms"].values())
         assert 0 < row["generator_cpu_pct_of_core"] <= 100 * report["machine"]["cores"]
+        # CPU per ok operation of each process over the timed part (/proc counts 10 ms
+        # ticks, so a run this short may show 0 for a process).
+        assert set(row["services_cpu_us_per_op"]) == SERVICES, row["services_cpu_us_per_op"]
+        assert set(row["echo_cpu_us_per_op"]) == {"echo", "relay"}
+        assert abs(row["services_cpu_us_per_op_total"]
+                   - sum(row["services_cpu_us_per_op"].values())) < 1e-6
+        assert 0 <= row["services_cpu_us_per_op_total"] < 100_000
+        if row["echo_cpu_us_per_op_total"]:
+            assert abs(row["cpu_per_op_vs_echo"] - row["services_cpu_us_per_op_total"]
+                       / row["echo_cpu_us_per_op_total"]) < 1e-9
+        assert row["service_stats_counted"] is None  # services of its own: no Stats taken
+    assert sum(row["services_cpu_us_per_op_total"] for row in rows) > 0
     assert set().union(*(row["per_op_avg_ms"] for row in rows)) == ALL_OPS
+    # One run has no spread: no "±0"; progress names the scenario, in plain lines.
+    assert "±" not in run.stdout and "1 run per scenario: no spread" in run.stdout
+    assert "CPU per ok operation" in run.stdout
+    assert "scenario 2 of 2 (4x4), run 1 of 1" in run.stderr and "\r" not in run.stderr
 
     csv_lines = (out / "results.csv").read_text().splitlines()
     assert csv_lines[0].startswith("scenario,buyers,sellers,runs,ops_per_client,avg_ms")
     assert [line.split(",")[0] for line in csv_lines[1:]] == ["1x1", "4x4"]
-    for chart in ("latency.png", "throughput.png", "latency_cdf.png"):
+    for chart in ("latency.png", "throughput.png", "latency_cdf.png", "cpu_per_op.png"):
         data = (out / chart).read_bytes()
         assert data.startswith(b"\x89PNG") and len(data) > 10_000, chart
 
@@ -82,8 +104,37 @@ def test_quick_large_market_scenario_times_every_op_on_both_sizes(tmp_path):
     assert (out / "latency_by_size.png").read_bytes().startswith(b"\x89PNG")
 
 
-def test_clients_are_spread_over_every_frontend_given(tmp_path):
-    """--target with two frontends of each role: each frontend serves about half the load."""
+@dataclass
+class TargetedRun:
+    """A benchmark run with --target on a market where someone else trades too."""
+
+    frontends: list  # seller, seller, buyer, buyer
+    databases: list  # product, customer
+    cpu_used: list[float]  # by each frontend during the benchmark
+    others_before: dict
+    others_after: dict
+    report: dict
+
+
+def others_view(market, alice_items: list[int]) -> dict:
+    """All a user can see of alice's and bob's things: alice's items (units, votes), her
+    listing and rating; bob's saved cart (a fresh login starts from it) and purchases."""
+    alice = market.seller()
+    seller_id = alice.login("alice_perf")["seller_id"]
+    bob = market.buyer()
+    bob.login("bob_perf")
+    return {"items": [bob("GetItem", item_id=item_id) for item_id in alice_items],
+            "listing": every_page(alice, "DisplayItemsForSale", "items"),
+            "rating": bob("GetSellerRating", seller_id=seller_id),
+            "cart": bob("DisplayCart"), "purchases": every_page(bob, "GetBuyerPurchases",
+                                                                 "purchases")}
+
+
+@pytest.fixture(scope="module")
+def targeted(tmp_path_factory) -> TargetedRun:
+    """Two frontends of each role; alice lists an item in every category, with the
+    keywords the benchmark searches for and few units; bob bought and rated one and
+    saved a cart of two others. Then performance.py --quick --target runs on it."""
     market = start_market()
     dbs = ["--product-db", "%s:%d" % market.product_db.address,
            "--customer-db", "%s:%d" % market.customer_db.address]
@@ -91,19 +142,69 @@ def test_clients_are_spread_over_every_frontend_given(tmp_path):
              for script in ("seller_server.py", "buyer_server.py")]
     frontends = [market.seller_server, extra[0], market.buyer_server, extra[1]]
     try:
+        alice = market.seller()
+        alice.seller_id = alice.register("alice_perf")
+        items = [alice("RegisterItemForSale", name=f"alice's {number}", category=number,
+                       keywords=list(KEYWORDS[number % 8:number % 8 + 3]), condition="used",
+                       price=5, quantity=3)["item_id"] for number in range(10)]
+        bob = market.buyer()
+        bob.register("bob_perf")
+        bob("AddItemToCart", item_id=items[0], quantity=1)
+        bob("MakePurchase", **CARD)
+        bob("ProvideFeedback", item_id=items[0], vote="down")
+        bob("AddItemToCart", item_id=items[1], quantity=2)
+        bob("AddItemToCart", item_id=items[2], quantity=1)
+        bob("SaveCart")
+        before = others_view(market, items)
         where = ["%s:%d" % frontend.address for frontend in frontends]
-        target = f"{where[0]}+{where[1]},{where[2]}+{where[3]}"
-        before = [frontend.cpu_s() for frontend in frontends]
+        spent = [frontend.cpu_s() for frontend in frontends]
+        out = tmp_path_factory.mktemp("targeted")
         run = subprocess.run([sys.executable, str(ROOT / "performance.py"), "--quick",
-                              "--scenarios", "2x2", "--target", target, "--out",
-                              str(tmp_path / "spread")], capture_output=True, text=True,
-                             timeout=120)
+                              "--scenarios", "2x2", "--out", str(out),
+                              "--target", f"{where[0]}+{where[1]},{where[2]}+{where[3]}",
+                              "--target-dbs", f"{market.product_db.where},"
+                                              f"{market.customer_db.where}"],
+                             capture_output=True, text=True, timeout=120)
         assert run.returncode == 0, run.stderr[-3000:]
-        used = [frontend.cpu_s() - spent for frontend, spent in zip(frontends, before)]
-        for pair in (used[:2], used[2:]):  # each of a role's two did real work
-            assert min(pair) > 0.2 * max(pair) > 0, used
-        assert all(Client(f.address).call("Hello")["service"] for f in frontends)
+        used = [frontend.cpu_s() - cpu for frontend, cpu in zip(frontends, spent)]
+        yield TargetedRun(frontends, [market.product_db, market.customer_db], used, before,
+                          others_view(market, items),
+                          json.loads((out / "results.json").read_text()))
     finally:
         for frontend in extra:
             frontend.stop()
         market.stop()
+
+
+def test_clients_are_spread_over_every_frontend_given(targeted):
+    """--target with two frontends of each role: each frontend serves about half the load."""
+    used = targeted.cpu_used
+    for pair in (used[:2], used[2:]):  # each of a role's two did real work
+        assert min(pair) > 0.2 * max(pair) > 0, used
+    assert all(Client(f.address).call("Hello")["service"] for f in targeted.frontends)
+
+
+def test_target_leaves_other_users_items_units_ratings_and_cart_untouched(targeted):
+    before, after = targeted.others_before, targeted.others_after
+    assert [item["item"]["quantity"] for item in before["items"]] == [2] + [3] * 9
+    assert len(before["cart"]["cart"]["lines"]) == 2
+    assert after == before
+    row = targeted.report["scenarios"][0]
+    assert row["errors"] == 0 and row["unexpected"] == 0
+    assert row["per_op_ok"]["MakePurchase"] > 0 and row["per_op_ok"]["AddItemToCart"] > 0
+
+
+def test_target_results_carry_each_services_stats_or_why_not(targeted):
+    """Each frontend's and database's Stats before and after the run, summed: what it
+    counted, or 'not available' with the reason when it has no Stats."""
+    counted = targeted.report["scenarios"][0]["service_stats_counted"]
+    services = targeted.frontends + targeted.databases
+    assert set(counted) == {service.where for service in services}
+    for service in services:
+        entry = counted[service.where]
+        try:
+            Client(service.address).call("Stats")
+        except ApiError as error:
+            assert entry == {"available": False, "reason": error.code}
+            continue
+        assert entry["available"] and entry["outcomes"]["ok"] > 0, entry

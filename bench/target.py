@@ -1,0 +1,73 @@
+"""A running market the benchmark is pointed at (``performance.py --target``).
+
+Its frontends are where the clients go; they, and the databases named with
+``--target-dbs``, are asked for ``Stats`` before and after each run, so the
+results can say what each service counted meanwhile. Nothing else is sent to a
+database. A service that has no ``Stats`` (``unknown_op``), refuses it or does
+not answer is reported as not available, and the run goes on.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+from market.client import Client, parse_address
+from protocol import ApiError
+
+STATS_TIMEOUT = 5.0  # seconds to wait for one service's Stats
+
+
+@dataclass
+class Target:
+    """Frontends by role (several of a role share its clients in turn), the databases to
+    take ``Stats`` of, and the deployment's secret that a database asks for."""
+
+    addresses: dict[str, list[tuple[str, int]]]
+    databases: list[tuple[str, int]]
+    secret: bytes | None = None
+
+    def stats(self) -> dict[str, dict]:
+        """Each service's ``Stats`` now, by "host:port"; for one without,
+        ``{"available": False, "reason": ...}``."""
+        watched = [(address, None) for role in ("seller", "buyer")
+                   for address in self.addresses[role]]
+        watched += [(address, self.secret) for address in self.databases]
+        return {"%s:%d" % address: stats_of(address, secret) for address, secret in watched}
+
+
+def parse_target(frontends: str, databases: str | None, secret: bytes | None) -> Target:
+    """'S1+S2,B1' (seller frontends, buyer frontends) and 'D1,D2' -> ``Target``."""
+    sellers, _, buyers = frontends.partition(",")
+    return Target({"seller": [parse_address(text) for text in sellers.split("+")],
+                   "buyer": [parse_address(text) for text in buyers.split("+")]},
+                  [parse_address(text) for text in databases.split(",")] if databases else [],
+                  secret)
+
+
+def stats_of(address: tuple[str, int], secret: bytes | None) -> dict:
+    client = Client(address, STATS_TIMEOUT, secret=secret)
+    try:
+        return {"available": True, **client.call("Stats", read=True)}
+    except ApiError as error:
+        return {"available": False, "reason": error.code}
+    except OSError as error:
+        return {"available": False, "reason": error.strerror or str(error)}
+    finally:
+        client.close()
+
+
+def counted(before: dict, after: dict) -> dict | None:
+    """What one service counted between two ``Stats``: requests per outcome ("ok" and
+    each error code) over all its ops but ``Stats`` itself, from all of its clients;
+    None unless both are available."""
+    if not (before.get("available") and after.get("available")):
+        return None
+    outcomes: Counter = Counter()
+    for op, figures in after.get("ops", {}).items():
+        if op == "Stats":
+            continue
+        earlier = before.get("ops", {}).get(op, {})
+        for key, value in figures.items():
+            if isinstance(value, int) and not key.endswith("_ms"):
+                outcomes[key] += value - earlier.get(key, 0)
+    return dict(outcomes)
