@@ -2,12 +2,16 @@
 from __future__ import annotations
 
 import datetime
+import sys
 from dataclasses import dataclass
 from typing import Any
 
+from market import prompts
+from market.cliclient import CliError
+from market.commands import MORE, Arg, Command, read_whole, read_words
 from market.fields import (CATEGORY, ITEM_ID, KEYWORDS, QUANTITY, SEARCH_LIMIT, SELLER_ID, VOTE,
                            card_problem)
-from market.shell import MORE, Arg, Command, cli_main, read_words
+from market.shell import SessionHooks, Shell, cli_main
 from market.views import items_table, money, rating_text, table
 from protocol import ApiError, Omittable, Validator
 
@@ -37,6 +41,18 @@ def found_text(result: dict) -> str:
     return items_table(result["items"]) if result["items"] else "No items found."
 
 
+def search(shell: Shell, args: dict) -> str:
+    """Search, saying so when the result reached its limit (there may be more)."""
+    result = shell.call("SearchItemsForSale", args, read_only=True)
+    limit = args.get("limit", SEARCH_LIMIT.default)
+    if len(result["items"]) < limit:
+        return found_text(result)
+    wider = "" if limit >= SEARCH_LIMIT.inner.high else \
+        f", or ask for up to {SEARCH_LIMIT.inner.high} with a limit"
+    return (found_text(result) + f"\nShowing the first {limit} matches; there may be more: "
+            f"narrow the search with keywords{wider} (search CATEGORY KEYWORDS LIMIT).")
+
+
 def item_text(result: dict) -> str:
     item = result["item"]
     rows = [["category", item["category"]], ["condition", item["condition"]],
@@ -59,7 +75,79 @@ def cart_text(result: dict) -> str:
 
 
 def saved_text(result: dict) -> str:
+    if not result["cart"]["lines"]:
+        return "Saved an empty cart: your next login starts with an empty cart."
     return "Cart saved; it will be there at your next login.\n" + cart_text(result)
+
+
+Units = dict[int, int]  # item id -> units in the cart
+
+
+def units_of(cart: dict) -> Units:
+    return {line["item_id"]: line["quantity"] for line in cart["lines"]}
+
+
+class CartKeeper(SessionHooks):
+    """The session's cart as this CLI last saw it, and as last saved: says what a cart
+    command really did, and before the session ends offers to save unsaved changes.
+
+    At login the session's cart is the saved one; only this CLI holds the session,
+    so every change to it goes through here.
+    """
+
+    CHANGES = ("AddItemToCart", "RemoveItemFromCart", "ClearCart", "SaveCart")
+
+    def __init__(self) -> None:
+        self.cart: Units | None = None  # None: not seen since login (then it is the saved one)
+        self.saved: Units | None = None
+
+    def forget(self) -> None:
+        self.cart = self.saved = None
+
+    def before(self, shell: Shell, command: Command, args: dict) -> None:
+        if command.op not in self.CHANGES:
+            return
+        if self.cart is None:
+            self.cart = self.saved = units_of(shell.call("DisplayCart", {}, True)["cart"])
+        item = args.get("item_id")
+        if command.op == "RemoveItemFromCart" and item not in self.cart:
+            raise CliError(f"Item {item} is not in your cart; nothing was taken out.")
+
+    def after(self, shell: Shell, command: Command, args: dict, result: dict,
+              text: str) -> str:
+        before = self.cart or {}
+        if command.op == "MakePurchase":
+            self.cart = self.saved = {}
+        elif "cart" in result:
+            self.cart = units_of(result["cart"])
+            if self.saved is None or command.op == "SaveCart":
+                self.saved = self.cart
+        item, units = args.get("item_id"), args.get("quantity", 0)
+        if command.op == "RemoveItemFromCart" and units > before.get(item, 0):
+            return f"Your cart held only {before[item]} of item {item}; took them all out.\n" \
+                + text
+        if command.op == "ClearCart" and not before:
+            return "Your cart was already empty."
+        return text
+
+    def may_end(self, shell: Shell) -> bool:
+        if self.cart is None or self.cart == self.saved:
+            return True
+        if not shell.interactive:
+            shell.note("Note: the cart's unsaved changes are lost at logout (save keeps them).")
+            return True
+        answer = prompts.confirm("Your cart has changes that are not saved and will be lost. "
+                                 "Save the cart first?")
+        if answer is None:
+            return False
+        if answer:
+            try:
+                shell.call("SaveCart", {})
+                self.saved = self.cart
+                print("Cart saved.")
+            except CliError as error:
+                print(error, file=sys.stderr)
+        return True
 
 
 def purchase_text(result: dict) -> str:
@@ -89,44 +177,43 @@ def _indent(text: str) -> str:
     return "\n".join("  " + line for line in text.splitlines())
 
 
-ITEM = Arg("item_id", "Item id", ITEM_ID, int)
+ITEM = Arg("item_id", "Item id", ITEM_ID, read_whole)
 
 COMMANDS = [
     Command("search", "SearchItemsForSale", "items for sale in a category", (
-        Arg("category", "Category (0-99)", CATEGORY, int),
+        Arg("category", "Category (0-99)", CATEGORY, read_whole),
         Arg("keywords", "Keywords, up to 5 of up to 8 letters, e.g. desk,light",
             Omittable(KEYWORDS, []), read_words),
-        Arg("limit", "At most this many items (1-500)", SEARCH_LIMIT, int),
-    ), show=found_text, read_only=True),
+        Arg("limit", "At most this many items (1-500)", SEARCH_LIMIT, read_whole,
+            label="The limit"),
+    ), run=search),
     Command("item", "GetItem", "one item in detail", (ITEM,), show=item_text, read_only=True),
     Command("add", "AddItemToCart", "put units of an item in your cart",
-            (ITEM, Arg("quantity", "Units", QUANTITY, int)), show=cart_text, cart="changed"),
+            (ITEM, Arg("quantity", "Units", QUANTITY, read_whole)), show=cart_text),
     Command("remove", "RemoveItemFromCart", "take units of an item out of your cart",
-            (ITEM, Arg("quantity", "Units to take out", QUANTITY, int)), show=cart_text,
-            cart="changed"),
+            (ITEM, Arg("quantity", "Units to take out", QUANTITY, read_whole)),
+            show=cart_text),
     Command("cart", "DisplayCart", "show your cart", show=cart_text, read_only=True),
-    Command("save", "SaveCart", "keep your cart for your next login", show=saved_text,
-            cart="saved"),
+    Command("save", "SaveCart", "keep your cart for your next login", show=saved_text),
     Command("clear", "ClearCart", "empty your cart",
-            show=lambda result: "Cart emptied; save to empty your saved cart too.",
-            cart="changed"),
+            show=lambda result: "Cart emptied; save to empty your saved cart too."),
     Command("buy", "MakePurchase", "buy everything in your cart", (
         Arg("card_name", "Name on the card", CardField("card_name")),
         Arg("card_number", "Card number", CardField("card_number"), digits_only),
         Arg("expiry", "Expiry (MM/YY)", CardField("expiry")),
-    ), show=purchase_text, cart="saved"),
+    ), show=purchase_text),
     Command("purchases", "GetBuyerPurchases", "what you have bought, 100 at a time", (MORE,),
             show=purchases_text, read_only=True, paged=True),
     Command("rate", "ProvideFeedback", "vote up or down on an item you bought",
             (ITEM, Arg("vote", "Vote (up or down)", VOTE, str.lower, metavar="up|down")),
             show=lambda result: "Thanks, your vote is counted."),
     Command("rating", "GetSellerRating", "a seller's thumbs up and down",
-            (Arg("seller_id", "Seller id", SELLER_ID, int),), show=rating_text, read_only=True),
+            (Arg("seller_id", "Seller id", SELLER_ID, read_whole),), show=rating_text, read_only=True),
 ]
 
 
 def main(argv: list[str] | None = None) -> None:
-    cli_main("buyer", COMMANDS, "BUYER_SERVER", 8002, "search 3 desk,light", argv)
+    cli_main("buyer", COMMANDS, "BUYER_SERVER", 8002, "search 3 desk,light", argv, CartKeeper())
 
 
 if __name__ == "__main__":

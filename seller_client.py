@@ -3,12 +3,13 @@ from __future__ import annotations
 
 from typing import Callable
 
+from market.commands import MORE, Arg, Command, read_price, read_whole, read_words
 from market.fields import CATEGORY, CONDITION, ITEM_ID, ITEM_NAME, KEYWORDS, PRICE, QUANTITY
-from market.shell import MORE, Arg, Command, cli_main, read_price, read_words
+from market.shell import cli_main
 from market.views import items_table, rating_text
 from protocol import Omittable
 
-ITEM = Arg("item_id", "Item id", ITEM_ID, int)
+ITEM = Arg("item_id", "Item id", ITEM_ID, read_whole)
 
 
 def items_text(result: dict) -> str:
@@ -27,10 +28,10 @@ COMMANDS = [
             (MORE,), show=items_text, read_only=True, paged=True),
     Command("register", "RegisterItemForSale", "put an item up for sale", (
         Arg("name", "Item name (1-32 characters)", ITEM_NAME),
-        Arg("category", "Category (0-99)", CATEGORY, int),
+        Arg("category", "Category (0-99)", CATEGORY, read_whole),
         Arg("condition", "Condition (new or used)", CONDITION, str.lower),
         Arg("price", "Price in dollars, e.g. 17.50", PRICE, read_price),
-        Arg("quantity", "Units for sale", QUANTITY, int),
+        Arg("quantity", "Units for sale", QUANTITY, read_whole),
         Arg("keywords", "Keywords, up to 5 of up to 8 letters, e.g. desk,light",
             Omittable(KEYWORDS, []), read_words),
     ), show=lambda result: f"Listed as item {result['item_id']}."),
@@ -38,7 +39,7 @@ COMMANDS = [
             (ITEM, Arg("price", "New price in dollars", PRICE, read_price)),
             show=changed_text("Price changed")),
     Command("remove", "UpdateUnitsForSale", "take units of an item off sale",
-            (ITEM, Arg("quantity", "Units to remove", QUANTITY, int)),
+            (ITEM, Arg("quantity", "Units to remove", QUANTITY, read_whole)),
             show=changed_text("Units removed")),
     Command("rating", "GetSellerRating", "your thumbs up and down, and units sold",
             show=rating_text, read_only=True),

@@ -1,134 +1,71 @@
-"""The CLI framework both CLIs are built from: commands, prompts, the read-run loop.
+"""The CLI framework both CLIs are built from: the read-run loop and the session.
 
-A command takes its values from the line or, at a terminal, asks for the
-missing ones (the optional ones only for a bare command); checks each with the
-contract's own validators (``market.fields``) before sending; sends one op
-through ``market.cliclient.Frontends``; and shows the reply to a person
+A command (``market.commands``) takes its values from the line or, at a
+terminal, asks for the missing ones (the optional ones only for a bare
+command; ``market.prompts``); checks them before sending; sends one op through
+``market.cliclient.Frontends``; and shows the reply to a person
 (``market.views``). Every failure becomes one sentence on stderr (a
-``CliError``), and the CLI goes on. Ctrl-C cancels the line or question at
-hand; Ctrl-D, quit or the end of input leave, logging out. ``cli_main`` runs
-one CLI.
+``CliError``; from a pipe, naming its input line: "line 2: ..."), and the CLI
+goes on. Ctrl-C cancels the line or question at hand; Ctrl-D, quit or the end
+of input leave, logging out. What one CLI adds around its session (the buyer:
+its cart) comes in as ``SessionHooks``. ``cli_main`` runs one CLI.
 """
 from __future__ import annotations
 
 import argparse
-import getpass
+import logging
 import os
 import shlex
 import signal
-import socket
 import sys
-from dataclasses import dataclass
-from decimal import Decimal
-from typing import Any, Callable
+from typing import Any
 
-from market.cliclient import CliError, Frontends, NotSent, WrongServer
-from market.client import NoAnswer, parse_address
+from market import prompts
+from market.cliclient import CliError, Frontends, NotSent, SessionEnded, WrongServer
+from market.client import parse_address
+from market.commands import HELP_WORDS, QUIT_WORDS, Arg, Command, CommandSet, menu
 from market.fields import PASSWORD, USERNAME
-from market.server import env_default
-from market.views import table
-from protocol import ApiError, Omittable, OneOf, Validator, json_safe
 
-QUIT_WORDS = ("quit", "exit")
-HELP_WORDS = ("help", "?", "menu")
-MENU_USAGE_WIDTH = 36  # so that the menu fits 80 columns
 CLI_SYNTAX = """\
 At a terminal the CLI shows this menu and asks for the values left off the line
 (a bare command asks for its optional values too; Enter alone cancels, or skips
 an optional value); passwords are read without echo. When standard input is not
 a terminal, it reads one command per line with its values on the line, prints
-only results, writes errors to stderr and exits with status 1 if any command
-failed (2 if the server is not a {role} frontend):
+only results, writes errors to stderr (each naming its input line: "line 2: ...")
+and exits with status 1 if any command failed (2 if the server is not a {role}
+frontend):
 
   printf 'login alice pw\\n{example}\\n' \\
       | python3 {role}_client.py
 
 Quote values that contain spaces ("desk lamp"); keywords are comma-separated
-(desk,light); prices are in dollars (17.50). Lines starting with # are skipped.
-At a terminal Ctrl-C cancels the line or question at hand; quit, Ctrl-D and the
-end of the input leave, logging out first (after offering to save a changed cart)."""
+(desk,light); prices are in dollars (17.50, $1,000.00). Lines starting with # are
+skipped. At a terminal Ctrl-C cancels the line or question at hand; quit, Ctrl-D
+and the end of the input leave, logging out first."""
 
 
-def read_price(text: str) -> Decimal:
-    """'17.50' or '$17.50' -> Decimal; ``Price`` then checks it.
+class SessionHooks:
+    """What one CLI adds around a session; this default adds nothing.
 
-    A comma is refused rather than guessed at: '17,50' may mean 17.50 or 1750.
+    ``before`` and ``after`` wrap every command that sends its op (not login,
+    logout or the paged lists); ``may_end`` is asked before the session ends
+    (logout, another login, leaving) and may keep it (False); ``forget`` is told
+    when it has ended.
     """
-    return Decimal(text.strip().removeprefix("$"))
 
+    def before(self, shell: "Shell", command: Command, args: dict) -> None:
+        """Raise ``CliError`` to send nothing."""
 
-def read_words(text: str) -> list[str]:
-    """'desk,light' or 'desk light' -> ['desk', 'light']; ``Keywords`` then checks it."""
-    return text.replace(",", " ").split()
+    def after(self, shell: "Shell", command: Command, args: dict, result: dict,
+              text: str) -> str:
+        """The text to show for ``result`` (``text``: what the command shows)."""
+        return text
 
+    def may_end(self, shell: "Shell") -> bool:
+        return True
 
-@dataclass
-class Arg:
-    """One value of a command: the op's field, how to ask for it, read it and check it."""
-
-    name: str
-    prompt: str
-    check: Validator
-    read: Callable[[str], Any] = str
-    secret: bool = False  # asked for without echo
-    prompted: bool = True  # asked for at a terminal when left off the line
-    metavar: str = ""  # how usage shows it (default: the name in capitals)
-
-    @property
-    def usage(self) -> str:
-        shown = self.metavar or self.name.upper()
-        return f"[{shown}]" if self.check.optional else shown
-
-    def parse(self, text: str) -> Any:
-        """Text -> the value to send, within the spec's limits, or ``CliError``."""
-        try:
-            value = self.read(text)
-        except (ValueError, ArithmeticError):
-            value = text  # not even the right type: the check says what is expected
-        try:
-            self.check(self.name.upper(), value)
-        except ApiError as error:  # "'PRICE' must be ..." -> "PRICE must be ...", as in usage
-            raise CliError(error.message.replace("'", "")) from None
-        return json_safe(value)
-
-
-@dataclass
-class Command:
-    """One CLI command: its name, the spec op it sends, its values, how to show the reply."""
-
-    name: str
-    op: str
-    summary: str
-    args: tuple[Arg, ...] = ()
-    show: Callable[[dict], str] = lambda result: "Done."
-    read_only: bool = False  # a lost reply may be retried (the op changes nothing)
-    needs_session: bool = True
-    run: Callable[["Shell", dict], str] | None = None  # replaces sending ``op`` + ``show``
-    paged: bool = False  # a list read a page at a time (its args: ``MORE``)
-    cart: str = ""  # "changed" if it changes the session's cart, "saved" if it saves it
-
-    def usage(self) -> str:
-        return " ".join([self.name, *(arg.usage for arg in self.args)])
-
-
-MORE = Arg("more", "more: the page after the one shown last", Omittable(OneOf(("more",)), ""),
-           str.lower, prompted=False)
-
-
-def menu(commands: list[Command]) -> str:
-    """The numbered commands; a usage too long for the column gets a line of its own."""
-    entries = [(str(number), command.usage(), command.summary)
-               for number, command in enumerate(commands, 1)]
-    entries += [("", "help [COMMAND]", "this list, or one command in detail"),
-                ("", "quit", "log out and leave (also Ctrl-D)")]
-    width = max(len(usage) for _, usage, _ in entries if len(usage) <= MENU_USAGE_WIDTH)
-    lines = []
-    for number, usage, summary in entries:
-        if len(usage) > width:
-            lines.append(f"  {number:>2}  {usage}")
-            number, usage = "", ""
-        lines.append(f"  {number:>2}  {usage:<{width}}  {summary}")
-    return "\n".join(lines)
+    def forget(self) -> None:
+        pass
 
 
 class Shell:
@@ -138,38 +75,36 @@ class Shell:
     """
 
     def __init__(self, role: str, commands: list[Command], frontends: Frontends,
-                 interactive: bool) -> None:
+                 interactive: bool, hooks: SessionHooks | None = None) -> None:
         self.role = role
-        self.commands = commands
+        self.commands = CommandSet(commands)
         self.frontends = frontends
         self.interactive = interactive
+        self.hooks = hooks or SessionHooks()
         self.session: str | None = None
-        self.cursors: dict[str, str | None] = {}  # op -> the next of the page shown last
-        self.unsaved_cart = False  # the session's cart changed since it was last saved
         self.username = ""
+        self.cursors: dict[str, str | None] = {}  # op -> the next of the page shown last
         self.failures = 0
-        self.remember: Callable[[str], None] = lambda line: None  # readline's history
-        self.by_name: dict[str, Command] = {}
-        for number, command in enumerate(commands, 1):
-            for key in (str(number), command.name, command.op.lower()):
-                self.by_name[key] = command
+        self.line_number = 0  # of the piped line being run (0 at a terminal)
+        self.remember = lambda line: None  # adds a line to readline's history
+        frontends.on_move = self.note
+
+    # -- the loop -------------------------------------------------------------------
 
     def loop(self, example: str) -> int:
         """Run commands until quit or the end of input, log out, return the exit status."""
         try:
+            self.greet(example)
             if self.interactive:
-                print(self.greeting(example))
-                while self.read_and_run():
-                    pass
-                self.offer_to_save()
+                self.read_lines()
             else:
-                for line in sys.stdin:
+                for self.line_number, line in enumerate(sys.stdin, 1):
                     if not self.run_line(line):
                         break
-                self.offer_to_save()
-        except (EOFError, KeyboardInterrupt):
-            if self.interactive:
-                print()
+                self.line_number = 0
+                self.may_leave()
+        except KeyboardInterrupt:  # from a pipe: SIGINT
+            pass
         except WrongServer as error:
             self.fail(str(error))
             return 2
@@ -177,32 +112,40 @@ class Shell:
             self.close()
         return 1 if self.failures and not self.interactive else 0
 
-    def read_and_run(self) -> bool:
-        """At a terminal: read one command line and run it; False on quit or Ctrl-D.
-        Ctrl-C cancels the line or the question being asked, as in a shell."""
+    def greet(self, example: str) -> None:
+        """Ask the frontend what it is (``WrongServer`` stops here); at a terminal, the menu."""
         try:
-            line = input(self.prompt())
-            self.remember(line)  # command lines only: not answers such as card numbers
-            return self.run_line(line)
-        except KeyboardInterrupt:
-            print("^C")
-            return True
-        except EOFError:
-            print()
-            return False
-
-    def greeting(self, example: str) -> str:
+            self.frontends.check()
+            note = []
+        except NotSent:
+            note = [f"Note: {self.frontends.describe()} does not answer yet; commands will "
+                    "work once it is up.", ""]
+        if not self.interactive:
+            return
         others = len(self.frontends.addresses) - 1
-        lines = [f"Marketplace {self.role} CLI, talking to {self.frontends.describe()}"
-                 + (f" (and {others} more if it stops answering)." if others else "."),
-                 "Type a number or a command; values may follow on the same line, "
-                 f"e.g. {example}", "", menu(self.commands), ""]
-        try:
-            socket.create_connection(self.frontends.addresses[0], timeout=2).close()
-        except OSError:
-            lines += [f"Note: {self.frontends.describe(0)} does not answer yet; "
-                      "commands will work once it is up.", ""]
-        return "\n".join(lines)
+        print("\n".join([f"Marketplace {self.role} CLI, talking to {self.frontends.describe()}"
+                         + (f" (and {others} more if it stops answering)." if others else "."),
+                         "Type a number or a command; values may follow on the same line, "
+                         f"e.g. {example}", "", menu(self.commands.all), "", *note]))
+
+    def read_lines(self) -> None:
+        """At a terminal: read and run command lines until one leaves. Ctrl-C cancels the
+        line or the question being asked, as in a shell; Ctrl-D is quit."""
+        while True:
+            try:
+                try:
+                    line = input(self.prompt())
+                    self.remember(self.commands.for_history(line))
+                except EOFError:
+                    print()
+                    line = "quit"
+                if not self.run_line(line) and self.may_leave():
+                    return
+            except KeyboardInterrupt:
+                print("^C")
+
+    def may_leave(self) -> bool:
+        return not self.session or self.hooks.may_end(self)
 
     def prompt(self) -> str:
         return f"{self.role} {self.username}> " if self.session else f"{self.role}> "
@@ -220,44 +163,48 @@ class Shell:
             return True
         name = words[0].lower()
         if name in QUIT_WORDS:
-            if len(words) > 1:
-                self.fail(f"{name} takes no values.")
-                return True
-            return False
-        if name in HELP_WORDS:
-            print(self.help(words[1:]))
-            return True
-        command = self.by_name.get(name)
-        if command is None:
+            if len(words) == 1:
+                return False
+            self.fail(f"{name} takes no values.")
+        elif name in HELP_WORDS:
+            print(self.commands.help(words[1:]))
+        elif self.commands.find(name) is None:
             self.fail(f"There is no command '{words[0]}'; type help to see them all.")
-            return True
-        try:
-            print(self.execute(command, words[1:]))
-        except WrongServer:
-            raise
-        except CliError as error:
-            self.fail(str(error))
+        else:
+            try:
+                print(self.execute(self.commands.find(name), words[1:]))
+            except WrongServer:
+                raise
+            except CliError as error:
+                self.fail(str(error))
         return True
 
     def fail(self, message: str) -> None:
         self.failures += 1
-        sys.stdout.flush()  # keep results and errors in order when both go to one place
-        print(message, file=sys.stderr)
+        self.note(message)
 
-    def help(self, words: list[str]) -> str:
-        if not words:
-            return menu(self.commands)
-        command = self.by_name.get(words[0].lower())
-        if command is None:
-            return f"There is no command '{words[0]}'."
-        rows = [[arg.usage, arg.prompt] for arg in command.args]
-        return "\n".join([f"{command.usage()}: {command.summary} ({command.op}).",
-                          *("  " + line for line in table(rows).splitlines())])
+    def note(self, message: str) -> None:
+        """One line on stderr, naming the piped input line it is about."""
+        sys.stdout.flush()  # keep results and errors in order when both go to one place
+        where = f"line {self.line_number}: " if self.line_number else ""
+        print(where + message, file=sys.stderr)
+
+    # -- one command ------------------------------------------------------------------
 
     def execute(self, command: Command, values: list[str]) -> str:
         """Check the values (asking for missing ones at a terminal), run, describe the result."""
         if command.needs_session and not self.session:
             raise CliError("Log in first: login USERNAME PASSWORD (or signup to make an account).")
+        args = self.values(command, values)
+        if command.paged:
+            return self.next_page(command, args)
+        if command.run:
+            return command.run(self, args)
+        self.hooks.before(self, command, args)
+        result = self.call(command.op, args, command.read_only)
+        return self.hooks.after(self, command, args, result, command.show(result))
+
+    def values(self, command: Command, values: list[str]) -> dict:
         if len(values) > len(command.args):
             raise CliError(f"Too many values; usage: {command.usage()} "
                            '(quote values with spaces, like "desk lamp").')
@@ -271,33 +218,27 @@ class Shell:
             elif arg.check.optional:
                 args[arg.name] = arg.check.default
             else:
-                raise CliError(f"{arg.name.upper()} is missing; usage: {command.usage()}.")
-        if command.paged:
-            return self.next_page(command, args)
-        if command.run:
-            return command.run(self, args)
-        result = self.call(command.op, args, command.read_only)
-        if command.cart:
-            self.unsaved_cart = command.cart == "changed"
-        return command.show(result)
+                raise CliError(f"{arg.usage} is missing; usage: {command.usage()}.")
+        return args
 
     def ask(self, arg: Arg) -> Any:
         """Ask for one value until it passes its check; Enter alone skips or cancels."""
         hint = " (Enter to skip)" if arg.check.optional else ""
         while True:
-            try:
-                text = (getpass.getpass if arg.secret else input)(f"  {arg.prompt}{hint}: ")
-            except EOFError:
-                print()
-                raise CliError("Cancelled.") from None
+            text = prompts.ask(f"  {arg.prompt}{hint}: ", arg.secret)
             if not text:
                 if arg.check.optional:
                     return arg.check.default
-                raise CliError("Cancelled.")
+                raise prompts.Cancelled()
             try:
-                return arg.parse(text)
+                value = arg.parse(text)
             except CliError as error:
                 print(f"  {error}", file=sys.stderr)
+                continue
+            if arg.twice and prompts.ask(f"  {arg.prompt} again: ", arg.secret) != text:
+                print("  The two differ; type it again.", file=sys.stderr)
+                continue
+            return value
 
     def next_page(self, command: Command, args: dict) -> str:
         """A paged list (a ``paged`` command): the first page, or with
@@ -314,77 +255,46 @@ class Shell:
         return command.show(result) + more
 
     def call(self, op: str, args: dict, read_only: bool = False) -> dict:
-        """Send one op with the session, if any; return its result or raise ``CliError``.
-
-        A write whose reply is lost is not resent (reads are asked again, of the next
-        frontend if there are several).
-        """
+        """Send one op with the session, if any (``Frontends.send``)."""
         try:
-            return self.frontends.call(op, args, self.session, read_only)
-        except NotSent:
-            raise CliError(f"Cannot reach {self.frontends.describe()}; is it running? Nothing "
-                           "was sent; try again once it is back.") from None
-        except NoAnswer:
-            server = self.frontends.describe()
-            if read_only:
-                raise CliError(f"No answer from {server}; try again.") from None
-            raise CliError(f"No answer from {server}, so it is unknown whether {op} "
-                           "took effect; check before trying it again.") from None
-        except WrongServer:
-            raise
-        except ApiError as error:
-            raise CliError(self.explain(error)) from None
-
-    def explain(self, error: ApiError) -> str:
-        """A server's error reply as one sentence for a person."""
-        if error.code == "invalid_session":
+            return self.frontends.send(op, args, self.session, read_only)
+        except SessionEnded:
             self.forget_session()
-            return "You are not logged in any more (the session ended or timed out); log in again."
-        if error.code == "unavailable":
-            return "The marketplace cannot reach one of its databases right now; try again soon."
-        if error.code == "internal":
-            return "The server hit an internal error; try again, and report it if it persists."
-        return " ".join(error.message.split()) or "The server refused that."
+            raise
+
+    # -- the session -------------------------------------------------------------------
 
     def signup(self, args: dict) -> str:
+        self.ready_to_switch()
         user_id = self.call("CreateAccount", args)[f"{self.role}_id"]
         created = f"Created {self.role} account {args['username']} (id {user_id})."
-        return created + "\n" + self.login(args)
+        return created + "\n" + self.log_in(args)
 
     def login(self, args: dict) -> str:
+        self.ready_to_switch()
+        return self.log_in(args)
+
+    def ready_to_switch(self) -> None:
+        """Before logging in while logged in: the session's hooks may keep it (Ctrl-C)."""
+        if self.session and not self.hooks.may_end(self):
+            raise prompts.Cancelled()
+
+    def log_in(self, args: dict) -> str:
         result = self.call("Login", args)
-        self.close_session()  # the previous one, if any
+        previous = self.username if self.session else ""
+        self.close_session()
         self.session, self.username = result["session"], args["username"]
-        return f"Logged in as {self.username} ({self.role} id {result[f'{self.role}_id']})."
+        left = f"Logged out {previous}.\n" if previous else ""
+        return left + f"Logged in as {self.username} ({self.role} id {result[f'{self.role}_id']})."
 
     def logout(self, args: dict) -> str:
-        self.offer_to_save()
+        if not self.session:
+            raise CliError("You are not logged in.")
+        if not self.hooks.may_end(self):
+            raise prompts.Cancelled()
         self.call("Logout", {})
         self.forget_session()
         return "Logged out."
-
-    def offer_to_save(self) -> None:
-        """Before logging out: say that unsaved cart changes will be lost and, at a
-        terminal, offer to save them first."""
-        if not (self.session and self.unsaved_cart):
-            return
-        if not self.interactive:
-            print("Note: the cart's unsaved changes are lost at logout (save keeps them).",
-                  file=sys.stderr)
-            return
-        try:
-            answer = input("Your cart has changes that are not saved and will be lost. "
-                           "Save the cart first? [y/N] ")
-        except (EOFError, KeyboardInterrupt):
-            print()
-            return
-        if answer.strip().lower() in ("y", "yes"):
-            try:
-                self.call("SaveCart", {})
-                self.unsaved_cart = False
-                print("Cart saved.")
-            except CliError as error:
-                print(error, file=sys.stderr)
 
     def close_session(self) -> None:
         """Log out without a word, if logged in (the token is dropped either way)."""
@@ -398,7 +308,7 @@ class Shell:
     def forget_session(self) -> None:
         self.session, self.username = None, ""
         self.cursors.clear()
-        self.unsaved_cart = False
+        self.hooks.forget()
 
     def close(self) -> None:
         logged_in = bool(self.session)
@@ -410,18 +320,20 @@ class Shell:
 
 def account_commands(role: str) -> list[Command]:
     """signup, login and logout: the same on both sides."""
-    credentials = (Arg("username", "Username", USERNAME),
-                   Arg("password", "Password", PASSWORD, secret=True))
+    username = Arg("username", "Username", USERNAME)
+    password = Arg("password", "Password", PASSWORD, secret=True)
+    new_password = Arg("password", "Password", PASSWORD, secret=True, twice=True)
     return [
-        Command("signup", "CreateAccount", f"create a {role} account and log in", credentials,
-                needs_session=False, run=Shell.signup),
-        Command("login", "Login", "log in", credentials, needs_session=False, run=Shell.login),
-        Command("logout", "Logout", "log out", run=Shell.logout),
+        Command("signup", "CreateAccount", f"create a {role} account and log in",
+                (username, new_password), needs_session=False, run=Shell.signup),
+        Command("login", "Login", "log in", (username, password), needs_session=False,
+                run=Shell.login),
+        Command("logout", "Logout", "log out", needs_session=False, run=Shell.logout),
     ]
 
 
 def cli_main(role: str, commands: list[Command], env_prefix: str, port: int, example: str,
-             argv: list[str] | None = None) -> None:
+             argv: list[str] | None = None, hooks: SessionHooks | None = None) -> None:
     """Parse flags, then run the CLI of ``role`` on stdin until quit; exits with its status."""
     commands = account_commands(role) + commands
     parser = argparse.ArgumentParser(
@@ -429,27 +341,32 @@ def cli_main(role: str, commands: list[Command], env_prefix: str, port: int, exa
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="commands (a number or a name, then its values):\n" + menu(commands) + "\n\n"
                + CLI_SYNTAX.format(role=role, example=example))
-    env_default(parser, "--host", f"{env_prefix}_HOST", "127.0.0.1", f"{role} server host")
-    env_default(parser, "--port", f"{env_prefix}_PORT", port, f"{role} server port", type=int)
-    servers = os.environ.get(f"{env_prefix}S", "")
+    parser.add_argument("--host", default=os.environ.get(f"{env_prefix}_HOST", "127.0.0.1"),
+                        help=f"the {role} frontend's host (env {env_prefix}_HOST, "
+                             "default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=os.environ.get(f"{env_prefix}_PORT", port),
+                        help=f"the {role} frontend's port (env {env_prefix}_PORT, default "
+                             f"{port}, where run_all.sh starts the first {role} frontend)")
     parser.add_argument("--server", action="append", type=parse_address, metavar="HOST:PORT",
                         help=f"a {role} frontend to use; repeat it for several, used in turn "
                              "when one stops answering (env "
-                             f"{env_prefix}S=HOST:PORT,HOST:PORT; default --host and --port)")
+                             f"{env_prefix}S=HOST:PORT,HOST:PORT, the line run_all.sh "
+                             "prints; default --host and --port)")
     args = parser.parse_args(argv)
     try:
+        servers = os.environ.get(f"{env_prefix}S", "")
         addresses = args.server or [parse_address(text) for text in servers.split(",") if text]
     except argparse.ArgumentTypeError as error:
         parser.error(f"{env_prefix}S: {error}")
     sys.stdout.reconfigure(line_buffering=True)  # each result as soon as it is known
+    logging.getLogger("market").addHandler(logging.NullHandler())  # a CLI logs nothing
     shell = Shell(role, commands, Frontends(role, addresses or [(args.host, args.port)]),
-                  sys.stdin.isatty())
+                  sys.stdin.isatty(), hooks)
     for name in ("SIGTERM", "SIGHUP"):  # log out on these too
         if hasattr(signal, name):
             signal.signal(getattr(signal, name), _exit_on_signal)
     if shell.interactive:
-        shell.remember = _use_readline([command.name for command in commands]
-                                       + [*QUIT_WORDS, "help"])
+        shell.remember = prompts.use_readline(shell.commands.completions)
     try:
         status = shell.loop(example)
     except KeyboardInterrupt:  # a second Ctrl-C while logging out
@@ -459,24 +376,3 @@ def cli_main(role: str, commands: list[Command], env_prefix: str, port: int, exa
 
 def _exit_on_signal(signum: int, frame: Any) -> None:
     raise SystemExit(128 + signum)
-
-
-def _use_readline(words: list[str]) -> Callable[[str], None]:
-    """Line editing and Tab completion of command names, where readline exists.
-
-    Returns the function that adds a line to the history (a no-op without readline).
-    """
-    try:
-        import readline
-    except ImportError:
-        return lambda line: None
-
-    def complete(text: str, state: int) -> str | None:
-        matches = [word for word in words if word.startswith(text)]
-        return matches[state] if state < len(matches) else None
-
-    readline.set_completer(complete)
-    libedit = "libedit" in (readline.__doc__ or "")
-    readline.parse_and_bind("bind ^I rl_complete" if libedit else "tab: complete")
-    readline.set_auto_history(False)
-    return lambda line: readline.add_history(line) if line.strip() else None

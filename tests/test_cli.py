@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import select
 import signal
 import socket
@@ -43,13 +44,19 @@ def row(output: str, *cells: str) -> str:
     return lines[0]
 
 
-def assert_friendly(stderr: str, count: int) -> None:
-    """``count`` error lines, each one sentence for a person: no trace, no JSON."""
+def assert_friendly(stderr: str, count: int) -> list[int]:
+    """``count`` error lines, each one sentence for a person after the number of the input
+    line it is about ("line 2: ..."): no trace, no JSON. Returns those numbers."""
     lines = stderr.splitlines()
     assert len(lines) == count, stderr
     assert "Traceback" not in stderr and "{" not in stderr and "'code'" not in stderr
+    numbers = []
     for line in lines:
-        assert line[0].isupper() and line.endswith("."), line
+        where, _, sentence = line.partition(": ")
+        assert re.fullmatch(r"line [1-9][0-9]*", where), line
+        assert sentence[0].isupper() and sentence.endswith("."), line
+        numbers.append(int(where.split()[1]))
+    return numbers
 
 
 def free_port() -> int:
@@ -111,9 +118,12 @@ def test_values_are_checked_before_sending(market, unique):
                     "list everything",                       # too many values
                     "sell lamp",                             # no such command
                     "list")
-    assert_friendly(result.stderr, 10)
+    assert assert_friendly(result.stderr, 10) == [1, 3, 4, 5, 6, 7, 8, 9, 10, 11]
     assert "Log in first" in result.stderr.splitlines()[0]
-    assert "PRICE must be a number above 0" in result.stderr
+    assert "line 3: Price in dollars must be a number above 0" in result.stderr
+    assert "line 4: Category must be a whole number from 0 to 99." in result.stderr
+    assert "line 5: Condition must be new or used." in result.stderr
+    assert "line 7: QUANTITY is missing; usage: register NAME" in result.stderr
     assert result.returncode == 1
     assert result.stdout.endswith("You have no items yet; put one up for sale with register.\n")
 
@@ -124,17 +134,17 @@ def test_server_errors_are_one_sentence(market, unique):
                    f"login {name} wrong", f"login {name} pw",
                    "add 999999 1", "buy Dave 4111111111111111 12/99", "rate 999999 up",
                    "rating 999999")
-    assert_friendly(result.stderr, 6)
-    assert "Wrong username or password." in result.stderr
-    assert "taken" in result.stderr
+    assert assert_friendly(result.stderr, 6) == [2, 4, 6, 7, 8, 9]
+    assert "line 4: Wrong username or password." in result.stderr
+    assert "line 2: " in result.stderr and "taken" in result.stderr
 
 
 def test_dead_port_is_reported_without_traceback():
     port = free_port()
     result = cli("seller_client.py", None, "login alice pw", "rating",
                  env={"SELLER_SERVER_PORT": str(port)})
-    assert_friendly(result.stderr, 2)
-    assert f"Cannot reach the seller server at 127.0.0.1:{port}" in result.stderr
+    assert assert_friendly(result.stderr, 2) == [1, 2]
+    assert f"line 1: Cannot reach the seller frontend at 127.0.0.1:{port}" in result.stderr
     assert result.returncode == 1
 
 
@@ -292,10 +302,11 @@ def test_interactive_at_a_terminal(market, unique):
         menu = seller.expect("seller> ")
         assert "  8  rating" in menu and "register NAME CATEGORY" in menu
         seller.say("signup " + unique("gina"), "Password: ")
+        seller.say("pw", "Password again: ")  # a new password is asked for twice
         seller.say("pw", "> ")
         seller.say("register", "Item name (1-32 characters): ")
         seller.say("mug", "Category (0-99): ")
-        assert "CATEGORY must be an integer from 0 to 99." in seller.say("1000", "(0-99): ")
+        assert "Category must be a whole number from 0 to 99." in seller.say("1000", "(0-99): ")
         seller.say("7", "Condition (new or used): ")
         seller.say("Used", "Price in dollars, e.g. 17.50: ")
         seller.say("$4.50", "Units for sale: ")

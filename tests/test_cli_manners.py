@@ -64,8 +64,8 @@ def port_of(service: ServiceProcess) -> int:
 # -- 1. the wrong server --------------------------------------------------------------
 
 @pytest.mark.parametrize("script, role, target, what", [
-    ("buyer_client.py", "buyer", "seller_server", "the seller server"),
-    ("seller_client.py", "seller", "buyer_server", "the buyer server"),
+    ("buyer_client.py", "buyer", "seller_server", "the seller frontend"),
+    ("seller_client.py", "seller", "buyer_server", "the buyer frontend"),
     ("buyer_client.py", "buyer", "product_db", "the product database"),
     ("seller_client.py", "seller", "customer_db", "the customer database"),
 ])
@@ -74,7 +74,7 @@ def test_wrong_server_is_named_and_nothing_is_sent(market, unique, script, role,
     name = unique("carol")
     port = port_of(getattr(market, target))
     result = cli(script, port, f"signup {name} pw", "help")
-    assert result.stderr == (f"127.0.0.1:{port} is {what}, not the {role} server; "
+    assert result.stderr == (f"127.0.0.1:{port} is {what}, not the {role} frontend; "
                              "nothing was sent.\n"), result
     assert result.returncode == 2
     assert result.stdout == ""  # it stopped there: not even the help that followed
