@@ -170,20 +170,21 @@ class Client:
                 if read and attempt == 1:
                     continue
                 log.warning("%s did not answer: %s", self._name(), exc)
-                raise NoAnswer("unavailable", "The marketplace's storage did not answer in "
-                                              "time; try again.") from None
+                raise NoAnswer("unavailable", f"{self.peer} did not answer in time; "
+                                              "try again.") from None
             self._checkin(conn)
             return line
         raise AssertionError("unreachable")
 
     exact = False  # decode fractions as Decimal (True) or float
+    peer = "The marketplace's storage"  # what the messages below call the server
 
     def _decode(self, line: bytes) -> dict:
         try:
             return decode(line, exact=self.exact)
         except ApiError:
             log.warning("%s sent a garbled reply", self._name())
-            raise NoAnswer("unavailable", "The marketplace's storage sent a garbled reply; "
+            raise NoAnswer("unavailable", f"{self.peer} sent a garbled reply; "
                                           "try again.") from None
 
     def _checkout(self) -> Connection:
@@ -212,7 +213,7 @@ class Client:
         except (OSError, ConnectionError, ApiError) as exc:
             self._closed()
             log.warning("cannot reach %s: %s", self._name(), exc)
-            raise ApiError("unavailable", "The marketplace's storage is unreachable; nothing "
+            raise ApiError("unavailable", f"{self.peer} is unreachable; nothing "
                                           "was changed; try again.") from None
 
     def _authenticate(self, conn: Connection) -> None:
