@@ -23,11 +23,11 @@ Environment (default):
   CUSTOMER_DB_PORT    the customer database's port (9002)
   SELLER_FRONTENDS    how many seller frontends to start (1)
   BUYER_FRONTENDS     how many buyer frontends to start (1)
-  SELLER_SERVER_PORT  the first seller frontend's port; the others take the
-                      next ones (8001)
-  BUYER_SERVER_PORT   the first buyer frontend's port; the others take the next
-                      ones (the port after the last seller's: 8002 with one
-                      seller frontend, 8003 with two)
+  SELLER_SERVER_PORT  the first seller frontend's port; the others take every
+                      second port after it (8001: sellers on 8001, 8003, ...)
+  BUYER_SERVER_PORT   the first buyer frontend's port; the others take every
+                      second port after it (the port after SELLER_SERVER_PORT:
+                      buyers on 8002, 8004, ...)
   RUN_DIR             the run directory: pid, address and log files (./run)
   DATA_DIR            where the databases keep their data, so that they survive
                       a restart (RUN_DIR/data); empty: in memory only
@@ -89,23 +89,24 @@ for variable in PRODUCT_DB_PORT CUSTOMER_DB_PORT SELLER_SERVER_PORT \
     [[ "${!variable}" =~ ^[1-9][0-9]{0,4}$ ]] && [ "${!variable}" -le 65535 ] \
         || bad_setting "$variable must be a port number (1-65535), not '${!variable}'"
 done
-# By default the buyers follow the sellers: the port after the last seller frontend's.
-BUYER_SERVER_PORT="${BUYER_SERVER_PORT:-$((SELLER_SERVER_PORT + SELLER_FRONTENDS))}"
+# Sellers and buyers interleave (8001, 8003, ... and 8002, 8004, ...), so that the
+# CLIs' defaults reach a frontend of the right kind however many there are.
+BUYER_SERVER_PORT="${BUYER_SERVER_PORT:-$((SELLER_SERVER_PORT + 1))}"
 DATABASES=(--product-db "127.0.0.1:$PRODUCT_DB_PORT" --customer-db "127.0.0.1:$CUSTOMER_DB_PORT")
 
 # What to start, in order, and on which port: the databases, then the sellers
-# on consecutive ports from SELLER_SERVER_PORT, the buyers from BUYER_SERVER_PORT.
+# on every second port from SELLER_SERVER_PORT, the buyers from BUYER_SERVER_PORT.
 declare -A PORT=([product_db]="$PRODUCT_DB_PORT" [customer_db]="$CUSTOMER_DB_PORT")
 plan=(product_db customer_db)
 for ((i = 1; i <= SELLER_FRONTENDS; i++)); do
     name="$(instance_name "$i" seller_server)"
     plan+=("$name")
-    PORT[$name]=$((SELLER_SERVER_PORT + i - 1))
+    PORT[$name]=$((SELLER_SERVER_PORT + 2 * (i - 1)))
 done
 for ((i = 1; i <= BUYER_FRONTENDS; i++)); do
     name="$(instance_name "$i" buyer_server)"
     plan+=("$name")
-    PORT[$name]=$((BUYER_SERVER_PORT + i - 1))
+    PORT[$name]=$((BUYER_SERVER_PORT + 2 * (i - 1)))
 done
 declare -A WANTED_BY=()  # port -> the service planned on it
 for name in "${plan[@]}"; do
@@ -222,4 +223,15 @@ for name in "${shown[@]}"; do
         "$(cat "$RUN_DIR/$name.address" 2>/dev/null || echo "?")" \
         "$(cat "$RUN_DIR/$name.pid")" "$RUN_DIR/$name.log"
 done
+# The CLIs' --server lists: every running frontend of each role, in order.
+declare -A SERVERS=()
+for name in "${shown[@]}"; do
+    address="$(cat "$RUN_DIR/$name.address" 2>/dev/null)" || continue
+    case "$name" in
+        seller_server*) SERVERS[SELLER_SERVERS]+="${SERVERS[SELLER_SERVERS]:+,}$address" ;;
+        buyer_server*) SERVERS[BUYER_SERVERS]+="${SERVERS[BUYER_SERVERS]:+,}$address" ;;
+    esac
+done
+echo "For the CLIs to use every frontend (the next when one stops answering):"
+echo "export SELLER_SERVERS=${SERVERS[SELLER_SERVERS]:-} BUYER_SERVERS=${SERVERS[BUYER_SERVERS]:-}"
 echo "Stop them with $STOP_ALL; see how they are doing with ${STOP_ALL/stop_all/status}"

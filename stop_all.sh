@@ -143,9 +143,9 @@ END
         stop_services "${names[@]}"
     elif [ ! -d "$RUN_DIR" ] || ! compgen -G "$RUN_DIR/*.pid" >/dev/null; then
         echo "nothing to stop (no pid files in $RUN_DIR)"
-    else  # the four, and the further frontends recorded as running
+    else  # those recorded as running (one stopped by name earlier is not named again)
         for name in "${known[@]}"; do
-            [[ " ${SERVICES[*]} " == *" $name "* || -f "$RUN_DIR/$name.pid" ]] && names+=("$name")
+            [ -f "$RUN_DIR/$name.pid" ] && names+=("$name")
         done
         stop_services "${names[@]}"
     fi

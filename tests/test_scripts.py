@@ -184,16 +184,27 @@ def test_unknown_argument(env, name, args):
 
 
 def test_several_frontends(env):
-    """Two frontends per role on consecutive ports, the buyers' right after the sellers'."""
+    """Two frontends per role, interleaved: sellers on first, first + 2, buyers on
+    first + 1, first + 3 (so 8001 is always a seller's, 8002 a buyer's)."""
     first = consecutive_free_ports(4)
-    del env["BUYER_SERVER_PORT"]  # its default follows the last seller frontend
+    del env["BUYER_SERVER_PORT"]  # its default is the port after the first seller's
     env.update(SELLER_SERVER_PORT=str(first), SELLER_FRONTENDS="2", BUYER_FRONTENDS="2")
     expected = {"product_db": int(env["PRODUCT_DB_PORT"]),
                 "customer_db": int(env["CUSTOMER_DB_PORT"]),
-                "seller_server": first, "seller_server_2": first + 1,
-                "buyer_server": first + 2, "buyer_server_2": first + 3}
+                "seller_server": first, "seller_server_2": first + 2,
+                "buyer_server": first + 1, "buyer_server_2": first + 3}
     started = script("run_all.sh", env)
     assert started.returncode == 0, started.stderr
+    servers = (f"SELLER_SERVERS=127.0.0.1:{first},127.0.0.1:{first + 2} "
+               f"BUYER_SERVERS=127.0.0.1:{first + 1},127.0.0.1:{first + 3}")
+    assert f"\nexport {servers}\n" in started.stdout, started.stdout
+    for variable, script_name in [("SELLER_SERVERS", "seller_client.py"),
+                                  ("BUYER_SERVERS", "buyer_client.py")]:  # the line works
+        addresses = servers.split(f"{variable}=")[1].split()[0]
+        cli = subprocess.run([sys.executable, str(ROOT / script_name)], input="rating 1\n",
+                             env={**env, variable: addresses}, capture_output=True, text=True,
+                             timeout=30)
+        assert "Log in first" in cli.stderr and "not the" not in cli.stderr, cli.stderr
     for name, port in expected.items():
         assert re.search(rf"^{name} +ready on 127\.0\.0\.1:{port} \(pid \d+\), "
                          rf"log {re.escape(env['RUN_DIR'])}/{name}\.log$",
@@ -218,11 +229,12 @@ def test_several_frontends(env):
 
     again = script("run_all.sh", env)
     assert again.returncode == 0 and again.stdout.count("is already running") == 6
-    # A third seller frontend would take the port the first buyer frontend holds.
-    more = script("run_all.sh", {**env, "SELLER_FRONTENDS": "3"})
+    # Sellers planned from first - 1 on: a third would take the port buyer_server_2 holds.
+    more = script("run_all.sh", {**env, "SELLER_FRONTENDS": "3",
+                                 "SELLER_SERVER_PORT": str(first - 1)})
     assert more.returncode == 1
-    assert (f"seller_server_3 cannot listen on port {first + 2}: buyer_server "
-            f"(pid {pids['buyer_server']})") in more.stderr
+    assert (f"seller_server_3 cannot listen on port {first + 3}: buyer_server_2 "
+            f"(pid {pids['buyer_server_2']})") in more.stderr, more.stderr
     assert recorded_pids(env["RUN_DIR"], [*expected, "seller_server_3"]) == pids
 
     for wrong in ("buyer", "nosuch"):
@@ -232,10 +244,14 @@ def test_several_frontends(env):
         assert all(name in refused.stderr for name in expected), refused.stderr
     assert recorded_pids(env["RUN_DIR"], expected) == pids and all(map(running, pids.values()))
 
-    stopped = script("stop_all.sh", env)
-    assert stopped.returncode == 0, stopped.stderr
+    one = script("stop_all.sh", env, "buyer_server")
+    assert one.stdout == f"stopped buyer_server (pid {pids['buyer_server']})\n", one.stdout
+    stopped = script("stop_all.sh", env)  # the rest, without a word on the one stopped
+    assert (stopped.returncode, stopped.stderr) == (0, "")
+    assert "not running" not in stopped.stdout and "buyer_server " not in stopped.stdout
     for name, pid in pids.items():
-        assert f"stopped {name} (pid {pid})" in stopped.stdout, stopped.stdout
+        if name != "buyer_server":
+            assert f"stopped {name} (pid {pid})" in stopped.stdout, stopped.stdout
     assert wait_until(lambda: not any(map(running, pids.values())))
     assert recorded_pids(env["RUN_DIR"], expected) == {}
 
