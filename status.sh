@@ -19,11 +19,11 @@ one row each:
   UPTIME   since the service started
   OK/S     requests answered ok per second over the last minute
   ERRORS   requests answered with an error over the last minute
-  P99      the highest 99th-percentile latency of any op over the last minute
+  P99      99th-percentile latency of all requests over the last minute
   CONNS    connections open now / the most it serves at once
   MEMORY   resident memory
 
-The last minute's figures leave out Stats requests (status.sh's own). Each
+OK/S and ERRORS leave out Stats requests (status.sh's own). Each
 running service gets one Stats request; nothing is changed.
 
 Options:

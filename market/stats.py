@@ -82,8 +82,9 @@ class RequestStats:
 
         ``ops``: per op, each outcome's count since start, and ``p50_ms``/``p99_ms``
         over the window (None without a request in it); ``ops_last_60s``: per op, each
-        outcome's count over the window; ``window_s``: how many seconds back the
-        window reaches (up to 60; less in the service's first minute).
+        outcome's count over the window; ``latency_last_60s``: ``p50_ms`` and ``p99_ms``
+        of every request in the window, whatever its op; ``window_s``: how many seconds
+        back the window reaches (up to 60; less in the service's first minute).
         """
         current = int(now // SLOT_S)
         oldest = current - SLOTS + 1
@@ -94,6 +95,7 @@ class RequestStats:
                       for name, stats in self._ops.items()}
         ops: dict[str, dict] = {}
         recent: dict[str, dict] = {}
+        every_op = [0] * (len(BOUNDS) + 1)
         for name, (since_start, slots) in copied.items():
             outcomes: dict[str, int] = {}
             histogram = [0] * (len(BOUNDS) + 1)
@@ -105,8 +107,11 @@ class RequestStats:
                          "p99_ms": percentile_ms(histogram, 0.99)}
             if outcomes:
                 recent[name] = outcomes
+            every_op = [a + b for a, b in zip(every_op, histogram)]
         window = min(now - oldest * SLOT_S, now - self.started)
         return {"uptime_s": round(now - self.started, 3), "ops": ops, "ops_last_60s": recent,
+                "latency_last_60s": {"p50_ms": percentile_ms(every_op, 0.50),
+                                     "p99_ms": percentile_ms(every_op, 0.99)},
                 "window_s": round(max(window, 0.0), 3)}
 
 

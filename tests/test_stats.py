@@ -73,6 +73,8 @@ def test_latency_fields_are_present_and_sane(market):
     reply = stats(seller.client)
     hello = reply["ops"]["Hello"]
     assert 0 < hello["p50_ms"] <= hello["p99_ms"] < 1000
+    every = reply["latency_last_60s"]
+    assert 0 < every["p50_ms"] <= every["p99_ms"] < 1000
     assert 0 < reply["window_s"] <= 60 and reply["window_s"] <= reply["uptime_s"]
     assert reply["service"] == "seller" and reply["version"]
     assert 1 << 20 < reply["rss_bytes"] < 1 << 32

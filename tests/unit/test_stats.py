@@ -58,6 +58,15 @@ def test_percentiles_come_from_the_last_minute_within_a_bucket():
     assert figures["p99_ms"] == pytest.approx(200.0, rel=BUCKET_GROWTH - 1)
 
 
+def test_the_latency_of_every_request_is_over_all_ops():
+    requests = [("Fast", "ok", START, 1.0)] * 98 + [("Slow", "conflict", START, 200.0)] * 2
+    latency = recorded(*requests).snapshot(START + 1)["latency_last_60s"]
+    assert latency["p50_ms"] == pytest.approx(1.0, rel=BUCKET_GROWTH - 1)
+    assert latency["p99_ms"] == pytest.approx(200.0, rel=BUCKET_GROWTH - 1)
+    assert RequestStats(START).snapshot(START + 1)["latency_last_60s"] == {
+        "p50_ms": None, "p99_ms": None}
+
+
 def test_percentile_ms_of_an_empty_histogram_is_none_and_of_the_extremes_is_bounded():
     assert percentile_ms([0] * 5, 0.5) is None
     tiny = recorded(("Op", "ok", START, 0.0)).snapshot(START + 1)["ops"]["Op"]
@@ -72,8 +81,9 @@ def test_rss_bytes_is_the_memory_in_use():
 
 # -- market.status: what a row makes of a Stats reply --------------------------------
 
-def test_a_rows_figures_leave_out_stats_requests_and_take_the_slowest_p99():
+def test_a_rows_figures_leave_out_stats_requests():
     reply = {"uptime_s": 90.0, "window_s": 50.0, "rss_bytes": 1, "connections": {},
+             "latency_last_60s": {"p50_ms": 1.0, "p99_ms": 9.0},
              "ops": {"Login": {"ok": 9, "p50_ms": 1.0, "p99_ms": 4.0},
                      "GetItem": {"ok": 1, "p50_ms": 0.5, "p99_ms": 9.0},
                      "Stats": {"ok": 99, "p50_ms": 50.0, "p99_ms": 80.0}},
