@@ -152,7 +152,8 @@ def run_scenario(args: argparse.Namespace, index: int, echo: Deployment, target:
             ours.append(run_load(target.addresses if target else market.addresses, buyers,
                                  sellers, args.procs, args.ops, RUN_TIME_LIMIT,
                                  f"{label}, marketplace", seed, market,
-                                 take_stats=target.stats if target else None))
+                                 take_stats=target.stats if target else None,
+                                 withdraw=target is not None))
         finally:
             if market:
                 market.stop()
@@ -208,6 +209,8 @@ def summarize(args: argparse.Namespace, buyers: int, sellers: int, ours: list[Lo
     total, echo_total = row["services_cpu_us_per_op_total"], row["echo_cpu_us_per_op_total"]
     row["cpu_per_op_vs_echo"] = total / echo_total if total is not None and echo_total else None
     row["service_stats_counted"] = stats_counted(runs)
+    row["withdrawn"] = ({key: sum(r["withdrawn"][key] for r in runs)
+                         for key in ("items", "failed")} if runs[0]["withdrawn"] else None)
     row["cdf_ms"] = cdf_points(sorted(x for r in ours for x in r.latencies))
     row["echo_cdf_ms"] = cdf_points(sorted(x for r in theirs for x in r.latencies))
     row["per_run"] = runs
@@ -341,8 +344,12 @@ def print_cpu(rows: list[dict]) -> None:
 
 
 def print_stats(rows: list[dict]) -> None:
-    """With --target: what each service's Stats counted during the timed parts."""
+    """With --target: the items taken off sale afterwards, and what each service's Stats
+    counted during the timed parts."""
     for r in rows:
+        if r["withdrawn"]:
+            print(f"\n{r['scenario']}: afterwards its sellers took {r['withdrawn']['items']:,} "
+                  f"items off sale ({r['withdrawn']['failed']} could not be)")
         if r["service_stats_counted"] is None:
             continue
         print(f"\n{r['scenario']}: requests each service counted in Stats during the timed "
@@ -389,7 +396,8 @@ def soak(args: argparse.Namespace, target: Target | None) -> dict:
     try:
         result = run_load(target.addresses if target else market.addresses, buyers, sellers,
                           args.procs, None, args.soak, f"soak {buyers}x{sellers}", "soak",
-                          market, sample, SOAK_WINDOW, target.stats if target else None)
+                          market, sample, SOAK_WINDOW, target.stats if target else None,
+                          withdraw=target is not None)
         if market:
             samples.append({"t_s": round(result.wall_s, 1), "rss_kb": market.rss_kb()})
     finally:
@@ -536,7 +544,8 @@ def main(argv: list[str] | None = None) -> None:
                "buyers on those items only (search results showing other items are "
                "filtered out; nothing else is looked at, carted, bought or rated). It "
                "leaves behind in that market: those accounts and sessions, their items "
-               "(with the units left), and their purchases and votes.")
+               "(after each run its sellers take the units left off sale, so the items no "
+               "longer show in searches), and their purchases and votes.")
     parser.add_argument("--runs", type=int,
                         help="runs per scenario (default 10; --large-market: 3)")
     parser.add_argument("--ops", type=int, help="operations per client (default 1000; "
@@ -603,7 +612,7 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps({k: report[k] for k in (
             "scenario", "seconds", "ok", "throughput_ops", "p50_ms", "p99_ms", "errors",
             "unexpected", "last_vs_first_throughput", "rss_kb_start", "rss_kb_end",
-            "data_kept", "service_stats_counted")}, indent=2))
+            "data_kept", "service_stats_counted", "withdrawn")}, indent=2))
         print(f"wrote {args.out}/soak.json, {chart}")
         return
     if args.large_market:

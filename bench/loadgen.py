@@ -11,7 +11,8 @@ name of its own (``bench-<random>-s0``; a name taken makes the run fail, never
 log in to someone else's account), and buyers look at, cart, buy and rate only
 items of this run's sellers: search results are filtered to them, whatever else
 a search shows. So a run adds accounts, items and purchases of its own, and
-changes nothing of anyone else's.
+changes nothing of anyone else's. On a live market the sellers then take their
+items' units off sale (``withdraw``), so they no longer show in searches.
 """
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ from array import array
 from collections import Counter
 from typing import Any, Callable
 
+from market.paging import page_args
 from protocol import ApiError, decode, encode, envelope, read_line
 
 RUN_TIME_LIMIT = 3600.0  # seconds one timed run may take before its clients give up
@@ -207,6 +209,7 @@ class SellerBench(BenchClient):
         super().__init__(*args)
         self.item_ids: list[int] = []
         self.seller_id = 0
+        self.withdrawn: Counter = Counter()  # True: items taken off sale, False: failed to
 
     def setup(self) -> dict:
         login = super().setup()
@@ -230,6 +233,23 @@ class SellerBench(BenchClient):
     def on_ok(self, op: str, args: dict, result: dict) -> None:
         if op == "RegisterItemForSale":
             self.item_ids.append(result["item_id"])
+
+    def withdraw(self) -> None:
+        """Take the units left of this seller's items off sale, so that after a run on a
+        live market they no longer show in searches; counts what it could not."""
+        self.connect()
+        after = None
+        while True:
+            page = self.setup_call("DisplayItemsForSale", **page_args(500, after))
+            for item in page["items"]:
+                if item["quantity"]:
+                    reply = self.exchange("UpdateUnitsForSale", {"item_id": item["item_id"],
+                                                                 "quantity": item["quantity"]})
+                    self.withdrawn[bool(reply.get("ok"))] += 1
+            after = page["next"]
+            if after is None:
+                break
+        self.close()
 
 
 class BuyerBench(BenchClient):
@@ -365,7 +385,8 @@ def worker_main(conn, specs: list[tuple[str, int]], addresses: dict[str, Any],
     (tallying by ``window`` of seconds too, when not 0).
 
     Talks to the parent over ``conn``: "sellers" -> catalog, ("buyers", catalog)
-    -> "ready", "go" -> ("done", figures); any failure -> ("failed", text).
+    -> "ready", "go" -> ("done", figures), then "withdraw" -> ("withdrawn", counts) or
+    "end"; any failure -> ("failed", text).
     """
     kinds = {"seller": SellerBench, "buyer": BuyerBench}
     clients = [kinds[role](frontend_of(addresses[role], index), f"bench-{tag}-{role[0]}{index}",
@@ -399,6 +420,12 @@ def worker_main(conn, specs: list[tuple[str, int]], addresses: dict[str, Any],
         cpu = (after.ru_utime + after.ru_stime) - (usage.ru_utime + usage.ru_stime)
         conn.send(("done", {"started": started, "ended": max(c.ended for c in clients),
                             "cpu_s": cpu, "tally": tally}))
+        if conn.recv() == "withdraw":
+            run_threads([s.withdraw for s in sellers])
+            counts: Counter = Counter()
+            for seller in sellers:
+                counts.update(seller.withdrawn)
+            conn.send(("withdrawn", {"items": counts[True], "failed": counts[False]}))
     except BaseException:
         conn.send(("failed", traceback.format_exc()))
     finally:
@@ -426,7 +453,7 @@ class LoadResult:
     """What one timed run produced."""
 
     def __init__(self, figures: list[dict], services_cpu_s: dict[str, float] | None,
-                 service_stats: dict | None = None) -> None:
+                 service_stats: dict | None = None, withdrawn: dict | None = None) -> None:
         self.tally = Tally()
         for figure in figures:
             self.tally.add(figure["tally"])
@@ -436,6 +463,7 @@ class LoadResult:
         self.ok = len(self.latencies)
         self.services_cpu_s = services_cpu_s
         self.service_stats = service_stats  # {"before": Stats by service, "after": ...}
+        self.withdrawn = withdrawn  # {"items": taken off sale, "failed": not}
 
     def figures(self) -> dict:
         lat = self.latencies
@@ -448,7 +476,8 @@ class LoadResult:
                 "conflicts": sum(self.tally.conflicts.values()),
                 "unexpected": sum(self.tally.unexpected.values()),
                 "generator_cpu_s": self.generator_cpu_s,
-                "services_cpu_s": self.services_cpu_s, "service_stats": self.service_stats}
+                "services_cpu_s": self.services_cpu_s, "service_stats": self.service_stats,
+                "withdrawn": self.withdrawn}
 
     def window_figures(self, window: float, seconds: float) -> tuple[list[dict], dict | None]:
         """Figures of each full ``window`` seconds of a run of ``seconds``, and of the tail
@@ -486,12 +515,14 @@ def percentile(ordered: list[float] | array, q: float) -> float:
 def run_load(addresses: dict[str, Any], buyers: int, sellers: int, procs: int,
              ops: int | None, seconds: float, label: str, seed: str,
              deployment: Any = None, on_tick=None, window: float = 0.0,
-             take_stats: Callable[[], dict] | None = None) -> LoadResult:
+             take_stats: Callable[[], dict] | None = None,
+             withdraw: bool = False) -> LoadResult:
     """Set up ``sellers`` + ``buyers`` clients in ``procs`` processes, run them, collect.
 
     With ``deployment``, its services' CPU time during the timed part is measured too;
     ``take_stats`` (each service's ``Stats``) is called just before and just after it;
-    with ``window`` (seconds), outcomes are tallied per window as well (``window_figures``).
+    with ``window`` (seconds), outcomes are tallied per window as well (``window_figures``);
+    with ``withdraw``, the sellers take their items' units off sale afterwards.
     """
     specs = [("seller", i) for i in range(sellers)] + [("buyer", i) for i in range(buyers)]
     procs = max(1, min(procs, len(specs)))
@@ -524,13 +555,19 @@ def run_load(addresses: dict[str, Any], buyers: int, sellers: int, procs: int,
                          for name, seconds in deployment.cpu_s().items()}
                         if deployment else None)
         stats = {"before": stats_before, "after": take_stats()} if take_stats else None
+        for _, conn in workers:
+            conn.send("withdraw" if withdraw else "end")
+        withdrawn: Counter = Counter()
+        if withdraw:
+            for _, conn in workers:
+                withdrawn.update(receive(conn, 600, "withdrawing the items")[1])
     finally:
         for process, conn in workers:
             process.join(5)
             if process.is_alive():
                 process.terminate()
             conn.close()
-    return LoadResult(figures, services_cpu, stats)
+    return LoadResult(figures, services_cpu, stats, dict(withdrawn) if withdraw else None)
 
 
 def watch(workers: list, progress, total: int | None, seconds: float, label: str,

@@ -118,7 +118,8 @@ class TargetedRun:
 
 def others_view(market, alice_items: list[int]) -> dict:
     """All a user can see of alice's and bob's things: alice's items (units, votes), her
-    listing and rating; bob's saved cart (a fresh login starts from it) and purchases."""
+    listing and rating; bob's saved cart (a fresh login starts from it) and purchases;
+    and what a search of each category shows."""
     alice = market.seller()
     seller_id = alice.login("alice_perf")["seller_id"]
     bob = market.buyer()
@@ -126,8 +127,11 @@ def others_view(market, alice_items: list[int]) -> dict:
     return {"items": [bob("GetItem", item_id=item_id) for item_id in alice_items],
             "listing": every_page(alice, "DisplayItemsForSale", "items"),
             "rating": bob("GetSellerRating", seller_id=seller_id),
-            "cart": bob("DisplayCart"), "purchases": every_page(bob, "GetBuyerPurchases",
-                                                                 "purchases")}
+            "cart": bob("DisplayCart"),
+            "purchases": every_page(bob, "GetBuyerPurchases", "purchases"),
+            "search": [[item["item_id"] for item in bob("SearchItemsForSale", category=category,
+                                                         limit=500)["items"]]
+                       for category in range(10)]}
 
 
 @pytest.fixture(scope="module")
@@ -185,6 +189,7 @@ def test_clients_are_spread_over_every_frontend_given(targeted):
 
 
 def test_target_leaves_other_users_items_units_ratings_and_cart_untouched(targeted):
+    """... and takes its own items off sale afterwards: searches show what they did."""
     before, after = targeted.others_before, targeted.others_after
     assert [item["item"]["quantity"] for item in before["items"]] == [2] + [3] * 9
     assert len(before["cart"]["cart"]["lines"]) == 2
@@ -192,6 +197,8 @@ def test_target_leaves_other_users_items_units_ratings_and_cart_untouched(target
     row = targeted.report["scenarios"][0]
     assert row["errors"] == 0 and row["unexpected"] == 0
     assert row["per_op_ok"]["MakePurchase"] > 0 and row["per_op_ok"]["AddItemToCart"] > 0
+    listed = 2 * 10 + row["per_op_ok"].get("RegisterItemForSale", 0)  # 2 sellers, 10 each
+    assert row["withdrawn"]["failed"] == 0 and 0 < row["withdrawn"]["items"] <= listed
 
 
 def test_target_results_carry_each_services_stats_or_why_not(targeted):
