@@ -12,7 +12,7 @@ import secrets
 import threading
 import time
 
-from market import product_api
+from market import customer_api, product_api
 from market.client import Client, NoAnswer
 from market.dbapi import InternalOp
 from market.fields import (CART_MAX, CATEGORY, ITEM_ID, KEYWORDS, QUANTITY, SEARCH_LIMIT,
@@ -69,10 +69,10 @@ class BuyerFrontend(Frontend):
                 "limit": SEARCH_LIMIT}),
             "GetItem": Op(self.get_item, {"item_id": ITEM_ID}),
             "AddItemToCart": Op(self.add_to_cart, cart_line),
-            "RemoveItemFromCart": Op(self.cart_op("RemoveFromCart"), cart_line),
-            "SaveCart": Op(self.cart_op("SaveCart")),
-            "ClearCart": Op(self.cart_op("ClearCart")),
-            "DisplayCart": Op(self.cart_op("GetCart", read=True)),
+            "RemoveItemFromCart": Op(self.cart_op(customer_api.REMOVE_FROM_CART), cart_line),
+            "SaveCart": Op(self.cart_op(customer_api.SAVE_CART)),
+            "ClearCart": Op(self.cart_op(customer_api.CLEAR_CART)),
+            "DisplayCart": Op(self.cart_op(customer_api.GET_CART)),
             "MakePurchase": Op(self.make_purchase, CARD),
             "ProvideFeedback": Op(self.provide_feedback, {"item_id": ITEM_ID, "vote": VOTE}),
             "GetSellerRating": Op(self.seller_rating, {"seller_id": SELLER_ID}),
@@ -100,14 +100,15 @@ class BuyerFrontend(Frontend):
         even for a bad session (items are public through search anyway).
         """
         item = self.product.call(product_api.GET_ITEM, {"item_id": item_id})["item"]
-        result = self.customer.call("AddToCart", {"item_id": item_id, "quantity": quantity,
-                                                  "available": item["quantity"]}, request.session)
+        result = self.customer.call(customer_api.ADD_TO_CART, {
+            "item_id": item_id, "quantity": quantity, "available": item["quantity"]},
+            request.session)
         return {"cart": self.render_cart(result["cart"])}
 
-    def cart_op(self, db_op: str, read: bool = False):
+    def cart_op(self, db_op: InternalOp):
         """A handler that runs ``db_op`` on the session's cart and shows the result."""
         def handler(request: Request, **args: object) -> dict:
-            result = self.customer.call(db_op, args, request.session, read=read)
+            result = self.customer.call(db_op, args, request.session)
             return {"cart": self.render_cart(result["cart"])}
         return handler
 
@@ -153,18 +154,16 @@ class BuyerFrontend(Frontend):
         """
         purchase_id = secrets.token_hex(16)
         problem = card_problem(card_name, card_number, expiry, datetime.date.today())
-        cart = self.customer.call("StartPurchase", {"purchase_id": purchase_id,
-                                                    "card_problem": problem},
-                                  request.session)["cart"]
+        cart = self.customer.call(customer_api.START_PURCHASE, {
+            "purchase_id": purchase_id, "card_problem": problem}, request.session)["cart"]
         lines = [{"item_id": item_id, "quantity": units} for item_id, units in cart]
         try:
             sold = self.product.call(product_api.RESERVE_UNITS, {"purchase_id": purchase_id,
                                                                  "lines": lines})["lines"]
             if self.commit_delay:
                 time.sleep(self.commit_delay)
-            purchase = self.customer.call_raw("CommitPurchase", {  # keyed: safe to resend
-                "purchase_id": purchase_id, "lines": sold, "card_last4": card_number[-4:]},
-                read=True)
+            purchase = self.customer.call_raw(customer_api.COMMIT_PURCHASE, {
+                "purchase_id": purchase_id, "lines": sold, "card_last4": card_number[-4:]})
         except ApiError:
             self.settle_quietly([purchase_id])
             raise
@@ -173,8 +172,8 @@ class BuyerFrontend(Frontend):
 
     def settle(self, purchase_ids: list[str]) -> None:
         """Get the customer database's verdict on these purchases and apply it to the units."""
-        verdict = self.customer.call("ResolvePurchases", {"purchase_ids": purchase_ids},
-                                     read=True)
+        verdict = self.customer.call(customer_api.RESOLVE_PURCHASES,
+                                     {"purchase_ids": purchase_ids})
         self.product.call(product_api.SETTLE_RESERVATIONS, verdict)
 
     def settle_quietly(self, purchase_ids: list[str], sold: bool = False) -> None:
@@ -236,8 +235,8 @@ class BuyerFrontend(Frontend):
             self.undo(database, op, args, first_try)
 
     def purchases(self, request: Request, limit: int, after: str | None) -> RawResult:
-        return self.customer.call_raw("GetPurchases", page_args(limit, after),
-                                      request.session, read=True)
+        return self.customer.call_raw(customer_api.GET_PURCHASES, page_args(limit, after),
+                                      request.session)
 
     def provide_feedback(self, request: Request, item_id: int, vote: str) -> dict:
         """Count the vote for the seller (customer db), then the item (product db).
@@ -249,7 +248,7 @@ class BuyerFrontend(Frontend):
         """
         key = secrets.token_hex(16)
         try:
-            buyer_id = self.customer.call("RecordFeedback", {
+            buyer_id = self.customer.call(customer_api.RECORD_VOTE, {
                 "item_id": item_id, "vote": vote, "key": key}, request.session)["buyer_id"]
         except ApiError as error:
             if error.code == "conflict":  # not bought; not_found if there is no such item
@@ -261,8 +260,8 @@ class BuyerFrontend(Frontend):
         except ApiError as error:
             if isinstance(error, NoAnswer):  # it may have been counted: take it back
                 self.undo(self.product, product_api.REVOKE_VOTE, vote_args)
-            self.undo(self.customer, "RevokeFeedback", {"buyer_id": buyer_id,
-                                                        "item_id": item_id, "key": key})
+            self.undo(self.customer, customer_api.REVOKE_VOTE, {"buyer_id": buyer_id,
+                                                                "item_id": item_id, "key": key})
             raise
         return {}
 

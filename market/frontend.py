@@ -15,6 +15,7 @@ import os
 import secrets
 import threading
 
+from market import customer_api
 from market.client import DEFAULT_DB_POOL, Client, parse_address
 from market.fields import CREDENTIALS, DEFAULT_HASH_COST
 from market.server import (Op, Request, Service, configure_logging, env_default, read_secret,
@@ -111,7 +112,7 @@ class Frontend(Service):
     def create_account(self, request: Request, username: str, password: str) -> dict:
         salt = secrets.token_bytes(16)
         digest = self.hasher.hash(password, salt)
-        result = self.customer.call("CreateAccount", {
+        result = self.customer.call(customer_api.CREATE_ACCOUNT, {
             "role": self.role, "username": username, "salt": salt.hex(),
             "hash": digest.hex(), "cost": self.hasher.cost})
         return {f"{self.role}_id": result["user_id"]}
@@ -123,24 +124,24 @@ class Frontend(Service):
         costs what a known one costs.
         """
         account = {"role": self.role, "username": username}
-        salt = self.customer.call("GetSalt", account, read=True)
+        salt = self.customer.call(customer_api.GET_SALT, account)
         digest = self.hasher.hash(password, bytes.fromhex(salt["salt"]), salt["cost"])
-        result = self.customer.call("Login", {**account, "hash": digest.hex()})
+        result = self.customer.call(customer_api.LOGIN, {**account, "hash": digest.hex()})
         return {"session": result["session"], f"{self.role}_id": result["user_id"]}
 
     def logout(self, request: Request) -> dict:
-        return self.customer.call("Logout", {"role": self.role}, request.session)
+        return self.customer.call(customer_api.LOGOUT, {"role": self.role}, request.session)
 
     def user_id(self, request: Request) -> int:
         """The id behind the request's session (checked and refreshed), or invalid_session."""
-        return self.customer.call("CheckSession", {"role": self.role}, request.session,
-                                  read=True)["user_id"]
+        return self.customer.call(customer_api.CHECK_SESSION, {"role": self.role},
+                                  request.session)["user_id"]
 
     def seller_rating(self, request: Request, seller_id: int | None) -> RawResult:
         args = {"role": self.role}
         if seller_id is not None:
             args["seller_id"] = seller_id
-        return self.customer.call_raw("GetSellerRating", args, request.session, read=True)
+        return self.customer.call_raw(customer_api.GET_SELLER_RATING, args, request.session)
 
 
 def frontend_main(frontend: type[Frontend], description: str, env_prefix: str, port: int,

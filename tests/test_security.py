@@ -14,6 +14,7 @@ import time
 import pytest
 
 import customer_db
+import market.accounts
 import market.frontend
 from buyer_server import BuyerFrontend
 from conftest import ROOT, Market, ServiceProcess, wait_until
@@ -101,7 +102,7 @@ def test_passwords_are_salted_scrypt_hashes():
         line = json.dumps({"op": "CreateAccount", "args": {"username": name,
                                                           "password": PASSWORD}})
         assert json.loads(frontend.respond(line.encode() + b"\n"))["ok"]
-    twins = [db._by_name["buyer"][name] for name in ("twin1", "twin2")]
+    twins = [db.accounts.named(market.accounts.Role.BUYER, name) for name in ("twin1", "twin2")]
     assert twins[0].salt != twins[1].salt and len(twins[0].salt) >= 16
     assert twins[0].password_hash != twins[1].password_hash
     for account in twins:
@@ -113,7 +114,7 @@ def test_passwords_are_salted_scrypt_hashes():
         assert json.loads(frontend.respond(line.encode() + b"\n"))["ok"] is ok
     assert customer.sent and not [line for line in customer.sent if PASSWORD in line]
     assert "hashlib.scrypt(" in inspect.getsource(market.frontend.scrypt)
-    assert "hmac.compare_digest(" in inspect.getsource(customer_db.CustomerDB.login)
+    assert "hmac.compare_digest(" in inspect.getsource(market.accounts.Accounts.verify)
 
 
 def test_wrong_password_and_unknown_name_look_alike(market):

@@ -1,0 +1,75 @@
+"""The customer database's internal ops, each declared once (see ``market.dbapi``).
+
+Money is integer cents (``price`` of a ``CommitPurchase`` line; the ``purchase``
+replies of ``CommitPurchase`` and ``GetPurchases`` are the contract's public
+form, in dollars, encoded once by the database so the frontends pass them on
+unparsed). A cart travels as ``[[item_id, units], ...]``; the frontend adds
+item details.
+
+Replies:
+  CreateAccount          {"user_id"}
+  GetSalt                {"salt", "cost"} (cost null for an unknown name)
+  Login                  {"session", "user_id"}
+  Logout                 {}
+  CheckSession           {"user_id"}
+  GetSellerRating        {"seller_id", "name", "thumbs_up", "thumbs_down", "items_sold"}
+  GetCart, AddToCart, RemoveFromCart, SaveCart, ClearCart   {"cart": lines}
+  StartPurchase          {"buyer_id", "cart": lines}
+  CommitPurchase         {"purchase": public purchase}
+  ResolvePurchases       {"sold": [...], "released": [...]}
+  GetPurchases           {"purchases": [public purchase, ...], "next", "items_purchased"}
+  RecordVote             {"seller_id", "buyer_id"}
+  RevokeVote             {}
+"""
+from __future__ import annotations
+
+from market.dbapi import InternalOp
+from market.fields import (HASH_COST, ITEM_ID, ITEM_NAME, PASSWORD_HASH, PRICE_CENTS,
+                           PURCHASE_ID, QUANTITY, ROLE, SALT, SELLER_ID, UNDO_KEY, USERNAME, VOTE)
+from market.paging import CURSOR, PAGE_LIMIT
+from protocol import Int, ListOf, Omittable, Record, Str
+
+ACCOUNT = {"role": ROLE, "username": USERNAME}
+# One line of a committed purchase, as the product database reserved it.
+PURCHASE_LINE = {"item_id": ITEM_ID, "name": ITEM_NAME, "quantity": QUANTITY,
+                 "price": PRICE_CENTS, "seller_id": SELLER_ID}
+CART_LINE = {"item_id": ITEM_ID, "quantity": QUANTITY}
+
+# -- accounts and sessions ----------------------------------------------------------
+
+CREATE_ACCOUNT = InternalOp("CreateAccount", {**ACCOUNT, "salt": SALT, "hash": PASSWORD_HASH,
+                                              "cost": HASH_COST}, needs_session=False)
+GET_SALT = InternalOp("GetSalt", ACCOUNT, needs_session=False, read=True)
+LOGIN = InternalOp("Login", {**ACCOUNT, "hash": PASSWORD_HASH}, needs_session=False)
+LOGOUT = InternalOp("Logout", {"role": ROLE})
+# Checks the session and marks it used (a read as far as resending goes).
+CHECK_SESSION = InternalOp("CheckSession", {"role": ROLE}, read=True)
+GET_SELLER_RATING = InternalOp("GetSellerRating", {"role": ROLE,
+                                                   "seller_id": Omittable(SELLER_ID)}, read=True)
+
+# -- the session's cart ---------------------------------------------------------------
+
+GET_CART = InternalOp("GetCart", read=True)
+# ``available``: the item's units for sale now, as the frontend just read them.
+ADD_TO_CART = InternalOp("AddToCart", {**CART_LINE, "available": Int(0)})
+REMOVE_FROM_CART = InternalOp("RemoveFromCart", CART_LINE)
+SAVE_CART = InternalOp("SaveCart")
+CLEAR_CART = InternalOp("ClearCart")
+
+# -- purchases: started, then committed or cancelled ------------------------------------
+
+# ``card_problem``: the frontend's verdict on the card ('' when fine).
+START_PURCHASE = InternalOp("StartPurchase", {"purchase_id": PURCHASE_ID,
+                                              "card_problem": Str(0, 200)})
+COMMIT_PURCHASE = InternalOp("CommitPurchase", {
+    "purchase_id": PURCHASE_ID, "lines": ListOf(Record(PURCHASE_LINE)),
+    "card_last4": Str(4, 4)}, needs_session=False)
+RESOLVE_PURCHASES = InternalOp("ResolvePurchases", {"purchase_ids": ListOf(PURCHASE_ID)},
+                               needs_session=False)
+GET_PURCHASES = InternalOp("GetPurchases", {"limit": PAGE_LIMIT, "after": CURSOR}, read=True)
+
+# -- votes: counted for the seller, or revoked by the attempt's key --------------------------
+
+RECORD_VOTE = InternalOp("RecordVote", {"item_id": ITEM_ID, "vote": VOTE, "key": UNDO_KEY})
+REVOKE_VOTE = InternalOp("RevokeVote", {"buyer_id": Int(1), "item_id": ITEM_ID,
+                                        "key": UNDO_KEY}, needs_session=False)
