@@ -55,13 +55,13 @@ class ProductDB(Database):
             api.REVOKE_VOTE: self.revoke_vote,
         })
         self.appliers.update({
-            "register": self._apply_register,
-            "price": self._apply_price,
-            "remove_units": self._apply_remove_units,
-            "reserve": self._apply_reserve,
-            "settle": self._apply_settle,
-            "vote": self._apply_vote,
-            "revoke_vote": self._apply_revoke_vote,
+            "item_registered": self._apply_item_registered,
+            "price_changed": self._apply_price_changed,
+            "units_removed": self._apply_units_removed,
+            "units_reserved": self._apply_units_reserved,
+            "reservations_settled": self._apply_reservations_settled,
+            "vote_recorded": self._apply_vote_recorded,
+            "vote_revoked": self._apply_vote_revoked,
         })
 
     def start(self) -> None:
@@ -79,14 +79,14 @@ class ProductDB(Database):
     def register_item(self, request: Request, **item: Any) -> dict:
         with self.writing(request):
             item_id = self._catalog.next_id
-            self.change({"kind": "register", "item_id": item_id, **item})
+            self.change({"kind": "item_registered", "item_id": item_id, **item})
             return {"item_id": item_id}
 
     def change_price(self, request: Request, seller_id: int, item_id: int,
                      price: int) -> RawResult:
         with self.writing(request):
             item = self._catalog.get(item_id, seller_id)
-            self.change({"kind": "price", "item_id": item_id, "price": price})
+            self.change({"kind": "price_changed", "item_id": item_id, "price": price})
             return item_result(item)
 
     def remove_units(self, request: Request, seller_id: int, item_id: int,
@@ -96,7 +96,7 @@ class ProductDB(Database):
             if quantity > item.quantity:
                 raise ApiError("conflict", f"Item {item_id} has only {item.quantity} units; "
                                            f"cannot remove {quantity}.")
-            self.change({"kind": "remove_units", "item_id": item_id, "quantity": quantity})
+            self.change({"kind": "units_removed", "item_id": item_id, "quantity": quantity})
             return item_result(item)
 
     def seller_items(self, request: Request, seller_id: int, limit: int,
@@ -145,7 +145,7 @@ class ProductDB(Database):
                     wanted[line["item_id"]] = wanted.get(line["item_id"], 0) + line["quantity"]
                 for item_id in wanted:
                     self._catalog.get(item_id)
-                self.change({"kind": "reserve", "purchase_id": purchase_id, "lines": [
+                self.change({"kind": "units_reserved", "purchase_id": purchase_id, "lines": [
                     {"item_id": item_id, "quantity": units} for item_id, units in wanted.items()]})
             reservation = self._reservations.get(purchase_id)
             if reservation.state is ReservationState.RELEASED:
@@ -166,7 +166,7 @@ class ProductDB(Database):
         with self._lock:
             sold, released = self._reservations.settling(sold, released)
             if sold or released:
-                self.change({"kind": "settle", "sold": sold, "released": released})
+                self.change({"kind": "reservations_settled", "sold": sold, "released": released})
         return {}
 
     def _forget_old_reservations(self) -> None:
@@ -182,7 +182,7 @@ class ProductDB(Database):
         with self.writing(request):
             self._catalog.get(item_id)
             if self._votes.state(key) is None:
-                self.change({"kind": "vote", "key": key, "item_id": item_id, "vote": vote})
+                self.change({"kind": "vote_recorded", "key": key, "item_id": item_id, "vote": vote})
             return {}
 
     def revoke_vote(self, request: Request, item_id: int, vote: str, key: str) -> dict:
@@ -193,33 +193,33 @@ class ProductDB(Database):
         with self._lock:
             self._catalog.get(item_id)
             if self._votes.state(key) is not VoteState.REVOKED:
-                self.change({"kind": "revoke_vote", "key": key, "item_id": item_id,
+                self.change({"kind": "vote_revoked", "key": key, "item_id": item_id,
                              "vote": vote})
             return {}
 
     # -- durability: each record kind and the method that applies it ------------------
 
-    def _apply_register(self, r: dict) -> None:
+    def _apply_item_registered(self, r: dict) -> None:
         self._catalog.add(Item(r["item_id"], r["name"], r["category"], r["keywords"],
                                r["condition"], r["price"], r["quantity"], r["seller_id"]))
 
-    def _apply_price(self, r: dict) -> None:
+    def _apply_price_changed(self, r: dict) -> None:
         self._catalog.get(r["item_id"]).price = r["price"]
 
-    def _apply_remove_units(self, r: dict) -> None:
+    def _apply_units_removed(self, r: dict) -> None:
         self._catalog.get(r["item_id"]).quantity -= r["quantity"]
 
-    def _apply_reserve(self, r: dict) -> None:
+    def _apply_units_reserved(self, r: dict) -> None:
         self._reservations.hold(r["purchase_id"], [
             Taken(self._catalog.get(line["item_id"]), line["quantity"]) for line in r["lines"]])
 
-    def _apply_settle(self, r: dict) -> None:
+    def _apply_reservations_settled(self, r: dict) -> None:
         self._reservations.settle(r["sold"], r["released"])
 
-    def _apply_vote(self, r: dict) -> None:
+    def _apply_vote_recorded(self, r: dict) -> None:
         self._votes.record(r["key"], self._catalog.get(r["item_id"]), r["vote"])
 
-    def _apply_revoke_vote(self, r: dict) -> None:
+    def _apply_vote_revoked(self, r: dict) -> None:
         self._votes.revoke(r["key"], self._catalog.get(r["item_id"]), r["vote"])
 
     def dump(self) -> Any:
