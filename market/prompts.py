@@ -69,7 +69,7 @@ def use_readline(completions: Completer) -> Callable[[str], None]:
     def complete(text: str, state: int) -> str | None:
         before = readline.get_line_buffer()[:readline.get_begidx()].split()
         matches = completions(before, text)
-        return matches[state] if state < len(matches) else None
+        return matches[state] + " " if state < len(matches) else None  # Python's adds none
 
     readline.set_completer(complete)
     readline.set_completer_delims(" \t\n\"'")
