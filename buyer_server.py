@@ -199,6 +199,7 @@ class BuyerFrontend(Frontend):
         while True:
             time.sleep(self.settle_after / 2)
             try:
+                self.require_one_market()
                 while True:
                     stale = self.product.call(product_api.HELD_RESERVATIONS, {
                         "older_than": self.settle_after, "limit": SETTLE_BATCH})["purchase_ids"]

@@ -96,18 +96,26 @@ class Client:
     caps the connections open at once (callers wait for one, up to ``timeout``);
     ``deadlines`` stamps each request with the time after which the database
     must not apply it, ``DEADLINE_SHARE`` of ``timeout`` from now, so that an
-    ``unavailable`` from a timeout means nothing was changed.
+    ``unavailable`` from a timeout means nothing was changed. With ``on_hello``
+    (or a secret) each new connection starts with ``Hello``: its ``time`` gives
+    ``clock_offset``, how far the server's clock is ahead of ours (deadlines are
+    stamped in the server's clock, so they hold however the clocks disagree), and
+    ``on_hello(hello, clock_offset)`` sees the reply before the connection is used
+    (an ``ApiError`` it raises refuses the request; the connection is kept).
     """
 
     def __init__(self, address: tuple[str, int], timeout: float = 5.0, max_idle: int = 256,
                  secret: bytes | None = None, pool_size: int | None = None,
-                 deadlines: bool = False) -> None:
+                 deadlines: bool = False,
+                 on_hello: Callable[[dict, float], None] | None = None) -> None:
         self.address = address
         self.timeout = timeout
         self.max_idle = max_idle
         self.secret = secret
         self.deadlines = deadlines
         self.pool_size = pool_size
+        self.on_hello = on_hello
+        self.clock_offset = 0.0  # seconds, as measured by the latest Hello
         # Guards ``_idle`` (idle connections, most recently used last) and ``_open``
         # (connections open, idle or in use): never more than ``pool_size``.
         # Notified whenever a connection comes back or closes. Also guards ``_waits``:
@@ -149,7 +157,8 @@ class Client:
             return lambda: payload
 
         def stamped() -> bytes:
-            message["deadline"] = round(time.time() + self.timeout * DEADLINE_SHARE, 3)
+            message["deadline"] = round(time.time() + self.clock_offset
+                                        + self.timeout * DEADLINE_SHARE, 3)
             return encode(message)
         return stamped
 
@@ -207,21 +216,32 @@ class Client:
                                                   "was changed; try again.")
         try:
             conn = Connection(self.address, self.timeout)
-            if self.secret is not None:
-                self._authenticate(conn)
-            return conn
+            hello = self._greet(conn) if self.secret or self.on_hello else {}
         except (OSError, ConnectionError, ApiError) as exc:
             self._closed()
             log.warning("cannot reach %s: %s", self._name(), exc)
             raise ApiError("unavailable", f"{self.peer} is unreachable; nothing "
                                           "was changed; try again.") from None
+        if self.on_hello is not None:
+            try:
+                self.on_hello(hello, self.clock_offset)
+            except ApiError:
+                self._checkin(conn)
+                raise
+        return conn
 
-    def _authenticate(self, conn: Connection) -> None:
-        """Answer the server's challenge with an HMAC of the shared secret (never the secret)."""
+    def _greet(self, conn: Connection) -> dict:
+        """Say ``Hello`` on a new connection, measure the server's clock from its ``time``,
+        and answer its challenge with an HMAC of the shared secret (never the secret)."""
+        sent = time.time()
         hello = result_of(decode(conn.exchange(encode({"op": "Hello"})), exact=False))
-        proof = auth_proof(self.secret, bytes.fromhex(hello.get("challenge", "")))
-        result_of(decode(conn.exchange(encode({"op": "Authenticate", "args": {"proof": proof}})),
-                       exact=False))
+        if type(hello.get("time")) in (int, float):
+            self.clock_offset = hello["time"] - (sent + time.time()) / 2
+        if self.secret is not None:
+            proof = auth_proof(self.secret, bytes.fromhex(hello.get("challenge", "")))
+            result_of(decode(conn.exchange(encode({"op": "Authenticate",
+                                                   "args": {"proof": proof}})), exact=False))
+        return hello
 
     def _checkin(self, conn: Connection) -> None:
         with self._pool:

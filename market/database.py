@@ -3,8 +3,11 @@
 ``Database`` adds to ``Service``: ``writing(request)`` (the state lock,
 refusing a request whose deadline has passed), ``record``/``apply``/``dump``/
 ``restore`` (journaling, see ``market.journal``), ``Hello``'s challenge and
-``Authenticate``. ``Recent`` is the bounded bookkeeping both databases use
-for ids they must remember for a while. ``database_main`` starts one.
+``Authenticate``, and the market identity: ``Hello`` tells it (and this
+database's clock, and whether it holds any data), ``ClaimMarket`` sets it once;
+the frontends check that their two databases share one (``market.identity``).
+``Recent`` is the bounded bookkeeping both databases use for ids they must
+remember for a while. ``database_main`` starts one.
 """
 from __future__ import annotations
 
@@ -21,7 +24,7 @@ from typing import Any, Callable, Iterator
 
 from market import formats
 from market.client import auth_proof
-from market.dbapi import InternalOp
+from market.dbapi import CLAIM_MARKET, InternalOp
 from market.fields import SECRET_PROOF
 from market.journal import Journal, JournalError, read_saved
 from market.server import (ENVELOPE_FIELDS, Op, Peer, Request, Service, configure_logging,
@@ -30,8 +33,6 @@ from market.server import (ENVELOPE_FIELDS, Op, Peer, Request, Service, configur
 from protocol import ApiError
 
 log = logging.getLogger("market.database")
-
-MEMORY_IDS_EPOCH = 1767225600.0  # 2026-01-01 00:00 UTC
 
 
 class Recent:
@@ -84,6 +85,11 @@ class Database(Service):
     waiting can say "nothing changed". With a ``secret``, every op but
     ``Hello`` and ``Authenticate`` is ``forbidden`` until the connection has
     answered its challenge.
+
+    ``market`` is the identity of the market this database belongs to (None until
+    a frontend claims one): journaled like any change, so it lasts as long as the
+    data; a memory-only database forgets it with its data. Ids start at 1 in a new
+    market and go on from the saved state.
     """
 
     envelope_fields = ENVELOPE_FIELDS | {"deadline"}
@@ -96,8 +102,13 @@ class Database(Service):
         self.secret: bytes | None = None
         self._lock = threading.Lock()
         self._journal: Journal | None = None
-        # Each record kind and the method that applies it; subclasses fill it in.
-        self.appliers: dict[str, Callable[[dict], None]] = {}
+        # Each record kind and the method that applies it; subclasses add theirs (update).
+        self.appliers: dict[str, Callable[[dict], None]] = {"market": self._apply_market}
+        # Under self._lock: the market identity, and whether nothing but it was ever stored.
+        self.market: str | None = None
+        self.empty = True
+        self.clock_offset = 0.0  # seconds this database's clock is shifted (tests only)
+        self.serve({CLAIM_MARKET: self.claim_market})
 
     def serve(self, table: dict[InternalOp, Callable[..., Any]]) -> None:
         """Add internal ops to the op table: each declaration with its handler."""
@@ -116,6 +127,9 @@ class Database(Service):
 
     def hello(self, request: Request) -> dict:
         reply = super().hello(request)
+        with self._lock:
+            reply.update(market=self.market, empty=self.empty)
+        reply["time"] = round(time.time() + self.clock_offset, 3)
         if self.secret is not None:
             request.peer.challenge = secrets.token_bytes(32)
             reply["challenge"] = request.peer.challenge.hex()
@@ -123,11 +137,22 @@ class Database(Service):
 
     def authenticate(self, request: Request, proof: str) -> dict:
         peer = request.peer
-        if (self.secret is None or not peer.challenge
-                or not hmac.compare_digest(proof, auth_proof(self.secret, peer.challenge))):
+        if self.secret is None or not peer.challenge or not hmac.compare_digest(
+                proof.encode("utf-8", "replace"),
+                auth_proof(self.secret, peer.challenge).encode()):
             raise ApiError("forbidden", "Wrong proof of the deployment secret (say Hello first).")
         peer.authenticated, peer.challenge = True, b""
         return {}
+
+    def claim_market(self, request: Request, market: bytes) -> dict:
+        """Take ``market`` as this database's identity unless it has one; return the one held."""
+        with self._lock:
+            if self.market is None:
+                self.change({"kind": "market", "market": market.hex()})
+            return {"market": self.market}
+
+    def _apply_market(self, r: dict) -> None:
+        self.market = r["market"]
 
     def admit(self, request: Request, message: dict) -> None:
         if (self.secret is not None and not request.peer.authenticated
@@ -137,7 +162,7 @@ class Database(Service):
         if deadline is not None:
             if type(deadline) not in (int, Decimal) or not 0 <= deadline < 2 ** 40:
                 raise ApiError("bad_request", "'deadline' must be a time in seconds since 1970.")
-            request.deadline = float(deadline)
+            request.deadline = float(deadline) - self.clock_offset  # in this host's clock
             request.check_deadline()
 
     @contextlib.contextmanager
@@ -168,6 +193,7 @@ class Database(Service):
         damaged = (KeyError, IndexError, TypeError, ValueError, AttributeError)
         with self._lock:
             if state is not None:
+                self.market, self.empty = state.get("market"), False
                 try:
                     self.restore(state)
                 except damaged as exc:
@@ -179,6 +205,7 @@ class Database(Service):
                 except damaged as exc:
                     raise JournalError(f"{journal_path}:{number}: cannot apply this "
                                        f"record ({type(exc).__name__}: {exc})") from None
+                self.empty = self.empty and record.get("kind") == "market"
             if found != formats.CURRENT:
                 journal.start_over(saved.generation, self._snapshot_state())
         if formats.read_marker(directory) is None or found != formats.CURRENT:
@@ -195,14 +222,15 @@ class Database(Service):
 
     def record(self, change: dict) -> None:
         """Journal one change already made (call under ``self._lock``)."""
+        self.empty = self.empty and change.get("kind") == "market"
         if self._journal is None:
             return
         self._journal.append(change)
         if self._journal.snapshot_due():
             self._journal.snapshot(self._snapshot_state())
 
-    def _snapshot_state(self) -> Any:
-        return self.dump()
+    def _snapshot_state(self) -> dict:
+        return {**self.dump(), "market": self.market}
 
     def dispatch(self, message: dict, peer: Peer | None = None) -> Any:
         try:
@@ -240,18 +268,9 @@ def database_parser(description: str, env_prefix: str, port: int) -> argparse.Ar
     parser = service_parser(description, env_prefix, port)
     env_default(parser, "--data-dir", f"{env_prefix}_DATA_DIR", "",
                 "keep a journal and snapshots here (default: memory only)")
+    # For tests: shift this database's clock (Hello's time, deadlines) by SECONDS.
+    parser.add_argument("--test-clock-offset", type=float, default=0.0, help=argparse.SUPPRESS)
     return parser
-
-
-def first_id(args: argparse.Namespace) -> int:
-    """The first id a database hands out: 1 with a data directory (ids then go on from
-    the saved state); without one, the milliseconds since 2026-01-01, so that a
-    restarted memory-only database never reuses an id of the one before it (it would
-    take more than one new id per millisecond over its whole life). Another
-    database may still hold those ids, and no user may inherit what they name."""
-    if args.data_dir:
-        return 1
-    return max(1, int((time.time() - MEMORY_IDS_EPOCH) * 1000))
 
 
 def database_main(database: Database, args: argparse.Namespace) -> None:
@@ -259,6 +278,7 @@ def database_main(database: Database, args: argparse.Namespace) -> None:
     damaged), then serve."""
     configure_logging(database.kind, args.log_level)
     database.secret = read_secret(args.secret_file)
+    database.clock_offset = args.test_clock_offset
     if database.secret is None and not is_loopback(args.host):
         exit_at_start(f"{database.name}: refusing to listen on {args.host} without a "
                       "secret: beyond loopback anyone could change the data; pass --secret-file")

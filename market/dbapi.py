@@ -2,7 +2,8 @@
 
 Each internal op is declared once, as an ``InternalOp``: its name, its argument schema,
 whether it needs a session, and whether it only reads. The declarations live in
-``market.customer_api`` and ``market.product_api``; a database builds its op table from
+``market.customer_api`` and ``market.product_api`` (the ops both databases serve are
+below); a database builds its op table from
 them (``Database.serve``) and a frontend calls them (``Client.call(op, args, session)``),
 so a rename or a new argument is one edit, seen by both sides.
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from protocol import Validator
+from protocol import Hex, Validator
 
 
 @dataclass(frozen=True, eq=False)
@@ -24,3 +25,8 @@ class InternalOp:
     # Only reads: a client may send it again on a fresh connection when the
     # first send failed. Never true for a change.
     read: bool = False
+
+
+# Served by both databases (``market.database.Database``).
+HELLO = InternalOp("Hello", needs_session=False, read=True)
+CLAIM_MARKET = InternalOp("ClaimMarket", {"market": Hex(8)}, needs_session=False)

@@ -18,6 +18,7 @@ import threading
 from market import customer_api
 from market.client import DEFAULT_DB_POOL, Client, parse_address
 from market.fields import CREDENTIALS, DEFAULT_HASH_COST
+from market.identity import MarketCheck
 from market.server import (Op, Request, Service, configure_logging, env_default, read_secret,
                            serve, service_parser)
 from protocol import RawResult
@@ -75,10 +76,13 @@ class Frontend(Service):
 
     Nothing is kept between requests; sessions live in the customer database.
     Passwords are hashed here (``PasswordHasher``); the database stores and
-    compares hashes only.
+    compares hashes only. With a ``market_check``, every op but ``local_ops`` is
+    refused while the two databases do not belong to one market.
     """
 
     role = ""
+    local_ops = frozenset({"Hello", "Stats"})  # answered without the databases
+    market_check: MarketCheck | None = None
 
     def __init__(self, customer_db: Client, product_db: Client,
                  hasher: PasswordHasher | None = None) -> None:
@@ -95,6 +99,16 @@ class Frontend(Service):
 
     def role_ops(self) -> dict[str, Op]:
         raise NotImplementedError
+
+    def admit(self, request: Request, message: dict) -> None:
+        if request.op in self.ops and request.op not in self.local_ops:
+            self.require_one_market()
+
+    def require_one_market(self) -> None:
+        """Raise ``unavailable`` unless both databases belong to one market (background
+        work that changes the databases asks too)."""
+        if self.market_check is not None:
+            self.market_check.require()
 
     def stats(self, request: Request) -> dict:
         """``Stats`` adds each database's pool and the passwords waiting to be hashed."""
@@ -170,7 +184,8 @@ def frontend_main(frontend: type[Frontend], description: str, env_prefix: str, p
                       deadlines=True)
 
     return_big_blocks_to_the_system()
-    service = frontend(database(args.customer_db), database(args.product_db),
-                       PasswordHasher(args.hash_cost))
+    customer, product = database(args.customer_db), database(args.product_db)
+    service = frontend(customer, product, PasswordHasher(args.hash_cost))
+    service.market_check = MarketCheck(customer, product)
     service.configure(args)
     serve(service, args)

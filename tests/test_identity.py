@@ -1,0 +1,228 @@
+"""One market, one identity; deadlines whatever the clocks say; the internal door.
+
+Over real processes: a frontend serves only a pair of databases that belong to one
+market (a fresh database beside an old one is refused, with a WARNING saying what
+to do), ids in a fresh market are short, a database whose clock is 30 s off still
+works and never applies a write after the frontend gave up on it, and the secret's
+door answers any proof with ``forbidden`` or ``bad_request`` and refuses weak secrets.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, Market, listing, wait_until
+from market.client import Client
+from market.dbapi import HELLO
+from market.launch import ServiceProcess
+
+MISMATCH = "do not belong together"
+MARKET_ID = re.compile(r"^[0-9a-f]{16}$")
+
+
+def start_logged(tmp_path: Path, product_args: tuple = (), customer_args: tuple = (),
+                 frontend_args: tuple = ()) -> Market:
+    """The four services on free ports, each logging into ``tmp_path/logs/<script>.log``."""
+    def proc(script: str, *args: str) -> ServiceProcess:
+        return ServiceProcess(script, *args, log=tmp_path / "logs" / f"{script}.log").start()
+
+    product = proc("product_db.py", *product_args)
+    customer = proc("customer_db.py", *customer_args)
+    dbs = ["--product-db", product.where, "--customer-db", customer.where,
+           "--db-timeout", "2", *frontend_args]
+    return Market(product, customer, proc("seller_server.py", *dbs),
+                  proc("buyer_server.py", *dbs))
+
+
+def log_of(tmp_path: Path, script: str) -> str:
+    path = tmp_path / "logs" / f"{script}.log"
+    return path.read_text(errors="replace") if path.exists() else ""
+
+
+def market_of(proc: ServiceProcess) -> str | None:
+    """The market identity a database's Hello names (the tests' databases have no secret)."""
+    client = Client(proc.address)
+    try:
+        return client.call(HELLO)["market"]
+    finally:
+        client.close()
+
+
+def refused(api, op: str = "CreateAccount", **args) -> bool:
+    """True if ``op`` is refused because the databases belong to different markets
+    (by default: a new account, with a fresh name)."""
+    if op == "CreateAccount" and not args:
+        args = {"username": f"probe{time.monotonic_ns()}", "password": "pw"}
+    try:
+        api(op, **args)
+    except Exception as error:  # noqa: BLE001 - an ApiError or a transport error
+        return getattr(error, "code", "") == "unavailable" and MISMATCH in str(error)
+    return False
+
+
+@pytest.fixture
+def stoppable():
+    """Markets started by a test, stopped after it."""
+    markets: list[Market] = []
+    yield markets
+    for market in markets:
+        market.stop()
+
+
+def test_a_fresh_market_shares_one_identity_and_hands_out_short_ids(fresh_market, unique):
+    seller = fresh_market.seller()
+    assert seller.register(unique("sal")) == 1
+    assert listing(seller) == 1
+    assert listing(seller) == 2
+    assert fresh_market.buyer().register(unique("bo")) == 1
+    identity = market_of(fresh_market.customer_db)
+    assert MARKET_ID.match(identity) and market_of(fresh_market.product_db) == identity
+
+
+def test_a_fresh_customer_db_beside_an_old_product_db_is_refused(tmp_path, unique, stoppable):
+    data = {name: tmp_path / name for name in ("product", "customer", "fresh")}
+    market = start_logged(tmp_path, ("--data-dir", str(data["product"])),
+                          ("--data-dir", str(data["customer"])))
+    stoppable.append(market)
+    old = market.seller()
+    old.register("alice")
+    item_id = listing(old, price=25, quantity=5)
+    identity = market_of(market.product_db)
+
+    market.customer_db.stop()
+    fresh = ServiceProcess("customer_db.py", "--data-dir", str(data["fresh"]),
+                           log=tmp_path / "logs" / "customer_db.py.log")
+    market.customer_db = fresh.start(market.customer_db.address[1])
+    mallory, buyer = market.seller(), market.buyer()
+    assert wait_until(lambda: refused(mallory), timeout=10)
+    assert refused(mallory, "Login", username="alice", password="pw")
+    assert refused(buyer, "GetItem", item_id=item_id)
+    assert refused(buyer, "SearchItemsForSale", category=4)
+    warning = [line for line in log_of(tmp_path, "seller_server.py").splitlines()
+               if "WARNING" in line and MISMATCH in line]
+    assert len(warning) == 1, warning  # once per change of state, however many requests
+    assert identity in warning[0] and "no market yet" in warning[0]
+    assert "restore" in warning[0] and "fresh data directories" in warning[0]
+    assert market_of(market.customer_db) is None  # the refused pair was not claimed
+
+    market.customer_db.stop()  # the lost directory is back: served again, as before
+    market.customer_db = ServiceProcess("customer_db.py", "--data-dir", str(data["customer"])
+                                        ).start(fresh.address[1])
+    again = market.seller()
+    assert wait_until(lambda: not refused(again, "Login", username="alice", password="pw"),
+                      timeout=10)
+    again.login("alice")
+    item = again("DisplayItemsForSale")["items"][0]
+    assert (item["item_id"], item["price"], item["quantity"]) == (item_id, 25, 5)
+
+
+# -- clocks -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("offset", [30, -30], ids=["frontend-behind", "frontend-ahead"])
+def test_deadlines_hold_when_the_clocks_disagree_by_30_s(tmp_path, unique, stoppable, offset):
+    """Finding: a frontend 30 s ahead had a write it answered `unavailable` applied later;
+    one 30 s behind had every request refused with no word of why."""
+    clock = ("--test-clock-offset", str(offset))
+    market = start_logged(tmp_path, clock, clock)
+    stoppable.append(market)
+    seller = market.seller()
+    seller.register(unique("sal"))
+    item_id = listing(seller, price=5)
+    seller("ChangeItemPrice", item_id=item_id, price=6)
+    buyer = market.buyer()
+    buyer.register(unique("bo"))
+    assert buyer("GetItem", item_id=item_id)["item"]["price"] == 6
+
+    pid = market.product_db.proc.pid
+    os.kill(pid, signal.SIGSTOP)
+    try:  # stalled past the frontend's --db-timeout (2 s), then woken
+        assert seller.error("ChangeItemPrice", item_id=item_id, price=7) in (
+            "unavailable", "deadline_exceeded")
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    time.sleep(0.3)
+    assert buyer("GetItem", item_id=item_id)["item"]["price"] == 6
+    seller("ChangeItemPrice", item_id=item_id, price=8)
+    assert buyer("GetItem", item_id=item_id)["item"]["price"] == 8
+
+    side = "ahead of" if offset > 0 else "behind"
+    warnings = [line for line in log_of(tmp_path, "seller_server.py").splitlines()
+                if "WARNING" in line and "clock is 30" in line]
+    assert warnings and all(side in line for line in warnings), warnings
+    assert len(warnings) <= 2  # once per database, not once per connection
+
+
+# -- the internal door --------------------------------------------------------------
+
+PROOFS = ["é" * 64, "\u4e2d" * 64, "a" * 64, "0" * 64, "", 64, 1.5, -1, None, True, [],
+          ["a" * 64], {}, {"proof": "a" * 64}]
+
+
+def test_any_proof_is_forbidden_or_bad_request_never_internal(tmp_path):
+    """Finding: a 64-character non-ASCII proof made `hmac.compare_digest` raise, a
+    traceback per request in the log."""
+    secret = tmp_path / "secret"
+    secret.write_text(os.urandom(32).hex())
+    secret.chmod(0o600)
+    db = ServiceProcess("product_db.py", "--secret-file", str(secret),
+                        log=tmp_path / "db.log").start()
+    try:
+        with socket.create_connection(db.address, timeout=5) as sock:
+            lines = sock.makefile("rb")
+
+            def ask(message: dict) -> dict:
+                sock.sendall(json.dumps(message).encode() + b"\n")
+                return json.loads(lines.readline())
+
+            codes = set()
+            for proof in PROOFS:
+                assert ask({"op": "Hello"})["ok"]
+                reply = ask({"op": "Authenticate", "args": {"proof": proof}})
+                codes.add(reply["error"]["code"])
+            codes.add(ask({"op": "Authenticate", "args": {}})["error"]["code"])
+            codes.add(ask({"op": "GetItem", "args": {"item_id": 1}})["error"]["code"])
+        assert codes == {"forbidden", "bad_request"}
+    finally:
+        db.stop()
+    text = (tmp_path / "db.log").read_text()
+    assert "Traceback" not in text and "internal" not in text
+
+
+def start_with_secret(tmp_path: Path, content: bytes, mode: int) -> subprocess.CompletedProcess:
+    """Start the product database with this secret file; stop it at once if it started."""
+    secret = tmp_path / "secret"
+    secret.write_bytes(content)
+    secret.chmod(mode)
+    proc = subprocess.Popen([sys.executable, str(ROOT / "product_db.py"), "--secret-file",
+                             str(secret), "--port", "0"], cwd=ROOT, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    ready = proc.stdout.readline()
+    if ready:
+        proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=10)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, ready + stdout, stderr)
+
+
+@pytest.mark.parametrize("content", [b"fifteen-bytes!!", b"\0" * 16, b"a" * 64],
+                         ids=["short", "nul-bytes", "one-letter"])
+def test_a_weak_secret_stops_the_start_in_one_line(tmp_path, content):
+    result = start_with_secret(tmp_path, content, 0o600)
+    assert result.returncode != 0 and "ready" not in result.stdout
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "too weak" in lines[0] and "Traceback" not in result.stderr
+
+
+def test_a_secret_others_may_read_starts_with_a_warning(tmp_path):
+    result = start_with_secret(tmp_path, os.urandom(32).hex().encode(), 0o644)
+    assert "ready" in result.stdout
+    assert [line for line in result.stderr.splitlines()
+            if "WARNING" in line and "chmod 600" in line]
