@@ -7,7 +7,9 @@ earlier one), sets every client up before the clock starts (its own connection,
 account and login; each seller lists 10 items), then lets each client perform
 ``--ops`` operations back to back, and stops the services. Results go to
 ``--out`` (default ``perf-results/``): ``results.json``, ``results.csv`` and
-three PNG charts.
+four PNG charts. Progress goes to stderr: "scenario 2 of 3 (10x10), run 4 of
+10", operations done and the time left, updated in place on a terminal and as
+plain lines (every 10 s) when the output goes to a file or a pipe.
 
 The operation mix (percent of each client's operations, drawn at random with a
 seed per client):
@@ -19,6 +21,8 @@ seed per client):
   AddItemToCart 15 (1-2 units of an item from the last search, else of one
   seen; one found sold out is forgotten), RemoveItemFromCart 5, DisplayCart 10,
   MakePurchase 8, ProvideFeedback 5, GetSellerRating 10, GetBuyerPurchases 7.
+  Buyers pick only items of this run's own sellers: the items a search shows
+  from anyone else are skipped (what makes ``--target`` safe on a live market).
 * An op the client's state rules out becomes what a user would do instead:
   remove or purchase with an empty cart -> AddItemToCart; feedback with nothing
   bought and unrated -> GetBuyerPurchases. After a purchase fails with
@@ -40,13 +44,27 @@ result. ``ratio_vs_echo`` is our throughput over the echo chain's.
 
 The load generator runs in several processes (``--procs``, default one per
 core), each with one thread and one socket (``TCP_NODELAY``) per client; its own
-CPU use is reported, as is the services' CPU use when it started them.
+CPU use is reported. So is, per scenario, the CPU each service spent per ok
+operation (``/proc/PID/stat`` of each process, read just before and just after
+the timed part, so set-up is left out; mean and std over runs), beside the
+echo chain's (``cpu_per_op.png``). The kernel counts CPU in 10 ms ticks: short
+runs give coarse figures. One run has no spread: figures from one run are shown
+without ±, charts without error bars.
 
-``--soak SECONDS`` instead keeps the last scenario busy for that long and
-reports, per minute (the last window may be shorter): ok ops/s, p50 and p99,
-errors (must be 0), conflicts, the items and purchases added, and each
-service's RSS at the end of the minute; ``last_vs_first_throughput`` is the
-last minute's ops/s over the first's (section 8 wants >= 0.9). Written to
+``--target`` points the clients at running frontends instead (see ``--help``:
+it touches only what it creates, and takes its items off sale after each run).
+The services are not ours to measure then; instead each frontend, and each
+database named with ``--target-dbs``, is asked for ``Stats`` just before and
+just after each timed part, and what each counted meanwhile (requests per
+outcome, from all its clients) goes into the results; a service without
+``Stats`` is reported as not available.
+
+``--soak SECONDS`` (at least 60) instead keeps the last scenario busy for that
+long and reports, per full minute: ok ops/s, p50 and p99, errors (must be 0),
+conflicts, the items and purchases added, and each service's RSS at the end of
+the minute; a tail shorter than a minute is reported apart, as such, and not
+compared. ``last_vs_first_throughput`` is the last full minute's ops/s over the
+first's (section 8 wants >= 0.9; None with one minute). Written to
 ``soak.json`` and ``soak.png``.
 
 ``--large-market`` instead measures cost against data size (the contract's
@@ -69,27 +87,25 @@ items (500 of the seller, 250 purchases), 50 samples, 1 run.
 from __future__ import annotations
 
 import argparse
-import csv
 import importlib.util
 import json
 import os
-import platform
 import shutil
-import statistics
 import sys
 import time
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from bench.charts import cdf_points, draw_charts, draw_size_chart, draw_soak_chart
+from bench.charts import draw_charts, draw_size_chart, draw_soak_chart
 from bench.deploy import Deployment, start_market
 from bench.echo import start_echo_chain
 from bench.loadgen import (BUYER_MIX, ITEMS_PER_SELLER, RUN_TIME_LIMIT, SELLER_MIX, LoadResult,
-                           Tally, duration, mean_std, percentile, run_load, show)
+                           duration, mean_std, run_load, show)
 from bench.preload import (LARGE, LINES_PER_PURCHASE, PAGE, PROBES, QUICK_LARGE, SEARCH_CATEGORY,
-                           SEARCH_LIMIT, SEARCH_WORDS, SMALL, Shape, Timing, build_market, probe)
-from bench.target import Target, counted, parse_target
+                           SEARCH_LIMIT, SEARCH_WORDS, SMALL, Shape, build_market, probe)
+from bench.report import (machine, print_sizes, print_soak, print_table, stats_counted,
+                          summarize, timing_figures, write_results)
+from bench.target import Target, parse_target
 from market.server import read_secret
 
 DEFAULT_SCENARIOS = "1x1,10x10,100x100"
@@ -164,202 +180,7 @@ def run_scenario(args: argparse.Namespace, index: int, echo: Deployment, target:
         show(f"{label}: {a['throughput_ops']:,.0f} ok ops/s, p50 {a['p50_ms']:.2f} ms, "
              f"p99 {a['p99_ms']:.2f} ms, errors {a['errors']}, conflicts {a['conflicts']}; "
              f"echo chain {b['throughput_ops']:,.0f} ops/s; {left}")
-    return summarize(args, buyers, sellers, ours, theirs)
-
-
-def summarize(args: argparse.Namespace, buyers: int, sellers: int, ours: list[LoadResult],
-              theirs: list[LoadResult]) -> dict:
-    runs = [r.figures() for r in ours]
-    echo_runs = [r.figures() for r in theirs]
-    row: dict[str, Any] = {"scenario": f"{buyers}x{sellers}", "buyers": buyers,
-                           "sellers": sellers, "runs": len(runs),
-                           "ops_per_client": args.ops}
-    for key in ("avg_ms", "p50_ms", "p95_ms", "p99_ms", "throughput_ops"):
-        row[key], row[f"{key}_std"] = mean_std([r[key] for r in runs])
-    for key in ("throughput_ops", "avg_ms", "p50_ms", "p99_ms"):
-        row[f"echo_{key}"], row[f"echo_{key}_std"] = mean_std([r[key] for r in echo_runs])
-    row["ratio_vs_echo"] = (row["throughput_ops"] / row["echo_throughput_ops"]
-                            if row["echo_throughput_ops"] else 0.0)
-    tally = Tally()
-    for result in ours:
-        tally.add(result.tally)
-    row["errors"] = sum(tally.errors.values())
-    row["unexpected"] = sum(tally.unexpected.values())
-    row["conflicts"] = sum(tally.conflicts.values())
-    row["echo_errors"] = sum(r["errors"] + r["unexpected"] for r in echo_runs)
-    row["per_op_avg_ms"] = {op: 1000 * statistics.fmean(values)
-                            for op, values in sorted(tally.latencies.items())}
-    row["per_op_ok"] = {op: len(values) for op, values in sorted(tally.latencies.items())}
-    row["conflicts_by_op"] = dict(sorted(tally.conflicts.items()))
-    row["errors_by_op"] = {f"{op}:{kind}": n for (op, kind), n in sorted(tally.errors.items())}
-    row["unexpected_by_op"] = {f"{op}:{code}": n
-                               for (op, code), n in sorted(tally.unexpected.items())}
-    cores = os.cpu_count() or 1
-    generator = [100 * r["generator_cpu_s"] / r["wall_s"] for r in runs if r["wall_s"]]
-    row["generator_cpu_pct_of_core"], _ = mean_std(generator)
-    row["generator_cpu_pct_of_machine"] = row["generator_cpu_pct_of_core"] / cores
-    measured = [r for r in runs if r["services_cpu_s"] is not None and r["wall_s"]]
-    row["services_cpu_pct_of_core"] = {
-        name: mean_std([100 * r["services_cpu_s"][name] / r["wall_s"] for r in measured])[0]
-        for name in (measured[0]["services_cpu_s"] if measured else ())}
-    row["services_cpu_pct_of_machine"] = (sum(row["services_cpu_pct_of_core"].values()) / cores
-                                          if measured else None)
-    row.update(cpu_per_op(runs, "services"))
-    row.update(cpu_per_op(echo_runs, "echo"))
-    total, echo_total = row["services_cpu_us_per_op_total"], row["echo_cpu_us_per_op_total"]
-    row["cpu_per_op_vs_echo"] = total / echo_total if total is not None and echo_total else None
-    row["service_stats_counted"] = stats_counted(runs)
-    row["withdrawn"] = ({key: sum(r["withdrawn"][key] for r in runs)
-                         for key in ("items", "failed")} if runs[0]["withdrawn"] else None)
-    row["cdf_ms"] = cdf_points(sorted(x for r in ours for x in r.latencies))
-    row["echo_cdf_ms"] = cdf_points(sorted(x for r in theirs for x in r.latencies))
-    row["per_run"] = runs
-    row["echo_per_run"] = echo_runs
-    return row
-
-
-def cpu_per_op(runs: list[dict], who: str) -> dict[str, Any]:
-    """CPU microseconds each service spent per ok operation in the timed part of each run
-    (from /proc/PID/stat, set-up excluded), mean and std over the runs, and their sum;
-    None where the services were not ours to measure (``--target``)."""
-    measured = [r for r in runs if r["services_cpu_s"] is not None and r["ok"]]
-    if not measured:
-        return {f"{who}_cpu_us_per_op": None, f"{who}_cpu_us_per_op_std": None,
-                f"{who}_cpu_us_per_op_total": None, f"{who}_cpu_us_per_op_total_std": None}
-    per_run = [{name: 1e6 * spent / r["ok"] for name, spent in r["services_cpu_s"].items()}
-               for r in measured]
-    names = list(per_run[0])
-    figures = {name: mean_std([run[name] for run in per_run]) for name in names}
-    total, total_std = mean_std([sum(run.values()) for run in per_run])
-    return {f"{who}_cpu_us_per_op": {name: mean for name, (mean, _) in figures.items()},
-            f"{who}_cpu_us_per_op_std": {name: std for name, (_, std) in figures.items()},
-            f"{who}_cpu_us_per_op_total": total, f"{who}_cpu_us_per_op_total_std": total_std}
-
-
-def stats_counted(runs: list[dict]) -> dict[str, Any] | None:
-    """With ``--target``: per service, what its ``Stats`` counted over the timed parts
-    of all runs (requests per outcome, from all its clients), or why not available."""
-    if not runs or runs[0]["service_stats"] is None:
-        return None
-    summary: dict[str, Any] = {}
-    for where in runs[0]["service_stats"]["after"]:
-        pairs = [(run["service_stats"]["before"][where], run["service_stats"]["after"][where])
-                 for run in runs]
-        counts = [counted(before, after) for before, after in pairs]
-        if None in counts:
-            before, after = pairs[counts.index(None)]
-            summary[where] = {"available": False,
-                              "reason": after.get("reason") or before.get("reason")}
-            continue
-        total: Counter = Counter()
-        for outcomes in counts:
-            total.update(outcomes)
-        summary[where] = {"available": True, "service": pairs[-1][1].get("service"),
-                          "outcomes": dict(total)}
-    return summary
-
-
-def machine() -> dict:
-    info = {"cores": os.cpu_count(), "python": platform.python_version(),
-            "platform": platform.platform(), "processor": platform.processor(),
-            "load_average_1min": round(os.getloadavg()[0], 2)}
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            models = [line.split(":", 1)[1].strip() for line in cpuinfo
-                      if line.startswith("model name")]
-        info["cpu_model"] = models[0] if models else ""
-    except OSError:
-        pass
-    return info
-
-
-CSV_FIELDS = ["scenario", "buyers", "sellers", "runs", "ops_per_client", "avg_ms", "avg_ms_std",
-              "p50_ms", "p50_ms_std", "p95_ms", "p95_ms_std", "p99_ms", "p99_ms_std",
-              "throughput_ops", "throughput_ops_std", "errors", "unexpected", "conflicts",
-              "echo_throughput_ops", "echo_throughput_ops_std", "ratio_vs_echo",
-              "generator_cpu_pct_of_core", "generator_cpu_pct_of_machine",
-              "services_cpu_pct_of_machine", "services_cpu_us_per_op_total",
-              "services_cpu_us_per_op_total_std", "echo_cpu_us_per_op_total",
-              "echo_cpu_us_per_op_total_std", "cpu_per_op_vs_echo"]
-
-
-def write_results(out: Path, report: dict) -> None:
-    (out / "results.json").write_text(json.dumps(report, indent=2) + "\n")
-    with open(out / "results.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, CSV_FIELDS, extrasaction="ignore")
-        writer.writeheader()
-        for row in report["scenarios"]:
-            writer.writerow({k: round(v, 3) if isinstance(v, float) else v
-                             for k, v in row.items()})
-
-
-def spread(mean: float, std: float, runs: int, digits: int = 0) -> str:
-    """'2,319 ± 85' over two runs or more; '2,319' from one (one run has no spread)."""
-    text = f"{mean:,.{digits}f}"
-    return f"{text} ± {std:,.{digits}f}" if runs > 1 else text
-
-
-def print_table(rows: list[dict]) -> None:
-    print(f"{'scenario':>9} {'avg ms':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} "
-          f"{'ok ops/s':>15} {'errors':>6} {'conflicts':>9} {'echo ops/s':>15} {'ratio':>6}")
-    for r in rows:
-        runs = r["runs"]
-        print(f"{r['scenario']:>9} {r['avg_ms']:8.2f} {r['p50_ms']:8.2f} {r['p95_ms']:8.2f} "
-              f"{r['p99_ms']:8.2f} {spread(r['throughput_ops'], r['throughput_ops_std'], runs):>15}"
-              f" {r['errors'] + r['unexpected']:>6} {r['conflicts']:>9} "
-              f"{spread(r['echo_throughput_ops'], r['echo_throughput_ops_std'], runs):>15} "
-              f"{r['ratio_vs_echo']:6.2f}")
-    runs = {r["runs"] for r in rows}
-    print("1 run per scenario: no spread" if runs == {1} else
-          "mean over runs; ± is the standard deviation over the runs")
-    print_cpu(rows)
-    print_stats(rows)
-
-
-def print_cpu(rows: list[dict]) -> None:
-    """CPU per ok operation of each service beside the echo chain's."""
-    names = next((list(r["services_cpu_us_per_op"]) for r in rows
-                  if r["services_cpu_us_per_op"]), [])
-    echo_names = next((list(r["echo_cpu_us_per_op"]) for r in rows
-                       if r["echo_cpu_us_per_op"]), [])
-    print("\nCPU per ok operation, µs (each process's /proc/PID/stat over the timed part, "
-          "set-up excluded)")
-    if not names:
-        print("(the marketplace's services were not started by this run: not measured)")
-    print(f"{'scenario':>9} " + "".join(f"{name:>18}" for name in names)
-          + f"{'services':>16} " + "".join(f"{name:>7}" for name in echo_names)
-          + f"{'echo chain':>14} {'ratio':>6}")
-    for r in rows:
-        runs = r["runs"]
-        ours = "".join(f"{r['services_cpu_us_per_op'][name]:18.0f}" for name in names)
-        total = (spread(r["services_cpu_us_per_op_total"],
-                        r["services_cpu_us_per_op_total_std"], runs)
-                 if names else "-")
-        echo = "".join(f"{(r['echo_cpu_us_per_op'] or {}).get(name, 0):7.0f}"
-                       for name in echo_names)
-        echo_total = (spread(r["echo_cpu_us_per_op_total"], r["echo_cpu_us_per_op_total_std"],
-                             runs) if r["echo_cpu_us_per_op"] else "-")
-        ratio_text = f"{r['cpu_per_op_vs_echo']:6.2f}" if r["cpu_per_op_vs_echo"] else "     -"
-        print(f"{r['scenario']:>9} {ours}{total:>16} {echo}{echo_total:>14} {ratio_text}")
-
-
-def print_stats(rows: list[dict]) -> None:
-    """With --target: the items taken off sale afterwards, and what each service's Stats
-    counted during the timed parts."""
-    for r in rows:
-        if r["withdrawn"]:
-            print(f"\n{r['scenario']}: afterwards its sellers took {r['withdrawn']['items']:,} "
-                  f"items off sale ({r['withdrawn']['failed']} could not be)")
-        if r["service_stats_counted"] is None:
-            continue
-        print(f"\n{r['scenario']}: requests each service counted in Stats during the timed "
-              "parts (from all its clients)")
-        for where, entry in r["service_stats_counted"].items():
-            if entry["available"]:
-                outcomes = ", ".join(f"{key} {n:,}" for key, n in sorted(entry["outcomes"].items()))
-                print(f"  {entry['service'] or '?'} {where}: {outcomes or 'nothing'}")
-            else:
-                print(f"  {where}: Stats not available ({entry['reason']})")
+    return summarize(args.ops, buyers, sellers, ours, theirs)
 
 
 def benchmark(args: argparse.Namespace, target: Target | None) -> dict:
@@ -426,21 +247,6 @@ def soak(args: argparse.Namespace, target: Target | None) -> dict:
             "service_stats_counted": stats_counted([figures]), **figures}
 
 
-def print_soak(report: dict) -> None:
-    names = list(report["rss_kb_start"] or ())
-    print(f"{'minute':>6} {'ok ops/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} "
-          f"{'conflicts':>9} {'items':>7} {'purchases':>9}  RSS MB: {', '.join(names)}")
-    tail = report["tail"]
-    for w in report["windows"] + ([tail] if tail else []):
-        rss = "  ".join(f"{w['rss_kb'][name] / 1024:6.1f}" for name in names)
-        minute = "tail" if w is tail else w["window"] + 1
-        print(f"{minute:>6} {w['throughput_ops']:9,.0f} {w['p50_ms']:7.1f} "
-              f"{w['p99_ms']:7.1f} {w['errors'] + w['unexpected']:>6} {w['conflicts']:>9} "
-              f"{w['items_total']:>7,} {w['purchases_total']:>9,}  {rss}")
-    if tail:
-        print(f"tail: the last {tail['seconds']:g} s, not a full minute (not compared)")
-
-
 def large_market(args: argparse.Namespace) -> dict:
     """Per-op latency on a large market beside a nearly empty one (see the module doc)."""
     host = machine()
@@ -501,38 +307,6 @@ def measure_market(args: argparse.Namespace, shape: Shape, label: str) -> dict:
         market.stop()
     return {"preload_s": steps, "rss_kb_after_build": rss,
             "ops": {name: timing_figures(timing) for name, timing in timings.items()}}
-
-
-def timing_figures(timing: Timing) -> dict:
-    lat = sorted(timing.latencies)
-    return {"p50_ms": 1000 * percentile(lat, 0.50), "p99_ms": 1000 * percentile(lat, 0.99),
-            "mean_ms": 1000 * statistics.fmean(lat) if lat else 0.0, "samples": len(lat),
-            "failures": dict(timing.failures), "entries": timing.entries,
-            "reply_bytes": timing.reply_bytes}
-
-
-def print_sizes(report: dict) -> None:
-    markets = report["config"]["markets"]
-    print(f"per-op latency, ms: small market ({markets['small']['items']:,} items) vs large "
-          f"({markets['large']['items']:,} items); ratio = large / small")
-    print(f"{'op':<31} {'entries':>7} | {'p50 small':>9} {'large':>7} {'ratio':>5} | "
-          f"{'p99 small':>9} {'large':>7} {'ratio':>5} | {'mean small':>10} {'large':>7} "
-          f"{'ratio':>5} | within 2x")
-    for row in report["ops"]:
-        small, large = row["small"], row["large"]
-        cells = [f"{small[key]:9.3f} {large[key]:7.3f} {ratio(row['ratio_' + key[:-3]])}"
-                 for key in ("p50_ms", "p99_ms")]
-        failures = small["failures"] + large["failures"]
-        print(f"{row['op']:<31} {small['entries']:>3}/{large['entries']:<3} | {cells[0]} | "
-              f"{cells[1]} | {small['mean_ms']:10.3f} {large['mean_ms']:7.3f} "
-              f"{ratio(row['ratio_mean'])} | {'yes' if row['within_2x'] else 'NO'}"
-              + (f" ({failures} failed)" if failures else ""))
-    print("every op within 2x of the nearly empty market" if report["all_within_2x"]
-          else "NOT every op is within 2x of the nearly empty market")
-
-
-def ratio(value: float | None) -> str:
-    return f"{value:5.2f}" if value is not None else "    -"
 
 
 def main(argv: list[str] | None = None) -> None:

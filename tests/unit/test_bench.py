@@ -6,6 +6,7 @@ from array import array
 
 import performance
 from bench.loadgen import BuyerBench, LoadResult, Tally, duration
+from bench.report import spread
 from bench.target import counted
 
 
@@ -36,9 +37,9 @@ def test_a_soak_of_whole_minutes_has_no_tail():
 
 
 def test_one_run_shows_no_spread_two_show_their_std():
-    assert performance.spread(2319.4, 0.0, 1) == "2,319"
-    assert performance.spread(2319.4, 85.2, 2) == "2,319 ± 85"
-    assert performance.spread(0.6123, 0.05, 3, 2) == "0.61 ± 0.05"
+    assert spread(2319.4, 0.0, 1) == "2,319"
+    assert spread(2319.4, 85.2, 2) == "2,319 ± 85"
+    assert spread(0.6123, 0.05, 3, 2) == "0.61 ± 0.05"
 
 
 def test_time_left_reads_in_minutes_and_seconds():
