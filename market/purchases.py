@@ -136,16 +136,19 @@ class Purchases:
         return purchase
 
     def cancel(self, purchase_ids: list[str]) -> list[Purchase]:
-        """Cancel these ids; the purchases that were started (their lines go back)."""
+        """Cancel these ids (a committed one stays committed); the purchases that were
+        started (their lines go back)."""
         were_started = []
         for purchase_id in purchase_ids:
-            purchase = self._started.get(purchase_id)
-            if purchase is not None:
+            purchase = self.get(purchase_id)
+            if purchase is None:
+                purchase = Purchase(purchase_id, None, "", [])
+            elif purchase.state is PurchaseState.STARTED:
                 self._unstart(purchase_id)
                 del self._by_id[purchase_id]
                 were_started.append(purchase)
             else:
-                purchase = Purchase(purchase_id, None, "", [])
+                continue
             purchase.state = PurchaseState.CANCELLED
             self._cancelled.put(purchase_id, purchase)
         return were_started

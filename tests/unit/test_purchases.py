@@ -1,0 +1,164 @@
+"""market/purchases.py: the purchase state machine through every transition, and the history."""
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+import customer_db
+from market.purchases import Purchases, PurchaseState, purchase_record
+from protocol import ApiError
+
+SALT, HASH = "00" * 16, "11" * 32
+
+
+def line(item_id: int, quantity: int, price: int = 250, seller_id: int = 7) -> dict:
+    return {"item_id": item_id, "name": f"item {item_id}", "quantity": quantity,
+            "price": price, "seller_id": seller_id}
+
+
+def code(call, *args) -> str:
+    with pytest.raises(ApiError) as failure:
+        call(*args)
+    return failure.value.code
+
+
+@pytest.fixture
+def purchases() -> Purchases:
+    return Purchases()
+
+
+def test_unknown_then_started(purchases):
+    assert purchases.get("p") is None and purchases.resumable("p", buyer_id=1) is None
+    purchases.start("p", "tok", 1, [[4, 2], [5, 1]])
+    assert purchases.state("p") is PurchaseState.STARTED
+    assert purchases.resumable("p", buyer_id=1).lines == [[4, 2], [5, 1]]  # a resent start
+    assert code(purchases.resumable, "p", 2) == "conflict"  # another buyer's id
+    assert purchases.held_items("tok") == {4, 5} and purchases.held_items("other") == set()
+    assert purchases.counts() == {"purchases": 0, "pending_purchases": 1}
+
+
+def test_started_then_committed_once(purchases):
+    purchases.start("p", "tok", 1, [[4, 2], [5, 1]])
+    assert code(purchases.committable, "p", [line(4, 2)]) == "bad_request"  # not its lines
+    lines = [line(5, 1, seller_id=8), line(4, 2)]
+    assert purchases.committable("p", lines) is None  # may commit
+    committed = purchases.commit(purchase_record("p", lines, "1111"))
+    assert committed.state is PurchaseState.COMMITTED and purchases.state("p") is committed.state
+    assert purchases.committable("p", lines) is committed  # a resent commit: the same record
+    assert code(purchases.resumable, "p", 1) == "conflict"  # the id is spent
+    assert purchases.held_items("tok") == set()
+    assert committed.record["total"] == 750 and committed.record["card_last4"] == "1111"
+    view = json.loads(committed.view)
+    assert view["total"] == 7.5 and view["lines"][1]["line_total"] == 5
+    assert json.loads(purchases.page(1, 10, None))["items_purchased"] == 3
+    assert (purchases.items_sold(7), purchases.items_sold(8)) == (2, 1)
+    assert purchases.bought_from(1, 5) == 8 and code(purchases.bought_from, 1, 6) == "conflict"
+    assert purchases.counts() == {"purchases": 1, "pending_purchases": 0}
+    assert purchases.cancel(["p"]) == [] and purchases.state("p") is PurchaseState.COMMITTED
+
+
+def test_started_then_cancelled_for_good(purchases):
+    purchases.start("p", "tok", 1, [[4, 2]])
+    [cancelled] = purchases.cancel(["p"])
+    assert cancelled.lines == [[4, 2]] and cancelled.token == "tok"
+    assert purchases.state("p") is PurchaseState.CANCELLED
+    assert code(purchases.committable, "p", [line(4, 2)]) == "conflict"
+    assert code(purchases.resumable, "p", 1) == "conflict"
+    assert purchases.cancel(["p"]) == []  # cancelling again changes nothing
+    assert purchases.held_items("tok") == set() and purchases.stale(time.monotonic() + 99, 1) == []
+    assert purchases.counts() == {"purchases": 0, "pending_purchases": 0}
+
+
+def test_unknown_then_cancelled_can_never_commit_or_start(purchases):
+    assert purchases.cancel(["late"]) == []
+    assert purchases.state("late") is PurchaseState.CANCELLED
+    assert code(purchases.committable, "late", [line(1, 1)]) == "conflict"
+    assert code(purchases.resumable, "late", 1) == "conflict"
+
+
+def test_the_verdict_sells_committed_ids_and_releases_the_rest(purchases):
+    purchases.start("sold", "tok", 1, [[1, 1]])
+    purchases.commit(purchase_record("sold", [line(1, 1)], "1111"))
+    purchases.start("open", "tok", 1, [[2, 1]])
+    purchases.cancel(["gone"])
+    assert purchases.verdict(["sold", "open", "gone", "never"]) \
+        == (["sold"], ["open", "gone", "never"], ["open", "never"])
+
+
+def test_stale_purchases_are_the_started_ones_older_than_the_timeout(purchases):
+    purchases.start("old", "a", 1, [[1, 1]])
+    purchases.start("new", "b", 1, [[2, 1]])
+    purchases.get("new").since += 10
+    now = purchases.get("old").since + 5
+    assert purchases.stale(now, timeout=4) == ["old"]
+    assert purchases.stale(now + 10, timeout=4) == ["old", "new"]
+
+
+def test_history_pages_oldest_first(purchases):
+    for n in range(5):
+        purchases.start(f"p{n}", "tok", 1, [[n + 1, 1]])
+        purchases.commit(purchase_record(f"p{n}", [line(n + 1, 1)], "1111"))
+    first = json.loads(purchases.page(1, 3, None))
+    assert [p["purchase_id"] for p in first["purchases"]] == ["p0", "p1", "p2"]
+    rest = json.loads(purchases.page(1, 3, first["next"]))
+    assert [p["purchase_id"] for p in rest["purchases"]] == ["p3", "p4"]
+    assert rest["next"] is None and rest["items_purchased"] == 5
+    assert json.loads(purchases.page(2, 3, None)) == {"purchases": [], "next": None,
+                                                       "items_purchased": 0}
+    assert code(purchases.page, 2, 3, first["next"]) == "bad_request"  # another buyer's cursor
+
+
+def test_a_snapshot_keeps_every_state(purchases):
+    purchases.start("done", "a", 1, [[1, 2]])
+    purchases.commit(purchase_record("done", [line(1, 2)], "1111"))
+    purchases.start("open", "a", 1, [[2, 1]])
+    purchases.cancel(["gone"])
+    again = Purchases()
+    again.restore(json.loads(json.dumps(purchases.dump())))
+    assert [again.state(p) for p in ("done", "open", "gone", "never")] == [
+        PurchaseState.COMMITTED, PurchaseState.STARTED, PurchaseState.CANCELLED, None]
+    assert again.page(1, 10, None) == purchases.page(1, 10, None)
+    assert again.held_items("a") == {2} and again.bought_from(1, 1) == 7
+    assert again.dump() == purchases.dump()
+
+
+# -- through CustomerDB: carts, and the journal replaying the same transitions ---------------
+
+def test_purchases_move_cart_lines_and_replay_after_a_restart(tmp_path):
+    db = customer_db.CustomerDB()
+    db.open_data_dir(str(tmp_path))
+    db.dispatch({"op": "CreateAccount", "args": {"role": "buyer", "username": "ann",
+                                                  "salt": SALT, "hash": HASH, "cost": 10}})
+    token = db.dispatch({"op": "Login", "args": {"role": "buyer", "username": "ann",
+                                                  "hash": HASH}})["session"]
+
+    def call(op: str, **args):
+        return db.dispatch({"op": op, "args": args, "session": token})
+
+    def cart(database=db) -> list:
+        return database.dispatch({"op": "GetCart", "session": token})["cart"]
+
+    call("AddToCart", item_id=1, quantity=2, available=5)
+    call("SaveCart")
+    assert call("StartPurchase", purchase_id="p1", card_problem="")["cart"] == [[1, 2]]
+    assert cart() == []
+    call("AddToCart", item_id=2, quantity=1, available=5)
+    db.dispatch({"op": "ResolvePurchases", "args": {"purchase_ids": ["p1"]}})
+    assert cart() == [[1, 2], [2, 1]]  # back, before the line added meanwhile
+    call("StartPurchase", purchase_id="p2", card_problem="")
+    db.dispatch({"op": "CommitPurchase", "args": {
+        "purchase_id": "p2", "lines": [line(1, 2), line(2, 1)], "card_last4": "1111"}})
+    assert db.carts.saved(1).lines() == []  # what was bought left the saved cart
+    call("AddToCart", item_id=3, quantity=1, available=5)
+    call("StartPurchase", purchase_id="p3", card_problem="")
+    assert db.data_stats() == {"accounts": 1, "live_sessions": 1, "purchases": 1,
+                               "pending_purchases": 1}
+
+    again = customer_db.CustomerDB()
+    again.open_data_dir(str(tmp_path))
+    assert again.dump() == db.dump()
+    assert [again.purchases.state(p) for p in ("p1", "p2", "p3")] == [
+        PurchaseState.CANCELLED, PurchaseState.COMMITTED, PurchaseState.STARTED]
+    assert again.purchases.held_items(token) == {3} and cart(again) == []
