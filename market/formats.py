@@ -199,10 +199,22 @@ def customer_1_to_2(state: Any, records: list[dict]) -> Content:
 
 
 def _customer_state_1_to_2(state: dict) -> dict:
+    """Format 1's snapshot kept which items a buyer voted on, not the votes: each seller's
+    first ``thumbs_up`` votes are taken as up, the rest as down, so that every seller's
+    thumbs stay what they were (no one ever sees one buyer's vote)."""
+    ups_left = {raw["user_id"]: raw["thumbs_up"] for raw in state["accounts"].get("seller", [])}
+
+    def vote(seller_id: int) -> str:
+        if ups_left.get(seller_id, 0) > 0:
+            ups_left[seller_id] -= 1
+            return "up"
+        return "down"
+
     def account(raw: dict) -> dict:
         raw = {**raw, "cost": FORMAT_1_HASH_COST}
-        if "feedback_given" in raw:  # a buyer; format 1 kept which items, not the vote
-            raw["feedback_given"] = [[item_id, [FORMAT_1_VOTE_KEY, "up"]]
+        if "feedback_given" in raw:  # a buyer
+            sellers = dict(raw["purchased_items"])
+            raw["feedback_given"] = [[item_id, [FORMAT_1_VOTE_KEY, vote(sellers[item_id])]]
                                      for item_id in raw["feedback_given"]]
         return raw
     return {"accounts": {role: [account(raw) for raw in accounts]
@@ -262,13 +274,54 @@ def product_2_to_3(state: Any, records: list[dict]) -> Content:
              "reservations": list(reservations.values()), "votes": list(votes.values())}, [])
 
 
-def unchanged(state: Any, records: list[dict]) -> Content:
-    return state, records
+CUSTOMER_KINDS_2_TO_3 = {"start": "purchase_started", "purchase": "purchase_committed",
+                         "cancel": "purchases_cancelled", "feedback": "vote_recorded",
+                         "unfeedback": "vote_revoked"}
+
+
+def customer_2_to_3(state: Any, records: list[dict]) -> Content:
+    """Format 2 -> 3 for the customer database.
+
+    Records: five kinds renamed (``CUSTOMER_KINDS_2_TO_3``), fields as they were.
+    Snapshot: format 2 kept everything in the accounts (counters, saved cart,
+    history, votes); format 3 keeps accounts, sessions, carts, purchases and votes
+    apart, and counts a seller's sales and thumbs from the purchases and votes.
+    """
+    if state is not None:
+        state = _customer_state_2_to_3(state)
+    return state, [{**r, "kind": CUSTOMER_KINDS_2_TO_3.get(r["kind"], r["kind"])}
+                   for r in records]
+
+
+def _customer_state_2_to_3(state: dict) -> dict:
+    fields = ("user_id", "name", "salt", "hash", "cost")
+    buyers = state["accounts"].get("buyer", [])
+    return {
+        "accounts": {role: [{name: raw[name] for name in fields} for raw in accounts]
+                     for role, accounts in state["accounts"].items()},
+        "sessions": [{"token": token, "role": role, "user_id": user_id}
+                     for token, role, user_id, _ in state["sessions"]],
+        "carts": {"saved": [{"buyer_id": raw["user_id"], "cart": raw["saved_cart"]}
+                            for raw in buyers if raw["saved_cart"]],
+                  "sessions": [{"token": token, "buyer_id": user_id, "cart": cart}
+                               for token, role, user_id, cart in state["sessions"]
+                               if role == "buyer"]},
+        "purchases": {
+            "committed": [{"buyer_id": raw["user_id"], "purchase": purchase}
+                          for raw in buyers for purchase in raw["purchases"]],
+            "started": [{"purchase_id": purchase_id, "token": token, "buyer_id": buyer_id,
+                         "lines": lines}
+                        for purchase_id, token, buyer_id, lines in state["pending"]],
+            "cancelled": state["cancelled"]},
+        "votes": [{"buyer_id": raw["user_id"], "item_id": item_id,
+                   "seller_id": dict(raw["purchased_items"])[item_id], "vote": vote,
+                   "key": key, "state": "counted"}
+                  for raw in buyers for item_id, (key, vote) in raw["feedback_given"]]}
 
 
 STEPS: dict[int, dict[str, Step]] = {
     1: {"customer_db": customer_1_to_2, "product_db": product_1_to_2},
-    2: {"customer_db": unchanged, "product_db": product_2_to_3},
+    2: {"customer_db": customer_2_to_3, "product_db": product_2_to_3},
 }
 
 

@@ -132,17 +132,18 @@ def test_customer_1_to_2_snapshot_and_a_purchase_in_a_session_it_holds():
     buyer = {"user_id": 2, "name": "bea", "salt": "aa", "hash": "bb", "saved_cart": [[4, 1]],
              "items_purchased": 3, "purchases": [PURCHASE], "purchased_items": [[1, 1], [3, 2]],
              "feedback_given": [1, 3]}
-    seller = {"user_id": 1, "name": "sally", "salt": "cc", "hash": "dd", "saved_cart": [],
-              "thumbs_up": 1, "thumbs_down": 0, "items_sold": 2}
-    state = {"accounts": {"buyer": [buyer], "seller": [seller]},
+    sally = {"user_id": 1, "name": "sally", "salt": "cc", "hash": "dd", "saved_cart": [],
+             "thumbs_up": 0, "thumbs_down": 1, "items_sold": 2}
+    sam = {**sally, "user_id": 2, "name": "sam", "thumbs_up": 1, "thumbs_down": 0}
+    state = {"accounts": {"buyer": [buyer], "seller": [sally, sam]},
              "sessions": [["tok", "buyer", 2, [[4, 1]]]]}  # no "cancelled": before b77e17e
     purchase = {**PURCHASE, "purchase_id": "p9"}
     upgraded_state, records = formats.customer_1_to_2(
         state, [{"t": "purchase", "token": "tok", "purchase": purchase}])
     assert upgraded_state == {
-        "accounts": {"buyer": [{**buyer, "cost": 14, "feedback_given": [
-                         [1, ["format-1", "up"]], [3, ["format-1", "up"]]]}],
-                     "seller": [{**seller, "cost": 14}]},
+        "accounts": {"buyer": [{**buyer, "cost": 14, "feedback_given": [  # as sellers count
+                         [1, ["format-1", "down"]], [3, ["format-1", "up"]]]}],
+                     "seller": [{**sally, "cost": 14}, {**sam, "cost": 14}]},
         "sessions": [["tok", "buyer", 2, [[4, 1]]]], "pending": [], "cancelled": []}
     assert records[0]["buyer_id"] == 2
     assert state["accounts"]["buyer"][0]["feedback_given"] == [1, 3]  # the input is untouched
@@ -191,3 +192,54 @@ def test_the_chain_runs_every_step_from_the_format_found():
         {"purchase_id": "p1", "state": "held", "lines": [{"item_id": 1, "quantity": 2}]}]
     assert formats.upgrade("product_db", formats.CURRENT, None, [{"kind": "x"}]) == (
         None, [{"kind": "x"}])
+
+
+def test_customer_2_to_3_renames_five_kinds_and_keeps_every_field():
+    records = [{"kind": "account", "role": "buyer", "user_id": 1, "name": "bob", "salt": "aa",
+                "hash": "bb", "cost": 14},
+               {"kind": "start", "token": "t", "purchase_id": "p1", "buyer_id": 1,
+                "lines": [[1, 2]]},
+               {"kind": "purchase", "purchase": PURCHASE},
+               {"kind": "cancel", "purchase_ids": ["p2"]},
+               {"kind": "feedback", "buyer_id": 1, "item_id": 1, "vote": "up", "key": "k"},
+               {"kind": "unfeedback", "buyer_id": 1, "item_id": 1},
+               {"kind": "save", "token": "t"}]
+    state, upgraded = formats.customer_2_to_3(None, records)
+    assert state is None
+    assert [r["kind"] for r in upgraded] == [
+        "account", "purchase_started", "purchase_committed", "purchases_cancelled",
+        "vote_recorded", "vote_revoked", "save"]
+    assert [{k: v for k, v in r.items() if k != "kind"} for r in upgraded] == [
+        {k: v for k, v in r.items() if k != "kind"} for r in records]
+
+
+def test_customer_2_to_3_snapshot_keeps_accounts_sessions_carts_purchases_and_votes_apart():
+    bob = {"user_id": 1, "name": "bob", "salt": "aa", "hash": "bb", "cost": 14,
+           "saved_cart": [[2, 1]], "items_purchased": 3, "purchases": [PURCHASE],
+           "purchased_items": [[1, 1], [3, 2]], "feedback_given": [[3, ["k", "down"]]]}
+    bea = {**bob, "user_id": 2, "name": "bea", "saved_cart": [], "items_purchased": 0,
+           "purchases": [], "purchased_items": [], "feedback_given": []}
+    sam = {"user_id": 2, "name": "sam", "salt": "cc", "hash": "dd", "cost": 12,
+           "saved_cart": [], "thumbs_up": 0, "thumbs_down": 1, "items_sold": 1}
+    state = {"accounts": {"buyer": [bob, bea], "seller": [sam]},
+             "sessions": [["t1", "buyer", 1, [[4, 1]]], ["t2", "seller", 2, []]],
+             "pending": [["p2", "t1", 1, [[3, 2]]]], "cancelled": ["p3"]}
+    upgraded, records = formats.customer_2_to_3(state, [])
+    assert records == []
+    assert upgraded == {
+        "accounts": {"buyer": [{"user_id": 1, "name": "bob", "salt": "aa", "hash": "bb",
+                                "cost": 14},
+                               {"user_id": 2, "name": "bea", "salt": "aa", "hash": "bb",
+                                "cost": 14}],
+                     "seller": [{"user_id": 2, "name": "sam", "salt": "cc", "hash": "dd",
+                                 "cost": 12}]},
+        "sessions": [{"token": "t1", "role": "buyer", "user_id": 1},
+                     {"token": "t2", "role": "seller", "user_id": 2}],
+        "carts": {"saved": [{"buyer_id": 1, "cart": [[2, 1]]}],
+                  "sessions": [{"token": "t1", "buyer_id": 1, "cart": [[4, 1]]}]},
+        "purchases": {"committed": [{"buyer_id": 1, "purchase": PURCHASE}],
+                      "started": [{"purchase_id": "p2", "token": "t1", "buyer_id": 1,
+                                   "lines": [[3, 2]]}],
+                      "cancelled": ["p3"]},
+        "votes": [{"buyer_id": 1, "item_id": 3, "seller_id": 2, "vote": "down", "key": "k",
+                   "state": "counted"}]}
