@@ -1,11 +1,14 @@
 """Sessions (spec section 3): timeout, activity, logout, role scoping, several per user."""
 from __future__ import annotations
 
+import os
 import time
 
 import pytest
 
 from conftest import start_market
+from market.client import Client
+from market.frontend import scrypt
 
 TIMEOUT = 1.0
 
@@ -116,3 +119,20 @@ def test_several_sessions_of_one_user_are_independent(market, unique):
     assert is_rejected(others[1], "GetSellerRating")
     for api in [first, others[0], others[2]]:
         assert api("GetSellerRating")["seller_id"] == seller_id
+
+
+def test_an_account_keeps_at_most_100_sessions_the_least_recently_used_ends(market, unique):
+    """101 logins: the first session ends, the other 100 live. The account is made at the
+    customer database with a cheap hash (cost 10), so the logins cost little."""
+    name, salt = unique("many"), os.urandom(16)
+    customer = Client(market.customer_db.address)
+    try:
+        customer.call("CreateAccount", {"role": "buyer", "username": name, "salt": salt.hex(),
+                                        "hash": scrypt("pw", salt, 10).hex(), "cost": 10})
+    finally:
+        customer.close()
+    apis = [market.buyer() for _ in range(101)]
+    for api in apis:
+        api.login(name)
+    assert is_rejected(apis[0], "DisplayCart")
+    assert all(api("DisplayCart")["cart"]["lines"] == [] for api in apis[1:])
