@@ -3,11 +3,17 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+from pathlib import Path
 
 import pytest
 
+from customer_db import CustomerDB
 from market import formats
 from market.journal import JournalError
+from product_db import ProductDB
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
 ACCOUNT_1 = {"t": "account", "role": "buyer", "user_id": 1, "name": "bob", "salt": "aa",
              "hash": "bb"}
@@ -243,3 +249,58 @@ def test_customer_2_to_3_snapshot_keeps_accounts_sessions_carts_purchases_and_vo
                       "cancelled": ["p3"]},
         "votes": [{"buyer_id": 1, "item_id": 3, "seller_id": 2, "vote": "down", "key": "k",
                    "state": "counted"}]}
+
+
+# -- whole directories, loaded by this version's databases (in process) -------------------
+
+def ask(db, op: str, session: str | None = None, **args) -> dict:
+    """The result of one request line, as over a socket."""
+    message = {"op": op, "args": args, **({"session": session} if session else {})}
+    reply = json.loads(db.respond(json.dumps(message).encode() + b"\n"))
+    assert reply["ok"], reply
+    return reply["result"]
+
+
+def test_a_format_1_customer_journal_replays_in_this_version(tmp_path):
+    sellers = [{**ACCOUNT_1, "role": "seller", "user_id": n, "name": name}
+               for n, name in ((1, "sally"), (2, "sam"))]
+    records = [*sellers, ACCOUNT_1, LOGIN_1,
+               {"t": "cart", "token": "tok", "cart": [[1, 2], [3, 1], [4, 1]]},
+               {"t": "save", "token": "tok"},
+               {"t": "cart", "token": "tok", "cart": [[1, 2], [3, 1]]},
+               {"t": "purchase", "token": "tok", "purchase": PURCHASE},
+               {"t": "feedback", "buyer_id": 1, "item_id": 1, "vote": "up", "step": 1},
+               {"t": "feedback", "buyer_id": 1, "item_id": 3, "vote": "down", "step": 1},
+               {"t": "feedback", "buyer_id": 1, "item_id": 3, "vote": "down", "step": -1},
+               {"t": "cart", "token": "tok", "cart": [[2, 1]]}]
+    (tmp_path / "journal-0.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    db = CustomerDB()
+    db.open_data_dir(str(tmp_path))
+    history = ask(db, "GetPurchases", "tok", limit=10)
+    assert [p["purchase_id"] for p in history["purchases"]] == ["p1"]
+    assert history["items_purchased"] == 3
+    assert ask(db, "GetCart", "tok")["cart"] == [[2, 1]]
+    ratings = [ask(db, "GetSellerRating", "tok", role="buyer", seller_id=n) for n in (1, 2)]
+    assert [(r["thumbs_up"], r["thumbs_down"], r["items_sold"]) for r in ratings] == [
+        (1, 0, 2), (0, 0, 1)]
+    saved = db.dump()["carts"]["saved"]
+    assert saved in ([], [{"buyer_id": 1, "cart": []}])  # format 1 emptied it on the purchase
+    assert sorted(os.listdir(tmp_path)) == ["FORMAT", "backup-format-1", "journal-1.jsonl",
+                                            "snapshot.json"]
+
+
+def test_an_upgrade_cut_short_before_its_marker_ends_the_same(tmp_path):
+    fixture = FIXTURES / "format-2" / "product"
+    directory = tmp_path / "product"
+    shutil.copytree(fixture, directory)
+    first = ProductDB()
+    first.open_data_dir(str(directory))
+    (directory / "FORMAT").unlink()  # as if it crashed right before writing the marker
+    again = ProductDB()
+    again.open_data_dir(str(directory))
+    assert again.dump() == first.dump()
+    backup = directory / "backup-format-2"
+    assert {p.name: p.read_bytes() for p in backup.iterdir()} == {
+        p.name: p.read_bytes() for p in fixture.iterdir()}
+    for db in (first, again):
+        db._journal._file.close()
