@@ -204,23 +204,23 @@ class ProductDB(Database):
                                r["condition"], r["price"], r["quantity"], r["seller_id"]))
 
     def _apply_price_changed(self, r: dict) -> None:
-        self._catalog.get(r["item_id"]).price = r["price"]
+        self._catalog[r["item_id"]].price = r["price"]
 
     def _apply_units_removed(self, r: dict) -> None:
-        self._catalog.get(r["item_id"]).quantity -= r["quantity"]
+        self._catalog[r["item_id"]].quantity -= r["quantity"]
 
     def _apply_units_reserved(self, r: dict) -> None:
         self._reservations.hold(r["purchase_id"], [
-            Taken(self._catalog.get(line["item_id"]), line["quantity"]) for line in r["lines"]])
+            Taken(self._catalog[line["item_id"]], line["quantity"]) for line in r["lines"]])
 
     def _apply_reservations_settled(self, r: dict) -> None:
         self._reservations.settle(r["sold"], r["released"])
 
     def _apply_vote_recorded(self, r: dict) -> None:
-        self._votes.record(r["key"], self._catalog.get(r["item_id"]), r["vote"])
+        self._votes.record(r["key"], self._catalog[r["item_id"]], r["vote"])
 
     def _apply_vote_revoked(self, r: dict) -> None:
-        self._votes.revoke(r["key"], self._catalog.get(r["item_id"]), r["vote"])
+        self._votes.revoke(r["key"], self._catalog[r["item_id"]], r["vote"])
 
     def dump(self) -> Any:
         return {"items": [item.raw() for item in self._catalog.all()],
@@ -230,7 +230,7 @@ class ProductDB(Database):
     def restore(self, state: Any) -> None:
         for raw in state["items"]:
             self._catalog.add(Item(**raw))
-        self._reservations.restore(state["reservations"], self._catalog.get)
+        self._reservations.restore(state["reservations"], self._catalog.__getitem__)
         self._votes.restore(state["votes"])
 
 

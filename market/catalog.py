@@ -141,6 +141,10 @@ class Catalog:
         self._indexes.setdefault(item.category, KeywordIndex()).add(item)
         self._by_seller.setdefault(item.seller_id, []).append(item)
 
+    def __getitem__(self, item_id: int) -> Item:
+        """The item (``KeyError`` if there is none: for replay, where that is damage)."""
+        return self._items[item_id]
+
     def get(self, item_id: int, seller_id: int | None = None) -> Item:
         """The item, checked to belong to ``seller_id`` when given."""
         item = self._items.get(item_id)
