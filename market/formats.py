@@ -92,11 +92,16 @@ def check(directory: str, database: str) -> int:
     saved = read_saved(directory)
     if saved.state is None and not saved.records:
         return CURRENT
-    return detect(database, saved.state, saved.records)
+    found = detect(database, saved.state, saved.records)
+    if found is None:
+        raise JournalError(f"{directory} holds data that does not look like the {database}'s "
+                           f"in any format this version knows ({FIRST} to {CURRENT})")
+    return found
 
 
-def detect(database: str, state: Any, records: list[dict]) -> int:
-    """The format of a directory without a marker (1 or 2), told by its content.
+def detect(database: str, state: Any, records: list[dict]) -> int | None:
+    """The format of a directory without a marker (1 or 2), told by its content; None
+    if it looks like none (another database's data, or something else).
 
     A product database's format 1 and 2 differ only by votes' keys (format 2);
     without any, the content is the same and it is called format 1.
@@ -113,8 +118,7 @@ def detect(database: str, state: Any, records: list[dict]) -> int:
             has_votes = (isinstance(state, dict) and bool(state.get("votes"))
                          or any("vote" in record for record in records))
             return 2 if has_votes else 1
-    raise JournalError(f"the data here does not look like the {database}'s in any format "
-                       f"this version knows ({FIRST} to {CURRENT})")
+    return None
 
 
 # -- the backup --------------------------------------------------------------------------

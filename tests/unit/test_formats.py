@@ -47,9 +47,13 @@ def test_a_directory_without_a_marker_is_told_by_its_content(database, state, re
 @pytest.mark.parametrize("database, records", [
     ("product_db", [ACCOUNT_1]), ("customer_db", [{"items": [ITEM]}]),
     ("customer_db", [{"something": "else"}])])
-def test_content_of_another_database_or_of_nothing_known_is_refused(database, records):
-    with pytest.raises(JournalError, match=f"does not look like the {database}'s"):
-        formats.detect(database, None, records)
+def test_content_of_another_database_or_of_nothing_known_is_refused(tmp_path, database,
+                                                                    records):
+    assert formats.detect(database, None, records) is None
+    (tmp_path / "journal-0.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    with pytest.raises(JournalError, match=f"{tmp_path} holds data that does not look like "
+                                           f"the {database}'s"):
+        formats.check(str(tmp_path), database)
 
 
 def test_a_new_directory_is_in_the_current_format(tmp_path):
