@@ -133,7 +133,7 @@ def percentile_ms(histogram: list[int], fraction: float) -> float | None:
         seconds = BOUNDS[-1]
     else:
         seconds = (BOUNDS[bucket - 1] * BOUNDS[bucket]) ** 0.5
-    return round(seconds * 1000, 4)
+    return round(seconds * 1000, 3)
 
 
 def rss_bytes() -> int | None:
