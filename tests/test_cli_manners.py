@@ -262,15 +262,19 @@ def test_a_second_frontend_takes_over_with_the_same_session(unique, how):
             buyer.say(f"add {vase} 2", "Total: $10.00")
             market.buyer_server.kill()  # SIGKILL: frontend A is gone
             if how == "--server":  # a read first, then a write
-                out = buyer.say("cart", "Total: $10.00")
+                out = moved = buyer.say("cart", "Total: $10.00")
                 assert row(out, str(vase), "vase", "2", "$10.00")
                 out = buyer.say(f"add {bowl} 1", "Total: $13.00")
             else:  # a write first: it could not be sent to A, so it goes to B
-                buyer.say(f"add {bowl} 1", "Total: $13.00")
+                moved = buyer.say(f"add {bowl} 1", "Total: $13.00")
                 out = buyer.say("cart", "Total: $13.00")
+            # One line says so, on the first command after A went away.
+            assert f"line 3: {first} stopped answering; now using {second.where}." in moved
+            assert "stopped answering" not in out  # once: the CLI stays with B
             assert row(out, str(vase), "vase", "2") and row(out, str(bowl), "bowl", "1")
             status = buyer.finish()
             assert b"Cannot reach" not in buyer.seen and b"No answer" not in buyer.seen
+            assert b"stopped answering" not in buyer.seen  # said once only
             assert status == 0, buyer.seen
         finally:
             buyer.kill()
