@@ -12,7 +12,9 @@ Imports run one way: the entry points at the top level -> ``market`` -> ``protoc
     frontend    the base of both frontends: accounts, password hashing
     views       how the CLIs show money, tables, items
     cliclient   how a CLI reaches its frontends: the Hello check, several frontends
-    shell       the CLI framework: commands, prompts, the loop
+    commands    a CLI command's values: read, checked, refused in the prompt's words; the menu
+    prompts     a CLI at a terminal: questions, y/n, Tab completion, history
+    shell       the CLI framework: the loop, the session and its hooks, cli_main
     launch      starting services as processes and reading their ready lines
 
 The benchmark (``performance.py``) has its own package beside this one, ``bench``.
