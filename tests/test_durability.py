@@ -189,15 +189,17 @@ def test_torn_last_line_is_ignored_and_corruption_is_named(tmp_path):
 
 def test_data_dir_files_are_private(tmp_path):
     db = ServiceProcess("customer_db.py", "--data-dir", str(tmp_path / "d")).start()
+    product = ServiceProcess("product_db.py").start()  # a frontend serves only a whole market
     # The password takes its real path: through a frontend, which hashes it.
-    frontend = ServiceProcess("seller_server.py", "--customer-db", "%s:%d" % db.address,
-                    "--product-db", "127.0.0.1:1", "--hash-cost", "10").start()
+    frontend = ServiceProcess("seller_server.py", "--customer-db", db.where,
+                              "--product-db", product.where, "--hash-cost", "10").start()
     seller = Api(Client(frontend.address))
     try:
         seller.register("s", "secret-pw")
     finally:
         seller.client.close()
         frontend.stop()
+        product.stop()
     db.stop()
     journal = (tmp_path / "d" / "journal-0.jsonl")
     assert b'"kind":"account"' in journal.read_bytes()  # the account is in it ...

@@ -1,0 +1,87 @@
+"""market/identity.py's rules for a pair of databases, and the identity a database keeps."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from market.identity import Action, Seen, Verdict, decide
+from product_db import ProductDB
+
+NEW, OLD = Seen(None, True), Seen(None, False)  # no identity: empty, or holding data
+
+
+def seen(market: str, empty: bool = False) -> Seen:
+    return Seen(market, empty)
+
+
+@pytest.mark.parametrize("customer, product, verdict", [
+    (seen("a"), seen("a"), Verdict(Action.SERVE, "a")),
+    (seen("a", True), seen("a"), Verdict(Action.SERVE, "a")),
+    (seen("a"), seen("b"), Verdict(Action.REFUSE)),
+    (seen("a", True), seen("b", True), Verdict(Action.REFUSE)),
+    (NEW, NEW, Verdict(Action.CLAIM)),  # a new market
+    (OLD, OLD, Verdict(Action.CLAIM)),  # a market from before identities
+    (NEW, OLD, Verdict(Action.REFUSE)),  # a fresh database beside an old one
+    (OLD, NEW, Verdict(Action.REFUSE)),
+    (seen("a", True), NEW, Verdict(Action.CLAIM, "a")),  # a claim half done elsewhere
+    (NEW, seen("a", True), Verdict(Action.CLAIM, "a")),
+    (seen("a"), NEW, Verdict(Action.REFUSE)),  # a memory-only database restarted
+    (NEW, seen("a"), Verdict(Action.REFUSE)),
+    (seen("a", True), OLD, Verdict(Action.REFUSE)),
+    (OLD, seen("a"), Verdict(Action.REFUSE)),
+])
+def test_decide(customer, product, verdict):
+    assert decide(customer, product) == verdict
+
+
+@pytest.mark.parametrize("hello, expected", [
+    ({"market": "0123456789abcdef", "empty": False}, seen("0123456789abcdef")),
+    ({"market": None, "empty": True}, NEW),
+    ({}, OLD),  # a database from before identities says nothing: it may hold data
+    ({"market": 5, "empty": "yes"}, OLD),
+])
+def test_seen_from_hello(hello, expected):
+    assert Seen.from_hello(hello) == expected
+
+
+def ask(db: ProductDB, op: str, **args) -> dict:
+    reply = json.loads(db.respond(json.dumps({"op": op, "args": args}).encode() + b"\n"))
+    assert reply["ok"], reply
+    return reply["result"]
+
+
+ITEM = {"seller_id": 1, "name": "lamp", "category": 1, "keywords": [], "condition": "new",
+        "price": 100, "quantity": 1}
+
+
+def test_a_market_is_claimed_once_and_kept_by_the_data_dir_and_its_snapshots(tmp_path):
+    db = ProductDB()
+    db.open_data_dir(str(tmp_path))
+    assert (ask(db, "Hello")["market"], ask(db, "Hello")["empty"]) == (None, True)
+    assert ask(db, "ClaimMarket", market="00000000000000aa")["market"] == "00000000000000aa"
+    assert ask(db, "ClaimMarket", market="00000000000000bb")["market"] == "00000000000000aa"
+    assert ask(db, "Hello")["empty"] is True  # an identity alone is no data
+
+    again = ProductDB()
+    again.open_data_dir(str(tmp_path))
+    assert (ask(again, "Hello")["market"], ask(again, "Hello")["empty"]) == (
+        "00000000000000aa", True)
+    again._journal.snapshot_every = 1  # the next change writes a snapshot
+    assert ask(again, "RegisterItem", **ITEM)["item_id"] == 1
+    assert ask(again, "Hello")["empty"] is False
+
+    third = ProductDB()
+    third.open_data_dir(str(tmp_path))
+    hello = ask(third, "Hello")
+    assert (hello["market"], hello["empty"]) == ("00000000000000aa", False)
+    assert ask(third, "RegisterItem", **ITEM)["item_id"] == 2
+
+
+def test_a_memory_only_database_starts_with_no_market_and_ids_from_one():
+    db = ProductDB()
+    hello = ask(db, "Hello")
+    assert (hello["market"], hello["empty"]) == (None, True)
+    assert isinstance(hello["time"], float)
+    assert ask(db, "RegisterItem", **ITEM)["item_id"] == 1
+    assert ask(db, "Hello")["empty"] is False
