@@ -8,6 +8,7 @@ Imports run one way: the entry points at the top level -> ``market`` -> ``protoc
     paging      opaque cursors and pages bounded in count and bytes
     client      pooled persistent connections (frontends -> databases, CLIs -> frontends)
     journal     the journal and snapshots of a database with --data-dir
+    formats     a data directory's format: the marker, older formats, their upgrades
     database    the base of both databases: lock, deadlines, secret, bookkeeping
     frontend    the base of both frontends: accounts, password hashing
     views       how the CLIs show money, tables, items
