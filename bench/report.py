@@ -204,12 +204,16 @@ def print_stats(rows: list[dict]) -> None:
                   f"items off sale ({r['withdrawn']['failed']} could not be)")
         if r["service_stats_counted"] is None:
             continue
+        ok = sum(r["per_op_ok"].values())
         print(f"\n{r['scenario']}: requests each service counted in Stats during the timed "
-              "parts (from all its clients)")
+              f"parts (from all its clients), and its ok requests per ok operation of the "
+              f"benchmark ({ok:,})")
         for where, entry in r["service_stats_counted"].items():
             if entry["available"]:
-                outcomes = ", ".join(f"{key} {n:,}" for key, n in sorted(entry["outcomes"].items()))
-                print(f"  {entry['service'] or '?'} {where}: {outcomes or 'nothing'}")
+                outcomes = entry["outcomes"]
+                text = ", ".join(f"{key} {n:,}" for key, n in sorted(outcomes.items()))
+                per_op = f"; {outcomes.get('ok', 0) / ok:.2f} per ok op" if ok else ""
+                print(f"  {entry['service'] or '?'} {where}: {text or 'nothing'}{per_op}")
             else:
                 print(f"  {where}: Stats not available ({entry['reason']})")
 
