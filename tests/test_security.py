@@ -219,6 +219,7 @@ def test_an_internal_error_reply_carries_no_detail():
         name = "broken"
 
         def __init__(self) -> None:
+            super().__init__()
             self.ops = {"Boom": Op(self.boom, needs_session=False)}
 
         def boom(self, request) -> dict:
