@@ -23,8 +23,9 @@ one row each:
   CONNS    connections open now / the most it serves at once
   MEMORY   resident memory
 
-OK/S and ERRORS leave out Stats requests (status.sh's own). Each
-running service gets one Stats request; nothing is changed.
+OK/S and ERRORS leave out Stats requests (status.sh's own; a database still
+counts the Hello and Authenticate before it). Each running service gets one
+Stats request; nothing is changed.
 
 Options:
   --json        print the same as JSON, with each service's whole Stats reply
