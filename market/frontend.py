@@ -14,6 +14,7 @@ import hashlib
 import os
 import secrets
 import threading
+from typing import Any, Callable
 
 from market import customer_api
 from market.client import DEFAULT_DB_POOL, Client, parse_address
@@ -96,13 +97,20 @@ class Frontend(Service):
             "Logout": Op(self.logout),
             **self.role_ops(),
         })
+        for name, op in self.ops.items():
+            if name not in self.local_ops:
+                op.handler = self._in_one_market(op.handler)
 
     def role_ops(self) -> dict[str, Op]:
         raise NotImplementedError
 
-    def admit(self, request: Request, message: dict) -> None:
-        if request.op in self.ops and request.op not in self.local_ops:
+    def _in_one_market(self, handler: Callable[..., Any]) -> Callable[..., Any]:
+        """``handler``, run only while both databases belong to one market (so a request
+        is checked as before: fields and session first)."""
+        def checked(request: Request, **args: Any) -> Any:
             self.require_one_market()
+            return handler(request, **args)
+        return checked
 
     def require_one_market(self) -> None:
         """Raise ``unavailable`` unless both databases belong to one market (background

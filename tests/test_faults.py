@@ -1,8 +1,10 @@
 """Faults: databases and frontends killed (SIGKILL) or stalled (SIGSTOP) mid-work.
 
 Real processes on 127.0.0.1; every loop is bounded in time. The frontends wait
-at most 2 s for a database (``--db-timeout 2``, set by conftest). A restarted
-database is empty (memory only), so clients create their accounts again.
+at most 2 s for a database (``--db-timeout 2``, set by conftest). The databases
+keep a data directory, so a restarted one is the same market, holding what it had
+(a memory-only one would be a new market, refused beside its partner: see
+tests/test_restarts.py).
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ import time
 
 import pytest
 
-from conftest import CARD, start_market, wait_until
+from conftest import CARD, Market, start_market, wait_until
 from market.client import Client
 from protocol import ApiError
 
@@ -58,9 +60,15 @@ class Worker(threading.Thread):
         return [code for start, _, code in self.calls if since <= start < until]
 
 
+def start_lasting_market(data_dir, **args) -> Market:
+    """``start_market``, with both databases keeping their data in ``data_dir``."""
+    return start_market(product_args=("--data-dir", str(data_dir / "product")),
+                        customer_args=("--data-dir", str(data_dir / "customer")), **args)
+
+
 @pytest.mark.parametrize("database", ["product_db", "customer_db"])
-def test_database_killed_under_load_then_back(database, unique):
-    market = start_market()
+def test_database_killed_under_load_then_back(database, unique, tmp_path):
+    market = start_lasting_market(tmp_path)
     try:
         seller = market.seller()
         seller.register(unique("seller"))
@@ -85,14 +93,9 @@ def test_database_killed_under_load_then_back(database, unique):
         getattr(market, database).kill()  # SIGKILL
         down = time.monotonic()
         time.sleep(1.5)
-        back = relisted = time.monotonic()
-        getattr(market, database).restart()  # same port, empty
-        if database == "product_db":  # the seller lists the item again: under a new id
-            new_id = seller("RegisterItemForSale", name="lamp", category=3, keywords=["desk"],
-                            condition="new", price=2, quantity=UNITS)["item_id"]
-            assert new_id != item_id  # ids are never reused, so no cart names another's item
-            workers[1].args["item_id"] = new_id
-        relisted = time.monotonic()  # till then GetItem may find no item
+        back = time.monotonic()
+        getattr(market, database).restart()  # same port, same data
+        relisted = time.monotonic()
         assert wait_until(lambda: all("ok" in w.codes(back) for w in workers), timeout=10), \
             [w.codes(back)[-5:] for w in workers]
         for worker in workers:
@@ -143,10 +146,11 @@ def test_frontends_killed_and_restarted_keep_sessions(unique):
 
 
 @pytest.fixture(scope="module")
-def purchase_market():
+def purchase_market(tmp_path_factory):
     """A market whose buyer frontend pauses 1 s between taking units and recording
     the purchase, and settles unfinished purchases after 1 s."""
-    market = start_market(buyer_args=("--test-commit-delay", "1", "--settle-after", "1"))
+    market = start_lasting_market(tmp_path_factory.mktemp("purchase_market"),
+                                  buyer_args=("--test-commit-delay", "1", "--settle-after", "1"))
     yield market
     market.stop()
 
@@ -242,7 +246,7 @@ def test_product_db_down_before_reserve(shop):
     try:
         assert shop.buyer.error("MakePurchase", **CARD) == "unavailable"
     finally:
-        shop.market.product_db.restart()  # empty; the sessions live on
+        shop.market.product_db.restart()
     assert shop.customer_side() == "undone"
 
 
@@ -250,7 +254,7 @@ def test_customer_db_killed_between_reserve_and_commit(shop):
     outcome = shop.purchase_paused_after_reserve()
     shop.market.customer_db.kill()
     assert finished(outcome)["error"] == "unavailable"
-    shop.market.customer_db.restart()  # empty: nothing was committed there
+    shop.market.customer_db.restart()  # the purchase started there, never committed
     assert wait_until(lambda: shop.units() == UNITS, timeout=10), "the units never came back"
 
 
