@@ -204,8 +204,11 @@ def test_reservations_are_idempotent_per_purchase_id(market, seller):
 
 # -- a database dies between the two steps ---------------------------------------
 
-def test_purchase_is_undone_when_the_customer_db_dies_midway(unique):
-    market = start_market(buyer_args=("--test-commit-delay", "1", "--settle-after", "1"))
+def test_purchase_is_undone_when_the_customer_db_dies_midway(unique, tmp_path):
+    # With a data directory: a memory-only database restarted is a new market, refused
+    # beside its partner (tests/test_restarts.py).
+    market = start_market(buyer_args=("--test-commit-delay", "1", "--settle-after", "1"),
+                          customer_args=("--data-dir", str(tmp_path / "customer")))
     product = Client(market.product_db.address)
     try:
         seller, buyer = market.seller(), market.buyer()
@@ -235,7 +238,7 @@ def test_purchase_is_undone_when_the_customer_db_dies_midway(unique):
         assert outcome["error"].code == "unavailable"
         assert left() == 3  # no verdict yet: the customer database decides
 
-        market.customer_db.restart()  # empty: the in-memory state died with it
+        market.customer_db.restart()  # the purchase started there, never committed
         assert wait_until(lambda: left() == 5, timeout=5), "units never given back"
         newcomer = market.buyer()
         newcomer.register(unique("newcomer"))
