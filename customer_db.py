@@ -1,11 +1,13 @@
 """Customer database service (default port 9002): accounts, sessions, carts, purchases, votes.
 
 Internal ops, spoken only by the frontends, declared in ``market.customer_api``.
-This file is the op table, the lock and the journal wiring; the state and its
-rules live in ``market.accounts`` (accounts, sessions), ``market.carts``,
-``market.purchases`` (the purchase state machine) and ``market.votes``.
-Every change is a journal record applied by ``Database.change``, so replaying
-the journal after a restart runs exactly the code that ran live.
+``CustomerDB`` is the op table, the lock, the sweeper and the journal wiring;
+``CustomerData`` holds the state and applies each journal record kind to it; the
+state and its rules live in ``market.accounts`` (accounts, sessions),
+``market.carts``, ``market.purchases`` (the purchase state machine) and
+``market.votes``. Every change is a journal record applied by
+``Database.change``, so replaying the journal after a restart runs exactly the
+code that ran live.
 """
 from __future__ import annotations
 
@@ -27,7 +29,75 @@ DEFAULT_SESSION_TIMEOUT = 300.0
 DEFAULT_PURCHASE_TIMEOUT = 60.0
 
 
+class CustomerData:
+    """The customer database's five pieces, and what each journal record kind does to them
+    (``appliers``): the only code that changes them, live and on replay alike.
+
+    Not thread-safe: ``CustomerDB`` holds its lock around all of it.
+    """
+
+    def __init__(self, session_timeout: float, first_id: int) -> None:
+        # Invariants across the pieces: every session names an existing account, and
+        # every buyer session has a cart; a cart line is in its session's cart or in
+        # one started purchase, never both; a committed purchase's lines have left
+        # its buyer's saved cart; a vote is on an item its buyer bought, for the
+        # seller it was bought from.
+        self.accounts = Accounts(first_id)
+        self.sessions = Sessions(session_timeout)
+        self.carts = Carts()
+        self.purchases = Purchases()
+        self.votes = Votes()
+        self.appliers: dict[str, Callable[[dict], None]] = {
+            "account": lambda r: self.accounts.add(Role(r["role"]), r),
+            "login": self._login, "logout": self._logout,
+            "cart": lambda r: self.carts.set(r["token"], Cart(r["cart"])),
+            "save": lambda r: self.carts.save(r["token"]),
+            "purchase_started": self._started, "purchase_committed": self._committed,
+            "purchases_cancelled": self._cancelled, "vote_recorded": self._vote_recorded,
+            "vote_revoked": lambda r: self.votes.revoke(r["buyer_id"], r["item_id"]),
+        }
+
+    def _login(self, r: dict) -> None:
+        self.sessions.begin(r["token"], Role(r["role"]), r["user_id"], time.monotonic())
+        if r["role"] == Role.BUYER:
+            self.carts.open(r["token"], r["user_id"])
+
+    def _logout(self, r: dict) -> None:
+        self.sessions.end(r["token"])
+        self.carts.close(r["token"])
+
+    def _started(self, r: dict) -> None:
+        self.purchases.start(r["purchase_id"], r["token"], r["buyer_id"], r["lines"])
+        self.carts.set(r["token"], EMPTY)
+
+    def _committed(self, r: dict) -> None:
+        purchase = self.purchases.commit(r["purchase"])
+        self.carts.take_bought(purchase.buyer_id, purchase.lines)
+
+    def _cancelled(self, r: dict) -> None:
+        for purchase in self.purchases.cancel(r["purchase_ids"]):
+            self.carts.put_back(purchase.token, purchase.lines)
+
+    def _vote_recorded(self, r: dict) -> None:
+        seller_id = self.purchases.bought_from(r["buyer_id"], r["item_id"])
+        self.votes.record(Vote(r["buyer_id"], r["item_id"], seller_id, Thumb(r["vote"]),
+                               r["key"]))
+
+    def parts(self) -> dict:
+        """The pieces by their snapshot names, in the order a restore needs (accounts first)."""
+        return {"accounts": self.accounts, "sessions": self.sessions, "carts": self.carts,
+                "purchases": self.purchases, "votes": self.votes}
+
+    def stats(self) -> dict:
+        return {"accounts": len(self.accounts), "live_sessions": len(self.sessions),
+                **self.purchases.counts()}
+
+
 class CustomerDB(Database):
+    """The op table (``market.customer_api``), the lock, the sweeper and the journal wiring
+    over ``CustomerData``: each op checks under the lock, then ``change(record)`` applies
+    the record through ``CustomerData.appliers`` and journals it."""
+
     name = "customer database"
     kind = "customer_db"
 
@@ -35,16 +105,12 @@ class CustomerDB(Database):
                  purchase_timeout: float = DEFAULT_PURCHASE_TIMEOUT, first_id: int = 1) -> None:
         super().__init__()
         self.purchase_timeout = purchase_timeout
-        # self._lock guards all five. Invariants across them: every session names an
-        # existing account, and every buyer session has a cart; a cart line is in its
-        # session's cart or in one started purchase, never both; a committed
-        # purchase's lines have left its buyer's saved cart; a vote is on an item
-        # its buyer bought, for the seller it was bought from.
-        self.accounts = Accounts(first_id)
-        self.sessions = Sessions(session_timeout)
-        self.carts = Carts()
-        self.purchases = Purchases()
-        self.votes = Votes()
+        # self._lock guards self.data and its pieces (named here for short).
+        self.data = CustomerData(session_timeout, first_id)
+        self.accounts, self.sessions, self.carts = (self.data.accounts, self.data.sessions,
+                                                    self.data.carts)
+        self.purchases, self.votes = self.data.purchases, self.data.votes
+        self.appliers.update(self.data.appliers)
         self.serve({
             api.CREATE_ACCOUNT: self.create_account, api.GET_SALT: self.get_salt,
             api.LOGIN: self.login, api.LOGOUT: self.logout,
@@ -55,16 +121,6 @@ class CustomerDB(Database):
             api.COMMIT_PURCHASE: self.commit_purchase,
             api.RESOLVE_PURCHASES: self.resolve_purchases, api.GET_PURCHASES: self.get_purchases,
             api.RECORD_VOTE: self.record_vote, api.REVOKE_VOTE: self.revoke_vote,
-        })
-        self.appliers.update({
-            "account": lambda r: self.accounts.add(Role(r["role"]), r),
-            "login": self._apply_login, "logout": self._apply_logout,
-            "cart": lambda r: self.carts.set(r["token"], Cart(r["cart"])),
-            "save": lambda r: self.carts.save(r["token"]),
-            "purchase_started": self._apply_started, "purchase_committed": self._apply_committed,
-            "purchases_cancelled": self._apply_cancelled,
-            "vote_recorded": self._apply_vote_recorded,
-            "vote_revoked": lambda r: self.votes.revoke(r["buyer_id"], r["item_id"]),
         })
 
     # -- sessions -------------------------------------------------------------
@@ -141,12 +197,12 @@ class CustomerDB(Database):
             return {"user_id": self._session(request, Role(role))}
 
     def get_seller_rating(self, request: Request, role: str, seller_id: int | None) -> dict:
+        """The rating of ``seller_id``, or (for a seller only) of the session's seller."""
         with self._lock:
             user_id = self._session(request, Role(role))
-            if seller_id is None:
-                if role != Role.SELLER:
-                    raise ApiError("bad_request", "Missing field 'seller_id' in args.")
-                seller_id = user_id
+            if seller_id is None and role != Role.SELLER:
+                raise ApiError("bad_request", "Missing field 'seller_id' in args.")
+            seller_id = user_id if seller_id is None else seller_id
             seller = self.accounts.get(Role.SELLER, seller_id)
             if seller is None:
                 raise ApiError("not_found", f"There is no seller {seller_id}.")
@@ -186,22 +242,15 @@ class CustomerDB(Database):
     # -- purchases ------------------------------------------------------------
 
     def start_purchase(self, request: Request, purchase_id: str, card_problem: str) -> dict:
-        """Move the session cart's lines into a started purchase and return them; the card's
-        problem ('' if none) is checked after the cart, in the contract's order of errors."""
+        """Move the session cart's lines into a started purchase and return them."""
         with self.writing(request):
             buyer_id = self._session(request, Role.BUYER)
-            cart = self.carts.of(request.session)
-            resent = self.purchases.resumable(purchase_id, buyer_id)
-            if resent is not None:
-                return {"buyer_id": buyer_id, "cart": resent.lines}
-            if not cart:
-                raise ApiError("conflict", "The cart is empty: there is nothing to buy.")
-            if card_problem:
-                raise ApiError("conflict", f"The card was rejected: {card_problem}.")
-            lines = cart.lines()
-            self.change({"kind": "purchase_started", "token": request.session,
-                         "purchase_id": purchase_id, "buyer_id": buyer_id, "lines": lines})
-            return {"buyer_id": buyer_id, "cart": lines}
+            lines, new = self.purchases.to_start(purchase_id, buyer_id,
+                                                 self.carts.of(request.session), card_problem)
+            if new:
+                self.change({"kind": "purchase_started", "token": request.session,
+                             "purchase_id": purchase_id, "buyer_id": buyer_id, "lines": lines})
+        return {"buyer_id": buyer_id, "cart": lines}
 
     def commit_purchase(self, request: Request, purchase_id: str, lines: list[dict],
                         card_last4: str) -> RawResult:
@@ -252,53 +301,19 @@ class CustomerDB(Database):
                 self.change({"kind": "vote_revoked", "buyer_id": buyer_id, "item_id": item_id})
             return {}
 
-    # -- applying records: the only code that changes state --------------------------
-
-    def _apply_login(self, r: dict) -> None:
-        self.sessions.begin(r["token"], Role(r["role"]), r["user_id"], time.monotonic())
-        if r["role"] == Role.BUYER:
-            self.carts.open(r["token"], r["user_id"])
-
-    def _apply_logout(self, r: dict) -> None:
-        self.sessions.end(r["token"])
-        self.carts.close(r["token"])
-
-    def _apply_started(self, r: dict) -> None:
-        self.purchases.start(r["purchase_id"], r["token"], r["buyer_id"], r["lines"])
-        self.carts.set(r["token"], EMPTY)
-
-    def _apply_committed(self, r: dict) -> None:
-        purchase = self.purchases.commit(r["purchase"])
-        self.carts.take_bought(purchase.buyer_id, purchase.lines)
-
-    def _apply_cancelled(self, r: dict) -> None:
-        for purchase in self.purchases.cancel(r["purchase_ids"]):
-            self.carts.put_back(purchase.token, purchase.lines)
-
-    def _apply_vote_recorded(self, r: dict) -> None:
-        seller_id = self.purchases.bought_from(r["buyer_id"], r["item_id"])
-        self.votes.record(Vote(r["buyer_id"], r["item_id"], seller_id, Thumb(r["vote"]),
-                               r["key"]))
-
     # -- snapshots and figures ------------------------------------------------------
 
     def dump(self) -> Any:
-        return {"accounts": self.accounts.dump(), "sessions": self.sessions.dump(),
-                "carts": self.carts.dump(), "purchases": self.purchases.dump(),
-                "votes": self.votes.dump()}
+        return {name: part.dump() for name, part in self.data.parts().items()}
 
     def restore(self, state: Any) -> None:
-        self.accounts.restore(state["accounts"])
-        self.sessions.restore(state["sessions"], time.monotonic())
-        self.carts.restore(state["carts"])
-        self.purchases.restore(state["purchases"])
-        self.votes.restore(state["votes"])
+        for name, part in self.data.parts().items():
+            part.restore(state[name])
 
     def data_stats(self) -> dict:
         """How much the database holds, for the ``Stats`` op."""
         with self._lock:
-            return {"accounts": len(self.accounts), "live_sessions": len(self.sessions),
-                    **self.purchases.counts()}
+            return self.data.stats()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -15,6 +15,7 @@ import enum
 import hashlib
 import hmac
 import secrets
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -179,6 +180,8 @@ class Sessions:
         return [{"token": s.token, "role": s.role.value, "user_id": s.user_id}
                 for s in self._by_token.values()]
 
-    def restore(self, state: list[dict], now: float) -> None:
+    def restore(self, state: list[dict], now: float | None = None) -> None:
+        """The sessions of a snapshot, each used last ``now`` (in their order of last use)."""
+        now = time.monotonic() if now is None else now
         for raw in state:
             self.begin(raw["token"], Role(raw["role"]), raw["user_id"], now)

@@ -25,7 +25,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-from market.carts import Lines
+from market.carts import Cart, Lines
 from market.database import Recent
 from market.fields import dollars
 from market.paging import make_cursor, page, read_cursor
@@ -73,15 +73,24 @@ class Purchases:
     def get(self, purchase_id: str) -> Purchase | None:
         return self._by_id.get(purchase_id) or self._cancelled.get(purchase_id)
 
-    def resumable(self, purchase_id: str, buyer_id: int) -> Purchase | None:
-        """The buyer's own started purchase of this id (a resent start), or None for a new
-        id; ``conflict`` if the id was used otherwise."""
+    def to_start(self, purchase_id: str, buyer_id: int, cart: Cart,
+                 card_problem: str) -> tuple[Lines, bool]:
+        """The lines a start takes out of ``cart``, and whether it is a new start.
+
+        A resent start (the buyer's own started id) gets its purchase's lines again.
+        Else, in the contract's order of errors, ``conflict`` if the id was used, the
+        cart is empty, or the card has a problem (the frontend's verdict, '' if none).
+        """
         purchase = self.get(purchase_id)
-        if purchase is None:
-            return None
-        if purchase.state is PurchaseState.STARTED and purchase.buyer_id == buyer_id:
-            return purchase
-        raise ApiError("conflict", "This purchase id was used already.")
+        if purchase is not None:
+            if purchase.state is PurchaseState.STARTED and purchase.buyer_id == buyer_id:
+                return purchase.lines, False
+            raise ApiError("conflict", "This purchase id was used already.")
+        if not cart:
+            raise ApiError("conflict", "The cart is empty: there is nothing to buy.")
+        if card_problem:
+            raise ApiError("conflict", f"The card was rejected: {card_problem}.")
+        return cart.lines(), True
 
     def committable(self, purchase_id: str, lines: list[dict]) -> Purchase | None:
         """The committed purchase of this id (a resent commit), or None if it may commit

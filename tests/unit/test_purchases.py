@@ -7,6 +7,7 @@ import time
 import pytest
 
 import customer_db
+from market.carts import EMPTY, Cart
 from market.purchases import Purchases, PurchaseState, purchase_record
 from protocol import ApiError
 
@@ -30,11 +31,15 @@ def purchases() -> Purchases:
 
 
 def test_unknown_then_started(purchases):
-    assert purchases.get("p") is None and purchases.resumable("p", buyer_id=1) is None
+    cart = Cart([[4, 2], [5, 1]])
+    assert purchases.get("p") is None
+    assert purchases.to_start("p", 1, cart, "") == ([[4, 2], [5, 1]], True)
+    assert code(purchases.to_start, "p", 1, EMPTY, "") == "conflict"  # nothing to buy
+    assert code(purchases.to_start, "p", 1, cart, "expired") == "conflict"  # the card
     purchases.start("p", "tok", 1, [[4, 2], [5, 1]])
     assert purchases.state("p") is PurchaseState.STARTED
-    assert purchases.resumable("p", buyer_id=1).lines == [[4, 2], [5, 1]]  # a resent start
-    assert code(purchases.resumable, "p", 2) == "conflict"  # another buyer's id
+    assert purchases.to_start("p", 1, EMPTY, "") == ([[4, 2], [5, 1]], False)  # a resend
+    assert code(purchases.to_start, "p", 2, cart, "") == "conflict"  # another buyer's id
     assert purchases.held_items("tok") == {4, 5} and purchases.held_items("other") == set()
     assert purchases.counts() == {"purchases": 0, "pending_purchases": 1}
 
@@ -47,7 +52,7 @@ def test_started_then_committed_once(purchases):
     committed = purchases.commit(purchase_record("p", lines, "1111"))
     assert committed.state is PurchaseState.COMMITTED and purchases.state("p") is committed.state
     assert purchases.committable("p", lines) is committed  # a resent commit: the same record
-    assert code(purchases.resumable, "p", 1) == "conflict"  # the id is spent
+    assert code(purchases.to_start, "p", 1, Cart([[1, 1]]), "") == "conflict"  # id spent
     assert purchases.held_items("tok") == set()
     assert committed.record["total"] == 750 and committed.record["card_last4"] == "1111"
     view = json.loads(committed.view)
@@ -65,7 +70,7 @@ def test_started_then_cancelled_for_good(purchases):
     assert cancelled.lines == [[4, 2]] and cancelled.token == "tok"
     assert purchases.state("p") is PurchaseState.CANCELLED
     assert code(purchases.committable, "p", [line(4, 2)]) == "conflict"
-    assert code(purchases.resumable, "p", 1) == "conflict"
+    assert code(purchases.to_start, "p", 1, Cart([[1, 1]]), "") == "conflict"
     assert purchases.cancel(["p"]) == []  # cancelling again changes nothing
     assert purchases.held_items("tok") == set() and purchases.stale(time.monotonic() + 99, 1) == []
     assert purchases.counts() == {"purchases": 0, "pending_purchases": 0}
@@ -75,7 +80,7 @@ def test_unknown_then_cancelled_can_never_commit_or_start(purchases):
     assert purchases.cancel(["late"]) == []
     assert purchases.state("late") is PurchaseState.CANCELLED
     assert code(purchases.committable, "late", [line(1, 1)]) == "conflict"
-    assert code(purchases.resumable, "late", 1) == "conflict"
+    assert code(purchases.to_start, "late", 1, Cart([[1, 1]]), "") == "conflict"
 
 
 def test_the_verdict_sells_committed_ids_and_releases_the_rest(purchases):
