@@ -66,4 +66,5 @@ while read -r name; do
     services+=("$name=$pid=$address")
 done < <(known_services)
 
-PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" exec "$PYTHON" -m market.status "${json[@]}" "${secret[@]}" "${services[@]}"
+export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
+exec "$PYTHON" -m market.status "${json[@]}" "${secret[@]}" "${services[@]}"

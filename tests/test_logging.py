@@ -57,7 +57,8 @@ def test_at_info_user_errors_are_silent_and_trouble_is_a_warning(tmp_path):
 
 def test_at_debug_each_request_has_one_line_with_op_outcome_and_duration(tmp_path):
     matches = served_log(tmp_path, "DEBUG")
-    request_line = re.compile(r"^(\w+) (ok|failed: (\w+)) in (\d+\.\d\d) ms, peer 127\.0\.0\.1:\d+$")
+    request_line = re.compile(r"^(\w+) (ok|failed: (\w+)) in (\d+\.\d\d) ms, "
+                              r"peer 127\.0\.0\.1:\d+$")
     served = [(request_line.match(match["message"]), match["level"]) for match in matches]
     served = [(found[1], found[3], level, float(found[4])) for found, level in served if found]
     assert [(op, code, level) for op, code, level, _ in served] == [

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT, wait_until
+from conftest import wait_until
 from market.client import Client
 from protocol import ApiError
 from test_scripts import PORT_VARIABLES, SERVICES, free_ports, running, script
