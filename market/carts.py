@@ -13,7 +13,7 @@ Not thread-safe: the customer database holds its lock around all of it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable
+from collections.abc import Iterable, KeysView
 
 from market.fields import CART_MAX
 from protocol import ApiError
@@ -35,8 +35,8 @@ class Cart:
     def units(self, item_id: int) -> int:
         return self._units.get(item_id, 0)
 
-    def item_ids(self) -> set[int]:
-        return set(self._units)
+    def item_ids(self) -> KeysView[int]:
+        return self._units.keys()
 
     def __len__(self) -> int:
         return len(self._units)
@@ -129,9 +129,6 @@ class Carts:
         mine = self._of_session.get(token)
         if mine is not None:
             mine.cart = mine.cart.after(lines)
-
-    def count(self) -> int:
-        return len(self._of_session)
 
     def dump(self) -> dict:
         """A session cart that is still its buyer's saved cart is written as ``null``,
