@@ -20,7 +20,7 @@ from market import customer_api as api
 from market.accounts import Accounts, Role, Sessions
 from market.carts import EMPTY, Cart, Carts, added, removed
 from market.database import Database, database_main, database_parser
-from market.purchases import Purchases, purchase_record
+from market.purchases import Purchases, PurchaseState, purchase_record
 from market.server import Request, env_default
 from market.votes import Thumb, Vote, Votes
 from protocol import ApiError, RawResult
@@ -257,8 +257,9 @@ class CustomerDB(Database):
         """Record a started purchase whose units the product database has taken; a resent
         commit gets the first record (even past the deadline)."""
         with self._lock:
-            if self.purchases.committable(purchase_id, lines) is None:
+            if self.purchases.state(purchase_id) is not PurchaseState.COMMITTED:
                 request.check_deadline()
+                self.purchases.check_commit(purchase_id, lines)
                 self.change({"kind": "purchase_committed",
                              "purchase": purchase_record(purchase_id, lines, card_last4)})
             return RawResult(b'{"purchase":' + self.purchases.get(purchase_id).view + b"}")

@@ -12,8 +12,8 @@ Not thread-safe: the customer database holds its lock around all of it.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from collections.abc import Iterable, KeysView
+from dataclasses import dataclass
 
 from market.fields import CART_MAX
 from protocol import ApiError

@@ -92,19 +92,17 @@ class Purchases:
             raise ApiError("conflict", f"The card was rejected: {card_problem}.")
         return cart.lines(), True
 
-    def committable(self, purchase_id: str, lines: list[dict]) -> Purchase | None:
-        """The committed purchase of this id (a resent commit), or None if it may commit
-        these lines now; ``conflict`` if it was cancelled or never started."""
+    def check_commit(self, purchase_id: str, lines: list[dict]) -> None:
+        """Whether the started purchase of this id may commit these lines: ``conflict`` if
+        it was cancelled or never started (or committed), ``bad_request`` if its lines
+        are not these."""
         purchase = self.get(purchase_id)
-        if purchase is not None and purchase.state is PurchaseState.COMMITTED:
-            return purchase
         if purchase is None or purchase.state is not PurchaseState.STARTED:
             raise ApiError("conflict", "The purchase took too long and was cancelled; "
                                        "nothing was bought.")
         if sorted([line["item_id"], line["quantity"]] for line in lines) \
                 != sorted(purchase.lines):
             raise ApiError("bad_request", "The lines do not match the purchase's cart.")
-        return None
 
     def verdict(self, purchase_ids: list[str]) -> tuple[list[str], list[str], list[str]]:
         """(sold, released, to cancel): the committed ids, every other, and those of the

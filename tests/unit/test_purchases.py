@@ -46,12 +46,13 @@ def test_unknown_then_started(purchases):
 
 def test_started_then_committed_once(purchases):
     purchases.start("p", "tok", 1, [[4, 2], [5, 1]])
-    assert code(purchases.committable, "p", [line(4, 2)]) == "bad_request"  # not its lines
+    assert code(purchases.check_commit, "p", [line(4, 2)]) == "bad_request"  # not its lines
     lines = [line(5, 1, seller_id=8), line(4, 2)]
-    assert purchases.committable("p", lines) is None  # may commit
+    purchases.check_commit("p", lines)  # may commit
     committed = purchases.commit(purchase_record("p", lines, "1111"))
     assert committed.state is PurchaseState.COMMITTED and purchases.state("p") is committed.state
-    assert purchases.committable("p", lines) is committed  # a resent commit: the same record
+    assert purchases.get("p") is committed  # what a resent commit is answered with
+    assert code(purchases.check_commit, "p", lines) == "conflict"  # never twice
     assert code(purchases.to_start, "p", 1, Cart([[1, 1]]), "") == "conflict"  # id spent
     assert purchases.held_items("tok") == set()
     assert committed.record["total"] == 750 and committed.record["card_last4"] == "1111"
@@ -69,7 +70,7 @@ def test_started_then_cancelled_for_good(purchases):
     [cancelled] = purchases.cancel(["p"])
     assert cancelled.lines == [[4, 2]] and cancelled.token == "tok"
     assert purchases.state("p") is PurchaseState.CANCELLED
-    assert code(purchases.committable, "p", [line(4, 2)]) == "conflict"
+    assert code(purchases.check_commit, "p", [line(4, 2)]) == "conflict"
     assert code(purchases.to_start, "p", 1, Cart([[1, 1]]), "") == "conflict"
     assert purchases.cancel(["p"]) == []  # cancelling again changes nothing
     assert purchases.held_items("tok") == set() and purchases.stale(time.monotonic() + 99, 1) == []
@@ -79,7 +80,7 @@ def test_started_then_cancelled_for_good(purchases):
 def test_unknown_then_cancelled_can_never_commit_or_start(purchases):
     assert purchases.cancel(["late"]) == []
     assert purchases.state("late") is PurchaseState.CANCELLED
-    assert code(purchases.committable, "late", [line(1, 1)]) == "conflict"
+    assert code(purchases.check_commit, "late", [line(1, 1)]) == "conflict"
     assert code(purchases.to_start, "late", 1, Cart([[1, 1]]), "") == "conflict"
 
 
