@@ -96,15 +96,18 @@ def test_a_fresh_customer_db_beside_an_old_product_db_is_refused(tmp_path, uniqu
     old = market.seller()
     old.register("alice")
     item_id = listing(old, price=25, quantity=5)
+    buyer = market.buyer()  # logged in before: the session was in the lost directory
+    buyer.register("bob")
     identity = market_of(market.product_db)
 
     market.customer_db.stop()
     fresh = ServiceProcess("customer_db.py", "--data-dir", str(data["fresh"]),
                            log=tmp_path / "logs" / "customer_db.py.log")
     market.customer_db = fresh.start(market.customer_db.address[1])
-    mallory, buyer = market.seller(), market.buyer()
+    mallory = market.seller()
     assert wait_until(lambda: refused(mallory), timeout=10)
     assert refused(mallory, "Login", username="alice", password="pw")
+    assert wait_until(lambda: refused(buyer, "DisplayCart"), timeout=10)
     assert refused(buyer, "GetItem", item_id=item_id)
     assert refused(buyer, "SearchItemsForSale", category=4)
     warning = [line for line in log_of(tmp_path, "seller_server.py").splitlines()
@@ -127,6 +130,13 @@ def test_a_fresh_customer_db_beside_an_old_product_db_is_refused(tmp_path, uniqu
 
 # -- clocks -----------------------------------------------------------------------
 
+def stopped(pid: int) -> bool:
+    """True once every thread of process ``pid`` is stopped (SIGSTOP takes effect)."""
+    states = [Path(task, "stat").read_text().rsplit(")", 1)[1].split()[0]
+              for task in Path(f"/proc/{pid}/task").iterdir()]
+    return all(state == "T" for state in states)
+
+
 @pytest.mark.parametrize("offset", [30, -30], ids=["frontend-behind", "frontend-ahead"])
 def test_deadlines_hold_when_the_clocks_disagree_by_30_s(tmp_path, unique, stoppable, offset):
     """Finding: a frontend 30 s ahead had a write it answered `unavailable` applied later;
@@ -144,6 +154,7 @@ def test_deadlines_hold_when_the_clocks_disagree_by_30_s(tmp_path, unique, stopp
 
     pid = market.product_db.proc.pid
     os.kill(pid, signal.SIGSTOP)
+    assert wait_until(lambda: stopped(pid), timeout=5)
     try:  # stalled past the frontend's --db-timeout (2 s), then woken
         assert seller.error("ChangeItemPrice", item_id=item_id, price=7) in (
             "unavailable", "deadline_exceeded")
