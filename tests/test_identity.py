@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -126,6 +127,19 @@ def test_a_fresh_customer_db_beside_an_old_product_db_is_refused(tmp_path, uniqu
     again.login("alice")
     item = again("DisplayItemsForSale")["items"][0]
     assert (item["item_id"], item["price"], item["quantity"]) == (item_id, 25, 5)
+
+
+def test_an_old_versions_product_data_beside_a_fresh_customer_db_is_refused(tmp_path, stoppable):
+    """Finding: with the customer database on a fresh directory beside the product data of
+    commit 78b932a, a new seller got id 1 and repriced the old seller's item."""
+    shutil.copytree(ROOT / "tests" / "fixtures" / "format-1" / "product", tmp_path / "product")
+    market = start_logged(tmp_path, ("--data-dir", str(tmp_path / "product")),
+                          ("--data-dir", str(tmp_path / "fresh")))
+    stoppable.append(market)
+    mallory = market.seller()
+    assert wait_until(lambda: refused(mallory), timeout=10)
+    assert market_of(market.product_db) is market_of(market.customer_db) is None
+    assert "data from an older version" in log_of(tmp_path, "seller_server.py")
 
 
 # -- clocks -----------------------------------------------------------------------
