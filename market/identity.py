@@ -130,7 +130,7 @@ class MarketCheck:
     def require(self) -> None:
         """Return if both databases belong to one market (claiming one for a new market);
         else raise ``unavailable``."""
-        if self._serving is not None:
+        if self._serving is not None:  # read without the lock: one attribute, the fast path
             return
         for _ in range(2):  # a claim, then a look at what the databases now hold
             seen = {name: Seen.from_hello(client.call(HELLO))
@@ -149,8 +149,9 @@ class MarketCheck:
                                       "changed; try again.")
 
     def _claim(self, market: str, seen: dict[str, Seen]) -> None:
-        """Claim ``market`` on each database that has none, in ``DATABASES`` order, each
-        time the identity the one before now holds."""
+        """Claim ``market`` on each database that has none, customer database first; the
+        product database is claimed whatever the customer database then holds, so that
+        frontends claiming at once agree."""
         for name in DATABASES:
             if seen[name].market is None:
                 market = self._clients[name].call(CLAIM_MARKET, {"market": market})["market"]
