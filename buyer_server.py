@@ -18,6 +18,7 @@ from market.dbapi import InternalOp
 from market.fields import (CART_MAX, CATEGORY, ITEM_ID, KEYWORDS, QUANTITY, SEARCH_LIMIT,
                            SELLER_ID, VOTE, card_problem, dollars)
 from market.frontend import Frontend, PasswordHasher, frontend_main
+from market.identity import NotOneMarket
 from market.paging import CURSOR, PAGE_LIMIT, page_args
 from market.server import Op, Request, env_default
 from protocol import MAX_LINE, ApiError, Omittable, RawResult, Str
@@ -207,6 +208,8 @@ class BuyerFrontend(Frontend):
                         self.settle(stale)
                     if len(stale) < SETTLE_BATCH:
                         break
+            except NotOneMarket:
+                pass  # nothing is settled against another market's database (logged once)
             except ApiError as error:
                 log.warning("settling stale purchases failed: %s", error.code)
             self._retry_undos()

@@ -94,9 +94,13 @@ MISMATCH = ("this frontend refuses every request: its databases do not belong to
             "directories (README: 'One market, one identity')")
 
 
-def refusal() -> ApiError:
-    return ApiError("unavailable", "This market's databases do not belong together; nothing "
-                                   "was changed. The operator has been told.")
+class NotOneMarket(ApiError):
+    """``unavailable``: the databases belong to different markets (logged already)."""
+
+
+def refusal() -> NotOneMarket:
+    return NotOneMarket("unavailable", "This market's databases do not belong together; "
+                                       "nothing was changed. The operator has been told.")
 
 
 class MarketCheck:
