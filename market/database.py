@@ -127,8 +127,8 @@ class Database(Service):
 
     def hello(self, request: Request) -> dict:
         reply = super().hello(request)
-        with self._lock:
-            reply.update(market=self.market, empty=self.empty)
+        # Read without the lock (each is written under it), so Hello never waits for a change.
+        reply.update(market=self.market, empty=self.empty)
         reply["time"] = round(time.time() + self.clock_offset, 3)
         if self.secret is not None:
             request.peer.challenge = secrets.token_bytes(32)
