@@ -100,14 +100,16 @@ class Client:
     (or a secret) each new connection starts with ``Hello``: its ``time`` gives
     ``clock_offset``, how far the server's clock is ahead of ours (deadlines are
     stamped in the server's clock, so they hold however the clocks disagree), and
-    ``on_hello(hello, clock_offset)`` sees the reply before the connection is used
-    (an ``ApiError`` it raises refuses the request; the connection is kept).
+    ``on_hello(hello, clock_offset, hello_again)`` sees the reply before the connection
+    is used (``hello_again()`` asks once more on it; an ``ApiError`` it raises refuses
+    the request; the connection is kept).
     """
 
     def __init__(self, address: tuple[str, int], timeout: float = 5.0, max_idle: int = 256,
                  secret: bytes | None = None, pool_size: int | None = None,
                  deadlines: bool = False,
-                 on_hello: Callable[[dict, float], None] | None = None) -> None:
+                 on_hello: Callable[[dict, float, Callable[[], dict]], None] | None = None
+                 ) -> None:
         self.address = address
         self.timeout = timeout
         self.max_idle = max_idle
@@ -224,7 +226,7 @@ class Client:
                                           "was changed; try again.") from None
         if self.on_hello is not None:
             try:
-                self.on_hello(hello, self.clock_offset)
+                self.on_hello(hello, self.clock_offset, lambda: self._hello(conn))
             except ApiError:
                 self._checkin(conn)
                 raise
@@ -234,7 +236,7 @@ class Client:
         """Say ``Hello`` on a new connection, measure the server's clock from its ``time``,
         and answer its challenge with an HMAC of the shared secret (never the secret)."""
         sent = time.time()
-        hello = result_of(decode(conn.exchange(encode({"op": "Hello"})), exact=False))
+        hello = self._hello(conn)
         if type(hello.get("time")) in (int, float):
             self.clock_offset = hello["time"] - (sent + time.time()) / 2
         if self.secret is not None:
@@ -242,6 +244,10 @@ class Client:
             result_of(decode(conn.exchange(encode({"op": "Authenticate",
                                                    "args": {"proof": proof}})), exact=False))
         return hello
+
+    @staticmethod
+    def _hello(conn: Connection) -> dict:
+        return result_of(decode(conn.exchange(encode({"op": "Hello"})), exact=False))
 
     def _checkin(self, conn: Connection) -> None:
         with self._pool:

@@ -29,6 +29,7 @@ import logging
 import secrets
 import threading
 from dataclasses import dataclass
+from typing import Callable
 
 from market.client import Client
 from market.dbapi import CLAIM_MARKET, HELLO
@@ -119,14 +120,23 @@ class MarketCheck:
         self._reported: tuple | None = None
         self._skew: dict[str, float] = {}
 
-    def saw(self, database: str, hello: dict, clock_offset: float) -> None:
+    def saw(self, database: str, hello: dict, clock_offset: float,
+            hello_again: Callable[[], dict]) -> None:
         """A new connection's ``Hello``: if that database no longer holds the market being
         served, refuse the request about to use the connection, and check the pair again
-        before the next one."""
+        before the next one.
+
+        A ``Hello`` answered while another thread was claiming the market may show none
+        yet; so a mismatch is asked once more on the same connection, after this thread
+        saw the claim finished, before it counts.
+        """
         self._check_clock(database, clock_offset)
+        for ask in (lambda: hello, hello_again):
+            market = Seen.from_hello(ask()).market
+            with self._lock:
+                if self._serving is None or market == self._serving:
+                    return
         with self._lock:
-            if self._serving is None or Seen.from_hello(hello).market == self._serving:
-                return
             self._serving = None
         raise ApiError("unavailable", "The marketplace's storage restarted; nothing was "
                                       "changed; try again.")
