@@ -30,7 +30,7 @@ MAX_LINE = 1 << 20  # bytes of JSON on one line, not counting the newline
 
 ERROR_CODES = frozenset({
     "bad_request", "unknown_op", "auth_failed", "invalid_session", "forbidden",
-    "not_found", "conflict", "too_large", "unavailable", "internal",
+    "not_found", "conflict", "too_large", "unavailable", "deadline_exceeded", "internal",
 })
 
 

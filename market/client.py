@@ -78,25 +78,26 @@ class Connection:
 
 
 class NoAnswer(ApiError):
-    """``unavailable`` because no reply came: the request may or may not have been applied
-    (a database that did answer ``unavailable`` applied nothing)."""
+    """No reply came to a request that was sent: ``unavailable`` for a read (nothing
+    changed), ``deadline_exceeded`` for a write (it may or may not have been applied;
+    a database that did answer ``unavailable`` applied nothing)."""
 
 
 class Client:
     """A thread-safe client with a pool of persistent connections to one server.
 
     A pooled connection that the server has closed while idle is noticed before
-    sending and replaced. Once a request has been sent, a failure is never
-    retried silently: it surfaces as ``NoAnswer`` (``unavailable``), unless the
-    op is a read (``read=True``, or an ``InternalOp`` declared ``read``), which is
-    retried once.
+    sending and replaced. Once a request has been sent, a failure surfaces as
+    ``NoAnswer``; before that, the request is sent once more on a fresh connection
+    when that is safe: a read (``read=True``, or an ``InternalOp`` declared
+    ``read``) or a keyed write (an ``InternalOp`` declared ``keyed``).
 
     For a frontend's database connections: ``secret`` proves the deployment's
     secret on each new connection (see ``Database.authenticate``); ``pool_size``
     caps the connections open at once (callers wait for one, up to ``timeout``);
     ``deadlines`` stamps each request with the time after which the database
-    must not apply it, ``DEADLINE_SHARE`` of ``timeout`` from now, so that an
-    ``unavailable`` from a timeout means nothing was changed. With ``on_hello``
+    must not apply it, ``DEADLINE_SHARE`` of ``timeout`` from now, so that a
+    database's own ``unavailable`` means nothing was changed. With ``on_hello``
     (or a secret) each new connection starts with ``Hello``: its ``time`` gives
     ``clock_offset``, how far the server's clock is ahead of ours (deadlines are
     stamped in the server's clock, so they hold however the clocks disagree), and
@@ -146,9 +147,10 @@ class Client:
 
     def _send(self, op: str | InternalOp, args: dict | None, session: str | None,
               read: bool) -> bytes:
+        keyed = False
         if isinstance(op, InternalOp):
-            op, read = op.name, op.read
-        return self.exchange(self._payload(op, args, session), read)
+            op, read, keyed = op.name, op.read, op.keyed
+        return self.exchange(self._payload(op, args, session), read, keyed)
 
     def _payload(self, op: str, args: dict | None,
                  session: str | None) -> Callable[[], bytes]:
@@ -164,9 +166,10 @@ class Client:
             return encode(message)
         return stamped
 
-    def exchange(self, payload: Callable[[], bytes], read: bool = False) -> bytes:
-        """Send the request line ``payload()`` makes and return the reply line; see the
-        class doc on retries."""
+    def exchange(self, payload: Callable[[], bytes], read: bool = False,
+                 keyed: bool = False) -> bytes:
+        """Send the request line ``payload()`` makes and return the reply line; a read or
+        a keyed write whose reply is lost is sent once more (see the class doc)."""
         for attempt in (1, 2):
             conn = self._checkout()
             try:
@@ -178,11 +181,15 @@ class Client:
                     from None
             except (OSError, ConnectionError) as exc:
                 self._discard(conn)
-                if read and attempt == 1:
+                if (read or keyed) and attempt == 1:
                     continue
                 log.warning("%s did not answer: %s", self._name(), exc)
-                raise NoAnswer("unavailable", f"{self.peer} did not answer in time; "
-                                              "try again.") from None
+                if read:
+                    raise NoAnswer("unavailable", f"{self.peer} did not answer in time; "
+                                                  "nothing was changed; try again.") from None
+                raise NoAnswer("deadline_exceeded", f"{self.peer} did not answer in time; the "
+                                                    "change may or may not have been made.") \
+                    from None
             self._checkin(conn)
             return line
         raise AssertionError("unreachable")

@@ -25,6 +25,10 @@ class InternalOp:
     # Only reads: a client may send it again on a fresh connection when the
     # first send failed. Never true for a change.
     read: bool = False
+    # A change that carries its own key (an idempotency key, a purchase id, a vote
+    # key): the database applies it at most once and answers a resend with the first
+    # outcome, so a client whose reply was lost sends it once more before giving up.
+    keyed: bool = False
 
 
 # Served by both databases (``market.database.Database``).

@@ -20,8 +20,8 @@ from market import customer_api
 from market.client import DEFAULT_DB_POOL, Client, parse_address
 from market.fields import CREDENTIALS, DEFAULT_HASH_COST
 from market.identity import MarketCheck
-from market.server import (Op, Request, Service, configure_logging, env_default, read_secret,
-                           serve, service_parser)
+from market.server import (ENVELOPE_FIELDS, Op, Request, Service, configure_logging,
+                           env_default, read_secret, serve, service_parser)
 from protocol import RawResult
 
 
@@ -82,6 +82,7 @@ class Frontend(Service):
     """
 
     role = ""
+    envelope_fields = ENVELOPE_FIELDS | {"idempotency_key"}
     local_ops = frozenset({"Hello", "Stats"})  # answered without the databases
     market_check: MarketCheck | None = None
 

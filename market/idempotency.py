@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import secrets
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -37,6 +38,17 @@ class IdempotencyKey(Validator):
 
 
 IDEMPOTENCY_KEY = IdempotencyKey()
+
+
+def fresh_key() -> str:
+    """A key for a write the client sent without one (32 characters)."""
+    return secrets.token_urlsafe(24)
+
+
+def step_key(key: str, step: str) -> str:
+    """The key of one step of a keyed write (``"purchase"``, ``"vote"``), derived from the
+    write's key, so that a resend of the write finds each step's first outcome."""
+    return hashlib.sha256(f"{key}/{step}".encode()).hexdigest()[:32]
 
 
 def fingerprint(op: str, args: dict) -> str:

@@ -30,6 +30,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, NoReturn
 
+from market.idempotency import IDEMPOTENCY_KEY
 from market.sockets import LineReader, set_socket_timeout
 from market.stats import RequestStats, rss_bytes
 from protocol import (MAX_LINE, OK_PREFIX, ApiError, RawResult, Validator, decode, encode,
@@ -59,6 +60,8 @@ class Op:
     handler: Callable[..., dict | RawResult]
     schema: dict[str, Validator] = field(default_factory=dict)
     needs_session: bool = True
+    # A write that takes the envelope's ``idempotency_key`` (frontends, contract §11).
+    keyed: bool = False
 
 
 CONTRACT_VERSION = "2026-11-25"
@@ -166,6 +169,12 @@ class Service:
         op = self.ops.get(op_name)
         if op is None:
             raise ApiError("unknown_op", f"There is no op '{op_name}' on the {self.name}.")
+        if "idempotency_key" in message:
+            if not op.keyed:
+                raise ApiError("bad_request", f"'{op_name}' changes nothing, so it takes no "
+                                              "idempotency_key.")
+            request.idempotency_key = IDEMPOTENCY_KEY("idempotency_key",
+                                                      message["idempotency_key"])
         args = validate(op.schema, message.get("args", {}))
         if request.session is not None and not isinstance(request.session, str):
             raise ApiError("bad_request", "'session' must be a string.")
@@ -191,6 +200,7 @@ class Request:
     session: str | None
     deadline: float | None = None  # wall-clock time after which nothing may be applied
     peer: Peer = field(default_factory=Peer)
+    idempotency_key: str | None = None  # the client's, on a keyed write (contract §11)
 
     def check_deadline(self) -> None:
         """Refuse to go on once the caller has stopped waiting (so it was told: nothing changed)."""
