@@ -1,0 +1,74 @@
+"""A line proxy for fault tests: sits between a client and a server and can lose replies.
+
+``ReplyDropper`` forwards each request line to the server and its reply back, except
+that for an op named in ``drop`` it lets the server apply the request, then drops the
+reply and closes the client's connection: the client sees a lost reply, as when a
+network or a process fails after the server acted. Requests and replies are passed
+through as bytes; only the op name is read.
+"""
+from __future__ import annotations
+
+import json
+import socket
+import socketserver
+import threading
+from collections import Counter
+
+
+class ReplyDropper:
+    """Listens on 127.0.0.1 (a free port) and forwards to ``upstream``."""
+
+    def __init__(self, upstream: tuple[str, int]) -> None:
+        self.upstream = upstream
+        self.lock = threading.Lock()
+        self.to_drop: Counter[str] = Counter()  # op -> replies still to drop
+        self.dropped: Counter[str] = Counter()  # op -> replies dropped so far
+        proxy = self
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self) -> None:
+                proxy._serve(self.rfile, self.connection)
+
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.address = self.server.server_address[:2]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def addr(self) -> str:
+        return "%s:%d" % self.address
+
+    def drop(self, op: str, times: int = 1) -> None:
+        """Lose the next ``times`` replies to ``op`` (after the server applied it)."""
+        with self.lock:
+            self.to_drop[op] += times
+
+    def _take_drop(self, op: str) -> bool:
+        with self.lock:
+            if self.to_drop[op] <= 0:
+                return False
+            self.to_drop[op] -= 1
+            self.dropped[op] += 1
+            return True
+
+    def _serve(self, rfile, client: socket.socket) -> None:
+        with socket.create_connection(self.upstream) as server:
+            server.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            replies = server.makefile("rb")
+            for line in rfile:
+                try:
+                    op = json.loads(line).get("op")
+                except ValueError:
+                    op = None
+                server.sendall(line)
+                reply = replies.readline()
+                if not reply:
+                    return
+                if isinstance(op, str) and self._take_drop(op):
+                    client.shutdown(socket.SHUT_RDWR)
+                    return
+                client.sendall(reply)
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
