@@ -14,9 +14,11 @@ import time
 
 from market import customer_api, product_api
 from market.client import Client, NoAnswer
+from market.config import (CART_MAX, DEFAULT_BUYER_FRONTEND_PORT, DEFAULT_SETTLE_AFTER,
+                           UNDO_RETRY_FOR)
 from market.dbapi import InternalOp
-from market.fields import (CART_MAX, CATEGORY, ITEM_ID, KEYWORDS, QUANTITY, SEARCH_LIMIT,
-                           SELLER_ID, VOTE, card_problem, dollars)
+from market.fields import (CATEGORY, ITEM_ID, KEYWORDS, QUANTITY, SEARCH_LIMIT, SELLER_ID, VOTE,
+                           card_problem, dollars)
 from market.frontend import Frontend, PasswordHasher, frontend_main
 from market.identity import NotOneMarket
 from market.paging import CURSOR, PAGE_LIMIT, page_args
@@ -25,19 +27,18 @@ from protocol import MAX_LINE, ApiError, Omittable, RawResult, Str
 
 log = logging.getLogger("market.buyer_server")
 
-UNDO_RETRY_FOR = 300.0  # seconds an undelivered vote undo is retried (well under VOTE_TTL)
 SETTLE_BATCH = 1000  # purchase ids per settling round trip (well under 1 MiB)
 
 # Only the type is checked here: any string the card check refuses is ``conflict``
 # ("card rejected"), as the contract says, not ``bad_request``.
 ANY_STRING = Str(0, MAX_LINE, no_control=False)
-CARD = {"card_name": ANY_STRING, "card_number": ANY_STRING, "expiry": ANY_STRING}
+CARD_FIELDS = {"card_name": ANY_STRING, "card_number": ANY_STRING, "expiry": ANY_STRING}
 
 
 class BuyerFrontend(Frontend):
     name = "buyer frontend"
     role = kind = "buyer"
-    settle_after = 10
+    settle_after = DEFAULT_SETTLE_AFTER
     commit_delay = 0.0
 
     @classmethod
@@ -74,7 +75,7 @@ class BuyerFrontend(Frontend):
             "SaveCart": Op(self.cart_op(customer_api.SAVE_CART)),
             "ClearCart": Op(self.cart_op(customer_api.CLEAR_CART)),
             "DisplayCart": Op(self.cart_op(customer_api.GET_CART)),
-            "MakePurchase": Op(self.make_purchase, CARD),
+            "MakePurchase": Op(self.make_purchase, CARD_FIELDS),
             "ProvideFeedback": Op(self.provide_feedback, {"item_id": ITEM_ID, "vote": VOTE}),
             "GetSellerRating": Op(self.seller_rating, {"seller_id": SELLER_ID}),
             "GetBuyerPurchases": Op(self.purchases, {"limit": PAGE_LIMIT, "after": CURSOR}),
@@ -271,8 +272,8 @@ class BuyerFrontend(Frontend):
 
 
 def main(argv: list[str] | None = None) -> None:
-    frontend_main(BuyerFrontend, "Buyer frontend of the marketplace.", "BUYER_SERVER", 8002,
-                  argv)
+    frontend_main(BuyerFrontend, "Buyer frontend of the marketplace.", "BUYER_SERVER",
+                  DEFAULT_BUYER_FRONTEND_PORT, argv)
 
 
 if __name__ == "__main__":

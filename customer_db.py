@@ -19,14 +19,13 @@ from typing import Any, Callable
 from market import customer_api as api
 from market.accounts import Accounts, Role, Sessions
 from market.carts import EMPTY, Cart, Carts, added, removed
+from market.config import (DEFAULT_CUSTOMER_DB_PORT, DEFAULT_PURCHASE_TIMEOUT,
+                           DEFAULT_SESSION_TIMEOUT)
 from market.database import Database, database_main, database_parser
 from market.purchases import Purchases, PurchaseState, purchase_record
 from market.server import Request, env_default
 from market.votes import Thumb, Vote, Votes
 from protocol import ApiError, RawResult
-
-DEFAULT_SESSION_TIMEOUT = 300.0
-DEFAULT_PURCHASE_TIMEOUT = 60.0
 
 
 class CustomerData:
@@ -319,7 +318,7 @@ class CustomerDB(Database):
 
 def main(argv: list[str] | None = None) -> None:
     parser = database_parser("Customer database: accounts, sessions, carts, purchases.",
-                             "CUSTOMER_DB", 9002)
+                             "CUSTOMER_DB", DEFAULT_CUSTOMER_DB_PORT)
     env_default(parser, "--session-timeout", "SESSION_TIMEOUT", DEFAULT_SESSION_TIMEOUT,
                 "seconds of inactivity after which a session is removed", type=float)
     env_default(parser, "--purchase-timeout", "PURCHASE_TIMEOUT", DEFAULT_PURCHASE_TIMEOUT,

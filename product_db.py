@@ -18,6 +18,7 @@ from typing import Any
 
 from market import product_api as api
 from market.catalog import Catalog, Item, item_result, items_result
+from market.config import DEFAULT_PRODUCT_DB_PORT, RESERVATION_TTL
 from market.database import Database, database_main, database_parser
 from market.item_votes import ItemVotes, VoteState
 from market.paging import make_cursor, read_cursor
@@ -25,19 +26,15 @@ from market.reservations import Reservations, ReservationState, Taken
 from market.server import Request
 from protocol import ApiError, RawResult, encode_value
 
-# Seconds a settled purchase id is remembered, so that a late ReserveUnits or
-# SettleReservations with it changes nothing (deadlines refuse those after seconds).
-RESERVATION_TTL = 120.0
-
 
 class ProductDB(Database):
     name = "product database"
     kind = "product_db"
 
-    def __init__(self, first_id: int = 1) -> None:
+    def __init__(self) -> None:
         super().__init__()
         # self._lock guards all three (each one's invariants are in its own docstring).
-        self._catalog = Catalog(first_id)
+        self._catalog = Catalog()
         self._reservations = Reservations()
         self._votes = ItemVotes()
         self.serve({
@@ -236,7 +233,7 @@ class ProductDB(Database):
 
 def main(argv: list[str] | None = None) -> None:
     parser = database_parser("Product database: items, prices, units, item votes.",
-                             "PRODUCT_DB", 9001)
+                             "PRODUCT_DB", DEFAULT_PRODUCT_DB_PORT)
     args = parser.parse_args(argv)
     database_main(ProductDB(), args)
 

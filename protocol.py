@@ -284,17 +284,20 @@ class OneOf(Validator):
 CENT = Decimal("0.01")
 
 
+@dataclass
 class Price(Validator):
-    """A JSON number > 0 and <= 1,000,000 with at most two decimals -> int cents."""
+    """A JSON number > 0 and <= ``max_dollars`` with at most two decimals -> int cents."""
+
+    max_dollars: int
 
     def __call__(self, name: str, value: Any) -> int:
-        what = "a number above 0 and at most 1000000 with at most two decimal places"
+        what = f"a number above 0 and at most {self.max_dollars} with at most two decimal places"
         if type(value) is int:
             value = Decimal(value)
         # Compare, never round: Decimal arithmetic rounds to 28 digits, so
         # 0.0100000000000000000000000000001 * 100 would pass as a whole number.
         if (not isinstance(value, Decimal) or not value.is_finite()
-                or not 0 < value <= 1_000_000 or value != value.quantize(CENT)):
+                or not 0 < value <= self.max_dollars or value != value.quantize(CENT)):
             raise self.fail(name, what)
         return int(value * 100)
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from market import product_api
+from market.config import DEFAULT_SELLER_FRONTEND_PORT
 from market.fields import CATEGORY, CONDITION, ITEM_ID, ITEM_NAME, KEYWORDS, PRICE, QUANTITY
 from market.frontend import Frontend, frontend_main
 from market.paging import CURSOR, PAGE_LIMIT, page_args
@@ -46,8 +47,8 @@ class SellerFrontend(Frontend):
 
 
 def main(argv: list[str] | None = None) -> None:
-    frontend_main(SellerFrontend, "Seller frontend of the marketplace.", "SELLER_SERVER", 8001,
-                  argv)
+    frontend_main(SellerFrontend, "Seller frontend of the marketplace.", "SELLER_SERVER",
+                  DEFAULT_SELLER_FRONTEND_PORT, argv)
 
 
 if __name__ == "__main__":

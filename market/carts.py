@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, KeysView
 from dataclasses import dataclass
 
-from market.fields import CART_MAX
+from market.config import CART_MAX
 from protocol import ApiError
 
 Lines = list[list[int]]  # [[item_id, units], ...] in the cart's order, as journaled and sent

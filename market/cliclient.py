@@ -23,9 +23,9 @@ from __future__ import annotations
 from typing import Callable
 
 from market.client import Client, Connection, NoAnswer
+from market.config import CLI_TIMEOUT
 from protocol import ApiError
 
-CLI_TIMEOUT = 20.0  # seconds to wait for a frontend: longer than its database timeouts
 SERVICE_NAMES = {"seller": "seller frontend", "buyer": "buyer frontend",
                  "product_db": "product database", "customer_db": "customer database"}
 

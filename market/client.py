@@ -22,12 +22,12 @@ import threading
 import time
 from typing import Callable
 
+from market.config import DEFAULT_DB_TIMEOUT
 from market.dbapi import InternalOp
 from market.sockets import set_socket_timeout
 from protocol import (MAX_LINE, NO_ID_SUFFIX, OK_PREFIX, ApiError, RawResult, decode, encode,
                       encode_value, envelope, read_line, result_of)
 
-DEFAULT_DB_POOL = 64  # connections a frontend keeps at most to each database
 # A database must apply a request within this share of the frontend's wait;
 # the rest leaves time for the reply to arrive before the frontend gives up.
 DEADLINE_SHARE = 0.75
@@ -106,7 +106,8 @@ class Client:
     the request; the connection is kept).
     """
 
-    def __init__(self, address: tuple[str, int], timeout: float = 5.0, max_idle: int = 256,
+    def __init__(self, address: tuple[str, int], timeout: float = DEFAULT_DB_TIMEOUT,
+                 max_idle: int = 256,
                  secret: bytes | None = None, pool_size: int | None = None,
                  deadlines: bool = False,
                  on_hello: Callable[[dict, float, Callable[[], dict]], None] | None = None

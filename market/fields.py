@@ -1,15 +1,18 @@
-"""The contract's fields and limits, defined once.
+"""The contract's fields, defined once, as validators.
 
-Every limit of the spec (names 1-32, category 0-99, condition, keywords,
+Every field of the spec (names 1-32, category 0-99, condition, keywords,
 price, quantity, list limits, card rules and Luhn) lives here as a
 validator or a pure function, used alike by the servers' validation and the
-CLIs' prompts. Also the internal fields frontends and databases exchange,
-and money: cents inside, ``dollars`` on the wire.
+CLIs' prompts (the numbers of its limits come from ``market.config``). Also
+the internal fields frontends and databases exchange, and money: cents
+inside, ``dollars`` on the wire.
 """
 from __future__ import annotations
 
 import datetime
 
+from market.config import (HASH_COST_MAX, HASH_COST_MIN, PRICE_MAX_DOLLARS, QUANTITY_MAX,
+                           SEARCH_LIMIT_DEFAULT, SEARCH_LIMIT_MAX)
 from protocol import ExactDollars, Hex, Int, Keywords, Omittable, OneOf, Price, Str
 
 # -- what users send ----------------------------------------------------------
@@ -23,11 +26,10 @@ ITEM_NAME = Str(1, 32)
 CATEGORY = Int(0, 99)
 CONDITION = OneOf(("new", "used"))
 KEYWORDS = Keywords()  # 0-5 keywords of 1-8 non-space characters
-PRICE = Price()  # dollars, > 0 and <= 1,000,000, two decimals at most -> cents
-QUANTITY = Int(1, 1_000_000)
-CART_MAX = 1000  # distinct items in one cart
+PRICE = Price(PRICE_MAX_DOLLARS)  # dollars, two decimals at most -> cents
+QUANTITY = Int(1, QUANTITY_MAX)
 VOTE = OneOf(("up", "down"))
-SEARCH_LIMIT = Omittable(Int(1, 500), 100)
+SEARCH_LIMIT = Omittable(Int(1, SEARCH_LIMIT_MAX), SEARCH_LIMIT_DEFAULT)
 CARD_NAME_LENGTH = (1, 64)
 CARD_NUMBER_LENGTH = (13, 19)
 
@@ -36,11 +38,10 @@ CARD_NUMBER_LENGTH = (13, 19)
 ROLE = OneOf(("buyer", "seller"))
 PURCHASE_ID = Str(1, 64)
 UNDO_KEY = Str(1, 64)  # names one attempt of a write that may be undone (a vote)
-PRICE_CENTS = Int(1, 100_000_000)
+PRICE_CENTS = Int(1, PRICE_MAX_DOLLARS * 100)
 SALT = Hex(16)
 PASSWORD_HASH = Hex(32)
-HASH_COST = Int(10, 20)  # scrypt's n is 2 ** cost
-DEFAULT_HASH_COST = 14  # ~50 ms and 16 MiB per hash
+HASH_COST = Int(HASH_COST_MIN, HASH_COST_MAX)  # scrypt's n is 2 ** cost
 SECRET_PROOF = Str(64, 64)  # HMAC-SHA256, hex
 
 # -- money ----------------------------------------------------------------------

@@ -17,8 +17,11 @@ import threading
 from typing import Any, Callable
 
 from market import customer_api
-from market.client import DEFAULT_DB_POOL, Client, parse_address
-from market.fields import CREDENTIALS, DEFAULT_HASH_COST
+from market.client import Client, parse_address
+from market.config import (DEFAULT_CUSTOMER_DB_PORT, DEFAULT_DB_POOL, DEFAULT_DB_TIMEOUT,
+                           DEFAULT_HASH_COST, DEFAULT_HOST, DEFAULT_PRODUCT_DB_PORT,
+                           HASH_COST_MAX, HASH_COST_MIN)
+from market.fields import CREDENTIALS
 from market.identity import MarketCheck
 from market.server import (ENVELOPE_FIELDS, Op, Request, Service, configure_logging,
                            env_default, read_secret, serve, service_parser)
@@ -170,19 +173,23 @@ class Frontend(Service):
 def frontend_main(frontend: type[Frontend], description: str, env_prefix: str, port: int,
                   argv: list[str] | None = None) -> None:
     parser = service_parser(description, env_prefix, port)
-    env_default(parser, "--customer-db", "CUSTOMER_DB_ADDR", "127.0.0.1:9002",
+    env_default(parser, "--customer-db", "CUSTOMER_DB_ADDR",
+                f"{DEFAULT_HOST}:{DEFAULT_CUSTOMER_DB_PORT}",
                 "customer database HOST:PORT", type=parse_address)
-    env_default(parser, "--product-db", "PRODUCT_DB_ADDR", "127.0.0.1:9001",
+    env_default(parser, "--product-db", "PRODUCT_DB_ADDR",
+                f"{DEFAULT_HOST}:{DEFAULT_PRODUCT_DB_PORT}",
                 "product database HOST:PORT", type=parse_address)
-    env_default(parser, "--db-timeout", "DB_TIMEOUT", 5.0,
+    env_default(parser, "--db-timeout", "DB_TIMEOUT", DEFAULT_DB_TIMEOUT,
                 "seconds to wait for a database reply", type=float)
     env_default(parser, "--db-pool", "DB_POOL", DEFAULT_DB_POOL,
                 "most connections kept open to each database (requests wait for a free one); "
                 "a database's --max-connections must cover the pools of all its frontends",
                 type=int)
     env_default(parser, "--hash-cost", "HASH_COST", DEFAULT_HASH_COST,
-                "scrypt cost of new passwords, as log2 of its n (10 to 20); lower is faster "
-                "and weaker, for tests", type=int, choices=range(10, 21), metavar="N")
+                "scrypt cost of new passwords, as log2 of its n "
+                f"({HASH_COST_MIN} to {HASH_COST_MAX}); lower is faster and weaker, for tests",
+                type=int,
+                choices=range(HASH_COST_MIN, HASH_COST_MAX + 1), metavar="N")
     frontend.add_arguments(parser)
     args = parser.parse_args(argv)
     configure_logging(frontend.kind, args.log_level)

@@ -22,9 +22,9 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
+from market.config import KEY_TTL
 from protocol import ApiError, Validator
 
-KEY_TTL = 600.0  # seconds a key's outcome is remembered (contract §11: 10 minutes)
 _KEY_PATTERN = re.compile(r"[A-Za-z0-9_-]{16,64}")
 
 

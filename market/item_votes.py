@@ -14,9 +14,9 @@ import enum
 from dataclasses import dataclass
 
 from market.catalog import Item
+from market.config import VOTE_TTL
 from market.database import Recent
 
-VOTE_TTL = 600.0  # seconds a vote's key is remembered, for its RevokeVote
 
 
 class VoteState(enum.StrEnum):

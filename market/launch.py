@@ -15,10 +15,10 @@ import sys
 import time
 from pathlib import Path
 
+from market.config import START_TIMEOUT, STOP_GRACE
 from market.server import parse_ready_line
 
 ROOT = Path(__file__).resolve().parent.parent  # where the entry-point scripts are
-START_TIMEOUT = 30.0  # seconds a service may take to print its ready line
 
 
 class ServiceProcess:
@@ -83,11 +83,11 @@ class ServiceProcess:
         self._close_pipe()
 
     def stop(self) -> None:
-        """SIGTERM, then SIGKILL if it has not exited within 10 s."""
+        """SIGTERM, then SIGKILL if it has not exited within ``STOP_GRACE`` seconds."""
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
             try:
-                self.proc.wait(10)
+                self.proc.wait(STOP_GRACE)
             except subprocess.TimeoutExpired:
                 self.kill()
         self._close_pipe()

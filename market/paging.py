@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Callable, Sequence, TypeVar
 
+from market.config import PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX
 from protocol import MAX_LINE, ApiError, Int, Omittable, Str
 
 # Bytes of entries in one page. A page may pass it by its last entry, at most
@@ -18,7 +19,7 @@ from protocol import MAX_LINE, ApiError, Int, Omittable, Str
 # reply, envelope included, stays under MAX_LINE.
 PAGE_BYTES = MAX_LINE // 2
 
-PAGE_LIMIT = Omittable(Int(1, 500), 100)
+PAGE_LIMIT = Omittable(Int(1, PAGE_LIMIT_MAX), PAGE_LIMIT_DEFAULT)
 CURSOR = Omittable(Str(1, 100), None)
 
 Entry = TypeVar("Entry")

@@ -20,8 +20,9 @@ Replies:
 """
 from __future__ import annotations
 
+from market.config import CART_MAX
 from market.dbapi import InternalOp
-from market.fields import (CART_MAX, CATEGORY, CONDITION, ITEM_ID, ITEM_NAME, KEYWORDS,
+from market.fields import (CATEGORY, CONDITION, ITEM_ID, ITEM_NAME, KEYWORDS,
                            PRICE_CENTS, PURCHASE_ID, QUANTITY, SEARCH_LIMIT, SELLER_ID, UNDO_KEY,
                            VOTE)
 from market.paging import CURSOR, PAGE_LIMIT

@@ -26,12 +26,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from market.carts import Cart, Lines
+from market.config import CANCELLED_TTL
 from market.database import Recent
 from market.fields import dollars
 from market.paging import make_cursor, page, read_cursor
 from protocol import ApiError, encode_value
 
-CANCELLED_TTL = 120.0  # seconds a cancelled purchase id is remembered
 
 
 class PurchaseState(enum.StrEnum):

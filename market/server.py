@@ -30,6 +30,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, NoReturn
 
+from market.config import (DEFAULT_HOST, DEFAULT_IDLE_TIMEOUT, DEFAULT_LOG_LEVEL,
+                           DEFAULT_MAX_CONNECTIONS, DEFAULT_READ_TIMEOUT, DRAIN_TIMEOUT)
 from market.idempotency import IDEMPOTENCY_KEY
 from market.sockets import LineReader, set_socket_timeout
 from market.stats import RequestStats, rss_bytes
@@ -37,10 +39,6 @@ from protocol import (MAX_LINE, OK_PREFIX, ApiError, RawResult, Validator, decod
                       encode_value, error_reply, json_safe, validate)
 
 LISTEN_BACKLOG = 1024
-STOP_GRACE = 3.0  # seconds a stopping server gives requests in flight to finish
-DEFAULT_IDLE_TIMEOUT = 600.0
-DEFAULT_READ_TIMEOUT = 30.0
-DEFAULT_MAX_CONNECTIONS = 1024
 READY = "{name} ready on {host}:{port}"  # the line a service prints once it serves
 # Errors that are a user's ordinary mistakes, logged at DEBUG like a success; the rest
 # (forbidden, too_large, unavailable, internal) are for an operator: WARNING and up.
@@ -341,7 +339,7 @@ def env_default(parser: argparse.ArgumentParser, flag: str, env: str, default: A
 
 def service_parser(description: str, env_prefix: str, port: int) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=description)
-    env_default(parser, "--host", f"{env_prefix}_HOST", "127.0.0.1", "address to bind")
+    env_default(parser, "--host", f"{env_prefix}_HOST", DEFAULT_HOST, "address to bind")
     env_default(parser, "--port", f"{env_prefix}_PORT", port, "port to listen on (0: any free)",
                 type=int)
     env_default(parser, "--idle-timeout", "IDLE_TIMEOUT", DEFAULT_IDLE_TIMEOUT,
@@ -351,7 +349,7 @@ def service_parser(description: str, env_prefix: str, port: int) -> argparse.Arg
                 "a reply, before the connection is closed", type=float)
     env_default(parser, "--max-connections", "MAX_CONNECTIONS", DEFAULT_MAX_CONNECTIONS,
                 "connections served at once; more get 'unavailable' and are closed", type=int)
-    env_default(parser, "--log-level", "LOG_LEVEL", "INFO",
+    env_default(parser, "--log-level", "LOG_LEVEL", DEFAULT_LOG_LEVEL,
                 "least severe log lines written: DEBUG (a line per request), INFO, WARNING "
                 "(what needs an operator) or ERROR", type=str.upper, choices=LOG_LEVELS)
     env_default(parser, "--secret-file", "MARKET_SECRET_FILE", "",
@@ -402,7 +400,7 @@ def configure_logging(service: str, level: str) -> None:
 
 def exit_at_start(message: str) -> NoReturn:
     """Log why the service cannot start (CRITICAL, time-stamped) and exit with status 1."""
-    configure_logging(os.path.basename(sys.argv[0]).removesuffix(".py"), "INFO")
+    configure_logging(os.path.basename(sys.argv[0]).removesuffix(".py"), DEFAULT_LOG_LEVEL)
     log.critical("%s", message)
     sys.exit(1)
 
@@ -452,7 +450,7 @@ def serve(service: Service, args: argparse.Namespace) -> None:
         server.serve_forever(poll_interval=0.2)
     finally:
         server.server_close()  # no new connections from here on
-        server.drain(STOP_GRACE)
+        server.drain(DRAIN_TIMEOUT)
         log.info("%s stopped", service.name)
 
 

@@ -15,11 +15,11 @@ import sys
 from typing import Any
 
 from market.client import Client, parse_address
+from market.config import STATUS_TIMEOUT
 from market.server import read_secret
 from protocol import ApiError
 
 DATABASES = ("product_db", "customer_db")
-TIMEOUT = 3.0  # seconds to wait for a service's answer
 COLUMNS = ("NAME", "PID", "ADDRESS", "STATE", "UPTIME", "OK/S", "ERRORS", "P99", "CONNS",
            "MEMORY")
 
@@ -33,7 +33,7 @@ def service_status(name: str, pid: str, address: str, secret: bytes | None) -> d
         return row
     row["state"] = "no answer"
     try:
-        client = Client(parse_address(address), TIMEOUT,
+        client = Client(parse_address(address), STATUS_TIMEOUT,
                         secret=secret if name in DATABASES else None)
     except argparse.ArgumentTypeError:
         row["error"] = "its address file is missing or unreadable"

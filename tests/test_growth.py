@@ -23,7 +23,7 @@ import pytest
 
 from conftest import CARD, ROOT, Api, ServiceProcess, failure, listing, start_market
 from market.client import Client
-from market.fields import CART_MAX
+from market.config import CART_MAX
 from market.paging import PAGE_BYTES
 from protocol import MAX_LINE
 

@@ -5,7 +5,7 @@ import pytest
 
 import customer_db
 from market.carts import EMPTY, Cart, Carts, added, removed
-from market.fields import CART_MAX
+from market.config import CART_MAX
 from protocol import ApiError
 
 SALT, HASH = "00" * 16, "11" * 32

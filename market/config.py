@@ -1,0 +1,78 @@
+"""Every default and limit of the marketplace, defined once (as httpx's ``_config.py``).
+
+Plain values only, importing nothing: the validators of ``market.fields`` and
+``market.paging``, the services' flags, the CLIs, ``market.launch`` and the shell
+scripts read them here. ``DEFAULT_*`` names what a flag or an environment variable
+may override; the other names are fixed limits. The scripts ask for values with
+``python3 -m market.config NAME...`` (one line, the values separated by spaces).
+"""
+from __future__ import annotations
+
+import sys
+
+# -- where the services listen ---------------------------------------------------
+DEFAULT_HOST = "127.0.0.1"  # what a service binds and a client reaches unless told
+DEFAULT_PRODUCT_DB_PORT = 9001
+DEFAULT_CUSTOMER_DB_PORT = 9002
+DEFAULT_SELLER_FRONTEND_PORT = 8001
+DEFAULT_BUYER_FRONTEND_PORT = 8002
+
+# -- serving connections (every service) -------------------------------------------
+DEFAULT_IDLE_TIMEOUT = 600.0  # seconds a connection may stay idle before it is closed
+DEFAULT_READ_TIMEOUT = 30.0  # seconds a started request line (or a reply) may take
+DEFAULT_MAX_CONNECTIONS = 1024  # connections served at once, one thread each
+DEFAULT_LOG_LEVEL = "INFO"
+
+# -- starting and stopping a service ----------------------------------------------------
+START_TIMEOUT = 30  # seconds a service may take to print its ready line (run_all.sh, tests)
+DRAIN_TIMEOUT = 3.0  # seconds a stopping service gives the requests in flight to finish
+STOP_GRACE = 5  # seconds between TERM and KILL (stop_all.sh, tests): more than DRAIN_TIMEOUT
+
+# -- frontends and their databases ----------------------------------------------------
+DEFAULT_DB_TIMEOUT = 5.0  # seconds a frontend waits for a database
+DEFAULT_DB_POOL = 64  # connections a frontend keeps at most to each database
+DEFAULT_SETTLE_AFTER = 10  # seconds a reservation is held before the verdict is asked
+UNDO_RETRY_FOR = 300.0  # seconds an undelivered vote undo is retried (well under VOTE_TTL)
+HASH_COST_MIN, HASH_COST_MAX = 10, 20  # scrypt's n is 2 ** cost
+DEFAULT_HASH_COST = 14  # ~50 ms and 16 MiB per hash
+
+# -- the customer database ---------------------------------------------------------------
+DEFAULT_SESSION_TIMEOUT = 300.0  # seconds a session lives without a request
+DEFAULT_PURCHASE_TIMEOUT = 60.0  # seconds a started purchase waits for its commit
+
+# -- how long the databases remember what a resend may ask about -----------------------
+KEY_TTL = 600.0  # an idempotency key's outcome (contract §11: 10 minutes)
+VOTE_TTL = 600.0  # a vote's key, for its RevokeVote
+RESERVATION_TTL = 120.0  # a settled reservation
+CANCELLED_TTL = 120.0  # a cancelled purchase id
+
+# -- the contract's limits -----------------------------------------------------------
+PRICE_MAX_DOLLARS = 1_000_000
+QUANTITY_MAX = 1_000_000  # units of one item
+CART_MAX = 1000  # distinct items in one cart
+PAGE_LIMIT_MAX, PAGE_LIMIT_DEFAULT = 500, 100  # entries of a paged list
+SEARCH_LIMIT_MAX, SEARCH_LIMIT_DEFAULT = 500, 100  # matches of one search
+
+# -- clients -------------------------------------------------------------------------------
+CLI_TIMEOUT = 20.0  # seconds a CLI waits for a frontend: longer than its database timeouts
+STATUS_TIMEOUT = 3.0  # seconds status.sh waits for a service's Stats
+
+# A card every check accepts (the well-known Visa test number): the buyer CLI fills
+# the fields not asked yet with it to check one field alone; tests buy with it.
+SAMPLE_CARD = {"card_name": "A Buyer", "card_number": "4111111111111111", "expiry": "12/99"}
+
+
+def main(argv: list[str]) -> int:
+    """``python3 -m market.config NAME...``: print the values, space-separated, on one line."""
+    names = [name for name in argv if name.isupper()]
+    unknown = [name for name in argv if name not in names or name not in globals()]
+    if unknown or not argv:
+        print(f"usage: python3 -m market.config NAME...; unknown: {' '.join(unknown)}",
+              file=sys.stderr)
+        return 2
+    print(" ".join(str(globals()[name]) for name in names))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
