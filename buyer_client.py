@@ -9,14 +9,12 @@ from typing import Any
 from market import prompts
 from market.cliclient import CliError
 from market.commands import MORE, Arg, Command, read_whole, read_words
+from market.config import DEFAULT_BUYER_FRONTEND_PORT, SAMPLE_CARD
 from market.fields import (CATEGORY, ITEM_ID, KEYWORDS, QUANTITY, SEARCH_LIMIT, SELLER_ID, VOTE,
                            card_problem)
 from market.shell import SessionHooks, Shell, cli_main
 from market.views import items_table, money, rating_text, table
 from protocol import ApiError, Omittable, Validator
-
-SOME_VALID_CARD = {"card_name": "A", "card_number": "4111111111111111", "expiry": "12/99"}
-
 
 @dataclass
 class CardField(Validator):
@@ -25,7 +23,7 @@ class CardField(Validator):
     field: str
 
     def __call__(self, name: str, value: Any) -> str:
-        card = {**SOME_VALID_CARD, self.field: value}
+        card = {**SAMPLE_CARD, self.field: value}  # the other fields pass every check
         problem = card_problem(**card, today=datetime.date.today())
         if problem:
             raise ApiError("bad_request", f"The card would be rejected: {problem}.")
@@ -213,7 +211,8 @@ COMMANDS = [
 
 
 def main(argv: list[str] | None = None) -> None:
-    cli_main("buyer", COMMANDS, "BUYER_SERVER", 8002, "search 3 desk,light", argv, CartKeeper())
+    cli_main("buyer", COMMANDS, "BUYER_SERVER", DEFAULT_BUYER_FRONTEND_PORT, "search 3 desk,light",
+             argv, CartKeeper())
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Callable
 
 from market.commands import MORE, Arg, Command, read_price, read_whole, read_words
+from market.config import DEFAULT_SELLER_FRONTEND_PORT
 from market.fields import CATEGORY, CONDITION, ITEM_ID, ITEM_NAME, KEYWORDS, PRICE, QUANTITY
 from market.shell import cli_main
 from market.views import items_table, rating_text
@@ -47,7 +48,7 @@ COMMANDS = [
 
 
 def main(argv: list[str] | None = None) -> None:
-    cli_main("seller", COMMANDS, "SELLER_SERVER", 8001,
+    cli_main("seller", COMMANDS, "SELLER_SERVER", DEFAULT_SELLER_FRONTEND_PORT,
              "register lamp 3 new 17.50 5 desk,light", argv)
 
 

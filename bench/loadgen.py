@@ -31,6 +31,7 @@ from array import array
 from collections import Counter
 from typing import Any, Callable
 
+from market.config import SAMPLE_CARD
 from market.paging import page_args
 from protocol import ApiError, decode, encode, envelope, read_line
 
@@ -39,8 +40,9 @@ OP_TIMEOUT = 30.0  # seconds a client waits for one reply
 RETRY_PAUSE = 0.1  # seconds a client waits after a transport failure before its next op
 ITEMS_PER_SELLER = 10
 CATEGORIES = 10
-KEYWORDS = ("lamp", "desk", "chair", "book", "phone", "cable", "mug", "shoe", "bag", "watch")
-CARD = {"card_name": "Bench Buyer", "card_number": "4111111111111111", "expiry": "12/99"}
+# The keywords the benchmark's items draw theirs from.
+KEYWORD_CHOICES = ("lamp", "desk", "chair", "book", "phone", "cable", "mug", "shoe", "bag",
+                   "watch")
 PASSWORD = "bench-pw"
 
 SELLER_MIX = {"RegisterItemForSale": 5, "ChangeItemPrice": 25, "UpdateUnitsForSale": 15,
@@ -196,7 +198,7 @@ class BenchClient:
 
 def new_item(rng: random.Random, number: int) -> dict:
     return {"name": f"item {number}", "category": rng.randrange(CATEGORIES),
-            "keywords": rng.sample(KEYWORDS, rng.randint(1, 3)),
+            "keywords": rng.sample(KEYWORD_CHOICES, rng.randint(1, 3)),
             "condition": rng.choice(("new", "used")), "price": rng.randint(100, 10_000) / 100,
             "quantity": rng.randint(10, 100)}
 
@@ -301,7 +303,7 @@ class BuyerBench(BenchClient):
         if op == "SearchItemsForSale":
             args: dict[str, Any] = {"category": self.rng.randrange(CATEGORIES), "limit": 20}
             if self.rng.random() < 0.5:
-                args["keywords"] = self.rng.sample(KEYWORDS, self.rng.randint(1, 2))
+                args["keywords"] = self.rng.sample(KEYWORD_CHOICES, self.rng.randint(1, 2))
             return op, args
         if op == "GetItem":
             return op, {"item_id": self.rng.choice(self.item_ids)}
@@ -312,7 +314,7 @@ class BuyerBench(BenchClient):
             item_id = self.rng.choice(list(self.cart))
             return op, {"item_id": item_id, "quantity": self.cart[item_id]}
         if op == "MakePurchase":
-            return op, CARD
+            return op, SAMPLE_CARD
         if op == "ProvideFeedback":
             return op, {"item_id": self.rng.choice(sorted(self.unrated)),
                         "vote": self.rng.choice(("up", "up", "up", "down"))}

@@ -18,8 +18,9 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from bench.loadgen import CARD, CATEGORIES, KEYWORDS, OP_TIMEOUT, PASSWORD
+from bench.loadgen import CATEGORIES, KEYWORD_CHOICES, OP_TIMEOUT, PASSWORD
 from market.client import Client, Connection
+from market.config import SAMPLE_CARD
 from market.paging import page_args
 from protocol import decode, encode, envelope, result_of
 
@@ -46,8 +47,8 @@ REGISTER_THREADS = 16  # connections listing items at once
 LINES_PER_PURCHASE = 2  # distinct items per purchase, one unit each
 PAGE = 100  # entries per list page asked for (the contract's default)
 SEARCH_CATEGORY = 3  # items take the categories in turn: a tenth of the market is here
-SEARCH_WORDS = ["lamp", "desk", "chair"]  # each item has 3 of the 10 KEYWORDS: ~70 % match
-SEARCH_LIMIT = 20
+SEARCH_WORDS = ["lamp", "desk", "chair"]  # each item has 3 of the 10 KEYWORD_CHOICES: ~70 % match
+SEARCH_LIMIT_SENT = 20  # the limit each timed search asks for
 
 PROBES = ["DisplayItemsForSale first page", "DisplayItemsForSale later page",
           "GetBuyerPurchases first page", "GetBuyerPurchases later page",
@@ -69,7 +70,7 @@ class Market:
 def market_item(rng: random.Random, number: int) -> dict:
     """Item ``number`` of a built market: categories in turn, 3 keywords, units to spare."""
     return {"name": f"item {number}", "category": number % CATEGORIES,
-            "keywords": rng.sample(KEYWORDS, 3), "condition": rng.choice(("new", "used")),
+            "keywords": rng.sample(KEYWORD_CHOICES, 3), "condition": rng.choice(("new", "used")),
             "price": rng.randint(100, 10_000) / 100, "quantity": rng.randint(50, 100)}
 
 
@@ -127,7 +128,7 @@ def buy(buyers: Client, session: str, purchases: int, item_ids: list[int],
     for _ in range(purchases):
         for item_id in rng.sample(item_ids, LINES_PER_PURCHASE):
             buyers.call("AddItemToCart", {"item_id": item_id, "quantity": 1}, session)
-        buyers.call("MakePurchase", CARD, session)
+        buyers.call("MakePurchase", SAMPLE_CARD, session)
 
 
 def call(conn: Connection, op: str, args: dict, session: str) -> dict:
@@ -184,7 +185,7 @@ def probe(addresses: dict[str, tuple[str, int]], market: Market, rounds: int,
                                      "purchases", market.shape.purchases)
         rng = random.Random(seed)
         timings = {label: Timing() for label in PROBES}
-        search = {"category": SEARCH_CATEGORY, "limit": SEARCH_LIMIT}
+        search = {"category": SEARCH_CATEGORY, "limit": SEARCH_LIMIT_SENT}
         for number in range(rounds + 1):
             looked_at, carted = rng.sample(market.item_ids, 2)
             cart_line = {"item_id": carted, "quantity": 1}

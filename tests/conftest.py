@@ -14,12 +14,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from market.client import Client  # noqa: E402
+from market.config import SAMPLE_CARD as CARD  # noqa: E402,F401  (passes every check)
 from market.launch import ServiceProcess  # noqa: E402
 from market.paging import page_args  # noqa: E402
 from protocol import ApiError  # noqa: E402
-
-# A card that passes every check (Luhn, expiry in the future).
-CARD = {"card_name": "A Buyer", "card_number": "4111111111111111", "expiry": "12/99"}
 
 
 @dataclass

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from bench.loadgen import KEYWORDS
+from bench.loadgen import KEYWORD_CHOICES
 from conftest import CARD, ROOT, ServiceProcess, every_page, start_market
 from market.client import Client
 from protocol import ApiError
@@ -149,7 +149,7 @@ def targeted(tmp_path_factory) -> TargetedRun:
         alice = market.seller()
         alice.seller_id = alice.register("alice_perf")
         items = [alice("RegisterItemForSale", name=f"alice's {number}", category=number,
-                       keywords=list(KEYWORDS[number % 8:number % 8 + 3]), condition="used",
+                       keywords=list(KEYWORD_CHOICES[number % 8:number % 8 + 3]), condition="used",
                        price=5, quantity=3)["item_id"] for number in range(10)]
         bob = market.buyer()
         bob.register("bob_perf")
