@@ -6,7 +6,7 @@
 set -euo pipefail
 
 usage() {
-    cat <<'END'
+    cat <<END
 Usage: ./run_all.sh [-h|--help]
 
 Start the marketplace in the background: the product and customer databases,
@@ -19,15 +19,17 @@ Options:
   -h, --help          print this and start nothing
 
 Environment (default):
-  PRODUCT_DB_PORT     the product database's port (9001)
-  CUSTOMER_DB_PORT    the customer database's port (9002)
+  PRODUCT_DB_PORT     the product database's port ($DEFAULT_PRODUCT_DB_PORT)
+  CUSTOMER_DB_PORT    the customer database's port ($DEFAULT_CUSTOMER_DB_PORT)
   SELLER_FRONTENDS    how many seller frontends to start (1)
   BUYER_FRONTENDS     how many buyer frontends to start (1)
   SELLER_SERVER_PORT  the first seller frontend's port; the others take every
-                      second port after it (8001: sellers on 8001, 8003, ...)
+                      second port after it ($DEFAULT_SELLER_FRONTEND_PORT: sellers on \
+$DEFAULT_SELLER_FRONTEND_PORT, $((DEFAULT_SELLER_FRONTEND_PORT + 2)), ...)
   BUYER_SERVER_PORT   the first buyer frontend's port; the others take every
                       second port after it (the port after SELLER_SERVER_PORT:
-                      buyers on 8002, 8004, ...)
+                      buyers on $((DEFAULT_SELLER_FRONTEND_PORT + 1)), \
+$((DEFAULT_SELLER_FRONTEND_PORT + 3)), ...)
   RUN_DIR             the run directory: pid, address and log files (./run)
   DATA_DIR            where the databases keep their data, so that they survive
                       a restart (RUN_DIR/data); empty: in memory only
@@ -41,9 +43,21 @@ The frontends are named seller_server, seller_server_2, seller_server_3, ...
 and buyer_server, buyer_server_2, ...; each service NAME has NAME.pid,
 NAME.address and NAME.log in RUN_DIR. The logs of a service's 4 starts before
 the last are kept too: NAME.log.1 (the one before) to NAME.log.4 (the oldest).
-./status.sh says how each service is doing.
+Each service gets $START_TIMEOUT s to say it is ready. ./status.sh says how each
+service is doing.
 END
 }
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# RUN_DIR, PYTHON, config, SERVICES, instance_name, script_of, known_services, runs,
+# live_pid, stop_services
+source "$ROOT/stop_all.sh"
+# The defaults, defined once in market/config.py; START_TIMEOUT: the seconds each
+# service gets to print its ready line.
+defaults="$(config DEFAULT_PRODUCT_DB_PORT DEFAULT_CUSTOMER_DB_PORT \
+    DEFAULT_SELLER_FRONTEND_PORT START_TIMEOUT)"
+read -r DEFAULT_PRODUCT_DB_PORT DEFAULT_CUSTOMER_DB_PORT DEFAULT_SELLER_FRONTEND_PORT \
+    START_TIMEOUT <<<"$defaults"
 
 for arg in "$@"; do
     case "$arg" in
@@ -51,12 +65,6 @@ for arg in "$@"; do
         *) echo "run_all.sh: unknown argument: $arg" >&2; usage >&2; exit 2 ;;
     esac
 done
-
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-# RUN_DIR, SERVICES, instance_name, script_of, known_services, runs, live_pid, stop_services
-source "$ROOT/stop_all.sh"
-PYTHON="${PYTHON:-python3}"
-START_TIMEOUT=10  # seconds each service gets to print its ready line
 LOG_GENERATIONS=5  # logs kept per service: NAME.log and NAME.log.1 .. NAME.log.4
 
 # Make room for a new log $1: NAME.log becomes NAME.log.1, .1 becomes .2, ...;
@@ -81,16 +89,17 @@ for variable in SELLER_FRONTENDS BUYER_FRONTENDS; do
     [[ "${!variable}" =~ ^[1-9][0-9]{0,3}$ ]] \
         || bad_setting "$variable must be a whole number from 1 up, not '${!variable}'"
 done
-PRODUCT_DB_PORT="${PRODUCT_DB_PORT:-9001}"
-CUSTOMER_DB_PORT="${CUSTOMER_DB_PORT:-9002}"
-SELLER_SERVER_PORT="${SELLER_SERVER_PORT:-8001}"
+PRODUCT_DB_PORT="${PRODUCT_DB_PORT:-$DEFAULT_PRODUCT_DB_PORT}"
+CUSTOMER_DB_PORT="${CUSTOMER_DB_PORT:-$DEFAULT_CUSTOMER_DB_PORT}"
+SELLER_SERVER_PORT="${SELLER_SERVER_PORT:-$DEFAULT_SELLER_FRONTEND_PORT}"
 for variable in PRODUCT_DB_PORT CUSTOMER_DB_PORT SELLER_SERVER_PORT \
         ${BUYER_SERVER_PORT:+BUYER_SERVER_PORT}; do
     [[ "${!variable}" =~ ^[1-9][0-9]{0,4}$ ]] && [ "${!variable}" -le 65535 ] \
         || bad_setting "$variable must be a port number (1-65535), not '${!variable}'"
 done
 # Sellers and buyers interleave (8001, 8003, ... and 8002, 8004, ...), so that the
-# CLIs' defaults reach a frontend of the right kind however many there are.
+# CLIs' defaults reach a frontend of the right kind however many there are (config's
+# DEFAULT_BUYER_FRONTEND_PORT is the port after DEFAULT_SELLER_FRONTEND_PORT).
 BUYER_SERVER_PORT="${BUYER_SERVER_PORT:-$((SELLER_SERVER_PORT + 1))}"
 DATABASES=(--product-db "127.0.0.1:$PRODUCT_DB_PORT" --customer-db "127.0.0.1:$CUSTOMER_DB_PORT")
 

@@ -5,7 +5,9 @@
 set -euo pipefail
 
 usage() {
-    cat <<'END'
+    local timeout
+    timeout="$(config STATUS_TIMEOUT)"
+    cat <<END
 Usage: ./status.sh [--json] [-h|--help]
 
 Show each service ./run_all.sh started (the pid and address files in RUN_DIR),
@@ -15,7 +17,7 @@ one row each:
   PID      its process, as recorded by run_all.sh
   ADDRESS  where it listens
   STATE    up (it answered Stats), down (not running), or no answer
-           (running, but Stats did not come back within 3 s; a line says why)
+           (running, but Stats did not come back within $timeout s; a line says why)
   UPTIME   since the service started
   OK/S     requests answered ok per second over the last minute
   ERRORS   requests answered with an error over the last minute
@@ -41,6 +43,10 @@ Exit status: 0 when every service is up, 1 when any is not, 2 for a bad option.
 END
 }
 
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# RUN_DIR, PYTHON, config, known_services, live_pid
+source "$ROOT/stop_all.sh"
+
 json=()
 for arg in "$@"; do
     case "$arg" in
@@ -50,10 +56,6 @@ for arg in "$@"; do
     esac
 done
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-# RUN_DIR, known_services, live_pid
-source "$ROOT/stop_all.sh"
-PYTHON="${PYTHON:-python3}"
 SECRET_FILE="${MARKET_SECRET_FILE:-$RUN_DIR/secret}"
 secret=()
 [ -r "$SECRET_FILE" ] && secret=(--secret-file "$SECRET_FILE")

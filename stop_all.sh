@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Stop the services ./run_all.sh started, by the pids it recorded in the run
-# directory: TERM, then KILL whatever is left after STOP_GRACE seconds (5).
+# directory: TERM, then KILL whatever is left after STOP_GRACE seconds.
 # Never kills by name; safe to run twice. ./stop_all.sh --help says how.
 #
 # run_all.sh sources this file for its functions; run directly, it stops.
@@ -8,8 +8,15 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 RUN_DIR="${RUN_DIR:-$ROOT/run}"
+PYTHON="${PYTHON:-python3}"
 SERVICES=(product_db customer_db seller_server buyer_server)
 FRONTENDS=(seller_server buyer_server)  # the roles that run_all.sh may start several of
+
+# The values of market/config.py's names "$@", on one line: every default is
+# defined there once (ports, STOP_GRACE, START_TIMEOUT, ...).
+config() {
+    (cd "$ROOT" && "$PYTHON" -m market.config "$@")
+}
 
 # The name of instance $1 of frontend $2: the first is plain seller_server,
 # the others seller_server_2, seller_server_3, ...
@@ -73,8 +80,9 @@ live_pid() {
 
 # Stop the named services and remove their pid files.
 stop_services() {
-    local name pid i waited=0 grace="${STOP_GRACE:-5}"
+    local name pid i waited=0 grace="${STOP_GRACE:-}"
     local -a pids=() names=()
+    [ -n "$grace" ] || grace="$(config STOP_GRACE)"
     for name in "$@"; do
         if pid="$(live_pid "$name")"; then
             kill -TERM "$pid" 2>/dev/null || true
@@ -103,7 +111,9 @@ stop_services() {
 
 if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
     usage() {
-        cat <<'END'
+        local grace
+        grace="$(config STOP_GRACE)"
+        cat <<END
 Usage: ./stop_all.sh [SERVICE...]
 
 Stop the services ./run_all.sh started, by the pids it recorded in the run
@@ -121,7 +131,8 @@ Options:
 
 Environment:
   RUN_DIR       the run directory, as for run_all.sh (default ./run)
-  STOP_GRACE    seconds between TERM and KILL (default 5)
+  STOP_GRACE    seconds between TERM and KILL (default $grace)
+  PYTHON        the Python interpreter (python3)
 END
     }
     names=()

@@ -63,14 +63,16 @@ SAMPLE_CARD = {"card_name": "A Buyer", "card_number": "4111111111111111", "expir
 
 
 def main(argv: list[str]) -> int:
-    """``python3 -m market.config NAME...``: print the values, space-separated, on one line."""
+    """``python3 -m market.config NAME...``: print the values on one line, separated by
+    spaces (a float as its shortest text: 3.0 as 3), for the shell scripts."""
     names = [name for name in argv if name.isupper()]
     unknown = [name for name in argv if name not in names or name not in globals()]
     if unknown or not argv:
         print(f"usage: python3 -m market.config NAME...; unknown: {' '.join(unknown)}",
               file=sys.stderr)
         return 2
-    print(" ".join(str(globals()[name]) for name in names))
+    values = (globals()[name] for name in names)
+    print(" ".join(f"{value:g}" if isinstance(value, float) else str(value) for value in values))
     return 0
 
 

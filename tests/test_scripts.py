@@ -11,6 +11,7 @@ import sys
 import pytest
 
 from conftest import ROOT, Api, wait_until
+from market import config
 from market.client import Client
 from protocol import ApiError
 
@@ -172,6 +173,16 @@ def test_help_starts_and_stops_nothing(env, name):
         for variable in ["SELLER_FRONTENDS", "BUYER_FRONTENDS", *PORT_VARIABLES,
                          "MARKET_SECRET_FILE", "PYTHON"]:
             assert variable in result.stdout
+        # The defaults it names are market/config.py's, where each is defined once.
+        assert f"database's port ({config.DEFAULT_PRODUCT_DB_PORT})" in result.stdout
+        assert f"database's port ({config.DEFAULT_CUSTOMER_DB_PORT})" in result.stdout
+        seller, buyer = config.DEFAULT_SELLER_FRONTEND_PORT, config.DEFAULT_BUYER_FRONTEND_PORT
+        assert f"sellers on {seller}, {seller + 2}, ...)" in result.stdout
+        assert f"buyers on {buyer}, {buyer + 2}, ...)" in result.stdout
+        assert f"gets {config.START_TIMEOUT} s" in result.stdout
+    else:
+        assert f"STOP_GRACE    seconds between TERM and KILL (default {config.STOP_GRACE})" \
+            in result.stdout
 
 
 @pytest.mark.parametrize("name, args", [("run_all.sh", ["--bogus"]), ("run_all.sh", ["now"]),

@@ -11,6 +11,7 @@ import sys
 import pytest
 
 from conftest import wait_until
+from market import config
 from market.client import Client
 from protocol import ApiError
 from test_scripts import PORT_VARIABLES, SERVICES, free_ports, running, script
@@ -95,6 +96,7 @@ def test_help_asks_nothing(tmp_path):
     env = {**os.environ, "RUN_DIR": str(tmp_path / "run")}
     code, out = status(env, "--help")
     assert code == 0 and out.startswith("Usage: ./status.sh") and "--json" in out
+    assert f"within {config.STATUS_TIMEOUT:g} s" in out  # market/config.py's
     assert not os.path.exists(env["RUN_DIR"])
     result = script("status.sh", env, "--bogus")
     assert result.returncode == 2 and "unknown argument" in result.stderr
