@@ -22,7 +22,7 @@ import threading
 import time
 from typing import Callable
 
-from market.config import DEFAULT_DB_TIMEOUT
+from market.config import DEFAULT_DB_TIMEOUT, DEFAULT_HOST
 from market.dbapi import InternalOp
 from market.sockets import set_socket_timeout
 from protocol import (MAX_LINE, NO_ID_SUFFIX, OK_PREFIX, ApiError, RawResult, decode, encode,
@@ -304,4 +304,4 @@ def parse_address(text: str) -> tuple[str, int]:
     host, sep, port = text.rpartition(":")
     if not (sep and port.isascii() and port.isdigit() and int(port) <= 65535):
         raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
-    return host.strip("[]") or "127.0.0.1", int(port)
+    return host.strip("[]") or DEFAULT_HOST, int(port)

@@ -24,6 +24,7 @@ from market import prompts
 from market.cliclient import CliError, Frontends, NotSent, SessionEnded, WrongServer
 from market.client import parse_address
 from market.commands import HELP_WORDS, QUIT_WORDS, Arg, Command, CommandSet, menu
+from market.config import DEFAULT_HOST
 from market.fields import PASSWORD, USERNAME
 
 CLI_SYNTAX = """\
@@ -341,9 +342,9 @@ def cli_main(role: str, commands: list[Command], env_prefix: str, port: int, exa
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="commands (a number or a name, then its values):\n" + menu(commands) + "\n\n"
                + CLI_SYNTAX.format(role=role, example=example))
-    parser.add_argument("--host", default=os.environ.get(f"{env_prefix}_HOST", "127.0.0.1"),
+    parser.add_argument("--host", default=os.environ.get(f"{env_prefix}_HOST", DEFAULT_HOST),
                         help=f"the {role} frontend's host (env {env_prefix}_HOST, "
-                             "default 127.0.0.1)")
+                             f"default {DEFAULT_HOST})")
     parser.add_argument("--port", type=int, default=os.environ.get(f"{env_prefix}_PORT", port),
                         help=f"the {role} frontend's port (env {env_prefix}_PORT, default "
                              f"{port}, where run_all.sh starts the first {role} frontend)")
