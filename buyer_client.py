@@ -41,7 +41,7 @@ def found_text(result: dict) -> str:
 
 def search(shell: Shell, args: dict) -> str:
     """Search, saying so when the result reached its limit (there may be more)."""
-    result = shell.call("SearchItemsForSale", args, read_only=True)
+    result = shell.call("SearchItemsForSale", args)
     limit = args.get("limit", SEARCH_LIMIT.default)
     if len(result["items"]) < limit:
         return found_text(result)
@@ -96,17 +96,23 @@ class CartKeeper(SessionHooks):
     CHANGES = ("AddItemToCart", "RemoveItemFromCart", "ClearCart", "SaveCart")
 
     def __init__(self) -> None:
-        self.cart: Units | None = None  # None: not seen since login (then it is the saved one)
-        self.saved: Units | None = None
+        # None: not known (not seen since login, or a change's outcome is unknown)
+        self.cart: Units | None = None
+        self.saved: Units | None = None  # None: not seen since login (the cart as first seen)
 
     def forget(self) -> None:
         self.cart = self.saved = None
+
+    def unsure(self) -> None:
+        self.cart = None  # a change may or may not have been made: look again before the next
 
     def before(self, shell: Shell, command: Command, args: dict) -> None:
         if command.op not in self.CHANGES:
             return
         if self.cart is None:
-            self.cart = self.saved = units_of(shell.call("DisplayCart", {}, True)["cart"])
+            self.cart = units_of(shell.call("DisplayCart", {})["cart"])
+            if self.saved is None:
+                self.saved = self.cart
         item = args.get("item_id")
         if command.op == "RemoveItemFromCart" and item not in self.cart:
             raise CliError(f"Item {item} is not in your cart; nothing was taken out.")
@@ -185,28 +191,31 @@ COMMANDS = [
         Arg("limit", "At most this many items (1-500)", SEARCH_LIMIT, read_whole,
             label="The limit"),
     ), run=search),
-    Command("item", "GetItem", "one item in detail", (ITEM,), show=item_text, read_only=True),
+    Command("item", "GetItem", "one item in detail", (ITEM,), show=item_text),
     Command("add", "AddItemToCart", "put units of an item in your cart",
-            (ITEM, Arg("quantity", "Units", QUANTITY, read_whole)), show=cart_text),
+            (ITEM, Arg("quantity", "Units", QUANTITY, read_whole)), show=cart_text,
+            check="cart"),
     Command("remove", "RemoveItemFromCart", "take units of an item out of your cart",
             (ITEM, Arg("quantity", "Units to take out", QUANTITY, read_whole)),
-            show=cart_text),
-    Command("cart", "DisplayCart", "show your cart", show=cart_text, read_only=True),
-    Command("save", "SaveCart", "keep your cart for your next login", show=saved_text),
+            show=cart_text, check="cart"),
+    Command("cart", "DisplayCart", "show your cart", show=cart_text),
+    Command("save", "SaveCart", "keep your cart for your next login", show=saved_text,
+            check="cart"),
     Command("clear", "ClearCart", "empty your cart",
-            show=lambda result: "Cart emptied; save to empty your saved cart too."),
+            show=lambda result: "Cart emptied; save to empty your saved cart too.",
+            check="cart"),
     Command("buy", "MakePurchase", "buy everything in your cart", (
         Arg("card_name", "Name on the card", CardField("card_name")),
         Arg("card_number", "Card number", CardField("card_number"), digits_only),
         Arg("expiry", "Expiry (MM/YY)", CardField("expiry")),
-    ), show=purchase_text),
+    ), show=purchase_text, check="purchases"),
     Command("purchases", "GetBuyerPurchases", "what you have bought, 100 at a time", (MORE,),
-            show=purchases_text, read_only=True, paged=True),
+            show=purchases_text, paged=True),
     Command("rate", "ProvideFeedback", "vote up or down on an item you bought",
             (ITEM, Arg("vote", "Vote (up or down)", VOTE, str.lower, metavar="up|down")),
-            show=lambda result: "Thanks, your vote is counted."),
+            show=lambda result: "Thanks, your vote is counted.", check="item {item_id}"),
     Command("rating", "GetSellerRating", "a seller's thumbs up and down",
-            (Arg("seller_id", "Seller id", SELLER_ID, read_whole),), show=rating_text, read_only=True),
+            (Arg("seller_id", "Seller id", SELLER_ID, read_whole),), show=rating_text),
 ]
 
 

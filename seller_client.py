@@ -26,7 +26,7 @@ def changed_text(what: str) -> Callable[[dict], str]:
 
 COMMANDS = [
     Command("list", "DisplayItemsForSale", "your items, sold-out ones too, 100 at a time",
-            (MORE,), show=items_text, read_only=True, paged=True),
+            (MORE,), show=items_text, paged=True),
     Command("register", "RegisterItemForSale", "put an item up for sale", (
         Arg("name", "Item name (1-32 characters)", ITEM_NAME),
         Arg("category", "Category (0-99)", CATEGORY, read_whole),
@@ -35,15 +35,15 @@ COMMANDS = [
         Arg("quantity", "Units for sale", QUANTITY, read_whole),
         Arg("keywords", "Keywords, up to 5 of up to 8 letters, e.g. desk,light",
             Omittable(KEYWORDS, []), read_words),
-    ), show=lambda result: f"Listed as item {result['item_id']}."),
+    ), show=lambda result: f"Listed as item {result['item_id']}.", check="list"),
     Command("price", "ChangeItemPrice", "change an item's price",
             (ITEM, Arg("price", "New price in dollars", PRICE, read_price)),
-            show=changed_text("Price changed")),
+            show=changed_text("Price changed"), check="list"),
     Command("remove", "UpdateUnitsForSale", "take units of an item off sale",
             (ITEM, Arg("quantity", "Units to remove", QUANTITY, read_whole)),
-            show=changed_text("Units removed")),
+            show=changed_text("Units removed"), check="list"),
     Command("rating", "GetSellerRating", "your thumbs up and down, and units sold",
-            show=rating_text, read_only=True),
+            show=rating_text),
 ]
 
 

@@ -128,7 +128,9 @@ class Command:
     summary: str
     args: tuple[Arg, ...] = ()
     show: Callable[[dict], str] = lambda result: "Done."
-    read_only: bool = False  # a lost reply may be retried (the op changes nothing)
+    # For a change: the command that shows whether it took effect, should no frontend be
+    # able to tell ("cart"; {name} is the value of that name: "item {item_id}").
+    check: str = ""
     needs_session: bool = True
     run: Callable[["Shell", dict], str] | None = None  # replaces sending ``op`` + ``show``
     paged: bool = False  # a list read a page at a time (its args: ``MORE``)

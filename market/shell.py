@@ -21,7 +21,7 @@ import sys
 from typing import Any
 
 from market import prompts
-from market.cliclient import CliError, Frontends, NotSent, SessionEnded, WrongServer
+from market.cliclient import CliError, Frontends, NotSent, SessionEnded, Unsure, WrongServer
 from market.client import parse_address
 from market.commands import HELP_WORDS, QUIT_WORDS, Arg, Command, CommandSet, menu
 from market.config import DEFAULT_HOST
@@ -51,7 +51,7 @@ class SessionHooks:
     ``before`` and ``after`` wrap every command that sends its op (not login,
     logout or the paged lists); ``may_end`` is asked before the session ends
     (logout, another login, leaving) and may keep it (False); ``forget`` is told
-    when it has ended.
+    when it has ended; ``unsure`` when a change's outcome is unknown.
     """
 
     def before(self, shell: "Shell", command: Command, args: dict) -> None:
@@ -66,6 +66,9 @@ class SessionHooks:
         return True
 
     def forget(self) -> None:
+        pass
+
+    def unsure(self) -> None:
         pass
 
 
@@ -202,7 +205,7 @@ class Shell:
         if command.run:
             return command.run(self, args)
         self.hooks.before(self, command, args)
-        result = self.call(command.op, args, command.read_only)
+        result = self.call(command.op, args, command.check.format(**args))
         return self.hooks.after(self, command, args, result, command.show(result))
 
     def values(self, command: Command, values: list[str]) -> dict:
@@ -249,25 +252,28 @@ class Shell:
             after = self.cursors.get(command.op)
             if after is None:
                 raise CliError(f"Nothing more to show; '{command.name}' shows the first page.")
-        result = self.call(command.op, {} if after is None else {"after": after},
-                           read_only=True)
+        result = self.call(command.op, {} if after is None else {"after": after})
         self.cursors[command.op] = result.get("next")
         more = f"\nThere is more: type '{command.name} more'." if result.get("next") else ""
         return command.show(result) + more
 
-    def call(self, op: str, args: dict, read_only: bool = False) -> dict:
-        """Send one op with the session, if any (``Frontends.send``)."""
+    def call(self, op: str, args: dict, check: str = "") -> dict:
+        """Send one op with the session, if any (``Frontends.send``; ``check``: the
+        command that shows whether a change took effect, should no frontend tell)."""
         try:
-            return self.frontends.send(op, args, self.session, read_only)
+            return self.frontends.send(op, args, self.session, check)
         except SessionEnded:
             self.forget_session()
+            raise
+        except Unsure:
+            self.hooks.unsure()
             raise
 
     # -- the session -------------------------------------------------------------------
 
     def signup(self, args: dict) -> str:
         self.ready_to_switch()
-        user_id = self.call("CreateAccount", args)[f"{self.role}_id"]
+        user_id = self.call("CreateAccount", args, "login")[f"{self.role}_id"]
         created = f"Created {self.role} account {args['username']} (id {user_id})."
         return created + "\n" + self.log_in(args)
 
@@ -293,7 +299,10 @@ class Shell:
             raise CliError("You are not logged in.")
         if not self.hooks.may_end(self):
             raise prompts.Cancelled()
-        self.call("Logout", {})
+        try:
+            self.call("Logout", {})
+        except SessionEnded:
+            pass  # ended already (timed out, or a resent Logout found it done): so be it
         self.forget_session()
         return "Logged out."
 
