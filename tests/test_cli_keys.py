@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 
 import pytest
 
 from conftest import ServiceProcess, listing, start_market, units
 from proxy import ReplyDropper
-from test_cli import cli, free_port
+from test_cli import Conversation, cli, free_port
 
 KEY = re.compile(r"[A-Za-z0-9_-]{16,64}")
 READS = {"Hello", "Login", "Logout", "SearchItemsForSale", "GetItem", "DisplayCart",
@@ -220,3 +221,30 @@ def seller_of(market, unique):
     seller.username = unique("sid")
     seller.register(seller.username)
     return seller
+
+
+def test_a_change_the_frontend_could_not_confirm_is_said_so_and_made_once(unique):
+    """The product database stalls (SIGSTOP) after the cart was read: the cart change is
+    made, the frontend cannot show the cart and answers deadline_exceeded, the CLI resends
+    with the key, then says it could not be confirmed; the change was made once."""
+    market = start_market(db_timeout=0.5)
+    try:
+        item = listing(seller_of(market, unique), price=5)
+        buyer = Conversation.piped("buyer_client.py", market.buyer_server.address[1])
+        try:
+            buyer.say(f"signup {unique('eve')} pw", "Logged in")
+            buyer.say(f"add {item} 5", "Total: $25.00")
+            market.product_db.proc.send_signal(signal.SIGSTOP)
+            try:
+                out = buyer.say(f"remove {item} 2", "before trying it again.")
+            finally:
+                market.product_db.proc.send_signal(signal.SIGCONT)
+            assert "line 3: The marketplace could not confirm whether it took effect" in out
+            assert "check with 'cart'" in out
+            buyer.say("cart", "Total: $15.00")  # 5 - 2, once: not $5.00
+            buyer.finish()
+            assert b"Traceback" not in buyer.seen
+        finally:
+            buyer.kill()
+    finally:
+        market.stop()
