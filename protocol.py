@@ -250,14 +250,20 @@ class Str(Validator):
     no_space: bool = False
 
     def __call__(self, name: str, value: Any) -> str:
-        what = f"a string of {self.min_len} to {self.max_len} characters"
         if not isinstance(value, str) or not self.min_len <= len(value) <= self.max_len:
-            raise self.fail(name, what)
-        if self.no_control and any(ord(c) < 32 or 127 <= ord(c) < 160 for c in value):
-            raise self.fail(name, what + " without control characters")
-        if self.no_space and any(c.isspace() for c in value):
-            raise self.fail(name, what + " without whitespace")
+            raise self.fail(name, self.what())
+        if self.no_control and _CONTROL.search(value):
+            raise self.fail(name, self.what() + " without control characters")
+        if self.no_space and _SPACE.search(value):
+            raise self.fail(name, self.what() + " without whitespace")
         return value
+
+    def what(self) -> str:
+        return f"a string of {self.min_len} to {self.max_len} characters"
+
+
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")  # C0, DEL and C1
+_SPACE = re.compile(r"\s")  # what str.isspace() calls whitespace
 
 
 @dataclass

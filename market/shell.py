@@ -124,13 +124,9 @@ class Shell:
         except NotSent:
             note = [f"Note: {self.frontends.describe()} does not answer yet; commands will "
                     "work once it is up.", ""]
-        if not self.interactive:
-            return
-        others = len(self.frontends.addresses) - 1
-        print("\n".join([f"Marketplace {self.role} CLI, talking to {self.frontends.describe()}"
-                         + (f" (and {others} more if it stops answering)." if others else "."),
-                         "Type a number or a command; values may follow on the same line, "
-                         f"e.g. {example}", "", menu(self.commands.all), "", *note]))
+        if self.interactive:
+            print("\n".join([greeting(self.role, self.frontends, self.commands.all, example),
+                             *note]))
 
     def read_lines(self) -> None:
         """At a terminal: read and run command lines until one leaves. Ctrl-C cancels the
@@ -326,6 +322,15 @@ class Shell:
         self.frontends.close()
         if logged_in and self.interactive:
             print("Logged out.")
+
+
+def greeting(role: str, frontends: Frontends, commands: list[Command], example: str) -> str:
+    """What a CLI at a terminal says first: whom it talks to, how to type a command, the menu."""
+    others = len(frontends.addresses) - 1
+    return "\n".join([f"Marketplace {role} CLI, talking to {frontends.describe()}"
+                      + (f" (and {others} more if it stops answering)." if others else "."),
+                      "Type a number or a command; values may follow on the same line, "
+                      f"e.g. {example}", "", menu(commands), ""])
 
 
 def account_commands(role: str) -> list[Command]:
