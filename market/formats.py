@@ -33,7 +33,6 @@ FIRST = 1
 MARKER = "FORMAT"
 BACKUP = "backup-format-{}"
 FORMAT_1_HASH_COST = 14  # 78b932a hashed passwords with scrypt n = 2 ** 14, r = 8, p = 1
-FORMAT_1_VOTE_KEY = "format-1"  # format 1 kept no key per vote; no frontend sends this one
 
 Content = tuple[Any, list[dict]]  # a snapshot's state (or None) and the records since
 Step = Callable[[Any, list[dict]], Content]
@@ -196,10 +195,16 @@ def customer_1_to_2(state: Any, records: list[dict]) -> Content:
         elif kind == "feedback":
             upgraded.append({"kind": "feedback", "buyer_id": record["buyer_id"],
                              "item_id": record["item_id"], "vote": record["vote"],
-                             "key": FORMAT_1_VOTE_KEY})
+                             "key": format_1_vote_key(record["buyer_id"], record["item_id"])})
         else:
             upgraded.append(record)
     return state, upgraded
+
+
+def format_1_vote_key(buyer_id: int, item_id: int) -> str:
+    """The key of a vote format 1 kept without one: one per buyer and item (as votes are),
+    in a shape no frontend's random keys take."""
+    return f"format-1:{buyer_id}:{item_id}"
 
 
 def _customer_state_1_to_2(state: dict) -> dict:
@@ -218,8 +223,9 @@ def _customer_state_1_to_2(state: dict) -> dict:
         raw = {**raw, "cost": FORMAT_1_HASH_COST}
         if "feedback_given" in raw:  # a buyer
             sellers = dict(raw["purchased_items"])
-            raw["feedback_given"] = [[item_id, [FORMAT_1_VOTE_KEY, vote(sellers[item_id])]]
-                                     for item_id in raw["feedback_given"]]
+            raw["feedback_given"] = [
+                [item_id, [format_1_vote_key(raw["user_id"], item_id), vote(sellers[item_id])]]
+                for item_id in raw["feedback_given"]]
         return raw
     return {"accounts": {role: [account(raw) for raw in accounts]
                          for role, accounts in state["accounts"].items()},

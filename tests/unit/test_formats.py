@@ -132,7 +132,8 @@ def test_customer_1_to_2_records():
          "lines": [[1, 2], [3, 1]]},
         {"kind": "purchase", "purchase": PURCHASE},
         {"kind": "save", "token": "tok"},  # format 1 emptied the saved cart on a purchase
-        {"kind": "feedback", "buyer_id": 1, "item_id": 1, "vote": "down", "key": "format-1"},
+        {"kind": "feedback", "buyer_id": 1, "item_id": 1, "vote": "down",
+         "key": "format-1:1:1"},
         {"kind": "unfeedback", "buyer_id": 1, "item_id": 1},
         {"kind": "cancel", "purchase_ids": ["p2"]},
         {"kind": "logout", "token": "tok"}]
@@ -152,7 +153,7 @@ def test_customer_1_to_2_snapshot_and_a_purchase_in_a_session_it_holds():
         state, [{"t": "purchase", "token": "tok", "purchase": purchase}])
     assert upgraded_state == {
         "accounts": {"buyer": [{**buyer, "cost": 14, "feedback_given": [  # as sellers count
-                         [1, ["format-1", "down"]], [3, ["format-1", "up"]]]}],
+                         [1, ["format-1:2:1", "down"]], [3, ["format-1:2:3", "up"]]]}],
                      "seller": [{**sally, "cost": 14}, {**sam, "cost": 14}]},
         "sessions": [["tok", "buyer", 2, [[4, 1]]]], "pending": [], "cancelled": []}
     assert records[0]["buyer_id"] == 2
