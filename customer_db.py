@@ -35,13 +35,13 @@ class CustomerData:
     Not thread-safe: ``CustomerDB`` holds its lock around all of it.
     """
 
-    def __init__(self, session_timeout: float, first_id: int) -> None:
+    def __init__(self, session_timeout: float) -> None:
         # Invariants across the pieces: every session names an existing account, and
         # every buyer session has a cart; a cart line is in its session's cart or in
         # one started purchase, never both; a committed purchase's lines have left
         # its buyer's saved cart; a vote is on an item its buyer bought, for the
         # seller it was bought from.
-        self.accounts = Accounts(first_id)
+        self.accounts = Accounts()
         self.sessions = Sessions(session_timeout)
         self.carts = Carts()
         self.purchases = Purchases()
@@ -101,11 +101,11 @@ class CustomerDB(Database):
     kind = "customer_db"
 
     def __init__(self, session_timeout: float = DEFAULT_SESSION_TIMEOUT,
-                 purchase_timeout: float = DEFAULT_PURCHASE_TIMEOUT, first_id: int = 1) -> None:
+                 purchase_timeout: float = DEFAULT_PURCHASE_TIMEOUT) -> None:
         super().__init__()
         self.purchase_timeout = purchase_timeout
         # self._lock guards self.data and its pieces (named here for short).
-        self.data = CustomerData(session_timeout, first_id)
+        self.data = CustomerData(session_timeout)
         self.accounts, self.sessions, self.carts = (self.data.accounts, self.data.sessions,
                                                     self.data.carts)
         self.purchases, self.votes = self.data.purchases, self.data.votes
