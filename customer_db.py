@@ -11,6 +11,7 @@ code that ran live.
 """
 from __future__ import annotations
 
+import argparse
 import secrets
 import threading
 import time
@@ -22,6 +23,7 @@ from market.carts import EMPTY, Cart, Carts, added, removed
 from market.config import (DEFAULT_CUSTOMER_DB_PORT, DEFAULT_PURCHASE_TIMEOUT,
                            DEFAULT_SESSION_TIMEOUT)
 from market.database import Database, database_main, database_parser
+from market.leases import Leases, lease_length
 from market.purchases import Purchases, PurchaseState, purchase_record
 from market.server import Request, env_default
 from market.votes import Thumb, Vote, Votes
@@ -110,6 +112,7 @@ class CustomerDB(Database):
                                                     self.data.carts)
         self.purchases, self.votes = self.data.purchases, self.data.votes
         self.appliers.update(self.data.appliers)
+        self.leases = Leases(lease_length(session_timeout))  # thread-safe on its own
         self.serve({
             api.CREATE_ACCOUNT: self.create_account, api.GET_SALT: self.get_salt,
             api.LOGIN: self.login, api.LOGOUT: self.logout,
@@ -120,6 +123,7 @@ class CustomerDB(Database):
             api.COMMIT_PURCHASE: self.commit_purchase,
             api.RESOLVE_PURCHASES: self.resolve_purchases, api.GET_PURCHASES: self.get_purchases,
             api.RECORD_VOTE: self.record_vote, api.REVOKE_VOTE: self.revoke_vote,
+            api.WATCH_SESSIONS: self.watch_sessions,
         })
 
     # -- sessions -------------------------------------------------------------
@@ -135,11 +139,14 @@ class CustomerDB(Database):
             time.sleep(interval)
             now = time.monotonic()
             with self._lock:
-                for token in self.sessions.idle(now):
+                idle = self.sessions.idle(now)
+                for token in idle:
                     self.change({"kind": "logout", "token": token})
                 stale = self.purchases.stale(now, self.purchase_timeout)
                 if stale:
                     self.change({"kind": "purchases_cancelled", "purchase_ids": stale})
+            self.leases.revoke(idle)
+            self.leases.prune()
             self.wait_for_journal()
 
     def _session(self, request: Request, role: Role) -> int:
@@ -183,17 +190,27 @@ class CustomerDB(Database):
                 self.change({"kind": "logout", "token": least_recent})
             self.change({"kind": "login", "token": token, "role": role,
                          "user_id": account.user_id})
+        if least_recent is not None:
+            self.leases.revoke([least_recent])
         return {"session": token, "user_id": account.user_id}
 
     def logout(self, request: Request, role: str) -> dict:
         with self.writing(request):
             self._session(request, Role(role))
             self.change({"kind": "logout", "token": request.session})
+        self.leases.revoke([request.session])
         return {}
 
-    def check_session(self, request: Request, role: str) -> dict:
+    def check_session(self, request: Request, role: str, holder: str | None) -> dict:
+        """The session's user id, marked used; leased to ``holder`` if it is watching."""
         with self._lock:
-            return {"user_id": self._session(request, Role(role))}
+            user_id = self._session(request, Role(role))
+            return {"user_id": user_id, "lease_s": self.leases.grant(request.session, holder)}
+
+    def watch_sessions(self, request: Request, holder: str, epoch: str, seen: int,
+                       wait_ms: int) -> dict:
+        """A frontend's long poll for the sessions it must stop answering from its leases."""
+        return self.leases.watch(holder, epoch, seen, wait_ms / 1000)
 
     def get_seller_rating(self, request: Request, role: str, seller_id: int | None) -> dict:
         """The rating of ``seller_id``, or (for a seller only) of the session's seller."""
@@ -324,8 +341,15 @@ def main(argv: list[str] | None = None) -> None:
     env_default(parser, "--purchase-timeout", "PURCHASE_TIMEOUT", DEFAULT_PURCHASE_TIMEOUT,
                 "seconds after which a purchase that was started but neither committed nor "
                 "cancelled is cancelled (its lines go back into the cart)", type=float)
+    # For tests: lease sessions for this long (default: market.leases.lease_length).
+    parser.add_argument("--test-session-lease", type=float, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    database_main(CustomerDB(args.session_timeout, args.purchase_timeout), args)
+    database = CustomerDB(args.session_timeout, args.purchase_timeout)
+    if args.test_session_lease is not None:
+        database.leases = Leases(args.test_session_lease)
+    if args.data_dir:
+        database.leases.restarted()
+    database_main(database, args)
 
 
 if __name__ == "__main__":

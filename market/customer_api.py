@@ -11,7 +11,8 @@ Replies:
   GetSalt                {"salt", "cost"} (cost null for an unknown name)
   Login                  {"session", "user_id"}
   Logout                 {}
-  CheckSession           {"user_id"}
+  CheckSession           {"user_id", "lease_s"} (0: no lease)
+  WatchSessions          {"epoch", "tokens": [...], "upto"}
   GetSellerRating        {"seller_id", "name", "thumbs_up", "thumbs_down", "items_sold"}
   GetCart, AddToCart, RemoveFromCart, SaveCart, ClearCart   {"cart": lines}
   StartPurchase          {"buyer_id", "cart": lines}
@@ -34,6 +35,7 @@ ACCOUNT = {"role": ROLE, "username": USERNAME}
 PURCHASE_LINE = {"item_id": ITEM_ID, "name": ITEM_NAME, "quantity": QUANTITY,
                  "price": PRICE_CENTS, "seller_id": SELLER_ID}
 CART_LINE = {"item_id": ITEM_ID, "quantity": QUANTITY}
+HOLDER = Str(16, 16)  # a frontend's lease holder id (``market.leases``)
 
 # -- accounts and sessions ----------------------------------------------------------
 
@@ -42,8 +44,15 @@ CREATE_ACCOUNT = InternalOp("CreateAccount", {**ACCOUNT, "salt": SALT, "hash": P
 GET_SALT = InternalOp("GetSalt", ACCOUNT, needs_session=False, read=True)
 LOGIN = InternalOp("Login", {**ACCOUNT, "hash": PASSWORD_HASH}, needs_session=False)
 LOGOUT = InternalOp("Logout", {"role": ROLE})
-# Checks the session and marks it used (a read as far as resending goes).
-CHECK_SESSION = InternalOp("CheckSession", {"role": ROLE}, read=True)
+# Checks the session and marks it used (a read as far as resending goes); with ``holder``
+# (a watching frontend) it also leases the token to it (``market.leases``).
+CHECK_SESSION = InternalOp("CheckSession", {"role": ROLE, "holder": Omittable(HOLDER)},
+                           read=True)
+# A frontend's long poll: confirms the tokens up to ``seen`` of run ``epoch``, then waits up
+# to ``wait_ms`` for tokens whose leases it must drop.
+WATCH_SESSIONS = InternalOp("WatchSessions", {
+    "holder": HOLDER, "epoch": Str(0, 16), "seen": Int(0), "wait_ms": Int(0, 10_000)},
+    needs_session=False, read=True)
 GET_SELLER_RATING = InternalOp("GetSellerRating", {"role": ROLE,
                                                    "seller_id": Omittable(SELLER_ID)}, read=True)
 

@@ -14,6 +14,7 @@ import hashlib
 import os
 import secrets
 import threading
+import time
 from typing import Any, Callable
 
 from market import customer_api
@@ -23,6 +24,7 @@ from market.config import (DEFAULT_CUSTOMER_DB_PORT, DEFAULT_DB_POOL, DEFAULT_DB
                            HASH_COST_MAX, HASH_COST_MIN)
 from market.fields import CREDENTIALS
 from market.identity import MarketCheck
+from market.leases import SessionCache
 from market.server import (ENVELOPE_FIELDS, Op, Request, Service, configure_logging,
                            env_default, read_secret, serve, service_parser)
 from protocol import RawResult
@@ -95,6 +97,7 @@ class Frontend(Service):
         self.customer = customer_db
         self.product = product_db
         self.hasher = hasher or PasswordHasher()
+        self.sessions = SessionCache()  # leased sessions, while start_watching's thread runs
         self.ops.update({
             "CreateAccount": Op(self.create_account, CREDENTIALS, needs_session=False),
             "Login": Op(self.login, CREDENTIALS, needs_session=False),
@@ -159,9 +162,30 @@ class Frontend(Service):
         return self.customer.call(customer_api.LOGOUT, {"role": self.role}, request.session)
 
     def user_id(self, request: Request) -> int:
-        """The id behind the request's session (checked and refreshed), or invalid_session."""
-        return self.customer.call(customer_api.CHECK_SESSION, {"role": self.role},
-                                  request.session)["user_id"]
+        """The id behind the request's session (checked and refreshed), or invalid_session:
+        from a lease in its first half without a round trip, else asked (and leased)."""
+        user_id = self.sessions.lookup(request.session)
+        if user_id is not None:
+            return user_id
+        generation, sent = self.sessions.generation(), time.monotonic()
+        args = {"role": self.role}
+        if self.sessions.watching:
+            args["holder"] = self.sessions.holder
+        result = self.customer.call(customer_api.CHECK_SESSION, args, request.session)
+        self.sessions.keep(request.session, result["user_id"], result.get("lease_s", 0), sent,
+                           generation)
+        return result["user_id"]
+
+    def start_watching(self) -> None:
+        """Keep a ``WatchSessions`` long poll open on the customer database, so that sessions
+        may be leased (``market.leases``)."""
+        threading.Thread(target=self.sessions.watch_forever, args=(self._watch,),
+                         name="session-watch", daemon=True).start()
+
+    def _watch(self, holder: str, epoch: str, seen: int, wait: float) -> dict:
+        wait = min(wait, self.customer.timeout / 3)
+        return self.customer.call(customer_api.WATCH_SESSIONS, {
+            "holder": holder, "epoch": epoch, "seen": seen, "wait_ms": int(wait * 1000)})
 
     def seller_rating(self, request: Request, seller_id: int | None) -> RawResult:
         args = {"role": self.role}
@@ -204,4 +228,5 @@ def frontend_main(frontend: type[Frontend], description: str, env_prefix: str, p
     service = frontend(customer, product, PasswordHasher(args.hash_cost))
     service.market_check = MarketCheck(customer, product)
     service.configure(args)
+    service.start_watching()
     serve(service, args)

@@ -1,0 +1,95 @@
+"""Session leases (README "Performance: one round trip"): a frontend answers session checks
+from a lease, and a session that ends is still refused at once at every frontend."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from conftest import Api, start_market
+from market.client import Client
+from market.launch import ServiceProcess
+
+TIMEOUT = 2.0  # seconds a session may idle
+LONG_LEASE = 30.0  # far longer than any test here: only an invalidation ends it
+
+
+@pytest.fixture(scope="module")
+def two_buyer_frontends():
+    """A market with two buyer frontends and leases that outlast the session timeout, so a
+    frontend would answer from its lease unless the customer database told it the end."""
+    market = start_market(session_timeout=TIMEOUT,
+                          customer_args=("--test-session-lease", str(LONG_LEASE)))
+    dbs = ["--product-db", market.product_db.where, "--customer-db", market.customer_db.where]
+    other = ServiceProcess("buyer_server.py", *dbs).start()
+    stats = Client(market.customer_db.address)
+    yield market, Api(Client(other.address)), stats
+    stats.close()
+    other.stop()
+    market.stop()
+
+
+def session_checks(stats: Client) -> int:
+    return stats.call("Stats")["ops"].get("CheckSession", {}).get("ok", 0)
+
+
+def leased(api: Api, stats: Client) -> bool:
+    """Whether ``api``'s frontend now answers a read of its session from a lease (a read
+    that the customer database did not see)."""
+    for _ in range(50):  # the frontend's watch starts with the frontend
+        api("SearchItemsForSale", category=1)
+        before = session_checks(stats)
+        api("SearchItemsForSale", category=2)
+        if session_checks(stats) == before:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def logged_in_at_both(market, other: Api, unique) -> tuple[Api, Api]:
+    here = market.buyer()
+    name = unique("lease")
+    here.register(name)
+    other.session = here.session
+    return here, other
+
+
+def test_logout_at_one_frontend_is_refused_at_once_at_another(two_buyer_frontends, unique):
+    market, other, stats = two_buyer_frontends
+    here, there = logged_in_at_both(market, other, unique)
+    assert leased(there, stats) and leased(here, stats)
+    here("Logout")
+    assert there.error("SearchItemsForSale", category=1) == "invalid_session"
+    assert there.error("GetItem", item_id=1) == "invalid_session"
+    assert here.error("SearchItemsForSale", category=1) == "invalid_session"
+
+
+def test_expired_session_is_refused_at_once_at_every_frontend(two_buyer_frontends, unique):
+    market, other, stats = two_buyer_frontends
+    here, there = logged_in_at_both(market, other, unique)
+    assert leased(there, stats) and leased(here, stats)
+    time.sleep(TIMEOUT * 1.4 + 0.5)  # idle past the timeout and the sweeper's next round
+    assert there.error("SearchItemsForSale", category=1) == "invalid_session"
+    assert here.error("SearchItemsForSale", category=1) == "invalid_session"
+
+
+def test_reads_from_leases_keep_the_session_alive():
+    """Reads every 0.3 s for twice the timeout, with leases of half the timeout (the
+    longest a frontend could be given): answered from the lease in its first half, renewed
+    in its second, so the idle timer is refreshed and the session lives."""
+    timeout = 1.0
+    market = start_market(session_timeout=timeout,
+                          customer_args=("--test-session-lease", str(timeout / 2)))
+    try:
+        buyer = market.buyer()
+        buyer.register("keeps-alive")
+        stats = Client(market.customer_db.address)
+        assert leased(buyer, stats)
+        stats.close()
+        ends = time.monotonic() + 2 * timeout
+        while time.monotonic() < ends:
+            buyer("SearchItemsForSale", category=1)
+            time.sleep(0.3)
+        buyer("SearchItemsForSale", category=3)
+    finally:
+        market.stop()
