@@ -151,15 +151,16 @@ def fill_cart(buyer: Api, item_ids: list[int], threads: int = 3) -> None:
 
 @pytest.fixture(scope="module")
 def big(market):
-    """A seller with CART_MAX + 1 items of 32-character multi-byte names (category 90,
-    keyword 'bulk', 10 units each); a buyer whose session ``cart`` holds the first
+    """A seller with CART_MAX + 1 items of 32-character multi-byte names and long prices
+    (category 90, keyword 'bulk', 10 units each, so that three purchases of them
+    overflow one page's byte budget whatever the ids' length); a buyer whose session ``cart`` holds the first
     CART_MAX of them (1 unit each, saved); three purchases of that cart, by three other
     sessions of the buyer; and a fourth such session, ``waiting``, not bought yet."""
     seller = market.seller()
     seller_name = fresh("bigseller")
     seller.seller_id = seller.register(seller_name)
     item_ids = [seller("RegisterItemForSale", name=big_name(i), category=90, keywords=["bulk"],
-                       condition="new", price=1.25, quantity=10)["item_id"]
+                       condition="new", price=99_999.99, quantity=10)["item_id"]
                 for i in range(CART_MAX + 1)]
     name = fresh("bigbuyer")
     cart = market.buyer()
@@ -569,7 +570,7 @@ def test_seller_cli_lists_a_page_at_a_time(market):
     run = run_cli("seller_client.py", market.seller_server.address[1],
                   f"login {name} pw", "list", "list more", "list more")
     assert run.returncode == 1, run.stderr
-    assert run.stderr == "Nothing more to show; 'list' shows the first page.\n"
+    assert run.stderr == "line 4: Nothing more to show; 'list' shows the first page.\n"
     lines = run.stdout.splitlines()
     assert lines[0].startswith(f"Logged in as {name} ")
     more = "There is more: type 'list more'."
@@ -583,7 +584,7 @@ def test_seller_cli_lists_a_page_at_a_time(market):
     run = run_cli("seller_client.py", market.seller_server.address[1],
                   f"login {name} pw", "list more", "list", "list more", "list")
     assert run.returncode == 1
-    assert run.stderr == "Nothing more to show; 'list' shows the first page.\n"
+    assert run.stderr == "line 2: Nothing more to show; 'list' shows the first page.\n"
     blocks = table_blocks(run.stdout)
     assert [len(block) for block in blocks] == [101, 2, 101]
     assert [line.split()[0] for line in blocks[2][:-1]] == [str(i) for i in ids[:100]]
@@ -596,7 +597,7 @@ def test_buyer_cli_shows_purchases_a_page_at_a_time(market, big):
     run = run_cli("buyer_client.py", market.buyer_server.address[1],
                   f"login {big.buyer_name} pw", "purchases", "purchases more", "purchases more")
     assert run.returncode == 1, run.stderr
-    assert run.stderr == "Nothing more to show; 'purchases' shows the first page.\n"
+    assert run.stderr == "line 4: Nothing more to show; 'purchases' shows the first page.\n"
     more = "There is more: type 'purchases more'."
     lines = run.stdout.splitlines()
     assert lines.count(more) == 1
