@@ -33,6 +33,8 @@ from protocol import (MAX_LINE, NO_ID_SUFFIX, OK_PREFIX, ApiError, RawResult, de
 DEADLINE_SHARE = 0.75
 
 log = logging.getLogger("market.client")
+# MSG_PEEK | MSG_DONTWAIT once: an IntFlag's | is a Python call, and this runs per request.
+PEEK_NOW = int(socket.MSG_PEEK | socket.MSG_DONTWAIT)
 
 
 class Connection:
@@ -54,7 +56,7 @@ class Connection:
         A non-blocking peek, not ``select()``: that fails for descriptors past 1,024.
         """
         try:
-            self.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)  # end of stream, or junk
+            self.sock.recv(1, PEEK_NOW)  # end of stream, or junk
             return True
         except BlockingIOError:
             return False  # nothing to read: alive and idle
