@@ -176,16 +176,16 @@ class Frontend(Service):
                            generation)
         return result["user_id"]
 
-    def start_watching(self) -> None:
-        """Keep a ``WatchSessions`` long poll open on the customer database, so that sessions
-        may be leased (``market.leases``)."""
-        threading.Thread(target=self.sessions.watch_forever, args=(self._watch,),
+    def start_watching(self, watcher: Client) -> None:
+        """Keep a ``WatchSessions`` long poll open on the customer database through
+        ``watcher`` (a connection of its own, outside the pool), so that sessions may be
+        leased (``market.leases``)."""
+        def watch(holder: str, epoch: str, seen: int, wait: float) -> dict:
+            wait = min(wait, watcher.timeout / 3)
+            return watcher.call(customer_api.WATCH_SESSIONS, {
+                "holder": holder, "epoch": epoch, "seen": seen, "wait_ms": int(wait * 1000)})
+        threading.Thread(target=self.sessions.watch_forever, args=(watch,),
                          name="session-watch", daemon=True).start()
-
-    def _watch(self, holder: str, epoch: str, seen: int, wait: float) -> dict:
-        wait = min(wait, self.customer.timeout / 3)
-        return self.customer.call(customer_api.WATCH_SESSIONS, {
-            "holder": holder, "epoch": epoch, "seen": seen, "wait_ms": int(wait * 1000)})
 
     def seller_rating(self, request: Request, seller_id: int | None) -> RawResult:
         args = {"role": self.role}
@@ -228,5 +228,5 @@ def frontend_main(frontend: type[Frontend], description: str, env_prefix: str, p
     service = frontend(customer, product, PasswordHasher(args.hash_cost))
     service.market_check = MarketCheck(customer, product)
     service.configure(args)
-    service.start_watching()
+    service.start_watching(database(args.customer_db))
     serve(service, args)
