@@ -202,10 +202,16 @@ class CustomerDB(Database):
         return {}
 
     def check_session(self, request: Request, role: str, holder: str | None) -> dict:
-        """The session's user id, marked used; leased to ``holder`` if it is watching."""
+        """The session's user id, marked used; leased to ``holder`` if it is watching. The
+        holder answers uses in the lease's first half itself, so the session counts as used
+        until that half ends (it may expire that much late, never early)."""
         with self._lock:
             user_id = self._session(request, Role(role))
-            return {"user_id": user_id, "lease_s": self.leases.grant(request.session, holder)}
+            lease = self.leases.grant(request.session, holder)
+            if lease:
+                self.sessions.touch(self.sessions.get(request.session, Role(role)),
+                                    time.monotonic() + lease / 2)
+            return {"user_id": user_id, "lease_s": lease}
 
     def watch_sessions(self, request: Request, holder: str, epoch: str, seen: int,
                        wait_ms: int) -> dict:

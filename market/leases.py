@@ -9,8 +9,10 @@ The model is Gray and Cheriton's leases and Redis's server-assisted client-side 
   database's lock, right after the session was found live and marked used).
 - While its lease is in its first half, the frontend answers the token's session check from
   its ``SessionCache``; a use in the second half asks ``CheckSession`` again (renewing the
-  lease and the idle timer), so the database's idle timer lags real use by at most
-  ``length / 2`` (``length`` is at most a tenth of the session timeout).
+  lease and the idle timer). The database counts the session as used until the first half
+  ends, so use refreshes the idle timer even when the database does not see it, and no
+  session expires while a frontend may answer for it: an idle session expires at most
+  ``length / 2`` late (``length`` is at most a tenth of the session timeout), never early.
 - When the database ends a session (``Logout``, the sweeper, the per-account cap), it calls
   ``Leases.revoke`` after the change and before it acknowledges anything: every holder of
   a live lease on the token is told (the reply to its waiting ``WatchSessions``), and
