@@ -18,6 +18,7 @@ Imports run one way: the entry points at the top level -> ``market`` -> ``protoc
     formats       a data directory's format: the marker, older formats, their upgrades
     identity      whether a frontend's two databases belong to one market; clock offsets
     accounts      the customer database's accounts and sessions
+    leases        session leases: frontends answer session checks, the customer database revokes
     carts         the customer database's carts and saved carts, the cap
     purchases     the customer database's purchase state machine and histories
     votes         the customer side of votes: buyers' votes, sellers' thumbs
