@@ -3,8 +3,10 @@
 ``ReplyDropper`` forwards each request line to the server and its reply back, except
 that for an op named in ``drop`` it lets the server apply the request, then drops the
 reply and closes the client's connection: the client sees a lost reply, as when a
-network or a process fails after the server acted. Requests and replies are passed
-through as bytes; only the op name is read.
+network or a process fails after the server acted. With ``then_cut``, once those
+replies are lost every later request is too, unforwarded (the server unreachable),
+until ``reconnect``. Requests and replies are passed through as bytes; only the op
+name is read.
 """
 from __future__ import annotations
 
@@ -23,6 +25,8 @@ class ReplyDropper:
         self.lock = threading.Lock()
         self.to_drop: Counter[str] = Counter()  # op -> replies still to drop
         self.dropped: Counter[str] = Counter()  # op -> replies dropped so far
+        self.cut_after: set[str] = set()  # ops whose last drop cuts the proxy off
+        self.cut = False  # every request is lost, unforwarded
         proxy = self
 
         class Handler(socketserver.StreamRequestHandler):
@@ -38,10 +42,18 @@ class ReplyDropper:
     def addr(self) -> str:
         return "%s:%d" % self.address
 
-    def drop(self, op: str, times: int = 1) -> None:
-        """Lose the next ``times`` replies to ``op`` (after the server applied it)."""
+    def drop(self, op: str, times: int = 1, then_cut: bool = False) -> None:
+        """Lose the next ``times`` replies to ``op`` (after the server applied it); with
+        ``then_cut``, every request after the last of them too (without forwarding it)."""
         with self.lock:
             self.to_drop[op] += times
+            if then_cut:
+                self.cut_after.add(op)
+
+    def reconnect(self) -> None:
+        """Forward requests again after a cut."""
+        with self.lock:
+            self.cut = False
 
     def _take_drop(self, op: str) -> bool:
         with self.lock:
@@ -49,6 +61,9 @@ class ReplyDropper:
                 return False
             self.to_drop[op] -= 1
             self.dropped[op] += 1
+            if self.to_drop[op] == 0 and op in self.cut_after:
+                self.cut_after.discard(op)
+                self.cut = True
             return True
 
     def _serve(self, rfile, client: socket.socket) -> None:
@@ -56,6 +71,8 @@ class ReplyDropper:
             server.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             replies = server.makefile("rb")
             for line in rfile:
+                if self.cut:
+                    return
                 try:
                     op = json.loads(line).get("op")
                 except ValueError:
