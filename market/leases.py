@@ -148,10 +148,6 @@ class Leases:
                          if not w.watching and now - w.polled > HOLDER_FORGOTTEN]:
                 del self._holders[name]
 
-    def stats(self) -> dict[str, int]:
-        with self._changed:
-            return {"leased_sessions": len(self._leases), "lease_holders": len(self._holders)}
-
 
 class SessionCache:
     """A frontend's leased sessions: token -> user id, while the lease is in its first half.

@@ -104,8 +104,11 @@ def test_database_killed_under_load_then_back(database, unique, tmp_path):
             worker.join(10)
             assert not worker.is_alive()
 
+        # A session check may be answered from a lease (market.leases) for up to half a lease
+        # (0.5 s here) after the customer database went down; then nothing is answered.
+        leased_for = 0.5 if database == "customer_db" else 0.0
         for worker in workers:
-            outage = worker.codes(down, back)
+            outage = worker.codes(down + leased_for, back)
             assert len(outage) >= 5 and set(outage) == {"unavailable"}, (worker.op, outage)
             slowest = max(seconds for _, seconds, _ in worker.calls)
             assert slowest < 2.0, f"{worker.op} took {slowest:.2f} s"
