@@ -70,13 +70,15 @@ class BuyerFrontend(Frontend):
                 "category": CATEGORY, "keywords": Omittable(KEYWORDS, []),
                 "limit": SEARCH_LIMIT}),
             "GetItem": Op(self.get_item, {"item_id": ITEM_ID}),
-            "AddItemToCart": Op(self.add_to_cart, cart_line),
-            "RemoveItemFromCart": Op(self.cart_op(customer_api.REMOVE_FROM_CART), cart_line),
-            "SaveCart": Op(self.cart_op(customer_api.SAVE_CART)),
-            "ClearCart": Op(self.cart_op(customer_api.CLEAR_CART)),
-            "DisplayCart": Op(self.cart_op(customer_api.GET_CART)),
-            "MakePurchase": Op(self.make_purchase, CARD_FIELDS),
-            "ProvideFeedback": Op(self.provide_feedback, {"item_id": ITEM_ID, "vote": VOTE}),
+            "AddItemToCart": Op(self.add_to_cart, cart_line, keyed=True),
+            "RemoveItemFromCart": Op(self.cart_write(customer_api.REMOVE_FROM_CART), cart_line,
+                                     keyed=True),
+            "SaveCart": Op(self.cart_write(customer_api.SAVE_CART), keyed=True),
+            "ClearCart": Op(self.cart_write(customer_api.CLEAR_CART), keyed=True),
+            "DisplayCart": Op(self.display_cart),
+            "MakePurchase": Op(self.make_purchase, CARD_FIELDS, keyed=True),
+            "ProvideFeedback": Op(self.provide_feedback, {"item_id": ITEM_ID, "vote": VOTE},
+                                  keyed=True),
             "GetSellerRating": Op(self.seller_rating, {"seller_id": SELLER_ID}),
             "GetBuyerPurchases": Op(self.purchases, {"limit": PAGE_LIMIT, "after": CURSOR}),
         }
@@ -96,23 +98,44 @@ class BuyerFrontend(Frontend):
     # -- carts ----------------------------------------------------------------
 
     def add_to_cart(self, request: Request, item_id: int, quantity: int) -> dict:
-        """Three round trips: the item's units, the checked write, the cart's items.
+        """Three round trips: the item's units, the checked (keyed) write, the cart's items.
 
         The session is checked by the write, so an unknown item is ``not_found``
         even for a bad session (items are public through search anyway).
         """
         item = self.product.call(product_api.GET_ITEM, {"item_id": item_id})["item"]
+        args = {"item_id": item_id, "quantity": quantity}
         result = self.customer.call(customer_api.ADD_TO_CART, {
-            "item_id": item_id, "quantity": quantity, "available": item["quantity"]},
+            **args, "available": item["quantity"], **self.keyed(request, args)},
             request.session)
-        return {"cart": self.render_cart(result["cart"])}
+        return self.changed_cart(request, result["cart"])
 
-    def cart_op(self, db_op: InternalOp):
-        """A handler that runs ``db_op`` on the session's cart and shows the result."""
+    def cart_write(self, db_op: InternalOp):
+        """A handler that makes ``db_op``'s change to the session's cart (keyed) and shows
+        the cart."""
         def handler(request: Request, **args: object) -> dict:
-            result = self.customer.call(db_op, args, request.session)
-            return {"cart": self.render_cart(result["cart"])}
+            result = self.customer.call(db_op, {**args, **self.keyed(request, args)},
+                                        request.session)
+            return self.changed_cart(request, result["cart"])
         return handler
+
+    def display_cart(self, request: Request) -> dict:
+        return {"cart": self.render_cart(
+            self.customer.call(customer_api.GET_CART, {}, request.session)["cart"])}
+
+    def changed_cart(self, request: Request, lines: list[list[int]]) -> dict:
+        """The reply to a cart change that was made: the cart, or ``deadline_exceeded`` if
+        the product database cannot name its items now (never ``unavailable``: the change
+        stands, and a resend with the same key shows the cart without making it again)."""
+        try:
+            return {"cart": self.render_cart(lines)}
+        except ApiError:
+            again = ("resend it with the same idempotency_key to see the cart (the change "
+                     "will not be made again)" if request.idempotency_key
+                     else "DisplayCart shows it")
+            raise ApiError("deadline_exceeded", "The cart was changed, but it cannot be shown "
+                                                f"now (item details did not come); {again}.") \
+                from None
 
     def render_cart(self, lines: list[list[int]]) -> dict:
         """[[item_id, units], ...] -> the spec's cart, with current names and prices."""

@@ -23,6 +23,7 @@ from market.carts import EMPTY, Cart, Carts, added, removed
 from market.config import (DEFAULT_CUSTOMER_DB_PORT, DEFAULT_PURCHASE_TIMEOUT,
                            DEFAULT_SESSION_TIMEOUT)
 from market.database import Database, database_main, database_parser
+from market.idempotency import KeyedOutcomes
 from market.leases import Leases, lease_length
 from market.purchases import Purchases, PurchaseState, purchase_record
 from market.server import Request, env_default
@@ -37,7 +38,7 @@ class CustomerData:
     Not thread-safe: ``CustomerDB`` holds its lock around all of it.
     """
 
-    def __init__(self, session_timeout: float) -> None:
+    def __init__(self, session_timeout: float, outcomes: KeyedOutcomes) -> None:
         # Invariants across the pieces: every session names an existing account, and
         # every buyer session has a cart; a cart line is in its session's cart or in
         # one started purchase, never both; a committed purchase's lines have left
@@ -48,15 +49,29 @@ class CustomerData:
         self.carts = Carts()
         self.purchases = Purchases()
         self.votes = Votes()
+        # The database's first outcomes of keyed writes: the appliers of keyed records
+        # (account, cart, save) keep theirs. A cart change keeps no result: a resend is
+        # answered with the session's cart as it is then (so a key costs no cart copy).
+        self.outcomes = outcomes
         self.appliers: dict[str, Callable[[dict], None]] = {
-            "account": lambda r: self.accounts.add(Role(r["role"]), r),
-            "login": self._login, "logout": self._logout,
-            "cart": lambda r: self.carts.set(r["token"], Cart(r["cart"])),
-            "save": lambda r: self.carts.save(r["token"]),
+            "account": self._account_created, "login": self._login, "logout": self._logout,
+            "cart": self._cart_changed, "save": self._cart_saved,
             "purchase_started": self._started, "purchase_committed": self._committed,
             "purchases_cancelled": self._cancelled, "vote_recorded": self._vote_recorded,
             "vote_revoked": lambda r: self.votes.revoke(r["buyer_id"], r["item_id"]),
         }
+
+    def _account_created(self, r: dict) -> None:
+        self.accounts.add(Role(r["role"]), r)
+        self.outcomes.keep(r, {"user_id": r["user_id"]})
+
+    def _cart_changed(self, r: dict) -> None:
+        self.carts.set(r["token"], Cart(r["cart"]))
+        self.outcomes.keep(r, {})
+
+    def _cart_saved(self, r: dict) -> None:
+        self.carts.save(r["token"])
+        self.outcomes.keep(r, {})
 
     def _login(self, r: dict) -> None:
         self.sessions.begin(r["token"], Role(r["role"]), r["user_id"], time.monotonic())
@@ -107,7 +122,7 @@ class CustomerDB(Database):
         super().__init__()
         self.purchase_timeout = purchase_timeout
         # self._lock guards self.data and its pieces (named here for short).
-        self.data = CustomerData(session_timeout)
+        self.data = CustomerData(session_timeout, self.outcomes)
         self.accounts, self.sessions, self.carts = (self.data.accounts, self.data.sessions,
                                                     self.data.carts)
         self.purchases, self.votes = self.data.purchases, self.data.votes
@@ -132,8 +147,9 @@ class CustomerDB(Database):
         threading.Thread(target=self._sweep, name="sweeper", daemon=True).start()
 
     def _sweep(self) -> None:
-        """Forever: end idle sessions and cancel purchases left unfinished (each sweep on
-        disk before the next, so an expired session stays expired after a crash)."""
+        """Forever: end idle sessions, cancel purchases left unfinished (each sweep on
+        disk before the next, so an expired session stays expired after a crash), and
+        forget the outcomes of keys past their time."""
         interval = min(1.0, self.sessions.timeout / 4)
         while True:
             time.sleep(interval)
@@ -145,6 +161,7 @@ class CustomerDB(Database):
                 stale = self.purchases.stale(now, self.purchase_timeout)
                 if stale:
                     self.change({"kind": "purchases_cancelled", "purchase_ids": stale})
+                self.outcomes.forget_expired()
             self.leases.revoke(idle)
             self.leases.prune()
             self.wait_for_journal()
@@ -160,20 +177,17 @@ class CustomerDB(Database):
         self.sessions.touch(session, now)
         return session.user_id
 
-    def _cart(self, request: Request) -> Cart:
-        """The cart of the buyer session behind the request. Hold the lock."""
-        self._session(request, Role.BUYER)
-        return self.carts.of(request.session)
-
     # -- accounts -------------------------------------------------------------
 
     def create_account(self, request: Request, role: str, username: str, salt: bytes,
-                       hash: bytes, cost: int) -> dict:
-        with self.writing(request):
+                       hash: bytes, cost: int, key: str, fingerprint: str) -> dict:
+        """Create the account once per ``key`` (scoped to the role and name)."""
+        def write(keyed: dict) -> None:
             user_id = self.accounts.new_id(Role(role), username)
             self.change({"kind": "account", "role": role, "user_id": user_id, "name": username,
-                         "salt": salt.hex(), "hash": hash.hex(), "cost": cost})
-        return {"user_id": user_id}
+                         "salt": salt.hex(), "hash": hash.hex(), "cost": cost, "keyed": keyed})
+        with self._lock:
+            return self.keyed_write(request, f"{role}-name:{username}", key, fingerprint, write)
 
     def get_salt(self, request: Request, role: str, username: str) -> dict:
         return self.accounts.salt(Role(role), username)
@@ -236,30 +250,42 @@ class CustomerDB(Database):
 
     def get_cart(self, request: Request) -> dict:
         with self._lock:
-            return {"cart": self._cart(request).lines()}
+            self._session(request, Role.BUYER)
+            return {"cart": self.carts.of(request.session).lines()}
 
-    def add_to_cart(self, request: Request, item_id: int, quantity: int, available: int) -> dict:
-        return self._change_cart(request, lambda cart: added(
+    def add_to_cart(self, request: Request, item_id: int, quantity: int, available: int,
+                    key: str, fingerprint: str) -> dict:
+        return self._change_cart(request, key, fingerprint, lambda cart: added(
             cart, item_id, quantity, available, self.purchases.held_items(request.session)))
 
-    def remove_from_cart(self, request: Request, item_id: int, quantity: int) -> dict:
-        return self._change_cart(request, lambda cart: removed(cart, item_id, quantity))
+    def remove_from_cart(self, request: Request, item_id: int, quantity: int, key: str,
+                         fingerprint: str) -> dict:
+        return self._change_cart(request, key, fingerprint,
+                                 lambda cart: removed(cart, item_id, quantity))
 
-    def clear_cart(self, request: Request) -> dict:
-        return self._change_cart(request, lambda cart: EMPTY)
+    def clear_cart(self, request: Request, key: str, fingerprint: str) -> dict:
+        return self._change_cart(request, key, fingerprint, lambda cart: EMPTY)
 
-    def _change_cart(self, request: Request, change: Callable[[Cart], Cart]) -> dict:
-        """Replace the session's cart with ``change(cart)`` (which may refuse)."""
-        with self.writing(request):
-            lines = change(self._cart(request)).lines()
-            self.change({"kind": "cart", "token": request.session, "cart": lines})
-        return {"cart": lines}
+    def _change_cart(self, request: Request, key: str, print_: str,
+                     change: Callable[[Cart], Cart]) -> dict:
+        return self._cart_write(request, key, print_, lambda: {
+            "kind": "cart", "token": request.session,
+            "cart": change(self.carts.of(request.session)).lines()})
 
-    def save_cart(self, request: Request) -> dict:
-        with self.writing(request):
-            cart = self._cart(request)
-            self.change({"kind": "save", "token": request.session})
-            return {"cart": cart.lines()}
+    def save_cart(self, request: Request, key: str, fingerprint: str) -> dict:
+        return self._cart_write(request, key, fingerprint,
+                                lambda: {"kind": "save", "token": request.session})
+
+    def _cart_write(self, request: Request, key: str, print_: str,
+                    record: Callable[[], dict]) -> dict:
+        """Make the change ``record()`` says (it may refuse), once per ``key`` of the buyer;
+        the reply is the session's cart after it (for a resend: as it is now)."""
+        def write(keyed: dict) -> None:
+            self.change({**record(), "keyed": keyed})
+        with self._lock:
+            buyer_id = self._session(request, Role.BUYER)
+            self.keyed_write(request, f"buyer:{buyer_id}", key, print_, write)
+            return {"cart": self.carts.of(request.session).lines()}
 
     # -- purchases ------------------------------------------------------------
 

@@ -3,9 +3,10 @@
 Internal ops (``market.product_api``), spoken only by the frontends, over three
 aggregates: the ``Catalog`` of items (``market.catalog``), the ``Reservations``
 of purchases (``market.reservations``) and the ``ItemVotes`` (``market.item_votes``).
-Writes a frontend may have to undo (``ReserveUnits``, ``RecordVote``) carry a
-key, so their undo (``SettleReservations``, ``RevokeVote``) is idempotent and a
-late original after its undo changes nothing.
+A seller's writes are keyed (``Database.keyed_write``): each key is applied once
+per seller and a resend gets the first reply. Writes a frontend may have to undo
+(``ReserveUnits``, ``RecordVote``) carry a key, so their undo (``SettleReservations``,
+``RevokeVote``) is idempotent and a late original after its undo changes nothing.
 
 Every change is one intent record passed to ``Database.change``, applied by the
 method ``self.appliers`` names for its kind, live and on replay alike.
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any
+from typing import Any, Callable
 
 from market import product_api as api
 from market.catalog import Catalog, Item, item_result, items_result
@@ -62,8 +63,7 @@ class ProductDB(Database):
         })
 
     def start(self) -> None:
-        threading.Thread(target=self._forget_old_reservations, name="reservation-sweeper",
-                         daemon=True).start()
+        threading.Thread(target=self._forget_old, name="sweeper", daemon=True).start()
 
     def data_stats(self) -> dict:
         """How much data this database holds."""
@@ -73,28 +73,39 @@ class ProductDB(Database):
 
     # -- a seller's items -------------------------------------------------------
 
-    def register_item(self, request: Request, **item: Any) -> dict:
-        with self.writing(request):
+    def register_item(self, request: Request, key: str, fingerprint: str,
+                      **item: Any) -> RawResult:
+        def write(keyed: dict) -> None:
             item_id = self._catalog.next_id
-            self.change({"kind": "item_registered", "item_id": item_id, **item})
-            return {"item_id": item_id}
+            self.change({"kind": "item_registered", "item_id": item_id, **item, "keyed": keyed})
+        return self._seller_write(request, item["seller_id"], key, fingerprint, write)
 
-    def change_price(self, request: Request, seller_id: int, item_id: int,
-                     price: int) -> RawResult:
-        with self.writing(request):
-            item = self._catalog.get(item_id, seller_id)
-            self.change({"kind": "price_changed", "item_id": item_id, "price": price})
-            return item_result(item)
+    def change_price(self, request: Request, seller_id: int, item_id: int, price: int,
+                     key: str, fingerprint: str) -> RawResult:
+        def write(keyed: dict) -> None:
+            self._catalog.get(item_id, seller_id)
+            self.change({"kind": "price_changed", "item_id": item_id, "price": price,
+                         "keyed": keyed})
+        return self._seller_write(request, seller_id, key, fingerprint, write)
 
-    def remove_units(self, request: Request, seller_id: int, item_id: int,
-                     quantity: int) -> RawResult:
-        with self.writing(request):
+    def remove_units(self, request: Request, seller_id: int, item_id: int, quantity: int,
+                     key: str, fingerprint: str) -> RawResult:
+        def write(keyed: dict) -> None:
             item = self._catalog.get(item_id, seller_id)
             if quantity > item.quantity:
                 raise ApiError("conflict", f"Item {item_id} has only {item.quantity} units; "
                                            f"cannot remove {quantity}.")
-            self.change({"kind": "units_removed", "item_id": item_id, "quantity": quantity})
-            return item_result(item)
+            self.change({"kind": "units_removed", "item_id": item_id, "quantity": quantity,
+                         "keyed": keyed})
+        return self._seller_write(request, seller_id, key, fingerprint, write)
+
+    def _seller_write(self, request: Request, seller_id: int, key: str, print_: str,
+                      write: Callable[[dict], None]) -> RawResult:
+        """``write`` once per ``key`` of the seller: the reply is the first outcome, kept
+        as JSON text by the record's applier."""
+        with self._lock:
+            return RawResult(self.keyed_write(request, f"seller:{seller_id}", key, print_,
+                                              write).encode())
 
     def seller_items(self, request: Request, seller_id: int, limit: int,
                      after: str | None) -> RawResult:
@@ -166,11 +177,13 @@ class ProductDB(Database):
                 self.change({"kind": "reservations_settled", "sold": sold, "released": released})
         return {}
 
-    def _forget_old_reservations(self) -> None:
+    def _forget_old(self) -> None:
+        """Forever: forget settled reservations and the outcomes of keys past their time."""
         while True:
             time.sleep(RESERVATION_TTL / 10)
             with self._lock:
                 self._reservations.forget_settled(RESERVATION_TTL)
+                self.outcomes.forget_expired()
 
     # -- votes ----------------------------------------------------------------------
 
@@ -199,12 +212,20 @@ class ProductDB(Database):
     def _apply_item_registered(self, r: dict) -> None:
         self._catalog.add(Item(r["item_id"], r["name"], r["category"], r["keywords"],
                                r["condition"], r["price"], r["quantity"], r["seller_id"]))
+        self.outcomes.keep(r, encode_value({"item_id": r["item_id"]}).decode())
 
     def _apply_price_changed(self, r: dict) -> None:
         self._catalog[r["item_id"]].price = r["price"]
+        self._keep_item(r)
 
     def _apply_units_removed(self, r: dict) -> None:
         self._catalog[r["item_id"]].quantity -= r["quantity"]
+        self._keep_item(r)
+
+    def _keep_item(self, r: dict) -> None:
+        """A keyed change's outcome: the item as it is after the change (reply JSON text)."""
+        if "keyed" in r:
+            self.outcomes.keep(r, item_result(self._catalog[r["item_id"]]).json.decode())
 
     def _apply_units_reserved(self, r: dict) -> None:
         self._reservations.hold(r["purchase_id"], [

@@ -1,4 +1,8 @@
-"""Seller frontend (default port 8001): stateless, every request goes to the databases."""
+"""Seller frontend (default port 8001): stateless, every request goes to the databases.
+
+Each write is keyed (``Frontend.keyed``): the product database applies it once per
+key and seller, so a resend, here or at another seller frontend, gets the first reply.
+"""
 from __future__ import annotations
 
 from market import product_api
@@ -19,10 +23,11 @@ class SellerFrontend(Frontend):
             "GetSellerRating": Op(self.get_seller_rating),
             "RegisterItemForSale": Op(self.register_item, {
                 "name": ITEM_NAME, "category": CATEGORY, "keywords": KEYWORDS,
-                "condition": CONDITION, "price": PRICE, "quantity": QUANTITY}),
-            "ChangeItemPrice": Op(self.change_price, {"item_id": ITEM_ID, "price": PRICE}),
+                "condition": CONDITION, "price": PRICE, "quantity": QUANTITY}, keyed=True),
+            "ChangeItemPrice": Op(self.change_price, {"item_id": ITEM_ID, "price": PRICE},
+                                  keyed=True),
             "UpdateUnitsForSale": Op(self.remove_units, {"item_id": ITEM_ID,
-                                                         "quantity": QUANTITY}),
+                                                         "quantity": QUANTITY}, keyed=True),
             "DisplayItemsForSale": Op(self.display_items, {"limit": PAGE_LIMIT, "after": CURSOR}),
         }
 
@@ -30,16 +35,18 @@ class SellerFrontend(Frontend):
         return self.seller_rating(request, None)
 
     def register_item(self, request: Request, **item: object) -> RawResult:
-        return self.product.call_raw(product_api.REGISTER_ITEM,
-                                     {"seller_id": self.user_id(request), **item})
+        return self.product.call_raw(product_api.REGISTER_ITEM, {
+            "seller_id": self.user_id(request), **item, **self.keyed(request, item)})
 
     def change_price(self, request: Request, item_id: int, price: int) -> RawResult:
+        args = {"item_id": item_id, "price": price}
         return self.product.call_raw(product_api.CHANGE_PRICE, {
-            "seller_id": self.user_id(request), "item_id": item_id, "price": price})
+            "seller_id": self.user_id(request), **args, **self.keyed(request, args)})
 
     def remove_units(self, request: Request, item_id: int, quantity: int) -> RawResult:
+        args = {"item_id": item_id, "quantity": quantity}
         return self.product.call_raw(product_api.REMOVE_UNITS, {
-            "seller_id": self.user_id(request), "item_id": item_id, "quantity": quantity})
+            "seller_id": self.user_id(request), **args, **self.keyed(request, args)})
 
     def display_items(self, request: Request, limit: int, after: str | None) -> RawResult:
         return self.product.call_raw(product_api.SELLER_ITEMS, {

@@ -174,7 +174,12 @@ class Client:
         """Send the request line ``payload()`` makes and return the reply line; a read or
         a keyed write whose reply is lost is sent once more (see the class doc)."""
         for attempt in (1, 2):
-            conn = self._checkout()
+            try:
+                conn = self._checkout()
+            except ApiError:
+                if attempt == 1 or read:
+                    raise
+                raise self._no_answer(read) from None  # the first send may have been applied
             try:
                 line = conn.exchange(payload())
             except ApiError as exc:  # too_large: a bug, since every reply is bounded
@@ -187,15 +192,17 @@ class Client:
                 if (read or keyed) and attempt == 1:
                     continue
                 log.warning("%s did not answer: %s", self._name(), exc)
-                if read:
-                    raise NoAnswer("unavailable", f"{self.peer} did not answer in time; "
-                                                  "nothing was changed; try again.") from None
-                raise NoAnswer("deadline_exceeded", f"{self.peer} did not answer in time; the "
-                                                    "change may or may not have been made.") \
-                    from None
+                raise self._no_answer(read) from None
             self._checkin(conn)
             return line
         raise AssertionError("unreachable")
+
+    def _no_answer(self, read: bool) -> NoAnswer:
+        if read:
+            return NoAnswer("unavailable", f"{self.peer} did not answer in time; "
+                                           "nothing was changed; try again.")
+        return NoAnswer("deadline_exceeded", f"{self.peer} did not answer in time; the "
+                                             "change may or may not have been made.")
 
     exact = False  # decode fractions as Decimal (True) or float
     peer = "The marketplace's storage"  # what the messages below call the server

@@ -6,6 +6,11 @@ form, in dollars, encoded once by the database so the frontends pass them on
 unparsed). A cart travels as ``[[item_id, units], ...]``; the frontend adds
 item details.
 
+Writes declared ``keyed`` take ``key`` and ``fingerprint`` (``KEYED_ARGS``): the
+database applies each key once per account (per role and name for
+``CreateAccount``) and answers a resend with the first outcome (a cart change's
+reply is the session's cart as it is then).
+
 Replies:
   CreateAccount          {"user_id"}
   GetSalt                {"salt", "cost"} (cost null for an unknown name)
@@ -27,6 +32,7 @@ from __future__ import annotations
 from market.dbapi import InternalOp
 from market.fields import (HASH_COST, ITEM_ID, ITEM_NAME, PASSWORD_HASH, PRICE_CENTS,
                            PURCHASE_ID, QUANTITY, ROLE, SALT, SELLER_ID, UNDO_KEY, USERNAME, VOTE)
+from market.idempotency import KEYED_ARGS
 from market.paging import CURSOR, PAGE_LIMIT
 from protocol import Int, ListOf, Omittable, Record, Str
 
@@ -40,7 +46,8 @@ HOLDER = Str(16, 16)  # a frontend's lease holder id (``market.leases``)
 # -- accounts and sessions ----------------------------------------------------------
 
 CREATE_ACCOUNT = InternalOp("CreateAccount", {**ACCOUNT, "salt": SALT, "hash": PASSWORD_HASH,
-                                              "cost": HASH_COST}, needs_session=False)
+                                              "cost": HASH_COST, **KEYED_ARGS},
+                            needs_session=False, keyed=True)
 GET_SALT = InternalOp("GetSalt", ACCOUNT, needs_session=False, read=True)
 LOGIN = InternalOp("Login", {**ACCOUNT, "hash": PASSWORD_HASH}, needs_session=False)
 LOGOUT = InternalOp("Logout", {"role": ROLE})
@@ -60,10 +67,11 @@ GET_SELLER_RATING = InternalOp("GetSellerRating", {"role": ROLE,
 
 GET_CART = InternalOp("GetCart", read=True)
 # ``available``: the item's units for sale now, as the frontend just read them.
-ADD_TO_CART = InternalOp("AddToCart", {**CART_LINE, "available": Int(0)})
-REMOVE_FROM_CART = InternalOp("RemoveFromCart", CART_LINE)
-SAVE_CART = InternalOp("SaveCart")
-CLEAR_CART = InternalOp("ClearCart")
+ADD_TO_CART = InternalOp("AddToCart", {**CART_LINE, "available": Int(0), **KEYED_ARGS},
+                         keyed=True)
+REMOVE_FROM_CART = InternalOp("RemoveFromCart", {**CART_LINE, **KEYED_ARGS}, keyed=True)
+SAVE_CART = InternalOp("SaveCart", KEYED_ARGS, keyed=True)
+CLEAR_CART = InternalOp("ClearCart", KEYED_ARGS, keyed=True)
 
 # -- purchases: started, then committed or cancelled ------------------------------------
 

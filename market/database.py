@@ -6,6 +6,8 @@ refusing a request whose deadline has passed), ``record``/``apply``/``dump``/
 ``Authenticate``, and the market identity: ``Hello`` tells it (and this
 database's clock, and whether it holds any data), ``ClaimMarket`` sets it once;
 the frontends check that their two databases share one (``market.identity``).
+``keyed_write`` applies a write at most once per idempotency key and answers a
+resend with its first outcome (``outcomes``, journaled with the change it keys).
 ``Recent`` is the bounded bookkeeping both databases use for ids they must
 remember for a while. ``database_main`` starts one.
 """
@@ -26,6 +28,7 @@ from market import formats
 from market.client import auth_proof
 from market.dbapi import CLAIM_MARKET, InternalOp
 from market.fields import SECRET_PROOF
+from market.idempotency import KeyedOutcomes
 from market.journal import Journal, JournalError, read_saved
 from market.server import (ENVELOPE_FIELDS, Op, Peer, Request, Service, configure_logging,
                            env_default, exit_at_start, is_loopback, read_secret, serve,
@@ -33,6 +36,10 @@ from market.server import (ENVELOPE_FIELDS, Op, Peer, Request, Service, configur
 from protocol import ApiError
 
 log = logging.getLogger("market.database")
+
+# Errors that are a keyed write's verdict, so a resend with its key gets them again
+# (``unavailable`` and ``invalid_session`` are not: they say nothing about the write).
+FINAL_ERRORS = frozenset({"bad_request", "not_found", "forbidden", "conflict"})
 
 
 class Recent:
@@ -108,12 +115,17 @@ class Database(Service):
         self.market: str | None = None
         self.empty = True
         self.clock_offset = 0.0  # seconds this database's clock is shifted (tests only)
+        # Under self._lock: the first outcome of each keyed write, by (scope, key).
+        self.outcomes = KeyedOutcomes()
+        self.keyed_ops: set[str] = set()  # names of the internal ops declared keyed
         self.serve({CLAIM_MARKET: self.claim_market})
 
     def serve(self, table: dict[InternalOp, Callable[..., Any]]) -> None:
         """Add internal ops to the op table: each declaration with its handler."""
         for api, handler in table.items():
             self.ops[api.name] = Op(handler, api.schema, api.needs_session)
+            if api.keyed:
+                self.keyed_ops.add(api.name)
 
     def stats(self, request: Request) -> dict:
         """``Stats`` adds the data held (``data_stats``) and, with a data directory, the
@@ -163,7 +175,8 @@ class Database(Service):
             if type(deadline) not in (int, Decimal) or not 0 <= deadline < 2 ** 40:
                 raise ApiError("bad_request", "'deadline' must be a time in seconds since 1970.")
             request.deadline = float(deadline) - self.clock_offset  # in this host's clock
-            request.check_deadline()
+            if request.op not in self.keyed_ops:  # those check it once their key is looked up
+                request.check_deadline()
 
     @contextlib.contextmanager
     def writing(self, request: Request) -> Iterator[None]:
@@ -171,6 +184,33 @@ class Database(Service):
         with self._lock:
             request.check_deadline()
             yield
+
+    def keyed_write(self, request: Request, scope: str, key: str, print_: str,
+                    write: Callable[[dict], None]) -> Any:
+        """Apply a keyed write at most once and return its outcome (hold ``self._lock``).
+
+        A key already used in ``scope`` gets its first outcome again (even past the
+        request's deadline: the write was made, and a resend must learn it), or
+        ``conflict`` if it was used for another request (``print_``). Otherwise the
+        deadline is checked and ``write(keyed)`` makes the change with ``keyed`` in its
+        record; the record's applier keeps the outcome (``KeyedOutcomes.keep``), so it
+        is journaled with the change and is the reply, live and to any resend. A final
+        error of ``write`` is remembered too, in memory only (after a restart a resend
+        tries again).
+        """
+        entry = self.outcomes.find(scope, key, print_)
+        if entry is None:
+            request.check_deadline()
+            try:
+                write({"scope": scope, "key": key, "fingerprint": print_,
+                       "at": round(time.time(), 3)})
+            except ApiError as error:
+                if error.code in FINAL_ERRORS:
+                    self.outcomes.remember(scope, key, print_, time.time(),
+                                           error=(error.code, error.message))
+                raise
+            entry = self.outcomes.find(scope, key, print_)
+        return entry.replay()
 
     def open_data_dir(self, directory: str) -> None:
         """Load the state saved in ``directory`` and journal every change from now on.
@@ -196,6 +236,7 @@ class Database(Service):
                 self.market, self.empty = state.get("market"), False
                 try:
                     self.restore(state)
+                    self.outcomes.restore(state.get("outcomes", []))
                 except damaged as exc:
                     raise JournalError(f"{snapshot_path}: cannot restore it "
                                        f"({type(exc).__name__}: {exc})") from None
@@ -230,7 +271,8 @@ class Database(Service):
             self._journal.snapshot(self._snapshot_state())
 
     def _snapshot_state(self) -> dict:
-        return {**self.dump(), "market": self.market}
+        return {**self.dump(), "market": self.market,
+                "outcomes": self.outcomes.dump()}
 
     def dispatch(self, message: dict, peer: Peer | None = None) -> Any:
         try:

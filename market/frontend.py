@@ -1,7 +1,8 @@
 """The base of both frontends: stateless, every request goes to the databases.
 
-``Frontend`` holds the account ops (``CreateAccount``, ``Login``, ``Logout``)
-and the session check both roles share; ``PasswordHasher`` is where
+``Frontend`` holds the account ops (``CreateAccount``, ``Login``, ``Logout``),
+the session check both roles share and ``keyed``, the key and fingerprint every
+write to a database carries; ``PasswordHasher`` is where
 passwords are hashed (queued, one hash per core); ``frontend_main`` parses
 the flags and starts one.
 """
@@ -23,6 +24,7 @@ from market.config import (DEFAULT_CUSTOMER_DB_PORT, DEFAULT_DB_POOL, DEFAULT_DB
                            DEFAULT_HASH_COST, DEFAULT_HOST, DEFAULT_PRODUCT_DB_PORT,
                            HASH_COST_MAX, HASH_COST_MIN)
 from market.fields import CREDENTIALS
+from market.idempotency import fingerprint, fresh_key, step_key
 from market.identity import MarketCheck
 from market.leases import SessionCache
 from market.server import (ENVELOPE_FIELDS, Op, Request, Service, configure_logging,
@@ -99,7 +101,8 @@ class Frontend(Service):
         self.hasher = hasher or PasswordHasher()
         self.sessions = SessionCache()  # leased sessions, while start_watching's thread runs
         self.ops.update({
-            "CreateAccount": Op(self.create_account, CREDENTIALS, needs_session=False),
+            "CreateAccount": Op(self.create_account, CREDENTIALS, needs_session=False,
+                                keyed=True),
             "Login": Op(self.login, CREDENTIALS, needs_session=False),
             "Logout": Op(self.logout),
             **self.role_ops(),
@@ -138,12 +141,28 @@ class Frontend(Service):
     def configure(self, args: argparse.Namespace) -> None:
         """Take this frontend's own flags."""
 
+    @staticmethod
+    def keyed(request: Request, args: dict) -> dict:
+        """The ``key`` and ``fingerprint`` args of the database write behind a public write:
+        the client's idempotency_key (else a fresh one), and what the public op asked."""
+        return {"key": request.idempotency_key or fresh_key(),
+                "fingerprint": fingerprint(request.op, args)}
+
     def create_account(self, request: Request, username: str, password: str) -> dict:
-        salt = secrets.token_bytes(16)
+        """Hash the password, let the database store the account once per key.
+
+        With the client's key the salt is derived from it, so a resend with the same
+        password makes the same hash (the fingerprint covers the hash, never the
+        password); another password is another request: ``conflict``.
+        """
+        key = request.idempotency_key
+        salt = (bytes.fromhex(step_key(key, f"salt/{self.role}/{username}")) if key
+                else secrets.token_bytes(16))
         digest = self.hasher.hash(password, salt)
         result = self.customer.call(customer_api.CREATE_ACCOUNT, {
             "role": self.role, "username": username, "salt": salt.hex(),
-            "hash": digest.hex(), "cost": self.hasher.cost})
+            "hash": digest.hex(), "cost": self.hasher.cost,
+            **self.keyed(request, {"username": username, "hash": digest.hex()})})
         return {f"{self.role}_id": result["user_id"]}
 
     def login(self, request: Request, username: str, password: str) -> dict:

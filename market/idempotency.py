@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from market.config import KEY_TTL
-from protocol import ApiError, Validator
+from protocol import ApiError, Str, Validator
 
 _KEY_PATTERN = re.compile(r"[A-Za-z0-9_-]{16,64}")
 
@@ -38,6 +38,9 @@ class IdempotencyKey(Validator):
 
 
 IDEMPOTENCY_KEY = IdempotencyKey()
+FINGERPRINT = Str(32, 32, no_space=True)  # what ``fingerprint`` returns
+# The args of an internal write declared ``keyed``: its key and the public request's fingerprint.
+KEYED_ARGS = {"key": IDEMPOTENCY_KEY, "fingerprint": FINGERPRINT}
 
 
 def fresh_key() -> str:
@@ -109,6 +112,15 @@ class KeyedOutcomes:
         if error is not None:
             entry.error = error
         return entry
+
+    def keep(self, record: dict, result: Any) -> None:
+        """Remember ``result`` (JSON) as the outcome of the keyed write that journal
+        ``record`` made, if it is one (its ``"keyed"``: scope, key, fingerprint, at):
+        called by the record's applier, live and on replay; older records have none."""
+        keyed = record.get("keyed")
+        if keyed is not None:
+            self.remember(keyed["scope"], keyed["key"], keyed["fingerprint"], keyed["at"],
+                          result)
 
     def forget_expired(self, now: float | None = None) -> int:
         """Drop entries older than the TTL; returns how many."""

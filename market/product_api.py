@@ -8,6 +8,10 @@ form (price in dollars), encoded once per change by the database so that the
 frontends pass them on to clients unparsed. A frontend never computes with those
 prices; what it computes with (a cart's lines, ``GetItems``) comes in cents.
 
+A seller's writes are declared ``keyed``: they take ``key`` and ``fingerprint``
+(``KEYED_ARGS``), and the database applies each key once per seller and answers
+a resend with the first outcome.
+
 Replies:
   RegisterItem        {"item_id"}
   ChangePrice, RemoveUnits, GetItem   {"item": public item}
@@ -25,6 +29,7 @@ from market.dbapi import InternalOp
 from market.fields import (CATEGORY, CONDITION, ITEM_ID, ITEM_NAME, KEYWORDS,
                            PRICE_CENTS, PURCHASE_ID, QUANTITY, SEARCH_LIMIT, SELLER_ID, UNDO_KEY,
                            VOTE)
+from market.idempotency import KEYED_ARGS
 from market.paging import CURSOR, PAGE_LIMIT
 from protocol import Int, ListOf, Record
 
@@ -35,12 +40,15 @@ VOTE_ARGS = {"item_id": ITEM_ID, "vote": VOTE, "key": UNDO_KEY}
 
 REGISTER_ITEM = InternalOp("RegisterItem", {
     "seller_id": SELLER_ID, "name": ITEM_NAME, "category": CATEGORY, "keywords": KEYWORDS,
-    "condition": CONDITION, "price": PRICE_CENTS, "quantity": QUANTITY}, needs_session=False)
+    "condition": CONDITION, "price": PRICE_CENTS, "quantity": QUANTITY, **KEYED_ARGS},
+    needs_session=False, keyed=True)
 CHANGE_PRICE = InternalOp("ChangePrice", {
-    "seller_id": SELLER_ID, "item_id": ITEM_ID, "price": PRICE_CENTS}, needs_session=False)
+    "seller_id": SELLER_ID, "item_id": ITEM_ID, "price": PRICE_CENTS, **KEYED_ARGS},
+    needs_session=False, keyed=True)
 # The public UpdateUnitsForSale: takes units off sale.
 REMOVE_UNITS = InternalOp("RemoveUnits", {
-    "seller_id": SELLER_ID, "item_id": ITEM_ID, "quantity": QUANTITY}, needs_session=False)
+    "seller_id": SELLER_ID, "item_id": ITEM_ID, "quantity": QUANTITY, **KEYED_ARGS},
+    needs_session=False, keyed=True)
 SELLER_ITEMS = InternalOp("SellerItems", {
     "seller_id": SELLER_ID, "limit": PAGE_LIMIT, "after": CURSOR},
     needs_session=False, read=True)

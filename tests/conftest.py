@@ -15,6 +15,7 @@ sys.path.insert(0, str(ROOT))
 
 from market.client import Client  # noqa: E402
 from market.config import SAMPLE_CARD as CARD  # noqa: E402,F401  (passes every check)
+from market.idempotency import fresh_key  # noqa: E402
 from market.launch import ServiceProcess  # noqa: E402
 from market.paging import page_args  # noqa: E402
 from protocol import ApiError  # noqa: E402
@@ -141,6 +142,12 @@ _counter = iter(range(1, 10 ** 9))
 def unique():
     """A function returning a fresh name with a prefix: unique('alice') -> 'alice7'."""
     return lambda prefix="user": f"{prefix}{next(_counter)}_{os.getpid() % 1000}"
+
+
+def keyed() -> dict:
+    """The ``key`` and ``fingerprint`` args of a keyed internal write, as a frontend sends
+    them (a fresh key each call)."""
+    return {"key": fresh_key(), "fingerprint": "0" * 32}
 
 
 def wait_until(predicate, timeout: float = 5.0, interval: float = 0.05) -> bool:

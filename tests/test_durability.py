@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import CARD, ROOT, Api, Market, ServiceProcess, every_page
+from conftest import CARD, ROOT, Api, Market, ServiceProcess, every_page, keyed
 from market.client import Client
 from market.frontend import scrypt
 from protocol import ApiError
@@ -114,7 +114,7 @@ def test_snapshot_and_journal_replay_agree(tmp_path):
     for n in range(1, 181):
         db.dispatch({"op": "RegisterItem", "args": {
             "seller_id": 1 + n % 3, "name": f"i{n}", "category": n % 4, "keywords": ["k"],
-            "condition": "new", "price": n, "quantity": 5}})
+            "condition": "new", "price": n, "quantity": 5, **keyed()}})
         db.dispatch({"op": "ReserveUnits", "args": {"purchase_id": f"p{n}",
                                                     "lines": [{"item_id": n, "quantity": 2}]}})
         if n % 2:
@@ -138,7 +138,7 @@ def new_account(username: str, password: str, role: str = "buyer") -> dict:
     """CreateAccount args as a frontend sends them: the password hashed (scrypt, cost 10)."""
     salt = os.urandom(16)
     return {"role": role, "username": username, "salt": salt.hex(),
-            "hash": scrypt(password, salt, 10).hex(), "cost": 10}
+            "hash": scrypt(password, salt, 10).hex(), "cost": 10, **keyed()}
 
 
 def login_args(client: Client, username: str, password: str, role: str = "buyer") -> dict:

@@ -25,9 +25,10 @@ import pytest
 from buyer_server import BuyerFrontend
 from customer_db import CustomerDB
 from product_db import ProductDB
-from conftest import start_market
+from conftest import keyed, start_market
 from market.client import Client
 from market.frontend import scrypt
+from market.idempotency import IdempotencyKey
 from market.paging import CURSOR
 from protocol import (MAX_LINE, ApiError, Hex, Int, Keywords, ListOf, Omittable, OneOf, Price,
                       Record, Str, decode, validate)
@@ -83,6 +84,8 @@ def valid_value(check):
     """A value that passes ``check`` (the validators of protocol.py)."""
     if isinstance(check, Omittable):
         return valid_value(check.inner)
+    if isinstance(check, IdempotencyKey):
+        return "k" * 16
     if isinstance(check, Hex):  # hex text of bytes, as the frontends send
         return "ab" * check.size
     if isinstance(check, Str):
@@ -262,7 +265,7 @@ class World:
         self.probes += 1
         salt = os.urandom(16)
         credentials = {"salt": salt.hex(), "hash": scrypt("pw", salt, 10).hex(), "cost": 10}
-        return [self.customer.call("CreateAccount", {"role": role, **credentials,
+        return [self.customer.call("CreateAccount", {"role": role, **credentials, **keyed(),
                                                      "username": f"probe{self.probes}{role}"}
                                    )["user_id"] - self.probes for role in ("buyer", "seller")]
 

@@ -16,7 +16,7 @@ import pytest
 import customer_db
 from market.accounts import Role
 from buyer_server import BuyerFrontend
-from conftest import ROOT, Market, ServiceProcess, wait_until
+from conftest import ROOT, Market, ServiceProcess, keyed, wait_until
 from market.dbapi import InternalOp
 from market.server import Op, Service
 from protocol import ApiError
@@ -335,7 +335,8 @@ def test_a_client_that_never_reads_is_dropped():
         item_ids = []
         for n in range(100):  # so that each short Search gets a long reply
             item = {"seller_id": 1, "name": f"{n:032d}", "category": 1, "condition": "new",
-                    "keywords": ["kw1", "kw2", "kw3", "kw4", "kw5"], "price": 1, "quantity": 1}
+                    "keywords": ["kw1", "kw2", "kw3", "kw4", "kw5"], "price": 1, "quantity": 1,
+                    **keyed()}
             reply = ask(seller, json.dumps({"op": "RegisterItem", "args": item}).encode() + b"\n")
             assert reply["ok"], reply
             item_ids.append(reply["result"]["item_id"])

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from conftest import start_market
+from conftest import keyed, start_market
 from market.client import Client
 from market.frontend import scrypt
 
@@ -128,7 +128,8 @@ def test_an_account_keeps_at_most_100_sessions_the_least_recently_used_ends(mark
     customer = Client(market.customer_db.address)
     try:
         customer.call("CreateAccount", {"role": "buyer", "username": name, "salt": salt.hex(),
-                                        "hash": scrypt("pw", salt, 10).hex(), "cost": 10})
+                                        "hash": scrypt("pw", salt, 10).hex(), "cost": 10,
+                                        **keyed()})
     finally:
         customer.close()
     apis = [market.buyer() for _ in range(101)]

@@ -7,6 +7,8 @@ import customer_db
 from market.accounts import Accounts, Role, Sessions
 from protocol import ApiError
 
+from . import keyed
+
 SALT, HASH = "00" * 16, "11" * 32
 
 
@@ -100,7 +102,8 @@ def test_sessions_restore_in_order_of_last_use():
 
 def create(db: customer_db.CustomerDB, role: str, name: str) -> int:
     return db.dispatch({"op": "CreateAccount", "args": {
-        "role": role, "username": name, "salt": SALT, "hash": HASH, "cost": 10}})["user_id"]
+        "role": role, "username": name, "salt": SALT, "hash": HASH, "cost": 10,
+        **keyed()}})["user_id"]
 
 
 def login(db: customer_db.CustomerDB, role: str, name: str) -> str:

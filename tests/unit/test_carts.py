@@ -8,6 +8,8 @@ from market.carts import EMPTY, Cart, Carts, added, removed
 from market.config import CART_MAX
 from protocol import ApiError
 
+from . import keyed
+
 SALT, HASH = "00" * 16, "11" * 32
 
 
@@ -84,7 +86,8 @@ def test_sessions_share_the_saved_cart_until_they_change_it():
 def test_a_thousand_logins_through_the_database_copy_no_saved_cart():
     db = customer_db.CustomerDB()
     db.dispatch({"op": "CreateAccount", "args": {"role": "buyer", "username": "ann",
-                                                  "salt": SALT, "hash": HASH, "cost": 10}})
+                                                  "salt": SALT, "hash": HASH, "cost": 10,
+                                                  **keyed()}})
 
     def login() -> str:
         return db.dispatch({"op": "Login", "args": {"role": "buyer", "username": "ann",
@@ -95,12 +98,12 @@ def test_a_thousand_logins_through_the_database_copy_no_saved_cart():
 
     first = login()
     for item_id in range(1, 1001):
-        call("AddToCart", first, item_id=item_id, quantity=1, available=1)
-    call("SaveCart", first)
+        call("AddToCart", first, item_id=item_id, quantity=1, available=1, **keyed())
+    call("SaveCart", first, **keyed())
     tokens = [login() for _ in range(1000)]
     live = tokens[-100:]  # the cap of 100 sessions ended the others
     saved = db.carts.saved(1)
     assert all(db.carts.of(token) is saved for token in live)
-    call("RemoveFromCart", live[0], item_id=1, quantity=1)
+    call("RemoveFromCart", live[0], item_id=1, quantity=1, **keyed())
     assert len(call("GetCart", live[0])["cart"]) == 999
     assert len(call("GetCart", live[1])["cart"]) == 1000 and db.carts.of(live[1]) is saved

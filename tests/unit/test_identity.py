@@ -8,6 +8,8 @@ import pytest
 from market.identity import Action, Seen, Verdict, decide
 from product_db import ProductDB
 
+from . import keyed
+
 NEW, OLD = Seen(None, True), Seen(None, False)  # no identity: empty, or holding data
 
 
@@ -68,14 +70,14 @@ def test_a_market_is_claimed_once_and_kept_by_the_data_dir_and_its_snapshots(tmp
     assert (ask(again, "Hello")["market"], ask(again, "Hello")["empty"]) == (
         "00000000000000aa", True)
     again._journal.snapshot_every = 1  # the next change writes a snapshot
-    assert ask(again, "RegisterItem", **ITEM)["item_id"] == 1
+    assert ask(again, "RegisterItem", **ITEM, **keyed())["item_id"] == 1
     assert ask(again, "Hello")["empty"] is False
 
     third = ProductDB()
     third.open_data_dir(str(tmp_path))
     hello = ask(third, "Hello")
     assert (hello["market"], hello["empty"]) == ("00000000000000aa", False)
-    assert ask(third, "RegisterItem", **ITEM)["item_id"] == 2
+    assert ask(third, "RegisterItem", **ITEM, **keyed())["item_id"] == 2
 
 
 def test_a_memory_only_database_starts_with_no_market_and_ids_from_one():
@@ -83,5 +85,5 @@ def test_a_memory_only_database_starts_with_no_market_and_ids_from_one():
     hello = ask(db, "Hello")
     assert (hello["market"], hello["empty"]) == (None, True)
     assert isinstance(hello["time"], float)
-    assert ask(db, "RegisterItem", **ITEM)["item_id"] == 1
+    assert ask(db, "RegisterItem", **ITEM, **keyed())["item_id"] == 1
     assert ask(db, "Hello")["empty"] is False

@@ -7,6 +7,8 @@ import pytest
 
 from product_db import ProductDB
 
+from . import keyed
+
 
 def ask(db: ProductDB, op: str, **args: object) -> dict:
     """The decoded reply to one request line, as over a socket."""
@@ -23,9 +25,10 @@ def every_change(db: ProductDB) -> None:
     """At least one record of each kind, and some changes that change nothing."""
     for n in range(1, 7):
         call(db, "RegisterItem", seller_id=1 + n % 2, name=f"i{n}", category=n % 3,
-             keywords=["Desk", f"k{n}"], condition="new", price=100 * n, quantity=10)
-    call(db, "ChangePrice", seller_id=2, item_id=1, price=999)
-    call(db, "RemoveUnits", seller_id=1, item_id=2, quantity=3)
+             keywords=["Desk", f"k{n}"], condition="new", price=100 * n, quantity=10,
+             **keyed())
+    call(db, "ChangePrice", seller_id=2, item_id=1, price=999, **keyed())
+    call(db, "RemoveUnits", seller_id=1, item_id=2, quantity=3, **keyed())
     for purchase_id in ("held", "sold", "released"):
         call(db, "ReserveUnits", purchase_id=purchase_id,
              lines=[{"item_id": 3, "quantity": 2}, {"item_id": 4, "quantity": 1},
@@ -81,4 +84,4 @@ def test_journal_and_snapshots_replay_to_the_same_state(tmp_path, snapshot_every
     assert call(again, "Search", category=0, keywords=["desk"], limit=10) == \
         call(db, "Search", category=0, keywords=["desk"], limit=10)
     assert call(again, "RegisterItem", seller_id=1, name="next", category=0, keywords=[],
-                condition="used", price=1, quantity=1) == {"item_id": 7}
+                condition="used", price=1, quantity=1, **keyed()) == {"item_id": 7}

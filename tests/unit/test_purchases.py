@@ -11,6 +11,8 @@ from market.carts import EMPTY, Cart
 from market.purchases import Purchases, PurchaseState, purchase_record
 from protocol import ApiError
 
+from . import keyed
+
 SALT, HASH = "00" * 16, "11" * 32
 
 
@@ -136,7 +138,8 @@ def test_purchases_move_cart_lines_and_replay_after_a_restart(tmp_path):
     db = customer_db.CustomerDB()
     db.open_data_dir(str(tmp_path))
     db.dispatch({"op": "CreateAccount", "args": {"role": "buyer", "username": "ann",
-                                                  "salt": SALT, "hash": HASH, "cost": 10}})
+                                                  "salt": SALT, "hash": HASH, "cost": 10,
+                                                  **keyed()}})
     token = db.dispatch({"op": "Login", "args": {"role": "buyer", "username": "ann",
                                                   "hash": HASH}})["session"]
 
@@ -146,18 +149,18 @@ def test_purchases_move_cart_lines_and_replay_after_a_restart(tmp_path):
     def cart(database=db) -> list:
         return database.dispatch({"op": "GetCart", "session": token})["cart"]
 
-    call("AddToCart", item_id=1, quantity=2, available=5)
-    call("SaveCart")
+    call("AddToCart", item_id=1, quantity=2, available=5, **keyed())
+    call("SaveCart", **keyed())
     assert call("StartPurchase", purchase_id="p1", card_problem="")["cart"] == [[1, 2]]
     assert cart() == []
-    call("AddToCart", item_id=2, quantity=1, available=5)
+    call("AddToCart", item_id=2, quantity=1, available=5, **keyed())
     db.dispatch({"op": "ResolvePurchases", "args": {"purchase_ids": ["p1"]}})
     assert cart() == [[1, 2], [2, 1]]  # back, before the line added meanwhile
     call("StartPurchase", purchase_id="p2", card_problem="")
     db.dispatch({"op": "CommitPurchase", "args": {
         "purchase_id": "p2", "lines": [line(1, 2), line(2, 1)], "card_last4": "1111"}})
     assert db.carts.saved(1).lines() == []  # what was bought left the saved cart
-    call("AddToCart", item_id=3, quantity=1, available=5)
+    call("AddToCart", item_id=3, quantity=1, available=5, **keyed())
     call("StartPurchase", purchase_id="p3", card_problem="")
     assert db.data_stats() == {"accounts": 1, "live_sessions": 1, "purchases": 1,
                                "pending_purchases": 1}

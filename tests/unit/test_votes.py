@@ -9,6 +9,8 @@ import customer_db
 from market.votes import Thumb, Vote, Votes, VoteState
 from protocol import ApiError
 
+from . import keyed
+
 SALT, HASH = "00" * 16, "11" * 32
 
 
@@ -63,7 +65,8 @@ def test_through_the_database_only_a_buyer_who_bought_may_vote(tmp_path):
     db.open_data_dir(str(tmp_path))
     for role, name in (("buyer", "ann"), ("seller", "sam")):
         db.dispatch({"op": "CreateAccount", "args": {"role": role, "username": name,
-                                                      "salt": SALT, "hash": HASH, "cost": 10}})
+                                                      "salt": SALT, "hash": HASH, "cost": 10,
+                                                      **keyed()}})
     token, seller = (db.dispatch({"op": "Login", "args": {"role": role, "username": name,
                                                           "hash": HASH}})["session"]
                      for role, name in (("buyer", "ann"), ("seller", "sam")))
@@ -77,7 +80,7 @@ def test_through_the_database_only_a_buyer_who_bought_may_vote(tmp_path):
         return reply["thumbs_up"], reply["thumbs_down"], reply["items_sold"]
 
     assert conflict(call, "RecordVote", item_id=5, vote="up", key="k" * 16)
-    call("AddToCart", item_id=5, quantity=1, available=1)
+    call("AddToCart", item_id=5, quantity=1, available=1, **keyed())
     call("StartPurchase", purchase_id="p", card_problem="")
     db.dispatch({"op": "CommitPurchase", "args": {"purchase_id": "p", "card_last4": "1111",
         "lines": [{"item_id": 5, "name": "x", "quantity": 1, "price": 100, "seller_id": 1}]}})
