@@ -19,9 +19,8 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
+from market.config import MAX_SESSIONS_PER_ACCOUNT
 from protocol import ApiError
-
-MAX_SESSIONS_PER_ACCOUNT = 100
 
 
 class Role(enum.StrEnum):

@@ -37,6 +37,7 @@ HASH_COST_MIN, HASH_COST_MAX = 10, 20  # scrypt's n is 2 ** cost
 DEFAULT_HASH_COST = 14  # ~50 ms and 16 MiB per hash
 
 # -- the customer database ---------------------------------------------------------------
+MAX_SESSIONS_PER_ACCOUNT = 100  # a login past it ends the account's least recently used
 DEFAULT_SESSION_TIMEOUT = 300.0  # seconds a session lives without a request
 DEFAULT_PURCHASE_TIMEOUT = 60.0  # seconds a started purchase waits for its commit
 
