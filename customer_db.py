@@ -222,9 +222,10 @@ class CustomerDB(Database):
         with self._lock:
             user_id = self._session(request, Role(role))
             lease = self.leases.grant(request.session, holder)
-            if lease:
-                self.sessions.touch(self.sessions.get(request.session, Role(role)),
-                                    time.monotonic() + lease / 2)
+            if not lease:
+                return {"user_id": user_id}
+            self.sessions.touch(self.sessions.get(request.session, Role(role)),
+                                time.monotonic() + lease / 2)
             return {"user_id": user_id, "lease_s": lease}
 
     def watch_sessions(self, request: Request, holder: str, epoch: str, seen: int,

@@ -16,7 +16,7 @@ Replies:
   GetSalt                {"salt", "cost"} (cost null for an unknown name)
   Login                  {"session", "user_id"}
   Logout                 {}
-  CheckSession           {"user_id", "lease_s"} (0: no lease)
+  CheckSession           {"user_id"}, and "lease_s" when leased
   WatchSessions          {"epoch", "tokens": [...], "upto"}
   GetSellerRating        {"seller_id", "name", "thumbs_up", "thumbs_down", "items_sold"}
   GetCart, AddToCart, RemoveFromCart, SaveCart, ClearCart   {"cart": lines}
