@@ -5,29 +5,22 @@
 from __future__ import annotations
 
 import argparse
-import collections
 import datetime
-import logging
-import secrets
 import threading
 import time
 
 from market import customer_api, product_api
 from market.client import Client, NoAnswer
-from market.config import (CART_MAX, DEFAULT_BUYER_FRONTEND_PORT, DEFAULT_SETTLE_AFTER,
-                           UNDO_RETRY_FOR)
+from market.config import CART_MAX, DEFAULT_BUYER_FRONTEND_PORT, DEFAULT_SETTLE_AFTER
+from market.database import FINAL_ERRORS
 from market.dbapi import InternalOp
 from market.fields import (CATEGORY, ITEM_ID, KEYWORDS, QUANTITY, SEARCH_LIMIT, SELLER_ID, VOTE,
                            card_problem, dollars)
 from market.frontend import Frontend, PasswordHasher, frontend_main
-from market.identity import NotOneMarket
 from market.paging import CURSOR, PAGE_LIMIT, page_args
+from market.settling import Settler
 from market.server import Op, Request, env_default
 from protocol import MAX_LINE, ApiError, Omittable, RawResult, Str
-
-log = logging.getLogger("market.buyer_server")
-
-SETTLE_BATCH = 1000  # purchase ids per settling round trip (well under 1 MiB)
 
 # Only the type is checked here: any string the card check refuses is ``conflict``
 # ("card rejected"), as the contract says, not ``bad_request``.
@@ -44,7 +37,8 @@ class BuyerFrontend(Frontend):
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
         env_default(parser, "--settle-after", "SETTLE_AFTER", cls.settle_after,
-                    "seconds after which an unfinished purchase is completed or undone",
+                    "seconds after which an unfinished purchase or vote is completed or "
+                    "undone",
                     type=int)
         parser.add_argument("--test-commit-delay", type=float, default=0.0, metavar="SECONDS",
                             help="for tests: pause this long between taking a purchase's "
@@ -53,14 +47,10 @@ class BuyerFrontend(Frontend):
     def __init__(self, customer_db: Client, product_db: Client,
                  hasher: PasswordHasher | None = None) -> None:
         super().__init__(customer_db, product_db, hasher)
-        # Undos (compensations) that did not get through, retried by the settling
-        # thread: (first try, database client, op, args). Guarded by its own lock.
-        self._undo_lock = threading.Lock()
-        self._undos: collections.deque[tuple[float, Client, InternalOp | str, dict]] = \
-            collections.deque()
+        self.settler = Settler(customer_db, product_db, self.settle_after)
 
     def configure(self, args: argparse.Namespace) -> None:
-        self.settle_after = max(1, args.settle_after)
+        self.settler.settle_after = max(1, args.settle_after)
         self.commit_delay = args.test_commit_delay
 
     def role_ops(self) -> dict[str, Op]:
@@ -159,29 +149,32 @@ class BuyerFrontend(Frontend):
 
     def make_purchase(self, request: Request, card_name: str, card_number: str,
                       expiry: str) -> RawResult:
-        """Buy the whole session cart across both databases, all or nothing.
+        """Buy the whole session cart across both databases, all or nothing, once per key.
 
-        1. customer db ``StartPurchase``: check the session, then move the
-           cart's lines into a pending purchase under a fresh id (a second
-           purchase of the same cart finds it empty: ``conflict``).
-        2. product db ``ReserveUnits``: take every line's units under one lock,
-           as a reservation held under that id.
-        3. customer db ``CommitPurchase``: record exactly those lines, bump the
-           counters. The customer database decides: an id is committed once,
-           or cancelled (its lines back in the cart) and then never committed.
+        1. customer db ``StartPurchase``: check the session, then move the cart's
+           lines into a purchase started under an id derived from the buyer's key.
+           A resend finds that purchase: committed (its record is the answer),
+           started (go on: the steps below are keyed by the id) or cancelled (its
+           final error again, else ``conflict``).
+        2. product db ``ReserveUnits``: take every line's units under one lock, as
+           a reservation held under that id.
+        3. customer db ``CommitPurchase``: record exactly those lines. The customer
+           database decides: an id is committed once, or cancelled (its lines back
+           in the cart) and then never committed.
         4. product db ``SettleReservations``: mark the reservation sold.
-        When step 2 or 3 fails, ``settle`` at once asks the customer database
-        for its verdict (cancelling the purchase) and the product database
-        keeps or gives back the units. Each request carries a deadline, so a
-        database that did not answer in time never applies it later; what a
-        dead frontend leaves behind, the customer database's sweeper cancels
-        and every buyer frontend's settling thread gives back.
+        When step 2 or 3 fails, ``purchase_failed`` answers by the verdict. What a
+        dead frontend leaves behind, the customer database's sweeper cancels and
+        every buyer frontend's settling thread settles (``market.settling``).
         """
-        purchase_id = secrets.token_hex(16)
+        card = {"card_name": card_name, "card_number": card_number, "expiry": expiry}
         problem = card_problem(card_name, card_number, expiry, datetime.date.today())
-        cart = self.customer.call(customer_api.START_PURCHASE, {
-            "purchase_id": purchase_id, "card_problem": problem}, request.session)["cart"]
-        lines = [{"item_id": item_id, "quantity": units} for item_id, units in cart]
+        started = self.customer.call(customer_api.START_PURCHASE, {
+            **self.keyed(request, card), "card_problem": problem}, request.session)
+        purchase_id = started["purchase_id"]
+        if started["state"] == "committed":
+            return self.customer.call_raw(customer_api.GET_PURCHASE,
+                                          {"purchase_id": purchase_id}, request.session)
+        lines = [{"item_id": item_id, "quantity": units} for item_id, units in started["cart"]]
         try:
             sold = self.product.call(product_api.RESERVE_UNITS, {"purchase_id": purchase_id,
                                                                  "lines": lines})["lines"]
@@ -189,109 +182,105 @@ class BuyerFrontend(Frontend):
                 time.sleep(self.commit_delay)
             purchase = self.customer.call_raw(customer_api.COMMIT_PURCHASE, {
                 "purchase_id": purchase_id, "lines": sold, "card_last4": card_number[-4:]})
-        except ApiError:
-            self.settle_quietly([purchase_id])
-            raise
-        self.settle_quietly([purchase_id], sold=True)
+        except ApiError as error:
+            return self.purchase_failed(request, purchase_id, error)
+        self.settler.sell_or_release({"sold": [purchase_id], "released": []})
         return purchase
 
-    def settle(self, purchase_ids: list[str]) -> None:
-        """Get the customer database's verdict on these purchases and apply it to the units."""
-        verdict = self.customer.call(customer_api.RESOLVE_PURCHASES,
-                                     {"purchase_ids": purchase_ids})
-        self.product.call(product_api.SETTLE_RESERVATIONS, verdict)
-
-    def settle_quietly(self, purchase_ids: list[str], sold: bool = False) -> None:
-        """``settle`` (or, for committed purchases, mark them sold), leaving failures to the
-        settling thread."""
+    def purchase_failed(self, request: Request, purchase_id: str,
+                        error: ApiError) -> RawResult:
+        """Answer by the purchase's verdict (asked for, cancelling it unless committed):
+        a committed purchase's record (never ``unavailable``: it was made); for one
+        cancelled, ``error`` if it was a final refusal, else ``unavailable`` (nothing
+        was bought). If the verdict cannot be learned now: ``deadline_exceeded`` when
+        the failed step may have been applied (``NoAnswer``), else ``error`` (that step
+        was refused or never sent, so this request bought nothing; what it started is
+        undone by the sweeper and the settlers)."""
+        final = error.code in FINAL_ERRORS
         try:
-            if sold:
-                self.product.call(product_api.SETTLE_RESERVATIONS,
-                                  {"sold": purchase_ids, "released": []})
-            else:
-                self.settle(purchase_ids)
-        except ApiError as error:
-            log.warning("settling %d purchases failed (%s); the settling thread will retry",
-                        len(purchase_ids), error.code)
+            verdict = self.settler.purchases([purchase_id], {
+                "code": error.code, "message": error.message} if final else None)
+        except ApiError:
+            if not isinstance(error, NoAnswer):
+                raise error from None
+            raise ApiError("deadline_exceeded", "The purchase may or may not have been made; "
+                                                f"{ask_again(request)}.") from None
+        if purchase_id in verdict["sold"]:
+            try:
+                return self.customer.call_raw(customer_api.GET_PURCHASE,
+                                              {"purchase_id": purchase_id}, request.session)
+            except ApiError:
+                raise ApiError("deadline_exceeded", "The purchase was made, but it cannot be "
+                                                    f"shown now; {ask_again(request)}.") \
+                    from None
+        if final:
+            raise error
+        raise ApiError("unavailable", "The purchase was not made and nothing was charged (a "
+                                      "database did not answer in time); the cart is as it "
+                                      "was; try again.")
 
     def start(self) -> None:
-        threading.Thread(target=self._settle_forever, name="purchase-settler",
-                         daemon=True).start()
-
-    def _settle_forever(self) -> None:
-        """Forever: settle reservations left pending longer than ``settle_after``,
-        and deliver the vote undos that did not get through."""
-        while True:
-            time.sleep(self.settle_after / 2)
-            try:
-                self.require_one_market()
-                while True:
-                    stale = self.product.call(product_api.HELD_RESERVATIONS, {
-                        "older_than": self.settle_after, "limit": SETTLE_BATCH})["purchase_ids"]
-                    if stale:
-                        self.settle(stale)
-                    if len(stale) < SETTLE_BATCH:
-                        break
-            except NotOneMarket:
-                pass  # nothing is settled against another market's database (logged once)
-            except ApiError as error:
-                log.warning("settling stale purchases failed: %s", error.code)
-            self._retry_undos()
-
-    def undo(self, database: Client, op: InternalOp | str, args: dict,
-             first_try: float = 0.0) -> None:
-        """Send a compensation (keyed, idempotent, never refused for lateness); if it does
-        not get through, the settling thread tries again for ``UNDO_RETRY_FOR`` seconds."""
-        first_try = first_try or time.monotonic()
-        name = op.name if isinstance(op, InternalOp) else op
-        try:
-            database.call(op, args)  # one try: a stalled database is not waited for twice
-        except ApiError as error:
-            if error.code != "unavailable":
-                log.warning("%s %s refused: %s", name, args["key"], error.code)
-            elif time.monotonic() - first_try < UNDO_RETRY_FOR:
-                log.warning("%s %s did not get through; will retry", name, args["key"])
-                with self._undo_lock:
-                    self._undos.append((first_try, database, op, args))
-            else:
-                log.error("%s %s given up after %d s", name, args["key"], UNDO_RETRY_FOR)
-
-    def _retry_undos(self) -> None:
-        with self._undo_lock:
-            due, self._undos = list(self._undos), collections.deque()
-        for first_try, database, op, args in due:
-            self.undo(database, op, args, first_try)
+        threading.Thread(target=self.settler.run_forever, args=(self.require_one_market,),
+                         name="settler", daemon=True).start()
 
     def purchases(self, request: Request, limit: int, after: str | None) -> RawResult:
         return self.customer.call_raw(customer_api.GET_PURCHASES, page_args(limit, after),
                                       request.session)
 
-    def provide_feedback(self, request: Request, item_id: int, vote: str) -> dict:
-        """Count the vote for the seller (customer db), then the item (product db).
+    # -- votes ------------------------------------------------------------------
 
-        Both writes carry the attempt's ``key``. If the item's vote fails, it
-        is revoked by key (so a late ``RecordVote`` changes nothing; retried in
-        the background until delivered) and then the seller's, so the buyer
-        may vote again and the vote counts exactly once on each side.
+    def provide_feedback(self, request: Request, item_id: int, vote: str) -> dict:
+        """Count the buyer's vote on the item and for its seller: on both, or on neither.
+
+        1. customer db ``RecordVote``: the buyer bought the item and has no vote on
+           it; the vote is recorded (not yet counted) under a vote key derived
+           from the buyer's key. A resend finds that vote, in whatever state.
+        2. product db ``RecordVote``: counted on the item, once per vote key,
+           unless the key was refused.
+        3. customer db ``SettleVotes``: counted for the seller too, or dropped.
+        When step 2 fails, the product database's verdict on the key is asked for
+        (``ResolveVotes``: refusing it unless it was counted). A vote left recorded
+        is settled by every buyer frontend's settling thread (``market.settling``).
         """
-        key = secrets.token_hex(16)
+        args = {"item_id": item_id, "vote": vote}
         try:
-            buyer_id = self.customer.call(customer_api.RECORD_VOTE, {
-                "item_id": item_id, "vote": vote, "key": key}, request.session)["buyer_id"]
+            recorded = self.customer.call(customer_api.RECORD_VOTE, {
+                **args, **self.keyed(request, args)}, request.session)
         except ApiError as error:
             if error.code == "conflict":  # not bought; not_found if there is no such item
                 self.product.call(product_api.GET_ITEM, {"item_id": item_id})
             raise
-        vote_args = {"item_id": item_id, "vote": vote, "key": key}
+        key = recorded["vote_key"]
+        if recorded["state"] is None:
+            raise ApiError("conflict", "This vote was not counted, and nothing changed; vote "
+                                       "again with a new idempotency_key.")
+        if recorded["state"] == "counted":
+            return {}
         try:
-            self.product.call(product_api.RECORD_VOTE, vote_args)
-        except ApiError as error:
-            if isinstance(error, NoAnswer):  # it may have been counted: take it back
-                self.undo(self.product, product_api.REVOKE_VOTE, vote_args)
-            self.undo(self.customer, customer_api.REVOKE_VOTE, {"buyer_id": buyer_id,
-                                                                "item_id": item_id, "key": key})
-            raise
-        return {}
+            counted = self.product.call(product_api.RECORD_VOTE, {**args, "key": key})["counted"]
+            verdict = {"counted": [key] if counted else [], "refused": [] if counted else [key]}
+        except ApiError:
+            verdict = None  # the outcome is unknown: ask for the verdict
+        try:
+            verdict = self.settler.votes([key], verdict)
+        except ApiError:
+            if verdict and verdict["counted"]:  # counted on the item: the seller's follows
+                return {}
+            raise ApiError("deadline_exceeded", "The vote was recorded but not yet counted: "
+                                                "within a minute of the databases answering "
+                                                "it counts on both the item and its seller, or "
+                                                f"on neither; {ask_again(request)}.") from None
+        if verdict["counted"]:
+            return {}
+        raise ApiError("unavailable", "The vote was not counted (the item's database did not "
+                                      "take it in time); nothing changed; vote again.")
+
+
+def ask_again(request: Request) -> str:
+    """How the client of a write whose outcome is unknown learns it."""
+    if request.idempotency_key:
+        return "resend it with the same idempotency_key to learn the outcome"
+    return "send writes with an idempotency_key, so that a resend can learn their outcome"
 
 
 def main(argv: list[str] | None = None) -> None:

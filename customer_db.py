@@ -1,13 +1,14 @@
 """Customer database service (default port 9002): accounts, sessions, carts, purchases, votes.
 
 Internal ops, spoken only by the frontends, declared in ``market.customer_api``.
-``CustomerDB`` is the op table, the lock, the sweeper and the journal wiring;
+``CustomerDB`` is the op table, the lock, the sweeper and the journal wiring
+(with ``PurchaseAndVoteOps``, its ops of purchases and votes);
 ``CustomerData`` holds the state and applies each journal record kind to it; the
 state and its rules live in ``market.accounts`` (accounts, sessions),
 ``market.carts``, ``market.purchases`` (the purchase state machine) and
-``market.votes``. Every change is a journal record applied by
-``Database.change``, so replaying the journal after a restart runs exactly the
-code that ran live.
+``market.votes`` (the vote state machine). Every change is a journal record
+applied by ``Database.change``, so replaying the journal after a restart runs
+exactly the code that ran live.
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from market.carts import EMPTY, Cart, Carts, added, removed
 from market.config import (DEFAULT_CUSTOMER_DB_PORT, DEFAULT_PURCHASE_TIMEOUT,
                            DEFAULT_SESSION_TIMEOUT)
 from market.database import Database, database_main, database_parser
-from market.idempotency import KeyedOutcomes
+from market.idempotency import KeyedOutcomes, step_key
 from market.leases import Leases, lease_length
 from market.purchases import Purchases, PurchaseState, purchase_record
 from market.server import Request, env_default
@@ -58,7 +59,7 @@ class CustomerData:
             "cart": self._cart_changed, "save": self._cart_saved,
             "purchase_started": self._started, "purchase_committed": self._committed,
             "purchases_cancelled": self._cancelled, "vote_recorded": self._vote_recorded,
-            "vote_revoked": lambda r: self.votes.revoke(r["buyer_id"], r["item_id"]),
+            "votes_settled": lambda r: self.votes.settle(r["counted"], r["refused"]),
         }
 
     def _account_created(self, r: dict) -> None:
@@ -83,8 +84,10 @@ class CustomerData:
         self.carts.close(r["token"])
 
     def _started(self, r: dict) -> None:
-        self.purchases.start(r["purchase_id"], r["token"], r["buyer_id"], r["lines"])
+        self.purchases.start(r["purchase_id"], r["token"], r["buyer_id"], r["lines"],
+                             r.get("keyed"))
         self.carts.set(r["token"], EMPTY)
+        self.outcomes.keep(r, {"purchase_id": r["purchase_id"]})
 
     def _committed(self, r: dict) -> None:
         purchase = self.purchases.commit(r["purchase"])
@@ -98,6 +101,7 @@ class CustomerData:
         seller_id = self.purchases.bought_from(r["buyer_id"], r["item_id"])
         self.votes.record(Vote(r["buyer_id"], r["item_id"], seller_id, Thumb(r["vote"]),
                                r["key"]))
+        self.outcomes.keep(r, {"vote_key": r["key"], "item_id": r["item_id"]})
 
     def parts(self) -> dict:
         """The pieces by their snapshot names, in the order a restore needs (accounts first)."""
@@ -109,7 +113,110 @@ class CustomerData:
                 **self.purchases.counts()}
 
 
-class CustomerDB(Database):
+class PurchaseAndVoteOps:
+    """The customer database's ops of purchases and votes, the writes that span both
+    databases: each moves a state machine kept here (``market.purchases``,
+    ``market.votes``). A part of ``CustomerDB``, whose lock, session check
+    (``_session``), ``keyed_write`` and ``change`` they use like its other ops."""
+
+    # -- purchases ------------------------------------------------------------
+
+    def start_purchase(self, request: Request, key: str, fingerprint: str,
+                       card_problem: str) -> dict:
+        """Move the session cart's lines into a purchase started under the id derived from
+        the buyer's ``key``, once per key, and say where that purchase is now."""
+        with self._lock:
+            buyer_id = self._session(request, Role.BUYER)
+            scope = f"buyer:{buyer_id}"
+
+            def write(keyed: dict) -> dict:
+                purchase_id = step_key(key, f"{scope}/purchase")
+                lines = self.purchases.to_start(purchase_id, self.carts.of(request.session),
+                                                card_problem)
+                self.change({"kind": "purchase_started", "token": request.session,
+                             "purchase_id": purchase_id, "buyer_id": buyer_id, "lines": lines,
+                             "keyed": keyed})
+                return {"purchase_id": purchase_id}
+            started = self.keyed_write(request, scope, key, fingerprint, write)
+            return self.purchases.progress(started["purchase_id"])
+
+    def commit_purchase(self, request: Request, purchase_id: str, lines: list[dict],
+                        card_last4: str) -> RawResult:
+        """Record a started purchase whose units the product database has taken; a resent
+        commit gets the first record (even past the deadline)."""
+        with self._lock:
+            if self.purchases.state(purchase_id) is not PurchaseState.COMMITTED:
+                request.check_deadline()
+                self.purchases.check_commit(purchase_id, lines)
+                self.change({"kind": "purchase_committed",
+                             "purchase": purchase_record(purchase_id, lines, card_last4)})
+            return RawResult(b'{"purchase":' + self.purchases.get(purchase_id).view + b"}")
+
+    def resolve_purchases(self, request: Request, purchase_ids: list[str],
+                          reason: dict | None) -> dict:
+        """The verdict on purchases: committed ids are ``sold``; every other id is
+        cancelled from now on (a started one's lines go back into its cart) and ``released``.
+        ``reason``: the final error a resend of a purchase cancelled now is told (in memory
+        only). Settling: however late."""
+        with self._lock:
+            sold, released, fresh = self.purchases.verdict(purchase_ids)
+            if fresh:
+                keys = self.purchases.keys_of(fresh)
+                self.change({"kind": "purchases_cancelled", "purchase_ids": fresh})
+                for k in keys if reason else ():
+                    self.outcomes.remember(k["scope"], k["key"], k["fingerprint"], k["at"],
+                                           error=(reason["code"], reason["message"]))
+        return {"sold": sold, "released": released}
+
+    def get_purchase(self, request: Request, purchase_id: str) -> RawResult:
+        with self._lock:
+            buyer_id = self._session(request, Role.BUYER)
+            return RawResult(b'{"purchase":' + self.purchases.bought_by(purchase_id,
+                                                                        buyer_id).view + b"}")
+
+    def get_purchases(self, request: Request, limit: int, after: str | None) -> RawResult:
+        """One page of the buyer's purchases, oldest first, and ``items_purchased``."""
+        with self._lock:
+            return RawResult(self.purchases.page(self._session(request, Role.BUYER), limit,
+                                                 after))
+
+    # -- votes: recorded here, counted or refused by the product database's verdict -------
+
+    def record_vote(self, request: Request, item_id: int, vote: str, key: str,
+                    fingerprint: str) -> dict:
+        """Record a buyer's vote on an item it bought under the vote key derived from its
+        ``key``, once per key, and say where that vote is now (``state`` null: refused)."""
+        with self._lock:
+            buyer_id = self._session(request, Role.BUYER)
+            scope = f"buyer:{buyer_id}"
+
+            def write(keyed: dict) -> dict:
+                self.purchases.bought_from(buyer_id, item_id)
+                self.votes.check_new(buyer_id, item_id)
+                vote_key = step_key(key, f"{scope}/vote")
+                self.change({"kind": "vote_recorded", "buyer_id": buyer_id, "item_id": item_id,
+                             "vote": vote, "key": vote_key, "keyed": keyed})
+                return {"vote_key": vote_key, "item_id": item_id}
+            recorded = self.keyed_write(request, scope, key, fingerprint, write)
+            return {**recorded, "state": self.votes.state(buyer_id, recorded["item_id"],
+                                                          recorded["vote_key"])}
+
+    def recorded_votes(self, request: Request, older_than: int, limit: int) -> dict:
+        """Keys of votes recorded ``older_than`` seconds ago or more, not yet settled."""
+        with self._lock:
+            return {"keys": self.votes.recorded_longer_than(older_than, limit)}
+
+    def settle_votes(self, request: Request, counted: list[str], refused: list[str]) -> dict:
+        """Apply the product database's verdicts: count the recorded votes of ``counted``,
+        drop those of ``refused`` (their buyers may vote again). Settling: however late."""
+        with self._lock:
+            counted, refused = self.votes.settling(counted), self.votes.settling(refused)
+            if counted or refused:
+                self.change({"kind": "votes_settled", "counted": counted, "refused": refused})
+        return {}
+
+
+class CustomerDB(PurchaseAndVoteOps, Database):
     """The op table (``market.customer_api``), the lock, the sweeper and the journal wiring
     over ``CustomerData``: each op checks under the lock, then ``change(record)`` applies
     the record through ``CustomerData.appliers`` and journals it."""
@@ -136,8 +243,9 @@ class CustomerDB(Database):
             api.REMOVE_FROM_CART: self.remove_from_cart, api.SAVE_CART: self.save_cart,
             api.CLEAR_CART: self.clear_cart, api.START_PURCHASE: self.start_purchase,
             api.COMMIT_PURCHASE: self.commit_purchase,
-            api.RESOLVE_PURCHASES: self.resolve_purchases, api.GET_PURCHASES: self.get_purchases,
-            api.RECORD_VOTE: self.record_vote, api.REVOKE_VOTE: self.revoke_vote,
+            api.RESOLVE_PURCHASES: self.resolve_purchases, api.GET_PURCHASE: self.get_purchase,
+            api.GET_PURCHASES: self.get_purchases, api.RECORD_VOTE: self.record_vote,
+            api.RECORDED_VOTES: self.recorded_votes, api.SETTLE_VOTES: self.settle_votes,
             api.WATCH_SESSIONS: self.watch_sessions,
         })
 
@@ -287,69 +395,6 @@ class CustomerDB(Database):
             buyer_id = self._session(request, Role.BUYER)
             self.keyed_write(request, f"buyer:{buyer_id}", key, print_, write)
             return {"cart": self.carts.of(request.session).lines()}
-
-    # -- purchases ------------------------------------------------------------
-
-    def start_purchase(self, request: Request, purchase_id: str, card_problem: str) -> dict:
-        """Move the session cart's lines into a started purchase and return them."""
-        with self.writing(request):
-            buyer_id = self._session(request, Role.BUYER)
-            lines, new = self.purchases.to_start(purchase_id, buyer_id,
-                                                 self.carts.of(request.session), card_problem)
-            if new:
-                self.change({"kind": "purchase_started", "token": request.session,
-                             "purchase_id": purchase_id, "buyer_id": buyer_id, "lines": lines})
-        return {"buyer_id": buyer_id, "cart": lines}
-
-    def commit_purchase(self, request: Request, purchase_id: str, lines: list[dict],
-                        card_last4: str) -> RawResult:
-        """Record a started purchase whose units the product database has taken; a resent
-        commit gets the first record (even past the deadline)."""
-        with self._lock:
-            if self.purchases.state(purchase_id) is not PurchaseState.COMMITTED:
-                request.check_deadline()
-                self.purchases.check_commit(purchase_id, lines)
-                self.change({"kind": "purchase_committed",
-                             "purchase": purchase_record(purchase_id, lines, card_last4)})
-            return RawResult(b'{"purchase":' + self.purchases.get(purchase_id).view + b"}")
-
-    def resolve_purchases(self, request: Request, purchase_ids: list[str]) -> dict:
-        """The verdict on purchases: committed ids are ``sold``; every other id is
-        cancelled from now on (a started one's lines go back into its cart) and ``released``."""
-        with self.writing(request):
-            sold, released, fresh = self.purchases.verdict(purchase_ids)
-            if fresh:
-                self.change({"kind": "purchases_cancelled", "purchase_ids": fresh})
-        return {"sold": sold, "released": released}
-
-    def get_purchases(self, request: Request, limit: int, after: str | None) -> RawResult:
-        """One page of the buyer's purchases, oldest first, and ``items_purchased``."""
-        with self._lock:
-            return RawResult(self.purchases.page(self._session(request, Role.BUYER), limit,
-                                                 after))
-
-    # -- votes ------------------------------------------------------------------
-
-    def record_vote(self, request: Request, item_id: int, vote: str, key: str) -> dict:
-        """Count a buyer's vote for the seller of an item it bought, once; ``key`` names the
-        attempt, so that only its own ``RevokeVote`` undoes it."""
-        with self.writing(request):
-            buyer_id = self._session(request, Role.BUYER)
-            seller_id = self.purchases.bought_from(buyer_id, item_id)
-            self.votes.check_new(buyer_id, item_id)
-            self.change({"kind": "vote_recorded", "buyer_id": buyer_id, "item_id": item_id,
-                         "vote": vote, "key": key})
-            return {"seller_id": seller_id, "buyer_id": buyer_id}
-
-    def revoke_vote(self, request: Request, buyer_id: int, item_id: int, key: str) -> dict:
-        """Undo the vote of attempt ``key`` if it is the one counted: a compensation, applied
-        however late (no deadline, no session), and idempotent."""
-        with self._lock:
-            if self.accounts.get(Role.BUYER, buyer_id) is None:
-                raise ApiError("not_found", f"There is no buyer {buyer_id}.")
-            if self.votes.revocable(buyer_id, item_id, key):
-                self.change({"kind": "vote_revoked", "buyer_id": buyer_id, "item_id": item_id})
-            return {}
 
     # -- snapshots and figures ------------------------------------------------------
 

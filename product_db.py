@@ -4,9 +4,11 @@ Internal ops (``market.product_api``), spoken only by the frontends, over three
 aggregates: the ``Catalog`` of items (``market.catalog``), the ``Reservations``
 of purchases (``market.reservations``) and the ``ItemVotes`` (``market.item_votes``).
 A seller's writes are keyed (``Database.keyed_write``): each key is applied once
-per seller and a resend gets the first reply. Writes a frontend may have to undo
-(``ReserveUnits``, ``RecordVote``) carry a key, so their undo (``SettleReservations``,
-``RevokeVote``) is idempotent and a late original after its undo changes nothing.
+per seller and a resend gets the first reply. The writes of a purchase
+and a vote carry their own key (a purchase id, a vote key): ``ReserveUnits`` and
+``RecordVote`` apply once per key, and their settling (``SettleReservations`` by
+the customer database's verdict; ``ResolveVotes``, the verdict decided here) is
+applied however late and is idempotent, so a late original after it changes nothing.
 
 Every change is one intent record passed to ``Database.change``, applied by the
 method ``self.appliers`` names for its kind, live and on replay alike.
@@ -50,7 +52,7 @@ class ProductDB(Database):
             api.HELD_RESERVATIONS: self.held_reservations,
             api.SETTLE_RESERVATIONS: self.settle_reservations,
             api.RECORD_VOTE: self.record_vote,
-            api.REVOKE_VOTE: self.revoke_vote,
+            api.RESOLVE_VOTES: self.resolve_votes,
         })
         self.appliers.update({
             "item_registered": self._apply_item_registered,
@@ -59,7 +61,7 @@ class ProductDB(Database):
             "units_reserved": self._apply_units_reserved,
             "reservations_settled": self._apply_reservations_settled,
             "vote_recorded": self._apply_vote_recorded,
-            "vote_revoked": self._apply_vote_revoked,
+            "votes_refused": lambda r: self._votes.refuse(r["keys"]),
         })
 
     def start(self) -> None:
@@ -144,10 +146,11 @@ class ProductDB(Database):
 
         Returns each line with the name, price (cents) and seller it was sold at.
         The reservation stays held until ``settle_reservations`` hears the
-        customer database's verdict.
+        customer database's verdict. A resend gets the first outcome, however late.
         """
-        with self.writing(request):
+        with self._lock:
             if self._reservations.get(purchase_id) is None:
+                request.check_deadline()
                 wanted: dict[int, int] = {}
                 for line in lines:
                     wanted[line["item_id"]] = wanted.get(line["item_id"], 0) + line["quantity"]
@@ -188,24 +191,25 @@ class ProductDB(Database):
     # -- votes ----------------------------------------------------------------------
 
     def record_vote(self, request: Request, item_id: int, vote: str, key: str) -> dict:
-        """Count a vote for the item once per ``key``; nothing once the key is revoked."""
-        with self.writing(request):
-            self._catalog.get(item_id)
-            if self._votes.state(key) is None:
-                self.change({"kind": "vote_recorded", "key": key, "item_id": item_id, "vote": vote})
-            return {}
-
-    def revoke_vote(self, request: Request, item_id: int, vote: str, key: str) -> dict:
-        """Undo ``RecordVote`` of ``key`` if it was counted, and refuse it from now on.
-
-        A compensation: applied however late (no deadline), and idempotent.
-        """
+        """Count a vote for the item once per ``key``; ``counted`` false once the key was
+        refused. A key with a verdict is answered however late."""
         with self._lock:
-            self._catalog.get(item_id)
-            if self._votes.state(key) is not VoteState.REVOKED:
-                self.change({"kind": "vote_revoked", "key": key, "item_id": item_id,
+            if self._votes.state(key) is None:
+                request.check_deadline()
+                self._catalog.get(item_id)
+                self.change({"kind": "vote_recorded", "key": key, "item_id": item_id,
                              "vote": vote})
-            return {}
+            return {"counted": self._votes.state(key) is VoteState.COUNTED}
+
+    def resolve_votes(self, request: Request, keys: list[str]) -> dict:
+        """The verdict on vote keys: counted ones stay counted; every other is refused from
+        now on (a late ``RecordVote`` with it counts nothing). Settling: however late."""
+        with self._lock:
+            fresh = [key for key in keys if self._votes.state(key) is None]
+            if fresh:
+                self.change({"kind": "votes_refused", "keys": fresh})
+            counted = [key for key in keys if self._votes.state(key) is VoteState.COUNTED]
+        return {"counted": counted, "refused": [key for key in keys if key not in counted]}
 
     # -- durability: each record kind and the method that applies it ------------------
 
@@ -236,9 +240,6 @@ class ProductDB(Database):
 
     def _apply_vote_recorded(self, r: dict) -> None:
         self._votes.record(r["key"], self._catalog[r["item_id"]], r["vote"])
-
-    def _apply_vote_revoked(self, r: dict) -> None:
-        self._votes.revoke(r["key"], self._catalog[r["item_id"]], r["vote"])
 
     def dump(self) -> Any:
         return {"items": [item.raw() for item in self._catalog.all()],

@@ -21,11 +21,12 @@ Imports run one way: the entry points at the top level -> ``market`` -> ``protoc
     leases        session leases: frontends answer session checks, the customer database revokes
     carts         the customer database's carts and saved carts, the cap
     purchases     the customer database's purchase state machine and histories
-    votes         the customer side of votes: buyers' votes, sellers' thumbs
+    votes         the customer side of votes: recorded, then counted or dropped; thumbs
     catalog       the product database's items and keyword index
     reservations  the units each purchase holds in the product database
     item_votes    the product side of votes: each vote key's verdict, items' thumbs
     frontend      the base of both frontends: accounts, password hashing
+    settling      finishing purchases and votes by the deciding database's verdict
     cliclient     how a CLI reaches its frontends: the Hello check, several frontends
     commands      a CLI command's values: read, checked, refused in the prompt's words; the menu
     prompts       a CLI at a terminal: questions, y/n, Tab completion, history

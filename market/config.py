@@ -32,7 +32,6 @@ STOP_GRACE = 5  # seconds between TERM and KILL (stop_all.sh, tests): more than 
 DEFAULT_DB_TIMEOUT = 5.0  # seconds a frontend waits for a database
 DEFAULT_DB_POOL = 64  # connections a frontend keeps at most to each database
 DEFAULT_SETTLE_AFTER = 10  # seconds a reservation is held before the verdict is asked
-UNDO_RETRY_FOR = 300.0  # seconds an undelivered vote undo is retried (well under VOTE_TTL)
 HASH_COST_MIN, HASH_COST_MAX = 10, 20  # scrypt's n is 2 ** cost
 DEFAULT_HASH_COST = 14  # ~50 ms and 16 MiB per hash
 
@@ -43,7 +42,7 @@ DEFAULT_PURCHASE_TIMEOUT = 60.0  # seconds a started purchase waits for its comm
 
 # -- how long the databases remember what a resend may ask about -----------------------
 KEY_TTL = 600.0  # an idempotency key's outcome (contract §11: 10 minutes)
-VOTE_TTL = 600.0  # a vote's key, for its RevokeVote
+VOTE_TTL = 600.0  # a vote key's verdict (counted or refused)
 RESERVATION_TTL = 120.0  # a settled reservation
 CANCELLED_TTL = 120.0  # a cancelled purchase id
 

@@ -20,18 +20,20 @@ Replies:
   WatchSessions          {"epoch", "tokens": [...], "upto"}
   GetSellerRating        {"seller_id", "name", "thumbs_up", "thumbs_down", "items_sold"}
   GetCart, AddToCart, RemoveFromCart, SaveCart, ClearCart   {"cart": lines}
-  StartPurchase          {"buyer_id", "cart": lines}
-  CommitPurchase         {"purchase": public purchase}
+  StartPurchase          {"purchase_id", "state", "cart": lines (while started)}
+  CommitPurchase, GetPurchase   {"purchase": public purchase}
   ResolvePurchases       {"sold": [...], "released": [...]}
   GetPurchases           {"purchases": [public purchase, ...], "next", "items_purchased"}
-  RecordVote             {"seller_id", "buyer_id"}
-  RevokeVote             {}
+  RecordVote             {"vote_key", "state": "recorded", "counted" or null (refused)}
+  RecordedVotes          {"keys": [...]}
+  SettleVotes            {}
 """
 from __future__ import annotations
 
 from market.dbapi import InternalOp
 from market.fields import (HASH_COST, ITEM_ID, ITEM_NAME, PASSWORD_HASH, PRICE_CENTS,
-                           PURCHASE_ID, QUANTITY, ROLE, SALT, SELLER_ID, UNDO_KEY, USERNAME, VOTE)
+                           PURCHASE_ID, QUANTITY, ROLE, SALT, SELLER_ID, USERNAME, VOTE,
+                           VOTE_KEY)
 from market.idempotency import KEYED_ARGS
 from market.paging import CURSOR, PAGE_LIMIT
 from protocol import Int, ListOf, Omittable, Record, Str
@@ -42,6 +44,8 @@ PURCHASE_LINE = {"item_id": ITEM_ID, "name": ITEM_NAME, "quantity": QUANTITY,
                  "price": PRICE_CENTS, "seller_id": SELLER_ID}
 CART_LINE = {"item_id": ITEM_ID, "quantity": QUANTITY}
 HOLDER = Str(16, 16)  # a frontend's lease holder id (``market.leases``)
+# A final error: what a purchase's resend is told again.
+REASON = {"code": Str(1, 32), "message": Str(0, 500)}
 
 # -- accounts and sessions ----------------------------------------------------------
 
@@ -75,18 +79,31 @@ CLEAR_CART = InternalOp("ClearCart", KEYED_ARGS, keyed=True)
 
 # -- purchases: started, then committed or cancelled ------------------------------------
 
-# ``card_problem``: the frontend's verdict on the card ('' when fine).
-START_PURCHASE = InternalOp("StartPurchase", {"purchase_id": PURCHASE_ID,
-                                              "card_problem": Str(0, 200)})
+# Keyed by the buyer's key: the purchase id is derived from it (a resend finds its
+# purchase, whatever state it is in). ``card_problem``: the frontend's verdict on the
+# card ('' when fine).
+START_PURCHASE = InternalOp("StartPurchase", {**KEYED_ARGS, "card_problem": Str(0, 200)},
+                            keyed=True)
+# Keyed by the purchase id: a resend gets the first record.
 COMMIT_PURCHASE = InternalOp("CommitPurchase", {
     "purchase_id": PURCHASE_ID, "lines": ListOf(Record(PURCHASE_LINE)),
-    "card_last4": Str(4, 4)}, needs_session=False)
-RESOLVE_PURCHASES = InternalOp("ResolvePurchases", {"purchase_ids": ListOf(PURCHASE_ID)},
-                               needs_session=False)
+    "card_last4": Str(4, 4)}, needs_session=False, keyed=True)
+# The verdict on each id, cancelling those not committed (with ``reason``, the final
+# error a resend of the purchase gets again); however late (no deadline).
+RESOLVE_PURCHASES = InternalOp("ResolvePurchases", {
+    "purchase_ids": ListOf(PURCHASE_ID), "reason": Omittable(Record(REASON))},
+    needs_session=False, keyed=True)
+GET_PURCHASE = InternalOp("GetPurchase", {"purchase_id": PURCHASE_ID}, read=True)
 GET_PURCHASES = InternalOp("GetPurchases", {"limit": PAGE_LIMIT, "after": CURSOR}, read=True)
 
-# -- votes: counted for the seller, or revoked by the attempt's key --------------------------
+# -- votes: recorded, then counted or dropped by the product database's verdict -------------
 
-RECORD_VOTE = InternalOp("RecordVote", {"item_id": ITEM_ID, "vote": VOTE, "key": UNDO_KEY})
-REVOKE_VOTE = InternalOp("RevokeVote", {"buyer_id": Int(1), "item_id": ITEM_ID,
-                                        "key": UNDO_KEY}, needs_session=False)
+# Keyed by the buyer's key: the vote key is derived from it.
+RECORD_VOTE = InternalOp("RecordVote", {"item_id": ITEM_ID, "vote": VOTE, **KEYED_ARGS},
+                         keyed=True)
+RECORDED_VOTES = InternalOp("RecordedVotes", {
+    "older_than": Int(0, 86_400), "limit": Int(1, 10_000)}, needs_session=False, read=True)
+# Applies the product database's verdicts, however late (no deadline).
+SETTLE_VOTES = InternalOp("SettleVotes", {"counted": ListOf(VOTE_KEY),
+                                          "refused": ListOf(VOTE_KEY)},
+                          needs_session=False, keyed=True)

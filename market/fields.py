@@ -37,7 +37,7 @@ CARD_NUMBER_LENGTH = (13, 19)
 
 ROLE = OneOf(("buyer", "seller"))
 PURCHASE_ID = Str(1, 64)
-UNDO_KEY = Str(1, 64)  # names one attempt of a write that may be undone (a vote)
+VOTE_KEY = Str(1, 64)  # names one vote: the product database decides each key once
 PRICE_CENTS = Int(1, PRICE_MAX_DOLLARS * 100)
 SALT = Hex(16)
 PASSWORD_HASH = Hex(32)

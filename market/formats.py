@@ -258,7 +258,9 @@ def product_2_to_3(state: Any, records: list[dict]) -> Content:
     Format 2's records are after-images (``items``, and a ``reservation`` or a
     ``vote`` key's new state); format 3's are intents. Replaying the after-images
     here gives the state at the end, which format 3 takes as its snapshot.
-    Reservations ``pending`` are called ``held`` now.
+    Reservations ``pending`` are called ``held`` now. A vote key's state is its
+    verdict: ``counted``, or ``refused`` (format 2's ``revoked``: not counted, and never
+    counted from then on).
     """
     items: dict[int, dict] = {}
     reservations: dict[str, dict] = {}
@@ -271,8 +273,8 @@ def product_2_to_3(state: Any, records: list[dict]) -> Content:
             reservations[purchase_id] = {
                 "purchase_id": purchase_id, "state": "held" if status == "pending" else status,
                 "lines": [{"item_id": item_id, "quantity": units} for item_id, units in lines]}
-        for key, item_id, vote, status in change.get("votes", ()):
-            votes[key] = {"key": key, "item_id": item_id, "vote": vote, "state": status}
+        for key, _, _, status in change.get("votes", ()):
+            votes[key] = {"key": key, "state": "refused" if status == "revoked" else status}
 
     if state is not None:
         take(state)
@@ -285,25 +287,60 @@ def product_2_to_3(state: Any, records: list[dict]) -> Content:
 
 
 CUSTOMER_KINDS_2_TO_3 = {"start": "purchase_started", "purchase": "purchase_committed",
-                         "cancel": "purchases_cancelled", "feedback": "vote_recorded",
-                         "unfeedback": "vote_revoked"}
+                         "cancel": "purchases_cancelled"}
 
 
 def customer_2_to_3(state: Any, records: list[dict]) -> Content:
     """Format 2 -> 3 for the customer database.
 
-    Records: five kinds renamed (``CUSTOMER_KINDS_2_TO_3``), fields as they were.
+    Records: three kinds renamed (``CUSTOMER_KINDS_2_TO_3``), fields as they were.
+    Votes: format 2 counted a vote at once (``feedback``) and could take it back
+    (``unfeedback``); format 3 records a vote, then settles it by the product
+    database's verdict. A vote taken back changed nothing in the end, so it is left
+    out (its ``unfeedback`` too, and from the snapshot if it was there); every other
+    ``feedback`` becomes ``vote_recorded`` followed by ``votes_settled`` counted.
     Snapshot: format 2 kept everything in the accounts (counters, saved cart,
     history, votes); format 3 keeps accounts, sessions, carts, purchases and votes
     apart, and counts a seller's sales and thumbs from the purchases and votes.
     """
+    taken_back, records = _votes_taken_back(state, records)
     if state is not None:
-        state = _customer_state_2_to_3(state)
-    return state, [{**r, "kind": CUSTOMER_KINDS_2_TO_3.get(r["kind"], r["kind"])}
-                   for r in records]
+        state = _customer_state_2_to_3(state, taken_back)
+    upgraded: list[dict] = []
+    for record in records:
+        if record["kind"] == "feedback":
+            upgraded += [{**record, "kind": "vote_recorded"},
+                         {"kind": "votes_settled", "counted": [record["key"]], "refused": []}]
+        else:
+            upgraded.append({**record,
+                             "kind": CUSTOMER_KINDS_2_TO_3.get(record["kind"], record["kind"])})
+    return state, upgraded
 
 
-def _customer_state_2_to_3(state: dict) -> dict:
+def _votes_taken_back(state: Any, records: list[dict]) -> tuple[set, list[dict]]:
+    """The (buyer, item) pairs whose vote in the snapshot a record takes back, and the
+    records without the votes taken back (each ``unfeedback`` and the ``feedback`` it
+    undid)."""
+    latest: dict[tuple[int, int], int | None] = {}  # a pair's vote: its record, None: snapshot
+    for raw in (state or {}).get("accounts", {}).get("buyer", []):
+        latest.update(((raw["user_id"], item_id), None) for item_id, _ in raw["feedback_given"])
+    dropped: set[int] = set()
+    from_snapshot: set[tuple[int, int]] = set()
+    for number, record in enumerate(records):
+        pair = (record.get("buyer_id"), record.get("item_id"))
+        if record["kind"] == "feedback":
+            latest[pair] = number
+        elif record["kind"] == "unfeedback":
+            undone = latest.pop(pair, None)
+            dropped.add(number)
+            if undone is None:
+                from_snapshot.add(pair)
+            else:
+                dropped.add(undone)
+    return from_snapshot, [r for n, r in enumerate(records) if n not in dropped]
+
+
+def _customer_state_2_to_3(state: dict, taken_back: set[tuple[int, int]]) -> dict:
     fields = ("user_id", "name", "salt", "hash", "cost")
     buyers = state["accounts"].get("buyer", [])
     return {
@@ -326,7 +363,8 @@ def _customer_state_2_to_3(state: dict) -> dict:
         "votes": [{"buyer_id": raw["user_id"], "item_id": item_id,
                    "seller_id": dict(raw["purchased_items"])[item_id], "vote": vote,
                    "key": key, "state": "counted"}
-                  for raw in buyers for item_id, (key, vote) in raw["feedback_given"]]}
+                  for raw in buyers for item_id, (key, vote) in raw["feedback_given"]
+                  if (raw["user_id"], item_id) not in taken_back]}
 
 
 STEPS: dict[int, dict[str, Step]] = {

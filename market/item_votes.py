@@ -1,79 +1,63 @@
-"""The product side of votes: each vote key's state, and the items' thumbs it moves.
+"""The product side of votes: each vote key's verdict, and the items' thumbs it moves.
 
-A buyer's vote (public ``ProvideFeedback``) carries a key naming that attempt.
-``RecordVote`` counts it on the item once per key (*counted*); ``RevokeVote``
-takes it back if it was counted and refuses the key from then on (*revoked*),
-so a late ``RecordVote`` after its revocation changes nothing. Keys are
-remembered ``VOTE_TTL`` seconds, well past any retry of either.
+A buyer's vote (public ``ProvideFeedback``) is recorded by the customer database
+under a vote key, then counted here: ``RecordVote`` counts it on the item once
+per key (*counted*). Here each key's verdict is decided, once: a key counted
+stays counted; ``ResolveVotes`` answers each key's verdict, *refusing* a key not
+counted yet, so that a late ``RecordVote`` with it counts nothing. The customer
+database follows the verdict (``market.votes``), so a vote counts on both sides
+or on neither. Keys are remembered ``VOTE_TTL`` seconds, well past any retry.
 
 Not thread-safe: the product database holds its lock around all of it.
 """
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
 
 from market.catalog import Item
 from market.config import VOTE_TTL
 from market.database import Recent
 
 
-
 class VoteState(enum.StrEnum):
     COUNTED = "counted"
-    REVOKED = "revoked"
-
-
-@dataclass(frozen=True)
-class VoteEntry:
-    item_id: int
-    vote: str  # "up" or "down"
-    state: VoteState
+    REFUSED = "refused"
 
 
 class ItemVotes:
-    """Vote keys and their states.
+    """Vote keys and their verdicts.
 
-    Invariant: an item's thumbs count exactly the keys ``counted`` for it in
-    that direction (plus those forgotten after ``VOTE_TTL``); a key moves
-    unknown -> counted -> revoked or unknown -> revoked, never back.
+    Invariant: an item's thumbs count exactly the keys ``counted`` for it in that
+    direction (plus those forgotten after ``VOTE_TTL``); a key moves unknown ->
+    counted or unknown -> refused, never on.
     """
 
     def __init__(self, ttl: float = VOTE_TTL) -> None:
-        self._keys = Recent(ttl)  # key -> VoteEntry
+        self._keys = Recent(ttl)  # key -> VoteState
 
     def state(self, key: str) -> VoteState | None:
-        entry = self._keys.get(key)
-        return None if entry is None else entry.state
+        return self._keys.get(key)
 
     def record(self, key: str, item: Item, vote: str) -> None:
-        """Count the vote on the item, unless the key is known."""
-        if key not in self._keys:
-            _count(item, vote, 1)
-            self._keys.put(key, VoteEntry(item.item_id, vote, VoteState.COUNTED))
-
-    def revoke(self, key: str, item: Item, vote: str) -> None:
-        """Take the key's vote back if it was counted; refuse the key from now on."""
-        state = self.state(key)
-        if state is VoteState.REVOKED:
+        """Count the vote on the item, unless the key has a verdict."""
+        if key in self._keys:
             return
-        if state is VoteState.COUNTED:
-            _count(item, vote, -1)
-        self._keys.put(key, VoteEntry(item.item_id, vote, VoteState.REVOKED))
+        if vote == "up":
+            item.thumbs_up += 1
+        else:
+            item.thumbs_down += 1
+        self._keys.put(key, VoteState.COUNTED)
+
+    def refuse(self, keys: list[str]) -> None:
+        """Refuse the keys without a verdict: they never count from now on."""
+        for key in keys:
+            if key not in self._keys:
+                self._keys.put(key, VoteState.REFUSED)
 
     def dump(self) -> list[dict]:
-        return [{"key": key, "item_id": entry.item_id, "vote": entry.vote,
-                 "state": entry.state.value} for key, entry in self._keys.items()]
+        return [{"key": key, "state": state.value} for key, state in self._keys.items()]
 
     def restore(self, entries: list[dict]) -> None:
         """Take back what ``dump`` gave (the items' thumbs are restored already)."""
         for entry in entries:
-            self._keys.put(entry["key"], VoteEntry(entry["item_id"], entry["vote"],
-                                                   VoteState(entry["state"])))
-
-
-def _count(item: Item, vote: str, step: int) -> None:
-    if vote == "up":
-        item.thumbs_up += step
-    else:
-        item.thumbs_down += step
+            self._keys.put(entry["key"], VoteState(entry["state"]))

@@ -20,21 +20,23 @@ Replies:
   GetItems            {"items": [{"item_id", "name", "price_cents", "quantity"}, ...]}
   ReserveUnits        {"lines": [{"item_id", "name", "quantity", "price", "seller_id"}, ...]}
   HeldReservations    {"purchase_ids": [...]}
-  SettleReservations, RecordVote, RevokeVote   {}
+  SettleReservations  {}
+  RecordVote          {"counted": true or false (the key was refused)}
+  ResolveVotes        {"counted": [key, ...], "refused": [key, ...]}
 """
 from __future__ import annotations
 
 from market.config import CART_MAX
 from market.dbapi import InternalOp
 from market.fields import (CATEGORY, CONDITION, ITEM_ID, ITEM_NAME, KEYWORDS,
-                           PRICE_CENTS, PURCHASE_ID, QUANTITY, SEARCH_LIMIT, SELLER_ID, UNDO_KEY,
-                           VOTE)
+                           PRICE_CENTS, PURCHASE_ID, QUANTITY, SEARCH_LIMIT, SELLER_ID,
+                           VOTE, VOTE_KEY)
 from market.idempotency import KEYED_ARGS
 from market.paging import CURSOR, PAGE_LIMIT
 from protocol import Int, ListOf, Record
 
 RESERVE_LINE = {"item_id": ITEM_ID, "quantity": QUANTITY}
-VOTE_ARGS = {"item_id": ITEM_ID, "vote": VOTE, "key": UNDO_KEY}
+VOTE_ARGS = {"item_id": ITEM_ID, "vote": VOTE, "key": VOTE_KEY}
 
 # -- a seller's items ---------------------------------------------------------------
 
@@ -63,14 +65,21 @@ GET_ITEMS = InternalOp("GetItems", {"item_ids": ListOf(ITEM_ID, 2 * CART_MAX)},
 
 # -- reservations (the units of a purchase): held, then sold or released -------------
 
+# Keyed by the purchase id: a resend gets the lines first reserved.
 RESERVE_UNITS = InternalOp("ReserveUnits", {
-    "purchase_id": PURCHASE_ID, "lines": ListOf(Record(RESERVE_LINE))}, needs_session=False)
+    "purchase_id": PURCHASE_ID, "lines": ListOf(Record(RESERVE_LINE))}, needs_session=False,
+    keyed=True)
 HELD_RESERVATIONS = InternalOp("HeldReservations", {
     "older_than": Int(0, 86_400), "limit": Int(1, 10_000)}, needs_session=False, read=True)
+# Settling: applies the customer database's verdicts, however late (no deadline).
 SETTLE_RESERVATIONS = InternalOp("SettleReservations", {
-    "sold": ListOf(PURCHASE_ID), "released": ListOf(PURCHASE_ID)}, needs_session=False)
+    "sold": ListOf(PURCHASE_ID), "released": ListOf(PURCHASE_ID)}, needs_session=False,
+    keyed=True)
 
-# -- votes on items -------------------------------------------------------------------
+# -- votes on items: each vote key counted once, or refused -----------------------------
 
-RECORD_VOTE = InternalOp("RecordVote", VOTE_ARGS, needs_session=False)
-REVOKE_VOTE = InternalOp("RevokeVote", VOTE_ARGS, needs_session=False)
+# Counts the vote of ``key`` on the item unless the key has a verdict.
+RECORD_VOTE = InternalOp("RecordVote", VOTE_ARGS, needs_session=False, keyed=True)
+# The verdict on each key, refusing those not counted; however late (no deadline).
+RESOLVE_VOTES = InternalOp("ResolveVotes", {"keys": ListOf(VOTE_KEY)},
+                           needs_session=False, keyed=True)

@@ -10,9 +10,12 @@ cancelled too, so that it can never commit later::
         |                   |
         +------cancel-------+------cancel--> CANCELLED
 
-Committed purchases are history for good; a cancelled id is remembered for
-``CANCELLED_TTL`` seconds, well past any deadline of its commit. Money is in
-integer cents; ``purchase_view`` is the only place that turns it into dollars.
+A purchase id is derived from the idempotency key of its ``MakePurchase`` (see
+``CustomerDB.start_purchase``), so a resend finds its purchase: ``progress``
+says where it is. Committed purchases are history for good; a cancelled id is
+remembered for ``CANCELLED_TTL`` seconds, well past any deadline of its commit.
+Money is in integer cents; ``purchase_view`` is the only place that turns it
+into dollars.
 
 Not thread-safe: the customer database holds its lock around all of it, and
 decides and journals every change (``start``/``commit``/``cancel`` only apply).
@@ -49,6 +52,7 @@ class Purchase:
     state: PurchaseState = PurchaseState.STARTED
     since: float = field(default_factory=time.monotonic)
     record: dict | None = None  # once committed: the record in cents, as journaled
+    keyed: dict | None = None  # while started: its key's entry (``Database.keyed_write``)
     view: bytes = b""  # once committed: its JSON as clients see it
 
 
@@ -73,24 +77,42 @@ class Purchases:
     def get(self, purchase_id: str) -> Purchase | None:
         return self._by_id.get(purchase_id) or self._cancelled.get(purchase_id)
 
-    def to_start(self, purchase_id: str, buyer_id: int, cart: Cart,
-                 card_problem: str) -> tuple[Lines, bool]:
-        """The lines a start takes out of ``cart``, and whether it is a new start.
-
-        A resent start (the buyer's own started id) gets its purchase's lines again.
-        Else, in the contract's order of errors, ``conflict`` if the id was used, the
-        cart is empty, or the card has a problem (the frontend's verdict, '' if none).
-        """
-        purchase = self.get(purchase_id)
-        if purchase is not None:
-            if purchase.state is PurchaseState.STARTED and purchase.buyer_id == buyer_id:
-                return purchase.lines, False
-            raise ApiError("conflict", "This purchase id was used already.")
+    def to_start(self, purchase_id: str, cart: Cart, card_problem: str) -> Lines:
+        """The lines a new purchase takes out of ``cart``; in the contract's order of
+        errors, ``conflict`` if the id was used, the cart is empty, or the card has a
+        problem (the frontend's verdict, '' if none)."""
+        if self.get(purchase_id) is not None:
+            raise ApiError("conflict", "This purchase's idempotency_key was used already.")
         if not cart:
             raise ApiError("conflict", "The cart is empty: there is nothing to buy.")
         if card_problem:
             raise ApiError("conflict", f"The card was rejected: {card_problem}.")
-        return cart.lines(), True
+        return cart.lines()
+
+    def progress(self, purchase_id: str) -> dict:
+        """Where the purchase is: ``started`` (with its lines: go on) or ``committed``;
+        ``conflict`` once it was cancelled."""
+        purchase = self.get(purchase_id)
+        if purchase is None or purchase.state is PurchaseState.CANCELLED:
+            raise ApiError("conflict", "This purchase was not made (it was cancelled) and "
+                                       "nothing was charged; buy again with a new "
+                                       "idempotency_key.")
+        if purchase.state is PurchaseState.STARTED:
+            return {"purchase_id": purchase_id, "state": "started", "cart": purchase.lines}
+        return {"purchase_id": purchase_id, "state": "committed"}
+
+    def bought_by(self, purchase_id: str, buyer_id: int) -> Purchase:
+        """The buyer's committed purchase of this id, else ``not_found``."""
+        purchase = self._by_id.get(purchase_id)
+        if purchase is None or purchase.state is not PurchaseState.COMMITTED \
+                or purchase.buyer_id != buyer_id:
+            raise ApiError("not_found", f"You have no purchase {purchase_id}.")
+        return purchase
+
+    def keys_of(self, purchase_ids: list[str]) -> list[dict]:
+        """The key entries of the started purchases among these ids."""
+        return [self._started[p].keyed for p in purchase_ids
+                if p in self._started and self._started[p].keyed]
 
     def check_commit(self, purchase_id: str, lines: list[dict]) -> None:
         """Whether the started purchase of this id may commit these lines: ``conflict`` if
@@ -132,8 +154,9 @@ class Purchases:
 
     # -- changes (applied from journal records) ---------------------------------------
 
-    def start(self, purchase_id: str, token: str, buyer_id: int, lines: Lines) -> None:
-        purchase = Purchase(purchase_id, buyer_id, token, lines)
+    def start(self, purchase_id: str, token: str, buyer_id: int, lines: Lines,
+              keyed: dict | None = None) -> None:
+        purchase = Purchase(purchase_id, buyer_id, token, lines, keyed=keyed)
         self._by_id[purchase_id] = self._started[purchase_id] = purchase
         self._started_of.setdefault(token, set()).add(purchase_id)
 
@@ -162,6 +185,7 @@ class Purchases:
 
     def _unstart(self, purchase_id: str) -> Purchase:
         purchase = self._started.pop(purchase_id)
+        purchase.keyed = None
         mine = self._started_of[purchase.token]
         mine.discard(purchase_id)
         if not mine:
@@ -213,7 +237,7 @@ class Purchases:
         return {"committed": [{"buyer_id": p.buyer_id, "purchase": p.record}
                               for history in self._history.values() for p in history],
                 "started": [{"purchase_id": p.purchase_id, "token": p.token,
-                             "buyer_id": p.buyer_id, "lines": p.lines}
+                             "buyer_id": p.buyer_id, "lines": p.lines, "keyed": p.keyed}
                             for p in self._started.values()],
                 "cancelled": [purchase_id for purchase_id, _ in self._cancelled.items()]}
 
@@ -224,7 +248,8 @@ class Purchases:
             purchase = Purchase(record["purchase_id"], raw["buyer_id"], "", lines)
             self._add_committed(purchase, record)
         for raw in state["started"]:
-            self.start(raw["purchase_id"], raw["token"], raw["buyer_id"], raw["lines"])
+            self.start(raw["purchase_id"], raw["token"], raw["buyer_id"], raw["lines"],
+                       raw.get("keyed"))
         self.cancel(state["cancelled"])
 
 

@@ -274,8 +274,10 @@ def test_product_db_killed_between_reserve_and_commit(shop):
 def test_buyer_frontend_killed_between_reserve_and_commit(shop):
     outcome = shop.purchase_paused_after_reserve()
     shop.market.buyer_server.kill()
-    assert finished(outcome)["error"] == "unavailable"
-    shop.market.buyer_server.restart()
+    try:
+        assert finished(outcome)["error"] == "deadline_exceeded"  # the client's: no reply
+    finally:
+        shop.market.buyer_server.restart()
     assert wait_until(lambda: shop.whole_state() == "undone", timeout=10), shop.whole_state()
 
 
@@ -294,8 +296,10 @@ def test_database_stalled_mid_purchase(shop, database):
         time.sleep(2.5)  # past the frontend's 2 s database timeout
     finally:
         os.kill(proc.pid, signal.SIGCONT)
-    # conflict: a settling thread's verdict (cancelled) reached the database first.
-    assert finished(outcome).get("error") in ("unavailable", "conflict", None), outcome
+    # conflict: a settling thread's verdict (cancelled) reached the database first;
+    # deadline_exceeded: the frontend could not learn the verdict in time.
+    assert finished(outcome).get("error") in ("unavailable", "conflict", "deadline_exceeded",
+                                              None), outcome
     assert wait_until(lambda: shop.whole_state() in ("completed", "undone"), timeout=10), \
         shop.whole_state()
     time.sleep(1.5)  # a settling round later it still holds

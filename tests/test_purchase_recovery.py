@@ -10,8 +10,14 @@ import pytest
 from conftest import CARD, start_market, wait_until
 from market.client import Client
 from market.frontend import scrypt
+from market.idempotency import fresh_key
 from protocol import ApiError
 
+
+
+def keyed() -> dict:
+    """The ``key`` and ``fingerprint`` args of a keyed internal write."""
+    return {"key": fresh_key(), "fingerprint": "0" * 32}
 
 
 @pytest.fixture
@@ -55,7 +61,7 @@ def test_units_come_back_when_the_buyer_frontend_dies_midway(slow_market):
     assert wait_until(lambda: units_left(slow_market, item_id) == 3), "units never taken"
     slow_market.buyer_server.kill()
     thread.join(5)
-    assert errors == ["unavailable"]
+    assert errors == ["deadline_exceeded"]  # the client's: no reply to a write
     assert units_left(slow_market, item_id) == 3  # nobody has settled it yet
 
     slow_market.buyer_server.restart()
@@ -85,13 +91,15 @@ def test_completed_purchases_keep_their_units_when_settled(slow_market):
         # frontend died right after the commit) stays pending until the settling
         # thread finds it committed.
         buyer("AddItemToCart", item_id=item_id, quantity=1)
-        cart = customer.call("StartPurchase", {"purchase_id": "unsettled", "card_problem": ""},
-                             buyer.session)["cart"]
-        sold = product.call("ReserveUnits", {"purchase_id": "unsettled", "lines": [
-            {"item_id": line_item, "quantity": quantity} for line_item, quantity in cart]})
-        customer.call("CommitPurchase", {"purchase_id": "unsettled", "lines": sold["lines"],
+        started = customer.call("StartPurchase", {"key": fresh_key(), "fingerprint": "0" * 32,
+                                                  "card_problem": ""}, buyer.session)
+        unsettled = started["purchase_id"]
+        sold = product.call("ReserveUnits", {"purchase_id": unsettled, "lines": [
+            {"item_id": line_item, "quantity": quantity}
+            for line_item, quantity in started["cart"]]})
+        customer.call("CommitPurchase", {"purchase_id": unsettled, "lines": sold["lines"],
                                          "card_last4": "1111"})
-        assert pending() == ["unsettled"]
+        assert pending() == [unsettled]
         assert wait_until(lambda: not pending(), timeout=6)
     finally:
         product.close()
@@ -107,15 +115,15 @@ def test_a_commit_after_the_verdict_is_refused(slow_market):
         salt = os.urandom(16)
         password_hash = scrypt("p", salt, 10).hex()
         customer.call("CreateAccount", {"role": "buyer", "username": "cy", "salt": salt.hex(),
-                                        "hash": password_hash, "cost": 10})
+                                        "hash": password_hash, "cost": 10, **keyed()})
         session = customer.call("Login", {"role": "buyer", "username": "cy",
                                           "hash": password_hash})["session"]
         line = {"item_id": 1, "name": "x", "quantity": 1, "price": 100, "seller_id": 1}
 
-        def start(purchase_id: str) -> list:
-            customer.call("AddToCart", {"item_id": 1, "quantity": 1, "available": 5}, session)
-            return customer.call("StartPurchase", {"purchase_id": purchase_id,
-                                                   "card_problem": ""}, session)["cart"]
+        def start() -> dict:
+            customer.call("AddToCart", {"item_id": 1, "quantity": 1, "available": 5,
+                                        **keyed()}, session)
+            return customer.call("StartPurchase", {**keyed(), "card_problem": ""}, session)
 
         def refused(purchase_id: str) -> str:
             with pytest.raises(ApiError) as caught:
@@ -128,18 +136,22 @@ def test_a_commit_after_the_verdict_is_refused(slow_market):
         assert verdict == {"sold": [], "released": ["late"]}
         assert refused("late") == "conflict"
         # A purchase started (pending), cancelled by the verdict, then its commit.
-        assert start("stalled") == [[1, 1]]
-        verdict = customer.call("ResolvePurchases", {"purchase_ids": ["stalled"]})
-        assert verdict == {"sold": [], "released": ["stalled"]}
+        started = start()
+        stalled = started["purchase_id"]
+        assert started["cart"] == [[1, 1]]
+        verdict = customer.call("ResolvePurchases", {"purchase_ids": [stalled]})
+        assert verdict == {"sold": [], "released": [stalled]}
         assert customer.call("GetCart", {}, session)["cart"] == [[1, 1]]  # the line is back
-        assert refused("stalled") == "conflict"
+        assert refused(stalled) == "conflict"
 
-        customer.call("ClearCart", {}, session)
-        assert start("ok") == [[1, 1]]
-        committed = customer.call("CommitPurchase", {"purchase_id": "ok", "lines": [line],
-                                                     "card_last4": "1111"})
-        assert committed["purchase"]["purchase_id"] == "ok"
-        assert customer.call("ResolvePurchases", {"purchase_ids": ["ok", "late", "stalled"]}) \
-            == {"sold": ["ok"], "released": ["late", "stalled"]}
+        customer.call("ClearCart", keyed(), session)
+        started = start()
+        assert started["cart"] == [[1, 1]]
+        committed = customer.call("CommitPurchase", {"purchase_id": started["purchase_id"],
+                                                     "lines": [line], "card_last4": "1111"})
+        assert committed["purchase"]["purchase_id"] == started["purchase_id"]
+        assert customer.call("ResolvePurchases", {
+            "purchase_ids": [started["purchase_id"], "late", stalled]}) \
+            == {"sold": [started["purchase_id"]], "released": ["late", stalled]}
     finally:
         customer.close()

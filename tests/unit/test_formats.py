@@ -191,8 +191,7 @@ def test_product_2_to_3_replays_the_after_images_into_one_snapshot():
             {"purchase_id": "p0", "state": "sold", "lines": [{"item_id": 3, "quantity": 1}]},
             {"purchase_id": "p1", "state": "held", "lines": [{"item_id": 1, "quantity": 2}]},
             {"purchase_id": "p2", "state": "released", "lines": []}],
-        "votes": [{"key": "k0", "item_id": 3, "vote": "down", "state": "counted"},
-                  {"key": "k1", "item_id": 1, "vote": "up", "state": "counted"}]}, [])
+        "votes": [{"key": "k0", "state": "counted"}, {"key": "k1", "state": "counted"}]}, [])
 
 
 def test_the_chain_runs_every_step_from_the_format_found():
@@ -205,23 +204,35 @@ def test_the_chain_runs_every_step_from_the_format_found():
         None, [{"kind": "x"}])
 
 
-def test_customer_2_to_3_renames_five_kinds_and_keeps_every_field():
+def test_customer_2_to_3_renames_three_kinds_and_keeps_every_field():
     records = [{"kind": "account", "role": "buyer", "user_id": 1, "name": "bob", "salt": "aa",
                 "hash": "bb", "cost": 14},
                {"kind": "start", "token": "t", "purchase_id": "p1", "buyer_id": 1,
                 "lines": [[1, 2]]},
                {"kind": "purchase", "purchase": PURCHASE},
                {"kind": "cancel", "purchase_ids": ["p2"]},
-               {"kind": "feedback", "buyer_id": 1, "item_id": 1, "vote": "up", "key": "k"},
-               {"kind": "unfeedback", "buyer_id": 1, "item_id": 1},
                {"kind": "save", "token": "t"}]
     state, upgraded = formats.customer_2_to_3(None, records)
     assert state is None
     assert [r["kind"] for r in upgraded] == [
-        "account", "purchase_started", "purchase_committed", "purchases_cancelled",
-        "vote_recorded", "vote_revoked", "save"]
+        "account", "purchase_started", "purchase_committed", "purchases_cancelled", "save"]
     assert [{k: v for k, v in r.items() if k != "kind"} for r in upgraded] == [
         {k: v for k, v in r.items() if k != "kind"} for r in records]
+
+
+def test_customer_2_to_3_votes_are_recorded_and_counted_and_those_taken_back_left_out():
+    vote = {"kind": "feedback", "buyer_id": 1, "item_id": 1, "vote": "up", "key": "k"}
+    records = [vote, {"kind": "unfeedback", "buyer_id": 1, "item_id": 1},
+               {**vote, "vote": "down", "key": "k2"},
+               {"kind": "unfeedback", "buyer_id": 1, "item_id": 3},  # a snapshot's vote
+               {**vote, "item_id": 4, "key": "k4"}]
+    snapshot_votes = {"user_id": 1, "feedback_given": [[3, ["k3", "up"]]]}
+    assert formats._votes_taken_back({"accounts": {"buyer": [snapshot_votes]}}, records) == (
+        {(1, 3)}, [records[2], records[4]])
+    _, upgraded = formats.customer_2_to_3(None, records[:3])
+    assert upgraded == [
+        {**vote, "kind": "vote_recorded", "vote": "down", "key": "k2"},
+        {"kind": "votes_settled", "counted": ["k2"], "refused": []}]
 
 
 def test_customer_2_to_3_snapshot_keeps_accounts_sessions_carts_purchases_and_votes_apart():

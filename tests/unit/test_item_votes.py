@@ -1,4 +1,4 @@
-"""market.item_votes: a vote key counts once, is revoked once, and never comes back."""
+"""market.item_votes: a vote key counts once, or is refused and never counts."""
 from __future__ import annotations
 
 from market.catalog import Item
@@ -22,20 +22,18 @@ def test_a_key_counts_once():
     assert thumbs(desk) == (1, 1)
 
 
-def test_revoking_a_counted_vote_takes_it_back_once():
+def test_refusing_leaves_a_counted_key_counted():
     votes, desk = ItemVotes(), item()
     votes.record("k", desk, "down")
-    votes.revoke("k", desk, "down")
-    votes.revoke("k", desk, "down")
-    assert thumbs(desk) == (0, 0) and votes.state("k") is VoteState.REVOKED
+    votes.refuse(["k"])
+    assert thumbs(desk) == (0, 1) and votes.state("k") is VoteState.COUNTED
 
 
-def test_a_vote_after_its_revocation_changes_nothing():
+def test_a_vote_after_its_refusal_counts_nothing():
     votes, desk = ItemVotes(), item()
-    votes.revoke("k", desk, "up")  # the undo overtook the vote
-    assert votes.state("k") is VoteState.REVOKED and thumbs(desk) == (0, 0)
+    votes.refuse(["k"])  # the verdict overtook the vote
     votes.record("k", desk, "up")
-    assert votes.state("k") is VoteState.REVOKED and thumbs(desk) == (0, 0)
+    assert votes.state("k") is VoteState.REFUSED and thumbs(desk) == (0, 0)
 
 
 def test_an_unknown_key_has_no_state():
@@ -52,9 +50,8 @@ def test_keys_are_forgotten_after_their_time():
 def test_dump_and_restore_agree():
     votes, desk = ItemVotes(), item()
     votes.record("counted", desk, "up")
-    votes.record("revoked", desk, "down")
-    votes.revoke("revoked", desk, "down")
+    votes.refuse(["refused"])
     again = ItemVotes()
     again.restore(votes.dump())
     assert again.dump() == votes.dump()
-    assert again.state("revoked") is VoteState.REVOKED
+    assert again.state("refused") is VoteState.REFUSED

@@ -37,10 +37,9 @@ def every_change(db: ProductDB) -> None:
     call(db, "SettleReservations", sold=["sold"], released=["released"])  # changes nothing
     call(db, "RecordVote", item_id=5, vote="up", key="counted")
     call(db, "RecordVote", item_id=5, vote="up", key="counted")  # counted once
-    call(db, "RecordVote", item_id=6, vote="down", key="revoked")
-    call(db, "RevokeVote", item_id=6, vote="down", key="revoked")
-    call(db, "RevokeVote", item_id=5, vote="up", key="before")  # an undo overtaking its vote
-    call(db, "RecordVote", item_id=5, vote="up", key="before")
+    assert call(db, "ResolveVotes", keys=["counted", "refused"]) == {
+        "counted": ["counted"], "refused": ["refused"]}
+    assert call(db, "RecordVote", item_id=6, vote="down", key="refused") == {"counted": False}
 
 
 def test_the_changes_show_live():

@@ -35,13 +35,14 @@ def purchases() -> Purchases:
 def test_unknown_then_started(purchases):
     cart = Cart([[4, 2], [5, 1]])
     assert purchases.get("p") is None
-    assert purchases.to_start("p", 1, cart, "") == ([[4, 2], [5, 1]], True)
-    assert code(purchases.to_start, "p", 1, EMPTY, "") == "conflict"  # nothing to buy
-    assert code(purchases.to_start, "p", 1, cart, "expired") == "conflict"  # the card
+    assert purchases.to_start("p", cart, "") == [[4, 2], [5, 1]]
+    assert code(purchases.to_start, "p", EMPTY, "") == "conflict"  # nothing to buy
+    assert code(purchases.to_start, "p", cart, "expired") == "conflict"  # the card
     purchases.start("p", "tok", 1, [[4, 2], [5, 1]])
     assert purchases.state("p") is PurchaseState.STARTED
-    assert purchases.to_start("p", 1, EMPTY, "") == ([[4, 2], [5, 1]], False)  # a resend
-    assert code(purchases.to_start, "p", 2, cart, "") == "conflict"  # another buyer's id
+    assert purchases.progress("p") == {"purchase_id": "p", "state": "started",
+                                       "cart": [[4, 2], [5, 1]]}  # a resend goes on
+    assert code(purchases.to_start, "p", cart, "") == "conflict"  # the id was used
     assert purchases.held_items("tok") == {4, 5} and purchases.held_items("other") == set()
     assert purchases.counts() == {"purchases": 0, "pending_purchases": 1}
 
@@ -55,7 +56,10 @@ def test_started_then_committed_once(purchases):
     assert committed.state is PurchaseState.COMMITTED and purchases.state("p") is committed.state
     assert purchases.get("p") is committed  # what a resent commit is answered with
     assert code(purchases.check_commit, "p", lines) == "conflict"  # never twice
-    assert code(purchases.to_start, "p", 1, Cart([[1, 1]]), "") == "conflict"  # id spent
+    assert code(purchases.to_start, "p", Cart([[1, 1]]), "") == "conflict"  # id spent
+    assert purchases.progress("p") == {"purchase_id": "p", "state": "committed"}
+    assert purchases.bought_by("p", 1) is committed
+    assert code(purchases.bought_by, "p", 2) == "not_found"  # another buyer's
     assert purchases.held_items("tok") == set()
     assert committed.record["total"] == 750 and committed.record["card_last4"] == "1111"
     view = json.loads(committed.view)
@@ -73,7 +77,9 @@ def test_started_then_cancelled_for_good(purchases):
     assert cancelled.lines == [[4, 2]] and cancelled.token == "tok"
     assert purchases.state("p") is PurchaseState.CANCELLED
     assert code(purchases.check_commit, "p", [line(4, 2)]) == "conflict"
-    assert code(purchases.to_start, "p", 1, Cart([[1, 1]]), "") == "conflict"
+    assert code(purchases.to_start, "p", Cart([[1, 1]]), "") == "conflict"
+    assert code(purchases.progress, "p") == "conflict"  # a resend: not made
+    assert code(purchases.bought_by, "p", 1) == "not_found"
     assert purchases.cancel(["p"]) == []  # cancelling again changes nothing
     assert purchases.held_items("tok") == set() and purchases.stale(time.monotonic() + 99, 1) == []
     assert purchases.counts() == {"purchases": 0, "pending_purchases": 0}
@@ -83,7 +89,7 @@ def test_unknown_then_cancelled_can_never_commit_or_start(purchases):
     assert purchases.cancel(["late"]) == []
     assert purchases.state("late") is PurchaseState.CANCELLED
     assert code(purchases.check_commit, "late", [line(1, 1)]) == "conflict"
-    assert code(purchases.to_start, "late", 1, Cart([[1, 1]]), "") == "conflict"
+    assert code(purchases.to_start, "late", Cart([[1, 1]]), "") == "conflict"
 
 
 def test_the_verdict_sells_committed_ids_and_releases_the_rest(purchases):
@@ -121,7 +127,8 @@ def test_history_pages_oldest_first(purchases):
 def test_a_snapshot_keeps_every_state(purchases):
     purchases.start("done", "a", 1, [[1, 2]])
     purchases.commit(purchase_record("done", [line(1, 2)], "1111"))
-    purchases.start("open", "a", 1, [[2, 1]])
+    purchases.start("open", "a", 1, [[2, 1]], {"scope": "buyer:1", "key": "k" * 16,
+                                               "fingerprint": "0" * 32, "at": 1.0})
     purchases.cancel(["gone"])
     again = Purchases()
     again.restore(json.loads(json.dumps(purchases.dump())))
@@ -129,6 +136,7 @@ def test_a_snapshot_keeps_every_state(purchases):
         PurchaseState.COMMITTED, PurchaseState.STARTED, PurchaseState.CANCELLED, None]
     assert again.page(1, 10, None) == purchases.page(1, 10, None)
     assert again.held_items("a") == {2} and again.bought_from(1, 1) == 7
+    assert again.keys_of(["open", "done"]) == purchases.keys_of(["open"]) != []
     assert again.dump() == purchases.dump()
 
 
@@ -151,23 +159,34 @@ def test_purchases_move_cart_lines_and_replay_after_a_restart(tmp_path):
 
     call("AddToCart", item_id=1, quantity=2, available=5, **keyed())
     call("SaveCart", **keyed())
-    assert call("StartPurchase", purchase_id="p1", card_problem="")["cart"] == [[1, 2]]
+    first = keyed()
+    started = call("StartPurchase", card_problem="", **first)
+    assert started["cart"] == [[1, 2]] and started["state"] == "started"
+    assert call("StartPurchase", card_problem="", **first) == started  # a resend goes on
     assert cart() == []
     call("AddToCart", item_id=2, quantity=1, available=5, **keyed())
-    db.dispatch({"op": "ResolvePurchases", "args": {"purchase_ids": ["p1"]}})
+    reason = {"code": "conflict", "message": "Item 1 has 1 left."}
+    db.dispatch({"op": "ResolvePurchases", "args": {"purchase_ids": [started["purchase_id"]],
+                                                    "reason": reason}})
     assert cart() == [[1, 2], [2, 1]]  # back, before the line added meanwhile
-    call("StartPurchase", purchase_id="p2", card_problem="")
+    with pytest.raises(ApiError, match="Item 1 has 1 left"):  # a resend: the reason again
+        call("StartPurchase", card_problem="", **first)
+    second = keyed()
+    p2 = call("StartPurchase", card_problem="", **second)["purchase_id"]
     db.dispatch({"op": "CommitPurchase", "args": {
-        "purchase_id": "p2", "lines": [line(1, 2), line(2, 1)], "card_last4": "1111"}})
+        "purchase_id": p2, "lines": [line(1, 2), line(2, 1)], "card_last4": "1111"}})
+    assert call("StartPurchase", card_problem="", **second) == {"purchase_id": p2,
+                                                                "state": "committed"}
+    assert json.loads(call("GetPurchase", purchase_id=p2).json)["purchase"]["total"] == 7.5
     assert db.carts.saved(1).lines() == []  # what was bought left the saved cart
     call("AddToCart", item_id=3, quantity=1, available=5, **keyed())
-    call("StartPurchase", purchase_id="p3", card_problem="")
+    p3 = call("StartPurchase", card_problem="", **keyed())["purchase_id"]
     assert db.data_stats() == {"accounts": 1, "live_sessions": 1, "purchases": 1,
                                "pending_purchases": 1}
 
     again = customer_db.CustomerDB()
     again.open_data_dir(str(tmp_path))
     assert again.dump() == db.dump()
-    assert [again.purchases.state(p) for p in ("p1", "p2", "p3")] == [
+    assert [again.purchases.state(p) for p in (started["purchase_id"], p2, p3)] == [
         PurchaseState.CANCELLED, PurchaseState.COMMITTED, PurchaseState.STARTED]
     assert again.purchases.held_items(token) == {3} and cart(again) == []

@@ -1,4 +1,5 @@
-"""market/votes.py: a buyer's vote per item (counted, revoked by its key) and sellers' thumbs."""
+"""market/votes.py: a buyer's vote per item (recorded, then counted or dropped by the product
+database's verdict on its key) and sellers' thumbs."""
 from __future__ import annotations
 
 import json
@@ -20,47 +21,67 @@ def conflict(call, *args, **kwargs) -> bool:
     return failure.value.code == "conflict"
 
 
-def test_a_vote_counts_once_for_its_seller():
+def thumbs(votes: Votes, seller_id: int) -> tuple[int, int]:
+    return votes.thumbs(seller_id).up, votes.thumbs(seller_id).down
+
+
+def test_a_recorded_vote_counts_for_its_seller_only_once_settled_counted():
     votes = Votes()
     votes.check_new(1, 10)
     votes.record(Vote(1, 10, 7, Thumb.UP, "k1"))
     votes.record(Vote(2, 10, 7, Thumb.DOWN, "k2"))
     votes.record(Vote(1, 11, 8, Thumb.UP, "k3"))
-    assert conflict(votes.check_new, 1, 10)
+    assert thumbs(votes, 7) == (0, 0) and votes.recorded_count() == 3
+    assert conflict(votes.check_new, 1, 10)  # recorded: still being counted
+    votes.settle(["k1", "k2", "k3"], [])
+    votes.settle(["k1"], [])  # a second verdict changes nothing
+    assert conflict(votes.check_new, 1, 10)  # counted
     votes.check_new(1, 12)
     votes.check_new(3, 10)
-    assert (votes.thumbs(7).up, votes.thumbs(7).down, votes.thumbs(8).up) == (1, 1, 1)
-    assert (votes.thumbs(9).up, votes.thumbs(9).down) == (0, 0)
+    assert thumbs(votes, 7) == (1, 1) and thumbs(votes, 8) == (1, 0)
+    assert thumbs(votes, 9) == (0, 0) and votes.recorded_count() == 0
+    assert votes.state(1, 10, "k1") is VoteState.COUNTED
 
 
-def test_only_the_attempts_own_key_revokes_it_and_then_the_buyer_may_vote_again():
+def test_a_refused_vote_is_dropped_and_the_buyer_may_vote_again():
     votes = Votes()
     votes.record(Vote(1, 10, 7, Thumb.UP, "k1"))
-    assert not votes.revocable(1, 10, "other") and not votes.revocable(2, 10, "k1")
-    assert votes.revocable(1, 10, "k1")
-    votes.revoke(1, 10)
-    assert votes.thumbs(7).up == 0
-    assert not votes.revocable(1, 10, "k1")  # a second revoke changes nothing
+    assert votes.settling(["k1", "other"]) == ["k1"]
+    votes.settle([], ["k1"])
+    assert votes.state(1, 10, "k1") is None and votes.settling(["k1"]) == []
+    votes.settle(["k1"], [])  # a late, contrary verdict finds nothing to count
     votes.check_new(1, 10)
     votes.record(Vote(1, 10, 7, Thumb.DOWN, "k2"))
-    assert not votes.revocable(1, 10, "k1")  # the old attempt's key no longer names it
-    assert (votes.thumbs(7).up, votes.thumbs(7).down) == (0, 1)
+    votes.settle(["k2"], [])
+    assert votes.state(1, 10, "k1") is None  # the old key no longer names the vote
+    assert thumbs(votes, 7) == (0, 1)
+
+
+def test_recorded_votes_are_listed_oldest_first_once_old_enough():
+    votes = Votes()
+    for n in range(3):
+        votes.record(Vote(1, n, 7, Thumb.UP, f"k{n}"))
+    assert votes.recorded_longer_than(60, 10) == []
+    assert votes.recorded_longer_than(0, 10) == ["k0", "k1", "k2"]
+    assert votes.recorded_longer_than(0, 2) == ["k0", "k1"]
+    votes.settle(["k0"], ["k1"])
+    assert votes.recorded_longer_than(0, 10) == ["k2"]
 
 
 def test_a_snapshot_keeps_states_and_thumbs():
     votes = Votes()
     votes.record(Vote(1, 10, 7, Thumb.UP, "k1"))
     votes.record(Vote(2, 10, 7, Thumb.UP, "k2"))
-    votes.revoke(2, 10)
+    votes.record(Vote(3, 10, 7, Thumb.UP, "k3"))
+    votes.settle(["k1"], ["k3"])
     again = Votes()
     again.restore(json.loads(json.dumps(votes.dump())))
     assert again.dump() == votes.dump()
-    assert [raw["state"] for raw in again.dump()] == [VoteState.COUNTED, VoteState.REVOKED]
-    assert (again.thumbs(7).up, again.thumbs(7).down) == (1, 0)
-    assert again.revocable(1, 10, "k1") and not again.revocable(2, 10, "k2")
+    assert [raw["state"] for raw in again.dump()] == [VoteState.COUNTED, VoteState.RECORDED]
+    assert thumbs(again, 7) == (1, 0) and again.recorded_longer_than(0, 10) == ["k2"]
 
 
-def test_through_the_database_only_a_buyer_who_bought_may_vote(tmp_path):
+def test_through_the_database_a_vote_is_recorded_once_per_key_and_settled(tmp_path):
     db = customer_db.CustomerDB()
     db.open_data_dir(str(tmp_path))
     for role, name in (("buyer", "ann"), ("seller", "sam")):
@@ -79,17 +100,30 @@ def test_through_the_database_only_a_buyer_who_bought_may_vote(tmp_path):
                                    "session": seller})
         return reply["thumbs_up"], reply["thumbs_down"], reply["items_sold"]
 
-    assert conflict(call, "RecordVote", item_id=5, vote="up", key="k" * 16)
+    up, down = {"key": "u" * 16, "fingerprint": "1" * 32}, {"key": "d" * 16,
+                                                            "fingerprint": "2" * 32}
+    assert conflict(call, "RecordVote", item_id=5, vote="up", **up)  # not bought
     call("AddToCart", item_id=5, quantity=1, available=1, **keyed())
-    call("StartPurchase", purchase_id="p", card_problem="")
-    db.dispatch({"op": "CommitPurchase", "args": {"purchase_id": "p", "card_last4": "1111",
+    purchase_id = call("StartPurchase", card_problem="", **keyed())["purchase_id"]
+    db.dispatch({"op": "CommitPurchase", "args": {"purchase_id": purchase_id,
+        "card_last4": "1111",
         "lines": [{"item_id": 5, "name": "x", "quantity": 1, "price": 100, "seller_id": 1}]}})
-    assert call("RecordVote", item_id=5, vote="up", key="a" * 16) == {"seller_id": 1,
-                                                                       "buyer_id": 1}
-    assert conflict(call, "RecordVote", item_id=5, vote="down", key="b" * 16)
-    revoke = {"op": "RevokeVote", "args": {"buyer_id": 1, "item_id": 5, "key": "a" * 16}}
-    assert db.dispatch(revoke) == {} and db.dispatch(revoke) == {}
-    call("RecordVote", item_id=5, vote="down", key="c" * 16)
+    assert conflict(call, "RecordVote", item_id=5, vote="up", **up)  # the first outcome
+    fresh = {"key": "f" * 16, "fingerprint": "1" * 32}
+    first = call("RecordVote", item_id=5, vote="up", **fresh)
+    assert first["state"] == "recorded" and rating() == (0, 0, 1)
+    assert call("RecordVote", item_id=5, vote="up", **fresh) == first  # a resend
+    assert conflict(call, "RecordVote", item_id=5, vote="down", **down)  # being counted
+    assert db.dispatch({"op": "RecordedVotes", "args": {"older_than": 0, "limit": 10}}) \
+        == {"keys": [first["vote_key"]]}
+    settle = {"op": "SettleVotes", "args": {"counted": [], "refused": [first["vote_key"]]}}
+    assert db.dispatch(settle) == {} and db.dispatch(settle) == {}
+    assert call("RecordVote", item_id=5, vote="up", **fresh)["state"] is None  # refused
+    other = {"key": "o" * 16, "fingerprint": "2" * 32}
+    second = call("RecordVote", item_id=5, vote="down", **other)
+    db.dispatch({"op": "SettleVotes", "args": {"counted": [second["vote_key"]],
+                                               "refused": []}})
+    assert call("RecordVote", item_id=5, vote="down", **other)["state"] == "counted"
     assert rating() == (0, 1, 1)
 
     again = customer_db.CustomerDB()
