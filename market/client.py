@@ -89,7 +89,8 @@ class Client:
     """A thread-safe client with a pool of persistent connections to one server.
 
     A pooled connection that the server has closed while idle is noticed before
-    sending and replaced. Once a request has been sent, a failure surfaces as
+    sending and replaced (a read's first try does not look: if its connection turns out
+    closed, it is sent again, looking). Once a request has been sent, a failure surfaces as
     ``NoAnswer``; before that, the request is sent once more on a fresh connection
     when that is safe: a read (``read=True``, or an ``InternalOp`` declared
     ``read``) or a keyed write (an ``InternalOp`` declared ``keyed``).
@@ -175,7 +176,7 @@ class Client:
         a keyed write whose reply is lost is sent once more (see the class doc)."""
         for attempt in (1, 2):
             try:
-                conn = self._checkout()
+                conn = self._checkout(peek=not read or attempt == 2)
             except ApiError:
                 if attempt == 1 or read:
                     raise
@@ -215,14 +216,20 @@ class Client:
             raise NoAnswer("unavailable", f"{self.peer} sent a garbled reply; "
                                           "try again.") from None
 
-    def _checkout(self) -> Connection:
-        """An idle live connection, else a new one if the pool has room, else wait for either."""
+    def _checkout(self, peek: bool = True) -> Connection:
+        """An idle live connection, else a new one if the pool has room, else wait for either.
+
+        Without ``peek``, an idle connection is taken without looking whether the server
+        closed it (for a read's first try: a closed one fails and the read is sent again,
+        peeking). A peek is a system call, and every system call hands the GIL over: under
+        load it cost a frontend more than the rest of taking a connection.
+        """
         deadline = time.monotonic() + self.timeout
         with self._pool:
             while True:
                 while self._idle:
                     conn = self._idle.pop()
-                    if not conn.looks_closed():
+                    if not peek or not conn.looks_closed():
                         return conn
                     conn.close()
                     self._open -= 1
