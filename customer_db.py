@@ -157,8 +157,8 @@ class PurchaseAndVoteOps:
         """The verdict on purchases: committed ids are ``sold``; every other id is
         cancelled from now on (a started one's lines go back into its cart) and ``released``.
         ``reason``: the final error a resend of a purchase cancelled now is told (in memory
-        only). Settling: however late."""
-        with self._lock:
+        only). Refused once its deadline has passed, like every request."""
+        with self.writing(request):
             sold, released, fresh = self.purchases.verdict(purchase_ids)
             if fresh:
                 keys = self.purchases.keys_of(fresh)
@@ -208,8 +208,8 @@ class PurchaseAndVoteOps:
 
     def settle_votes(self, request: Request, counted: list[str], refused: list[str]) -> dict:
         """Apply the product database's verdicts: count the recorded votes of ``counted``,
-        drop those of ``refused`` (their buyers may vote again). Settling: however late."""
-        with self._lock:
+        drop those of ``refused`` (their buyers may vote again)."""
+        with self.writing(request):
             counted, refused = self.votes.settling(counted), self.votes.settling(refused)
             if counted or refused:
                 self.change({"kind": "votes_settled", "counted": counted, "refused": refused})

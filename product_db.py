@@ -6,9 +6,10 @@ of purchases (``market.reservations``) and the ``ItemVotes`` (``market.item_vote
 A seller's writes are keyed (``Database.keyed_write``): each key is applied once
 per seller and a resend gets the first reply. The writes of a purchase
 and a vote carry their own key (a purchase id, a vote key): ``ReserveUnits`` and
-``RecordVote`` apply once per key, and their settling (``SettleReservations`` by
-the customer database's verdict; ``ResolveVotes``, the verdict decided here) is
-applied however late and is idempotent, so a late original after it changes nothing.
+``RecordVote`` apply once per key (a resend gets the first outcome, however late),
+and their settling (``SettleReservations`` by the customer database's verdict;
+``ResolveVotes``, the verdict decided here) is idempotent, so a late original after
+it changes nothing.
 
 Every change is one intent record passed to ``Database.change``, applied by the
 method ``self.appliers`` names for its kind, live and on replay alike.
@@ -172,9 +173,10 @@ class ProductDB(Database):
                             released: list[str]) -> dict:
         """Apply the customer database's verdicts: keep the units sold, give back the released.
 
-        A compensation: applied however late (no deadline), and idempotent.
+        Idempotent; refused once its deadline has passed, like every request (the
+        settling thread sends it again).
         """
-        with self._lock:
+        with self.writing(request):
             sold, released = self._reservations.settling(sold, released)
             if sold or released:
                 self.change({"kind": "reservations_settled", "sold": sold, "released": released})
@@ -203,8 +205,8 @@ class ProductDB(Database):
 
     def resolve_votes(self, request: Request, keys: list[str]) -> dict:
         """The verdict on vote keys: counted ones stay counted; every other is refused from
-        now on (a late ``RecordVote`` with it counts nothing). Settling: however late."""
-        with self._lock:
+        now on (a late ``RecordVote`` with it counts nothing)."""
+        with self.writing(request):
             fresh = [key for key in keys if self._votes.state(key) is None]
             if fresh:
                 self.change({"kind": "votes_refused", "keys": fresh})

@@ -89,7 +89,7 @@ COMMIT_PURCHASE = InternalOp("CommitPurchase", {
     "purchase_id": PURCHASE_ID, "lines": ListOf(Record(PURCHASE_LINE)),
     "card_last4": Str(4, 4)}, needs_session=False, keyed=True)
 # The verdict on each id, cancelling those not committed (with ``reason``, the final
-# error a resend of the purchase gets again); however late (no deadline).
+# error a resend of the purchase gets again).
 RESOLVE_PURCHASES = InternalOp("ResolvePurchases", {
     "purchase_ids": ListOf(PURCHASE_ID), "reason": Omittable(Record(REASON))},
     needs_session=False, keyed=True)
@@ -103,7 +103,7 @@ RECORD_VOTE = InternalOp("RecordVote", {"item_id": ITEM_ID, "vote": VOTE, **KEYE
                          keyed=True)
 RECORDED_VOTES = InternalOp("RecordedVotes", {
     "older_than": Int(0, 86_400), "limit": Int(1, 10_000)}, needs_session=False, read=True)
-# Applies the product database's verdicts, however late (no deadline).
+# Applies the product database's verdicts.
 SETTLE_VOTES = InternalOp("SettleVotes", {"counted": ListOf(VOTE_KEY),
                                           "refused": ListOf(VOTE_KEY)},
                           needs_session=False, keyed=True)

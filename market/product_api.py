@@ -71,7 +71,7 @@ RESERVE_UNITS = InternalOp("ReserveUnits", {
     keyed=True)
 HELD_RESERVATIONS = InternalOp("HeldReservations", {
     "older_than": Int(0, 86_400), "limit": Int(1, 10_000)}, needs_session=False, read=True)
-# Settling: applies the customer database's verdicts, however late (no deadline).
+# Settling: applies the customer database's verdicts.
 SETTLE_RESERVATIONS = InternalOp("SettleReservations", {
     "sold": ListOf(PURCHASE_ID), "released": ListOf(PURCHASE_ID)}, needs_session=False,
     keyed=True)
@@ -80,6 +80,6 @@ SETTLE_RESERVATIONS = InternalOp("SettleReservations", {
 
 # Counts the vote of ``key`` on the item unless the key has a verdict.
 RECORD_VOTE = InternalOp("RecordVote", VOTE_ARGS, needs_session=False, keyed=True)
-# The verdict on each key, refusing those not counted; however late (no deadline).
+# The verdict on each key, refusing those not counted.
 RESOLVE_VOTES = InternalOp("ResolveVotes", {"keys": ListOf(VOTE_KEY)},
                            needs_session=False, keyed=True)

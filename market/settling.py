@@ -11,9 +11,10 @@ the customer database (``SettleVotes``).
 Asking for a verdict decides it, once, so whoever asks settles a write the same
 way: the frontend whose step failed, or any buyer frontend's settling thread,
 which finds what was left unfinished longer than ``settle_after`` (a frontend
-died, a database stalled). Every settling op is keyed by the ids it names and
-applied however late. Nothing is queued in a frontend's memory: the state lives
-in the databases (on disk with ``--data-dir``).
+died, a database stalled). Every settling op is keyed by the ids it names (a lost
+reply is asked again) and, like every request, refused once its deadline has
+passed, changing nothing: the next round sends it again. Nothing is queued in a
+frontend's memory: the state lives in the databases (on disk with ``--data-dir``).
 """
 from __future__ import annotations
 
