@@ -200,7 +200,7 @@ def test_a_vote_counted_on_the_item_is_not_counted_twice_after_a_crash(make_mark
     2 up and the seller 1."""
     market = make_market("product_db")
     shop = Shopper(market)
-    market.proxy.drop("RecordVote", 2, then_cut=True)
+    market.proxy.drop("RecordVote", 1, then_cut=True)
     assert shop.vote(fresh_key()) == "deadline_exceeded"
     market.buyer_server.kill()
     market.proxy.reconnect()
