@@ -265,6 +265,9 @@ def test_customer_2_to_3_snapshot_keeps_accounts_sessions_carts_purchases_and_vo
                       "cancelled": ["p3"]},
         "votes": [{"buyer_id": 1, "item_id": 3, "seller_id": 2, "vote": "down", "key": "k",
                    "state": "counted"}]}
+    taken_back, records = formats.customer_2_to_3(
+        state, [{"kind": "unfeedback", "buyer_id": 1, "item_id": 3}])
+    assert (taken_back["votes"], records) == ([], [])  # the snapshot's vote, taken back
 
 
 # -- whole directories, loaded by this version's databases (in process) -------------------
