@@ -93,6 +93,8 @@ class Leases:
     def revoke(self, tokens: list[str]) -> None:
         """Tell each holder of a live lease on ``tokens``; return once each confirmed or its
         lease ran out (and no sooner than the leases of an earlier run end)."""
+        if not tokens:
+            return
         now = time.monotonic()
         waits: list[tuple[Holder, int, float]] = []
         with self._changed:
