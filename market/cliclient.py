@@ -85,9 +85,9 @@ class CliClient(Client):
         payload = encode(message)
         return result_of(self._decode(self.exchange(lambda: payload, read=key is None)))
 
-    def _checkout(self) -> Connection:
+    def _checkout(self, peek: bool = True) -> Connection:
         try:
-            return super()._checkout()
+            return super()._checkout(peek)
         except ApiError as error:
             raise NotSent(error.code, error.message) from None
 
