@@ -39,6 +39,11 @@ DEFAULT_HASH_COST = 14  # ~50 ms and 16 MiB per hash
 MAX_SESSIONS_PER_ACCOUNT = 100  # a login past it ends the account's least recently used
 DEFAULT_SESSION_TIMEOUT = 300.0  # seconds a session lives without a request
 DEFAULT_PURCHASE_TIMEOUT = 60.0  # seconds a started purchase waits for its commit
+# Session leases (market.leases): a frontend answers a leased session's checks itself.
+MAX_LEASE = 1.0  # seconds a lease lasts at most (a tenth of the session timeout if shorter)
+WATCH_WAIT = 1.0  # seconds a frontend's WatchSessions waits for news before it is answered
+LEASE_HOLDER_GONE = 5.0  # seconds without a watch after which a frontend gets no new leases
+LEASE_HOLDER_FORGOTTEN = 60.0  # seconds without a watch after which it is forgotten
 
 # -- how long the databases remember what a resend may ask about -----------------------
 KEY_TTL = 600.0  # an idempotency key's outcome (contract §11: 10 minutes)

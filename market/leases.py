@@ -33,18 +33,14 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from market.config import LEASE_HOLDER_FORGOTTEN, LEASE_HOLDER_GONE, MAX_LEASE, WATCH_WAIT
 from protocol import ApiError
-
-DEFAULT_LEASE = 1.0  # seconds, at most; a tenth of the session timeout when that is shorter
-WATCH_WAIT = 1.0  # seconds a WatchSessions waits for news before it answers "nothing"
-HOLDER_GONE = 5.0  # seconds without a watch after which a holder gets no new leases
-HOLDER_FORGOTTEN = 60.0  # seconds without a watch after which a holder is forgotten
 
 log = logging.getLogger("market.leases")
 
 
 def lease_length(session_timeout: float) -> float:
-    return min(DEFAULT_LEASE, session_timeout / 10)
+    return min(MAX_LEASE, session_timeout / 10)
 
 
 @dataclass
@@ -85,7 +81,9 @@ class Leases:
         now = time.monotonic()
         with self._changed:
             watcher = self._holders.get(holder)
-            if watcher is None or (not watcher.watching and now - watcher.polled > HOLDER_GONE):
+            gone = watcher is None or (not watcher.watching
+                                       and now - watcher.polled > LEASE_HOLDER_GONE)
+            if gone:
                 return 0.0
             self._leases.setdefault(token, {})[holder] = now + self.length
         return self.length
@@ -147,7 +145,7 @@ class Leases:
             for token in [t for t, held in self._leases.items() if max(held.values()) <= now]:
                 del self._leases[token]
             for name in [name for name, w in self._holders.items()
-                         if not w.watching and now - w.polled > HOLDER_FORGOTTEN]:
+                         if not w.watching and now - w.polled > LEASE_HOLDER_FORGOTTEN]:
                 del self._holders[name]
 
 

@@ -40,3 +40,5 @@ def test_the_defaults_fit_together():
     assert config.CLI_TIMEOUT > config.DEFAULT_DB_TIMEOUT
     # A frontend's pool of each database fits in the database's connection cap many times.
     assert config.DEFAULT_MAX_CONNECTIONS >= 16 * config.DEFAULT_DB_POOL
+    # A watching frontend asks again within WATCH_WAIT, so it is never taken for gone.
+    assert config.WATCH_WAIT < config.LEASE_HOLDER_GONE < config.LEASE_HOLDER_FORGOTTEN
