@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import threading
 import time
@@ -210,3 +211,17 @@ def every_page(api: "Api", op: str, key: str) -> list:
         after = page["next"]
         if after is None:
             return entries
+
+
+def sigstop(process: ServiceProcess):
+    """SIGSTOP ``process`` until the returned function is called (SIGCONT). Returns once
+    every thread has stopped: under load one may still serve a request a moment after."""
+    pid = process.proc.pid
+    os.kill(pid, signal.SIGSTOP)
+
+    def every_thread_stopped() -> bool:
+        return all(Path(task, "stat").read_text().rsplit(")", 1)[1].split()[0] == "T"
+                   for task in Path(f"/proc/{pid}/task").iterdir())
+
+    assert wait_until(every_thread_stopped, timeout=5)
+    return lambda: os.kill(pid, signal.SIGCONT)

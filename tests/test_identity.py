@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, Market, listing, wait_until
+from conftest import ROOT, Market, listing, sigstop, wait_until
 from market.client import Client
 from market.dbapi import HELLO
 from market.launch import ServiceProcess
@@ -144,13 +144,6 @@ def test_an_old_versions_product_data_beside_a_fresh_customer_db_is_refused(tmp_
 
 # -- clocks -----------------------------------------------------------------------
 
-def stopped(pid: int) -> bool:
-    """True once every thread of process ``pid`` is stopped (SIGSTOP takes effect)."""
-    states = [Path(task, "stat").read_text().rsplit(")", 1)[1].split()[0]
-              for task in Path(f"/proc/{pid}/task").iterdir()]
-    return all(state == "T" for state in states)
-
-
 @pytest.mark.parametrize("offset", [30, -30], ids=["frontend-behind", "frontend-ahead"])
 def test_deadlines_hold_when_the_clocks_disagree_by_30_s(tmp_path, unique, stoppable, offset):
     """Finding: a frontend 30 s ahead had a write it answered `unavailable` applied later;
@@ -166,14 +159,12 @@ def test_deadlines_hold_when_the_clocks_disagree_by_30_s(tmp_path, unique, stopp
     buyer.register(unique("bo"))
     assert buyer("GetItem", item_id=item_id)["item"]["price"] == 6
 
-    pid = market.product_db.proc.pid
-    os.kill(pid, signal.SIGSTOP)
-    assert wait_until(lambda: stopped(pid), timeout=5)
+    resume = sigstop(market.product_db)
     try:  # stalled past the frontend's --db-timeout (2 s), then woken
         assert seller.error("ChangeItemPrice", item_id=item_id, price=7) in (
             "unavailable", "deadline_exceeded")
     finally:
-        os.kill(pid, signal.SIGCONT)
+        resume()
     time.sleep(0.3)
     assert buyer("GetItem", item_id=item_id)["item"]["price"] == 6
     seller("ChangeItemPrice", item_id=item_id, price=8)

@@ -6,13 +6,9 @@ frontend and the customer database.
 """
 from __future__ import annotations
 
-import os
-import signal
-from pathlib import Path
-
 import pytest
 
-from conftest import Api, Market, listing, start_market, units, wait_until
+from conftest import Api, Market, listing, sigstop, start_market, units
 from market.client import Client
 from market.launch import ServiceProcess
 from protocol import ApiError, decode, encode, result_of
@@ -223,20 +219,6 @@ def test_a_lost_cart_reply_is_asked_again_with_the_key(unique):
         market.stop()
 
 
-def stopped(process: ServiceProcess):
-    """SIGSTOP ``process`` until the returned function is called (SIGCONT). Returns once
-    every thread has stopped: under load one may still serve a request a moment after."""
-    pid = process.proc.pid
-    os.kill(pid, signal.SIGSTOP)
-
-    def every_thread_stopped() -> bool:
-        return all(Path(task, "stat").read_text().rsplit(")", 1)[1].split()[0] == "T"
-                   for task in Path(f"/proc/{pid}/task").iterdir())
-
-    assert wait_until(every_thread_stopped, timeout=5)
-    return lambda: os.kill(pid, signal.SIGCONT)
-
-
 def test_a_cart_change_whose_cart_cannot_be_shown_is_deadline_exceeded(unique):
     """Finding 1: the product database stalled right after a cart change; the reply said
     `unavailable` (nothing changed) and the retry removed the units again (5 -> 3 -> 1)."""
@@ -249,7 +231,7 @@ def test_a_cart_change_whose_cart_cannot_be_shown_is_deadline_exceeded(unique):
         buyer.register(unique("bea"))
         buyer("AddItemToCart", item_id=item_id, quantity=5)
 
-        resume = stopped(market.product_db)
+        resume = sigstop(market.product_db)
         try:
             keyed = refused(buyer, "RemoveItemFromCart", "stall-key-000001", item_id=item_id,
                             quantity=2)
@@ -282,7 +264,7 @@ def test_a_write_to_a_stalled_database_is_deadline_exceeded_and_its_key_tells(da
         api, op, args = ((buyer, "RemoveItemFromCart", {"item_id": item_id, "quantity": 2})
                          if database == "customer_db" else
                          (seller, "UpdateUnitsForSale", {"item_id": item_id, "quantity": 2}))
-        resume = stopped(getattr(market, database))
+        resume = sigstop(getattr(market, database))
         try:
             assert refused(api, op, "stalled-key-0001", **args).code == "deadline_exceeded"
         finally:
