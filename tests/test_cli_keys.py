@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import json
 import re
-import signal
 
 import pytest
 
-from conftest import ServiceProcess, listing, start_market, units
+from conftest import ServiceProcess, listing, sigstop, start_market, units
 from proxy import ReplyDropper
 from test_cli import Conversation, cli, free_port
 
@@ -236,11 +235,11 @@ def test_a_change_the_frontend_could_not_confirm_is_said_so_and_made_once(unique
         try:
             buyer.say(f"signup {unique('eve')} pw", "Logged in")
             buyer.say(f"add {item} 5", "Total: $25.00")
-            market.product_db.proc.send_signal(signal.SIGSTOP)
+            resume = sigstop(market.product_db)
             try:
                 out = buyer.say(f"remove {item} 2", "before trying it again.")
             finally:
-                market.product_db.proc.send_signal(signal.SIGCONT)
+                resume()
             assert "line 3: The marketplace could not confirm whether it took effect" in out
             assert "check with 'cart'" in out
             buyer.say("cart", "Total: $15.00")  # 5 - 2, once: not $5.00

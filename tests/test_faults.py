@@ -8,14 +8,12 @@ tests/test_restarts.py).
 """
 from __future__ import annotations
 
-import os
-import signal
 import threading
 import time
 
 import pytest
 
-from conftest import CARD, Market, start_market, wait_until
+from conftest import CARD, Market, sigstop, start_market, wait_until
 from market.client import Client
 from protocol import ApiError
 
@@ -285,17 +283,17 @@ def test_buyer_frontend_killed_between_reserve_and_commit(shop):
 def test_database_stalled_mid_purchase(shop, database):
     """SIGSTOP, not SIGKILL: the stalled database later handles requests the
     frontend gave up on. Whatever it decides, the whole state must agree."""
-    proc = getattr(shop.market, database).proc
+    process = getattr(shop.market, database)
     if database == "product_db":  # stalled before ReserveUnits
-        os.kill(proc.pid, signal.SIGSTOP)
+        resume = sigstop(process)
         outcome = shop.purchase_in_background()
     else:  # stalled between ReserveUnits and CommitPurchase
         outcome = shop.purchase_paused_after_reserve()
-        os.kill(proc.pid, signal.SIGSTOP)
+        resume = sigstop(process)
     try:
         time.sleep(2.5)  # past the frontend's 2 s database timeout
     finally:
-        os.kill(proc.pid, signal.SIGCONT)
+        resume()
     # conflict: a settling thread's verdict (cancelled) reached the database first;
     # deadline_exceeded: the frontend could not learn the verdict in time.
     assert finished(outcome).get("error") in ("unavailable", "conflict", "deadline_exceeded",

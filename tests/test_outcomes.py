@@ -7,14 +7,12 @@ was left unfinished after 1 s (``--settle-after 1``) and wait 2 s for a database
 """
 from __future__ import annotations
 
-import os
-import signal
 import threading
 import time
 
 import pytest
 
-from conftest import CARD, Api, Market, listing
+from conftest import CARD, Api, Market, listing, sigstop
 from market.client import Client
 from market.idempotency import fresh_key
 from market.launch import ServiceProcess
@@ -147,8 +145,7 @@ def test_a_vote_finishes_on_both_sides_or_neither_when_its_frontend_dies(make_ma
     past the deadline: seller 1 up, item 0, and voting again was `conflict` for good."""
     market = make_market()
     shop = Shopper(market)
-    product = market.product_db.proc.pid
-    os.kill(product, signal.SIGSTOP)
+    resume = sigstop(market.product_db)
     try:
         answered: list[str] = []
         thread = threading.Thread(target=lambda: answered.append(shop.vote(fresh_key())))
@@ -159,7 +156,7 @@ def test_a_vote_finishes_on_both_sides_or_neither_when_its_frontend_dies(make_ma
         assert answered == ["deadline_exceeded"]  # its client's: the frontend died
         time.sleep(2)  # past the deadline of the RecordVote the product database holds
     finally:
-        os.kill(product, signal.SIGCONT)
+        resume()
     market.buyer_server.restart()  # any buyer frontend settles any vote
     shop.buyer.client = Client(market.buyer_server.address, timeout=30)
     market.clients.append(shop.buyer.client)
