@@ -29,7 +29,7 @@ from market.identity import MarketCheck
 from market.leases import SessionCache
 from market.server import (ENVELOPE_FIELDS, Op, Request, Service, configure_logging,
                            env_default, read_secret, serve, service_parser)
-from protocol import RawResult
+from protocol import ApiError, RawResult
 
 
 class PasswordHasher:
@@ -116,10 +116,22 @@ class Frontend(Service):
 
     def _in_one_market(self, handler: Callable[..., Any]) -> Callable[..., Any]:
         """``handler``, run only while both databases belong to one market (so a request
-        is checked as before: fields and session first)."""
+        is checked as before: fields and session first).
+
+        A request with the client's idempotency key may be a resend of one that took
+        effect, so it is never told ``unavailable`` ("nothing changed"): what this try
+        could not do is ``deadline_exceeded``, and a later resend tells the outcome.
+        """
         def checked(request: Request, **args: Any) -> Any:
-            self.require_one_market()
-            return handler(request, **args)
+            try:
+                self.require_one_market()
+                return handler(request, **args)
+            except ApiError as error:
+                if error.code != "unavailable" or not request.idempotency_key:
+                    raise
+                raise ApiError("deadline_exceeded", "This try changed nothing, but an earlier "
+                               "send with this idempotency_key may have: " + error.message
+                               + " Resend it with the same key to learn the outcome.") from None
         return checked
 
     def require_one_market(self) -> None:

@@ -249,6 +249,32 @@ def test_a_cart_change_whose_cart_cannot_be_shown_is_deadline_exceeded(unique):
         market.stop()
 
 
+def test_a_resend_that_cannot_reach_a_database_is_never_told_nothing_changed(unique):
+    """Review finding: AddItemToCart with a key was applied; its resend, while the product
+    database was stalled, failed before reaching the keyed write and was told `unavailable`
+    ("nothing was changed") though the first send had changed the cart."""
+    market = start_market(db_timeout=1.0)
+    try:
+        seller = market.seller()
+        seller.register(unique("sue"))
+        item_id = listing(seller, quantity=10)
+        buyer = market.buyer()
+        buyer.register(unique("bea"))
+        send(buyer, "AddItemToCart", "added-key-000001", item_id=item_id, quantity=3)
+        resume = sigstop(market.product_db)
+        try:
+            error = refused(buyer, "AddItemToCart", "added-key-000001", item_id=item_id,
+                            quantity=3)
+        finally:
+            resume()
+        assert error.code == "deadline_exceeded", error.message
+        assert "same key" in error.message
+        again = send(buyer, "AddItemToCart", "added-key-000001", item_id=item_id, quantity=3)
+        assert cart_lines(again) == [(item_id, 3)]  # added once
+    finally:
+        market.stop()
+
+
 @pytest.mark.parametrize("database", ["customer_db", "product_db"])
 def test_a_write_to_a_stalled_database_is_deadline_exceeded_and_its_key_tells(database, unique):
     """A write sent to a database that then stops answering may have been applied:
