@@ -167,6 +167,7 @@ class Frontends:
         why = "stopped answering"  # what became of the frontend in use, if we move on
         lost: NoAnswer | None = None  # the latest reply lost
         answer: ApiError | None = None  # the latest answer that did not tell the outcome
+        unsure: ApiError | None = None  # a deadline_exceeded seen: it stays unknown after
         not_sent: NotSent | None = None
         for index in self.order():
             for _ in (1, 2):
@@ -182,6 +183,8 @@ class Frontends:
                     if error.code not in ("unavailable", "deadline_exceeded"):
                         raise  # the outcome
                     answer = error
+                    if error.code == "deadline_exceeded":
+                        unsure = error
                     if index == first:
                         why = "cannot reach its databases"
                     if error.code == "unavailable":
@@ -194,10 +197,10 @@ class Frontends:
                     return result
                 if key is None:
                     break  # not a write: ``request`` has asked twice already
-        if key is not None and (lost or (answer and answer.code == "deadline_exceeded")):
+        if key is not None and (lost or unsure):
             if answer is None:
                 raise lost
-            raise ApiError("deadline_exceeded", answer.message)
+            raise ApiError("deadline_exceeded", (unsure or answer).message)
         raise answer or lost or not_sent
 
     def order(self) -> list[int]:
