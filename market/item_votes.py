@@ -6,7 +6,10 @@ per key (*counted*). Here each key's verdict is decided, once: a key counted
 stays counted; ``ResolveVotes`` answers each key's verdict, *refusing* a key not
 counted yet, so that a late ``RecordVote`` with it counts nothing. The customer
 database follows the verdict (``market.votes``), so a vote counts on both sides
-or on neither. Keys are remembered ``VOTE_TTL`` seconds, well past any retry.
+or on neither. A counted key is remembered for good (one per buyer and item, so
+they grow with the data, not with time): the customer database may ask for its
+verdict after any outage. A refused key is remembered ``VOTE_TTL`` seconds, well
+past the deadline of any ``RecordVote`` that could still arrive with it.
 
 Not thread-safe: the product database holds its lock around all of it.
 """
@@ -28,36 +31,43 @@ class ItemVotes:
     """Vote keys and their verdicts.
 
     Invariant: an item's thumbs count exactly the keys ``counted`` for it in that
-    direction (plus those forgotten after ``VOTE_TTL``); a key moves unknown ->
-    counted or unknown -> refused, never on.
+    direction; a key moves unknown -> counted or unknown -> refused, never on.
     """
 
     def __init__(self, ttl: float = VOTE_TTL) -> None:
-        self._keys = Recent(ttl)  # key -> VoteState
+        self._counted: dict[str, None] = {}  # a dict for its order: dumps compare equal
+        self._refused = Recent(ttl)
 
     def state(self, key: str) -> VoteState | None:
-        return self._keys.get(key)
+        if key in self._counted:
+            return VoteState.COUNTED
+        return VoteState.REFUSED if key in self._refused else None
 
     def record(self, key: str, item: Item, vote: str) -> None:
         """Count the vote on the item, unless the key has a verdict."""
-        if key in self._keys:
+        if self.state(key) is not None:
             return
         if vote == "up":
             item.thumbs_up += 1
         else:
             item.thumbs_down += 1
-        self._keys.put(key, VoteState.COUNTED)
+        self._counted[key] = None
 
     def refuse(self, keys: list[str]) -> None:
         """Refuse the keys without a verdict: they never count from now on."""
         for key in keys:
-            if key not in self._keys:
-                self._keys.put(key, VoteState.REFUSED)
+            if self.state(key) is None:
+                self._refused.put(key)
 
     def dump(self) -> list[dict]:
-        return [{"key": key, "state": state.value} for key, state in self._keys.items()]
+        return ([{"key": key, "state": VoteState.COUNTED.value} for key in self._counted]
+                + [{"key": key, "state": VoteState.REFUSED.value}
+                   for key, _ in self._refused.items()])
 
     def restore(self, entries: list[dict]) -> None:
         """Take back what ``dump`` gave (the items' thumbs are restored already)."""
         for entry in entries:
-            self._keys.put(entry["key"], VoteState(entry["state"]))
+            if VoteState(entry["state"]) is VoteState.COUNTED:
+                self._counted[entry["key"]] = None
+            else:
+                self._refused.put(entry["key"])

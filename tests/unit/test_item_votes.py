@@ -40,11 +40,15 @@ def test_an_unknown_key_has_no_state():
     assert ItemVotes().state("k") is None
 
 
-def test_keys_are_forgotten_after_their_time():
+def test_refused_keys_are_forgotten_after_their_time_counted_ones_never():
+    """A counted key's verdict must outlive any outage of the customer database (it asks
+    for it to count the seller's thumb); a refused one only outlives late RecordVotes."""
     votes, desk = ItemVotes(ttl=-1), item()
-    votes.record("old", desk, "up")
-    votes.record("new", desk, "up")  # adding one drops those past their time
+    votes.record("counted", desk, "up")
+    votes.refuse(["old"])
+    votes.refuse(["new"])  # adding one drops those past their time
     assert votes.state("old") is None
+    assert votes.state("counted") is VoteState.COUNTED
 
 
 def test_dump_and_restore_agree():
