@@ -110,7 +110,8 @@ class Database(Service):
         self._lock = threading.Lock()
         self._journal: Journal | None = None
         # Each record kind and the method that applies it; subclasses add theirs (update).
-        self.appliers: dict[str, Callable[[dict], None]] = {"market": self._apply_market}
+        self.appliers: dict[str, Callable[[dict], None]] = {"market": self._apply_market,
+                                                             "key_refused": self._apply_refusal}
         # Under self._lock: the market identity, and whether nothing but it was ever stored.
         self.market: str | None = None
         self.empty = True
@@ -163,6 +164,10 @@ class Database(Service):
                 self.change({"kind": "market", "market": market.hex()})
             return {"market": self.market}
 
+    def _apply_refusal(self, r: dict) -> None:
+        self.outcomes.remember(r["scope"], r["key"], r["fingerprint"], r["at"],
+                               error=tuple(r["error"]))
+
     def _apply_market(self, r: dict) -> None:
         self.market = r["market"]
 
@@ -195,19 +200,20 @@ class Database(Service):
         deadline is checked and ``write(keyed)`` makes the change with ``keyed`` in its
         record; the record's applier keeps the outcome (``KeyedOutcomes.keep``), so it
         is journaled with the change and is the reply, live and to any resend. A final
-        error of ``write`` is remembered too, in memory only (after a restart a resend
-        tries again).
+        error of ``write`` is journaled too (``key_refused``), so that no resend, even
+        after a restart, applies what was refused.
         """
         entry = self.outcomes.find(scope, key, print_)
         if entry is None:
             request.check_deadline()
+            keyed = {"scope": scope, "key": key, "fingerprint": print_,
+                     "at": round(time.time(), 3)}
             try:
-                write({"scope": scope, "key": key, "fingerprint": print_,
-                       "at": round(time.time(), 3)})
+                write(keyed)
             except ApiError as error:
                 if error.code in FINAL_ERRORS:
-                    self.outcomes.remember(scope, key, print_, time.time(),
-                                           error=(error.code, error.message))
+                    self.change({"kind": "key_refused", **keyed,
+                                 "error": [error.code, error.message]})
                 raise
             entry = self.outcomes.find(scope, key, print_)
         return entry.replay()

@@ -99,6 +99,20 @@ def test_outcomes_are_journaled_with_their_change_and_kept_by_snapshots(tmp_path
     assert outcome(ask(restored, "GetItem", item_id=item_id))["item"]["quantity"] == 3
 
 
+def test_a_final_error_is_journaled_so_a_resend_after_a_restart_gets_it(tmp_path):
+    """Review finding: a refusal kept in memory only let a resend after a restart apply."""
+    db = customer_db.CustomerDB()
+    db.open_data_dir(str(tmp_path))
+    ann = buyer_of(db, "ann")
+    add = {"item_id": 1, "quantity": 2, **keyed("add-0000000000001")}
+    assert outcome(ask(db, "AddToCart", ann, available=1, **add)) == "conflict"
+
+    replayed = customer_db.CustomerDB()
+    replayed.open_data_dir(str(tmp_path))
+    assert outcome(ask(replayed, "AddToCart", ann, available=5, **add)) == "conflict"
+    assert outcome(ask(replayed, "GetCart", ann)) == {"cart": []}
+
+
 def test_records_written_before_keys_replay_without_outcomes():
     db = ProductDB()
     db.apply({"kind": "item_registered", "item_id": 1, **ITEM})
