@@ -47,6 +47,7 @@ LEASE_HOLDER_FORGOTTEN = 60.0  # seconds without a watch after which it is forgo
 
 # -- how long the databases remember what a resend may ask about -----------------------
 KEY_TTL = 600.0  # an idempotency key's outcome (contract §11: 10 minutes)
+FRONTEND_KEY_TTL = 60.0  # the outcome of a frontend's own key (its one resend comes in seconds)
 VOTE_TTL = 600.0  # a vote key's verdict (counted or refused)
 RESERVATION_TTL = 120.0  # a settled reservation
 CANCELLED_TTL = 120.0  # a cancelled purchase id

@@ -24,7 +24,7 @@ from market.config import (DEFAULT_CUSTOMER_DB_PORT, DEFAULT_DB_POOL, DEFAULT_DB
                            DEFAULT_HASH_COST, DEFAULT_HOST, DEFAULT_PRODUCT_DB_PORT,
                            HASH_COST_MAX, HASH_COST_MIN)
 from market.fields import CREDENTIALS
-from market.idempotency import fingerprint, fresh_key, step_key
+from market.idempotency import fingerprint, frontend_key, step_key
 from market.identity import MarketCheck
 from market.leases import SessionCache
 from market.server import (ENVELOPE_FIELDS, Op, Request, Service, configure_logging,
@@ -157,7 +157,7 @@ class Frontend(Service):
     def keyed(request: Request, args: dict) -> dict:
         """The ``key`` and ``fingerprint`` args of the database write behind a public write:
         the client's idempotency_key (else a fresh one), and what the public op asked."""
-        return {"key": request.idempotency_key or fresh_key(),
+        return {"key": request.idempotency_key or frontend_key(),
                 "fingerprint": fingerprint(request.op, args)}
 
     def create_account(self, request: Request, username: str, password: str) -> dict:

@@ -9,7 +9,10 @@ gets that outcome and changes nothing more; the same key with another request is
 so one account's keys never meet another's.
 
 Entries are kept in the order they were made and dropped once older than
-``KEY_TTL``: memory follows the write rate over ten minutes, not time.
+``KEY_TTL``: memory follows the write rate over ten minutes, not time. A key a
+frontend made for a write its client sent without one (``frontend_key``, longer than
+any client's key, so a database tells them apart) can only be resent by that frontend
+within seconds; it is kept ``FRONTEND_KEY_TTL``, so such writes cost little memory.
 """
 from __future__ import annotations
 
@@ -22,30 +25,47 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
-from market.config import KEY_TTL
+from market.config import FRONTEND_KEY_TTL, KEY_TTL
 from protocol import ApiError, Str, Validator
 
-_KEY_PATTERN = re.compile(r"[A-Za-z0-9_-]{16,64}")
+_KEY_CHARACTERS = re.compile(r"[A-Za-z0-9_-]+")
+CLIENT_KEY_LENGTH = 64  # the longest key a client may send (contract §11)
+FRONTEND_KEY_LENGTH = 72  # a frontend's own keys: longer than any client's
 
 
+@dataclass
 class IdempotencyKey(Validator):
-    """16-64 characters from A-Z a-z 0-9 _ -."""
+    """16 to ``longest`` characters from A-Z a-z 0-9 _ -."""
+
+    longest: int = CLIENT_KEY_LENGTH
 
     def __call__(self, name: str, value: Any) -> str:
-        if not isinstance(value, str) or not _KEY_PATTERN.fullmatch(value):
-            raise self.fail(name, "a string of 16 to 64 characters from A-Z a-z 0-9 _ -")
+        if (not isinstance(value, str) or not 16 <= len(value) <= self.longest
+                or not _KEY_CHARACTERS.fullmatch(value)):
+            raise self.fail(name, f"a string of 16 to {self.longest} characters from "
+                                  "A-Z a-z 0-9 _ -")
         return value
 
 
-IDEMPOTENCY_KEY = IdempotencyKey()
+IDEMPOTENCY_KEY = IdempotencyKey()  # a client's
 FINGERPRINT = Str(32, 32, no_space=True)  # what ``fingerprint`` returns
-# The args of an internal write declared ``keyed``: its key and the public request's fingerprint.
-KEYED_ARGS = {"key": IDEMPOTENCY_KEY, "fingerprint": FINGERPRINT}
+# The args of an internal write declared ``keyed``: its key (the client's, or the
+# frontend's own) and the public request's fingerprint.
+KEYED_ARGS = {"key": IdempotencyKey(FRONTEND_KEY_LENGTH), "fingerprint": FINGERPRINT}
 
 
 def fresh_key() -> str:
-    """A key for a write the client sent without one (32 characters)."""
+    """A new client's key (32 characters), as the CLIs send with each write."""
     return secrets.token_urlsafe(24)
+
+
+def frontend_key() -> str:
+    """A frontend's key for a write its client sent without one (``FRONTEND_KEY_LENGTH``)."""
+    return secrets.token_urlsafe(FRONTEND_KEY_LENGTH * 3 // 4)
+
+
+def is_frontends(key: str) -> bool:
+    return len(key) > CLIENT_KEY_LENGTH
 
 
 def step_key(key: str, step: str) -> str:
@@ -81,19 +101,25 @@ class Outcome:
 
 
 class KeyedOutcomes:
-    """``(scope, key) -> Outcome``, oldest first. Not locked: its database's lock guards it."""
+    """``(scope, key) -> Outcome``, oldest first, clients' keys and frontends' apart (each
+    with its time to live). Not locked: its database's lock guards it."""
 
-    def __init__(self, ttl: float = KEY_TTL) -> None:
+    def __init__(self, ttl: float = KEY_TTL, frontend_ttl: float = FRONTEND_KEY_TTL) -> None:
         self.ttl = ttl
-        self._entries: OrderedDict[tuple[str, str], Outcome] = OrderedDict()
+        self.frontend_ttl = frontend_ttl
+        self._clients: OrderedDict[tuple[str, str], Outcome] = OrderedDict()
+        self._frontends: OrderedDict[tuple[str, str], Outcome] = OrderedDict()
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._clients) + len(self._frontends)
+
+    def _lane(self, key: str) -> OrderedDict[tuple[str, str], Outcome]:
+        return self._frontends if is_frontends(key) else self._clients
 
     def find(self, scope: str, key: str, print_: str) -> Outcome | None:
         """The entry of this key, or None if it is new; ``conflict`` if it was used for
         another request."""
-        entry = self._entries.get((scope, key))
+        entry = self._lane(key).get((scope, key))
         if entry is None:
             return None
         if entry.fingerprint != print_:
@@ -104,9 +130,10 @@ class KeyedOutcomes:
     def remember(self, scope: str, key: str, print_: str, at: float,
                  result: Any = None, error: tuple[str, str] | None = None) -> Outcome:
         """Record (or complete) the entry of a key."""
-        entry = self._entries.get((scope, key))
+        lane = self._lane(key)
+        entry = lane.get((scope, key))
         if entry is None:
-            entry = self._entries[(scope, key)] = Outcome(print_, at)
+            entry = lane[(scope, key)] = Outcome(print_, at)
         if result is not None:
             entry.result = result
         if error is not None:
@@ -123,20 +150,22 @@ class KeyedOutcomes:
                           result)
 
     def forget_expired(self, now: float | None = None) -> int:
-        """Drop entries older than the TTL; returns how many."""
-        cutoff = (time.time() if now is None else now) - self.ttl
+        """Drop entries older than their time to live; returns how many."""
+        now = time.time() if now is None else now
         dropped = 0
-        while self._entries:
-            scope_key, entry = next(iter(self._entries.items()))
-            if entry.at >= cutoff:
-                break
-            del self._entries[scope_key]
-            dropped += 1
+        for lane, ttl in ((self._clients, self.ttl), (self._frontends, self.frontend_ttl)):
+            while lane:
+                scope_key, entry = next(iter(lane.items()))
+                if entry.at >= now - ttl:
+                    break
+                del lane[scope_key]
+                dropped += 1
         return dropped
 
     def dump(self) -> list[list]:
         return [[scope, key, e.fingerprint, e.at, e.result, list(e.error) if e.error else None]
-                for (scope, key), e in self._entries.items()]
+                for lane in (self._clients, self._frontends)
+                for (scope, key), e in lane.items()]
 
     def restore(self, rows: list[list]) -> None:
         for scope, key, print_, at, result, error in rows:

@@ -1,7 +1,8 @@
 """KeyedOutcomes: first outcome kept, reuse for another request refused, expiry in order."""
 import pytest
 
-from market.idempotency import IDEMPOTENCY_KEY, KeyedOutcomes, fingerprint
+from market.idempotency import (FRONTEND_KEY_LENGTH, IDEMPOTENCY_KEY, KEYED_ARGS, KeyedOutcomes,
+                               fingerprint, fresh_key, frontend_key, is_frontends)
 from protocol import ApiError
 
 KEY = "k" * 16
@@ -59,3 +60,21 @@ def test_bad_keys_are_refused(key):
 
 def test_good_keys_pass():
     assert IDEMPOTENCY_KEY("k", "A-z_0" * 4) == "A-z_0" * 4
+
+
+def test_a_frontends_own_keys_are_longer_than_any_clients_and_kept_for_less_time():
+    """Review finding: keys frontends made for unkeyed writes were kept 10 minutes, though
+    only the frontend's own resend, seconds later, can use them."""
+    own = frontend_key()
+    assert len(own) == FRONTEND_KEY_LENGTH and is_frontends(own)
+    with pytest.raises(ApiError):
+        IDEMPOTENCY_KEY("idempotency_key", own)  # a client cannot send one
+    assert KEYED_ARGS["key"]("key", own) == own and not is_frontends(fresh_key())
+    outcomes = KeyedOutcomes(ttl=600, frontend_ttl=60)
+    outcomes.remember("s", own, "p", at=0.0, result={})
+    outcomes.remember("s", KEY, "p", at=0.0, result={})
+    assert outcomes.forget_expired(now=100.0) == 1
+    assert outcomes.find("s", own, "p") is None and outcomes.find("s", KEY, "p") is not None
+    copy = KeyedOutcomes(ttl=600, frontend_ttl=60)
+    copy.restore(outcomes.dump())
+    assert copy.dump() == outcomes.dump()
