@@ -18,8 +18,10 @@ from market.fields import (CATEGORY, ITEM_ID, KEYWORDS, QUANTITY, SEARCH_LIMIT, 
                            card_problem, dollars)
 from market.frontend import Frontend, PasswordHasher, frontend_main
 from market.paging import CURSOR, PAGE_LIMIT, page_args
-from market.settling import Settler
+from market.purchases import PurchaseState
 from market.server import Op, Request, env_default
+from market.settling import Settler
+from market.votes import VoteState
 from protocol import MAX_LINE, ApiError, Omittable, RawResult, Str
 
 # Only the type is checked here: any string the card check refuses is ``conflict``
@@ -173,7 +175,7 @@ class BuyerFrontend(Frontend):
         started = self.customer.call(customer_api.START_PURCHASE, {
             **self.keyed(request, card), "card_problem": problem}, request.session)
         purchase_id = started["purchase_id"]
-        if started["state"] == "committed":
+        if started["state"] == PurchaseState.COMMITTED:
             return self.customer.call_raw(customer_api.GET_PURCHASE,
                                           {"purchase_id": purchase_id}, request.session)
         lines = [{"item_id": item_id, "quantity": units} for item_id, units in started["cart"]]
@@ -256,7 +258,7 @@ class BuyerFrontend(Frontend):
         if recorded["state"] is None:
             raise ApiError("conflict", "This vote was not counted, and nothing changed; vote "
                                        "again with a new idempotency_key.")
-        if recorded["state"] == "counted":
+        if recorded["state"] == VoteState.COUNTED:
             return {}
         try:
             counted = self.product.call(product_api.RECORD_VOTE, {**args, "key": key})["counted"]

@@ -412,7 +412,7 @@ class CustomerDB(PurchaseAndVoteOps, Database):
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = database_parser("Customer database: accounts, sessions, carts, purchases.",
+    parser = database_parser("Customer database: accounts, sessions, carts, purchases, votes.",
                              "CUSTOMER_DB", DEFAULT_CUSTOMER_DB_PORT)
     env_default(parser, "--session-timeout", "SESSION_TIMEOUT", DEFAULT_SESSION_TIMEOUT,
                 "seconds of inactivity after which a session is removed", type=float)

@@ -101,11 +101,12 @@ from bench.deploy import Deployment, start_market
 from bench.echo import start_echo_chain
 from bench.loadgen import (BUYER_MIX, ITEMS_PER_SELLER, RUN_TIME_LIMIT, SELLER_MIX, LoadResult,
                            duration, mean_std, run_load, show)
-from bench.preload import (LARGE, LINES_PER_PURCHASE, PAGE, PROBES, QUICK_LARGE, SEARCH_CATEGORY,
+from bench.preload import (LARGE, LINES_PER_PURCHASE, PROBES, QUICK_LARGE, SEARCH_CATEGORY,
                            SEARCH_LIMIT_SENT, SEARCH_WORDS, SMALL, Shape, build_market, probe)
 from bench.report import (machine, print_sizes, print_soak, print_table, stats_counted,
                           summarize, timing_figures, write_results)
 from bench.target import Target, parse_target
+from market.config import PAGE_LIMIT_DEFAULT
 from market.server import read_secret
 
 DEFAULT_SCENARIOS = "1x1,10x10,100x100"
@@ -279,7 +280,7 @@ def large_market(args: argparse.Namespace) -> dict:
             "config": {"command": " ".join(["python3", "performance.py", *sys.argv[1:]]),
                        "runs": args.runs, "samples_per_op_per_run": args.ops,
                        "markets": {shape.name: vars(shape) for shape in shapes},
-                       "lines_per_purchase": LINES_PER_PURCHASE, "page_limit": PAGE,
+                       "lines_per_purchase": LINES_PER_PURCHASE, "page_limit": PAGE_LIMIT_DEFAULT,
                        "search": {"category": SEARCH_CATEGORY, "limit": SEARCH_LIMIT_SENT,
                                   "keywords": SEARCH_WORDS},
                        "data_dir": str(args.data_dir) if args.data_dir else None,

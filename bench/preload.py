@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from bench.loadgen import CATEGORIES, KEYWORD_CHOICES, OP_TIMEOUT, PASSWORD
 from market.client import Client, Connection
-from market.config import SAMPLE_CARD
+from market.config import PAGE_LIMIT_DEFAULT, SAMPLE_CARD
 from market.paging import page_args
 from protocol import decode, encode, envelope, result_of
 
@@ -45,7 +45,6 @@ OTHER_SELLERS = 4  # accounts that own the items the big seller does not
 BUYER_SESSIONS = 8  # logins of the big buyer, each buying in its own thread (own cart)
 REGISTER_THREADS = 16  # connections listing items at once
 LINES_PER_PURCHASE = 2  # distinct items per purchase, one unit each
-PAGE = 100  # entries per list page asked for (the contract's default)
 SEARCH_CATEGORY = 3  # items take the categories in turn: a tenth of the market is here
 SEARCH_WORDS = ["lamp", "desk", "chair"]  # each item has 3 of the 10 KEYWORD_CHOICES: ~70 % match
 SEARCH_LIMIT_SENT = 20  # the limit each timed search asks for
@@ -143,15 +142,16 @@ def later_page(conn: Connection, op: str, session: str, key: str, expected: int)
     last_full = None
     seen = 0
     while True:
-        result = call(conn, op, page_args(PAGE, after), session)
-        if after is not None and len(result[key]) == PAGE:
+        result = call(conn, op, page_args(PAGE_LIMIT_DEFAULT, after), session)
+        if after is not None and len(result[key]) == PAGE_LIMIT_DEFAULT:
             last_full = after
         seen += len(result[key])
         after = result["next"]
         if after is None:
             break
     if seen != expected or last_full is None:
-        raise RuntimeError(f"{op} listed {seen} {key} in pages of {PAGE}, expected {expected}")
+        raise RuntimeError(f"{op} listed {seen} {key} in pages of {PAGE_LIMIT_DEFAULT}, "
+                           f"expected {expected}")
     return last_full
 
 
@@ -190,12 +190,13 @@ def probe(addresses: dict[str, tuple[str, int]], market: Market, rounds: int,
             looked_at, carted = rng.sample(market.item_ids, 2)
             cart_line = {"item_id": carted, "quantity": 1}
             steps = [
-                (seller, market.seller_session, "DisplayItemsForSale", {"limit": PAGE}),
                 (seller, market.seller_session, "DisplayItemsForSale",
-                 {"limit": PAGE, "after": items_after}),
-                (buyer, market.buyer_session, "GetBuyerPurchases", {"limit": PAGE}),
+                 {"limit": PAGE_LIMIT_DEFAULT}),
+                (seller, market.seller_session, "DisplayItemsForSale",
+                 {"limit": PAGE_LIMIT_DEFAULT, "after": items_after}),
+                (buyer, market.buyer_session, "GetBuyerPurchases", {"limit": PAGE_LIMIT_DEFAULT}),
                 (buyer, market.buyer_session, "GetBuyerPurchases",
-                 {"limit": PAGE, "after": purchases_after}),
+                 {"limit": PAGE_LIMIT_DEFAULT, "after": purchases_after}),
                 (buyer, market.buyer_session, "SearchItemsForSale", search),
                 (buyer, market.buyer_session, "SearchItemsForSale",
                  {**search, "keywords": SEARCH_WORDS}),

@@ -12,9 +12,9 @@ from collections import Counter
 from dataclasses import dataclass
 
 from market.client import Client, parse_address
+from market.config import STATUS_TIMEOUT
 from protocol import ApiError
 
-STATS_TIMEOUT = 5.0  # seconds to wait for one service's Stats
 
 
 @dataclass
@@ -45,7 +45,7 @@ def parse_target(frontends: str, databases: str | None, secret: bytes | None) ->
 
 
 def stats_of(address: tuple[str, int], secret: bytes | None) -> dict:
-    client = Client(address, STATS_TIMEOUT, secret=secret)
+    client = Client(address, STATUS_TIMEOUT, secret=secret)
     try:
         return {"available": True, **client.call("Stats", read=True)}
     except ApiError as error:

@@ -21,7 +21,7 @@ Imports run one way: the entry points at the top level -> ``market`` -> ``protoc
     leases        session leases: frontends answer session checks, the customer database revokes
     carts         the customer database's carts and saved carts, the cap
     purchases     the customer database's purchase state machine and histories
-    votes         the customer side of votes: recorded, then counted or dropped; thumbs
+    votes         the customer side of votes: recorded, then counted or refused; thumbs
     catalog       the product database's items and keyword index
     reservations  the units each purchase holds in the product database
     item_votes    the product side of votes: each vote key's verdict, items' thumbs

@@ -24,7 +24,8 @@ Replies:
   CommitPurchase, GetPurchase   {"purchase": public purchase}
   ResolvePurchases       {"sold": [...], "released": [...]}
   GetPurchases           {"purchases": [public purchase, ...], "next", "items_purchased"}
-  RecordVote             {"vote_key", "state": "recorded", "counted" or null (refused)}
+  RecordVote             {"vote_key", "item_id", "state": "recorded", "counted" or null
+                          (refused)}
   RecordedVotes          {"keys": [...]}
   SettleVotes            {}
 """
@@ -96,7 +97,7 @@ RESOLVE_PURCHASES = InternalOp("ResolvePurchases", {
 GET_PURCHASE = InternalOp("GetPurchase", {"purchase_id": PURCHASE_ID}, read=True)
 GET_PURCHASES = InternalOp("GetPurchases", {"limit": PAGE_LIMIT, "after": CURSOR}, read=True)
 
-# -- votes: recorded, then counted or dropped by the product database's verdict -------------
+# -- votes: recorded, then counted or refused by the product database's verdict -------------
 
 # Keyed by the buyer's key: the vote key is derived from it.
 RECORD_VOTE = InternalOp("RecordVote", {"item_id": ITEM_ID, "vote": VOTE, **KEYED_ARGS},

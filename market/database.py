@@ -82,7 +82,8 @@ class Database(Service):
 
     Subclasses change their state under ``self._lock`` (taken by ``writing``
     for a request) and describe each change as a JSON record passed to
-    ``self.record``; ``apply`` replays a record, ``dump``/``restore`` convert
+    ``self.change``, which applies it through ``appliers`` (replay runs the same
+    method) and journals it; ``dump``/``restore`` convert
     the whole state for snapshots. The reply to a request leaves only once its
     records are on disk.
 

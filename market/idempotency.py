@@ -89,10 +89,6 @@ class Outcome:
     result: Any = None
     error: tuple[str, str] | None = None  # (code, message) of a final error
 
-    @property
-    def settled(self) -> bool:
-        return self.result is not None or self.error is not None
-
     def replay(self) -> Any:
         """The first outcome again: its result, or its final error raised."""
         if self.error is not None:
