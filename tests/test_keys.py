@@ -62,6 +62,18 @@ def item_of(seller: Api, item_id: int) -> dict:
     return next(i for i in seller("DisplayItemsForSale")["items"] if i["item_id"] == item_id)
 
 
+def seller_item_buyer(market: Market, unique, units: int = 10,
+                      buyer: Api | None = None) -> tuple[Api, int, Api]:
+    """A new seller with one item of ``units`` units, and a new buyer (``market.buyer()``
+    unless given), both registered."""
+    seller = market.seller()
+    seller.register(unique("sue"))
+    item_id = listing(seller, quantity=units)
+    buyer = buyer or market.buyer()
+    buyer.register(unique("bea"))
+    return seller, item_id, buyer
+
+
 def cart_lines(reply: dict) -> list[tuple[int, int]]:
     return [(line["item_id"], line["quantity"]) for line in reply["cart"]["lines"]]
 
@@ -193,11 +205,8 @@ def test_a_lost_cart_reply_is_asked_again_with_the_key(unique):
     proxy = ReplyDropper(market.customer_db.address)
     try:
         behind = frontend(market, "buyer_server.py", "--customer-db", proxy.addr)
-        seller = market.seller()
-        seller.register(unique("sue"))
-        item_id = listing(seller, quantity=10)
-        buyer = client_of(market, behind, None)
-        buyer.register(unique("bea"))
+        _, item_id, buyer = seller_item_buyer(market, unique,
+                                              buyer=client_of(market, behind, None))
         buyer("AddItemToCart", item_id=item_id, quantity=5)
 
         proxy.drop("RemoveFromCart")
@@ -224,11 +233,7 @@ def test_a_cart_change_whose_cart_cannot_be_shown_is_deadline_exceeded(unique):
     `unavailable` (nothing changed) and the retry removed the units again (5 -> 3 -> 1)."""
     market = start_market(db_timeout=1.0)
     try:
-        seller = market.seller()
-        seller.register(unique("sue"))
-        item_id = listing(seller, quantity=10)
-        buyer = market.buyer()
-        buyer.register(unique("bea"))
+        _, item_id, buyer = seller_item_buyer(market, unique)
         buyer("AddItemToCart", item_id=item_id, quantity=5)
 
         resume = sigstop(market.product_db)
@@ -255,11 +260,7 @@ def test_a_resend_that_cannot_reach_a_database_is_never_told_nothing_changed(uni
     ("nothing was changed") though the first send had changed the cart."""
     market = start_market(db_timeout=1.0)
     try:
-        seller = market.seller()
-        seller.register(unique("sue"))
-        item_id = listing(seller, quantity=10)
-        buyer = market.buyer()
-        buyer.register(unique("bea"))
+        _, item_id, buyer = seller_item_buyer(market, unique)
         send(buyer, "AddItemToCart", "added-key-000001", item_id=item_id, quantity=3)
         resume = sigstop(market.product_db)
         try:
@@ -281,11 +282,7 @@ def test_a_write_to_a_stalled_database_is_deadline_exceeded_and_its_key_tells(da
     `deadline_exceeded`, never `unavailable`; once it answers, the resend applies it once."""
     market = start_market(db_timeout=1.0)
     try:
-        seller = market.seller()
-        seller.register(unique("sue"))
-        item_id = listing(seller, quantity=10)
-        buyer = market.buyer()
-        buyer.register(unique("bea"))
+        seller, item_id, buyer = seller_item_buyer(market, unique)
         buyer("AddItemToCart", item_id=item_id, quantity=5)
         api, op, args = ((buyer, "RemoveItemFromCart", {"item_id": item_id, "quantity": 2})
                          if database == "customer_db" else
@@ -311,11 +308,7 @@ def test_a_key_outlives_a_database_restart(tmp_path, unique):
     market = start_market(product_args=("--data-dir", str(tmp_path / "product")),
                           customer_args=("--data-dir", str(tmp_path / "customer")))
     try:
-        seller = market.seller()
-        seller.register(unique("sue"))
-        item_id = listing(seller, quantity=5)
-        buyer = market.buyer()
-        buyer.register(unique("bea"))
+        seller, item_id, buyer = seller_item_buyer(market, unique, units=5)
         buyer("AddItemToCart", item_id=item_id, quantity=4)
         removed = send(seller, "UpdateUnitsForSale", "restart-key-0001", item_id=item_id,
                        quantity=2)
