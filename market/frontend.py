@@ -109,18 +109,17 @@ class Frontend(Service):
         })
         for name, op in self.ops.items():
             if name not in self.local_ops:
-                op.handler = self._in_one_market(op.handler)
+                op.handler = self._guarded(op.handler)
 
     def role_ops(self) -> dict[str, Op]:
         raise NotImplementedError
 
-    def _in_one_market(self, handler: Callable[..., Any]) -> Callable[..., Any]:
-        """``handler``, run only while both databases belong to one market (so a request
-        is checked as before: fields and session first).
-
-        A request with the client's idempotency key may be a resend of one that took
-        effect, so it is never told ``unavailable`` ("nothing changed"): what this try
-        could not do is ``deadline_exceeded``, and a later resend tells the outcome.
+    def _guarded(self, handler: Callable[..., Any]) -> Callable[..., Any]:
+        """``handler`` as every op that needs the databases runs it: only while both
+        belong to one market (checked after the fields and the session, as before), and
+        never telling a request with the client's idempotency key ``unavailable``
+        ("nothing changed"): it may be a resend of one that took effect, so what this
+        try could not do is ``deadline_exceeded``, and a later resend tells the outcome.
         """
         def checked(request: Request, **args: Any) -> Any:
             try:
@@ -156,7 +155,8 @@ class Frontend(Service):
     @staticmethod
     def keyed(request: Request, args: dict) -> dict:
         """The ``key`` and ``fingerprint`` args of the database write behind a public write:
-        the client's idempotency_key (else a fresh one), and what the public op asked."""
+        the client's idempotency_key (else one of the frontend's own, ``frontend_key``),
+        and what the public op asked."""
         return {"key": request.idempotency_key or frontend_key(),
                 "fingerprint": fingerprint(request.op, args)}
 
