@@ -1,4 +1,5 @@
-"""Buyer frontend (default port 8002): stateless, every request goes to the databases.
+"""Buyer frontend (default port 8002): every write goes to the databases; items and ratings
+are read from the frontend's copies while fresh (``market.feed``).
 
 ``MakePurchase`` spans both databases; see ``BuyerFrontend.make_purchase``.
 """
@@ -80,25 +81,33 @@ class BuyerFrontend(Frontend):
     def search(self, request: Request, category: int, keywords: list[str],
                limit: int) -> RawResult:
         self.user_id(request)
-        return self.product.call_raw(product_api.SEARCH, {
-            "category": category, "keywords": keywords, "limit": limit})
+        return self.items.read(
+            lambda catalog: catalog.search(category, keywords, limit),
+            lambda: self.product.call_raw(product_api.SEARCH, {
+                "category": category, "keywords": keywords, "limit": limit}))
 
     def get_item(self, request: Request, item_id: int) -> RawResult:
         self.user_id(request)
-        return self.product.call_raw(product_api.GET_ITEM, {"item_id": item_id})
+        return self.items.read(lambda catalog: catalog.item(item_id),
+                               lambda: self.product.call_raw(product_api.GET_ITEM,
+                                                             {"item_id": item_id}))
 
     # -- carts ----------------------------------------------------------------
 
     def add_to_cart(self, request: Request, item_id: int, quantity: int) -> dict:
-        """Three round trips: the item's units, the checked (keyed) write, the cart's items.
+        """The item's units (from the copy, else asked), the checked (keyed) write, the
+        cart's items.
 
         The session is checked by the write, so an unknown item is ``not_found``
         even for a bad session (items are public through search anyway).
         """
-        item = self.product.call(product_api.GET_ITEM, {"item_id": item_id})["item"]
+        available = self.items.read(
+            lambda catalog: catalog.get(item_id).quantity,
+            lambda: self.product.call(product_api.GET_ITEM,
+                                      {"item_id": item_id})["item"]["quantity"])
         args = {"item_id": item_id, "quantity": quantity}
         result = self.customer.call(customer_api.ADD_TO_CART, {
-            **args, "available": item["quantity"], **self.keyed(request, args)},
+            **args, "available": available, **self.keyed(request, args)},
             request.session)
         return self.changed_cart(request, result["cart"])
 
@@ -131,12 +140,10 @@ class BuyerFrontend(Frontend):
 
     def render_cart(self, lines: list[list[int]]) -> dict:
         """[[item_id, units], ...] -> the spec's cart, with current names and prices."""
-        items = {}
         ids = [item_id for item_id, _ in lines]
-        for start in range(0, len(ids), CART_MAX // 2):  # each reply well under MAX_LINE
-            found = self.product.call(product_api.GET_ITEMS,
-                                      {"item_ids": ids[start:start + CART_MAX // 2]})["items"]
-            items.update((item["item_id"], item) for item in found)
+        items = self.items.read(
+            lambda catalog: {item.item_id: item.cart_line() for item in catalog.existing(ids)},
+            lambda: self.ask_cart_items(ids))
         shown, total = [], 0
         for item_id, units in lines:
             item = items.get(item_id, {"name": "", "price_cents": 0, "quantity": 0})
@@ -146,6 +153,15 @@ class BuyerFrontend(Frontend):
                           "quantity": units, "line_total": dollars(cents * units),
                           "available": item["quantity"] >= units})
         return {"lines": shown, "total": dollars(total)}
+
+    def ask_cart_items(self, ids: list[int]) -> dict[int, dict]:
+        """What cart lines show of the items ``ids`` (``Item.cart_line``), by id, asked."""
+        items = {}
+        for start in range(0, len(ids), CART_MAX // 2):  # each reply well under MAX_LINE
+            found = self.product.call(product_api.GET_ITEMS,
+                                      {"item_ids": ids[start:start + CART_MAX // 2]})["items"]
+            items.update((item["item_id"], item) for item in found)
+        return items
 
     # -- purchases ------------------------------------------------------------
 

@@ -22,11 +22,13 @@ from market import customer_api as api
 from market.accounts import Accounts, Role, Sessions
 from market.carts import EMPTY, Cart, Carts, added, removed
 from market.config import (DEFAULT_CUSTOMER_DB_PORT, DEFAULT_PURCHASE_TIMEOUT,
-                           DEFAULT_SESSION_TIMEOUT)
+                           DEFAULT_SESSION_TIMEOUT, FEED_PAGE)
 from market.database import Database, database_main, database_parser
+from market.feed import ChangeFeed
 from market.idempotency import KeyedOutcomes, step_key
 from market.leases import Leases, lease_length
 from market.purchases import Purchases, PurchaseState, purchase_record
+from market.ratings import seller_rating
 from market.server import Request, env_default
 from market.votes import Thumb, Vote, Votes
 from protocol import ApiError, RawResult
@@ -39,7 +41,8 @@ class CustomerData:
     Not thread-safe: ``CustomerDB`` holds its lock around all of it.
     """
 
-    def __init__(self, session_timeout: float, outcomes: KeyedOutcomes) -> None:
+    def __init__(self, session_timeout: float, outcomes: KeyedOutcomes,
+                 feed: ChangeFeed) -> None:
         # Invariants across the pieces: every session names an existing account, and
         # every buyer session has a cart; a cart line is in its session's cart or in
         # one started purchase, never both; a committed purchase's lines have left
@@ -54,16 +57,34 @@ class CustomerData:
         # (account, cart, save) keep theirs. A cart change keeps no result: a resend is
         # answered with the session's cart as it is then (so a key costs no cart copy).
         self.outcomes = outcomes
+        self.feed = feed  # the sellers' ratings, as they move, to the frontends' copies
         self.appliers: dict[str, Callable[[dict], None]] = {
             "account": self._account_created, "login": self._login, "logout": self._logout,
             "cart": self._cart_changed, "save": self._cart_saved,
             "purchase_started": self._started, "purchase_committed": self._committed,
             "purchases_cancelled": self._cancelled, "vote_recorded": self._vote_recorded,
-            "votes_settled": lambda r: self.votes.settle(r["counted"], r["refused"]),
+            "votes_settled": self._votes_settled,
         }
+
+    def seller_rating(self, seller_id: int) -> dict:
+        return seller_rating(self.accounts, self.votes, self.purchases, seller_id)
+
+    def _publish_ratings(self, seller_ids: list[int]) -> None:
+        for seller_id in sorted(set(seller_ids)):
+            if self.accounts.get(Role.SELLER, seller_id) is not None:
+                self.feed.publish(self.seller_rating(seller_id))
+
+    def sellers_page(self, after: int) -> tuple[list[dict], int | None]:
+        """A snapshot page of the sellers' ratings (``market.feed``)."""
+        ids = [i for i in self.accounts.ids(Role.SELLER) if i > after]
+        shown = ids[:FEED_PAGE]
+        more = len(ids) > len(shown)
+        return [self.seller_rating(i) for i in shown], shown[-1] if more else None
 
     def _account_created(self, r: dict) -> None:
         self.accounts.add(Role(r["role"]), r)
+        if r["role"] == Role.SELLER:
+            self._publish_ratings([r["user_id"]])
         self.outcomes.keep(r, {"user_id": r["user_id"]})
 
     def _cart_changed(self, r: dict) -> None:
@@ -92,6 +113,12 @@ class CustomerData:
     def _committed(self, r: dict) -> None:
         purchase = self.purchases.commit(r["purchase"])
         self.carts.take_bought(purchase.buyer_id, purchase.lines)
+        self._publish_ratings([line["seller_id"] for line in r["purchase"]["lines"]])
+
+    def _votes_settled(self, r: dict) -> None:
+        sellers = self.votes.sellers_of(r["counted"])
+        self.votes.settle(r["counted"], r["refused"])
+        self._publish_ratings(sellers)
 
     def _cancelled(self, r: dict) -> None:
         for purchase in self.purchases.cancel(r["purchase_ids"]):
@@ -229,7 +256,7 @@ class CustomerDB(PurchaseAndVoteOps, Database):
         super().__init__()
         self.purchase_timeout = purchase_timeout
         # self._lock guards self.data and its pieces (named here for short).
-        self.data = CustomerData(session_timeout, self.outcomes)
+        self.data = CustomerData(session_timeout, self.outcomes, self.feed)
         self.accounts, self.sessions, self.carts = (self.data.accounts, self.data.sessions,
                                                     self.data.carts)
         self.purchases, self.votes = self.data.purchases, self.data.votes
@@ -347,13 +374,11 @@ class CustomerDB(PurchaseAndVoteOps, Database):
             user_id = self._session(request, Role(role))
             if seller_id is None and role != Role.SELLER:
                 raise ApiError("bad_request", "Missing field 'seller_id' in args.")
-            seller_id = user_id if seller_id is None else seller_id
-            seller = self.accounts.get(Role.SELLER, seller_id)
-            if seller is None:
-                raise ApiError("not_found", f"There is no seller {seller_id}.")
-            thumbs = self.votes.thumbs(seller_id)
-            return {"seller_id": seller_id, "thumbs_up": thumbs.up, "thumbs_down": thumbs.down,
-                    "items_sold": self.purchases.items_sold(seller_id), "name": seller.name}
+            return self.data.seller_rating(user_id if seller_id is None else seller_id)
+
+    def followed_page(self, after: int) -> tuple[list[dict], int | None]:
+        """The frontends' copies follow the sellers' ratings (``market.feed``)."""
+        return self.data.sellers_page(after)
 
     # -- carts ----------------------------------------------------------------
 

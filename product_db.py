@@ -22,10 +22,9 @@ from typing import Any, Callable
 
 from market import product_api as api
 from market.catalog import Catalog, Item, item_result, items_result
-from market.config import DEFAULT_PRODUCT_DB_PORT, RESERVATION_TTL
+from market.config import DEFAULT_PRODUCT_DB_PORT, FEED_PAGE, RESERVATION_TTL
 from market.database import Database, database_main, database_parser
 from market.item_votes import ItemVotes, VoteState
-from market.paging import make_cursor, read_cursor
 from market.reservations import Reservations, ReservationState, Taken
 from market.server import Request
 from protocol import ApiError, RawResult, encode_value
@@ -112,33 +111,27 @@ class ProductDB(Database):
 
     def seller_items(self, request: Request, seller_id: int, limit: int,
                      after: str | None) -> RawResult:
-        """One page of the seller's items, by item_id; ``after`` is the last id shown."""
-        last_shown = read_cursor(after, "items", seller_id)
         with self._lock:
-            shown, more = self._catalog.seller_page(seller_id, last_shown, limit)
-            return RawResult(items_result(shown).json[:-1] + b',"next":' + encode_value(
-                make_cursor("items", seller_id, shown[-1].item_id) if more else None) + b"}")
+            return self._catalog.seller_items(seller_id, limit, after)
 
-    # -- reading items --------------------------------------------------------------
+    # -- reading items (each frontend answers these from its copy while it is fresh) ----
 
     def search(self, request: Request, category: int, keywords: list[str],
                limit: int) -> RawResult:
-        """Items in stock of ``category``; with keywords, best keyword overlap first."""
         with self._lock:
-            if not keywords:
-                return items_result(self._catalog.in_stock(category, limit))
-            return items_result(self._catalog.best_matches(
-                category, {word.lower() for word in keywords}, limit))
+            return self._catalog.search(category, keywords, limit)
 
     def get_item(self, request: Request, item_id: int) -> RawResult:
         with self._lock:
-            return item_result(self._catalog.get(item_id))
+            return self._catalog.item(item_id)
 
     def get_items(self, request: Request, item_ids: list[int]) -> RawResult:
-        """The items that exist among ``item_ids``, in that order, as cart lines need them."""
         with self._lock:
-            return RawResult(b'{"items":[' + b",".join(
-                [item.cart_json() for item in self._catalog.existing(item_ids)]) + b"]}")
+            return self._catalog.cart_items(item_ids)
+
+    def followed_page(self, after: int) -> tuple[list[dict], int | None]:
+        """The frontends' copies follow the catalog (``market.feed``)."""
+        return self._catalog.feed_page(after, FEED_PAGE)
 
     # -- reservations -------------------------------------------------------------
 
@@ -216,8 +209,10 @@ class ProductDB(Database):
     # -- durability: each record kind and the method that applies it ------------------
 
     def _apply_item_registered(self, r: dict) -> None:
-        self._catalog.add(Item(r["item_id"], r["name"], r["category"], r["keywords"],
-                               r["condition"], r["price"], r["quantity"], r["seller_id"]))
+        item = Item(r["item_id"], r["name"], r["category"], r["keywords"], r["condition"],
+                    r["price"], r["quantity"], r["seller_id"])
+        self._catalog.add(item)
+        self._publish([item])
         self.outcomes.keep(r, encode_value({"item_id": r["item_id"]}).decode())
 
     def _apply_price_changed(self, r: dict) -> None:
@@ -228,20 +223,32 @@ class ProductDB(Database):
         self._catalog[r["item_id"]].quantity -= r["quantity"]
         self._keep_item(r)
 
+    def _publish(self, items: list[Item]) -> None:
+        """Send the items' new states to the frontends' copies (``market.feed``)."""
+        for item in items:
+            self.feed.publish(item.raw())
+
     def _keep_item(self, r: dict) -> None:
-        """A keyed change's outcome: the item as it is after the change (reply JSON text)."""
+        """Publish the changed item; a keyed change's outcome: the item as it is after the
+        change (reply JSON text)."""
+        self._publish([self._catalog[r["item_id"]]])
         if "keyed" in r:
             self.outcomes.keep(r, item_result(self._catalog[r["item_id"]]).json.decode())
 
     def _apply_units_reserved(self, r: dict) -> None:
-        self._reservations.hold(r["purchase_id"], [
-            Taken(self._catalog[line["item_id"]], line["quantity"]) for line in r["lines"]])
+        taken = [Taken(self._catalog[line["item_id"]], line["quantity"]) for line in r["lines"]]
+        self._reservations.hold(r["purchase_id"], taken)
+        self._publish([line.item for line in taken])
 
     def _apply_reservations_settled(self, r: dict) -> None:
         self._reservations.settle(r["sold"], r["released"])
+        self._publish([line.item for purchase_id in r["released"]
+                       for line in self._reservations.get(purchase_id).taken])
 
     def _apply_vote_recorded(self, r: dict) -> None:
-        self._votes.record(r["key"], self._catalog[r["item_id"]], r["vote"])
+        item = self._catalog[r["item_id"]]
+        self._votes.record(r["key"], item, r["vote"])
+        self._publish([item])
 
     def dump(self) -> Any:
         return {"items": [item.raw() for item in self._catalog.all()],

@@ -1,4 +1,5 @@
-"""Seller frontend (default port 8001): stateless, every request goes to the databases.
+"""Seller frontend (default port 8001): every write goes to the databases; a seller's items
+and rating are read from the frontend's copies while fresh (``market.feed``).
 
 Each write is keyed (``Frontend.keyed``): the product database applies it once per
 key and seller, so a resend, here or at another seller frontend, gets the first reply.
@@ -49,8 +50,11 @@ class SellerFrontend(Frontend):
             "seller_id": self.user_id(request), **args, **self.keyed(request, args)})
 
     def display_items(self, request: Request, limit: int, after: str | None) -> RawResult:
-        return self.product.call_raw(product_api.SELLER_ITEMS, {
-            "seller_id": self.user_id(request), **page_args(limit, after)})
+        seller_id = self.user_id(request)
+        return self.items.read(
+            lambda catalog: catalog.seller_items(seller_id, limit, after),
+            lambda: self.product.call_raw(product_api.SELLER_ITEMS, {
+                "seller_id": seller_id, **page_args(limit, after)}))
 
 
 def main(argv: list[str] | None = None) -> None:

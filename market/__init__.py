@@ -17,15 +17,17 @@ Imports run one way: the entry points at the top level -> ``market`` -> ``protoc
     journal       the journal and snapshots of a database with --data-dir
     formats       a data directory's format: the marker, older formats, their upgrades
     identity      whether a frontend's two databases belong to one market; clock offsets
+    feed          change feeds: a database's changes pushed to the frontends' copies, leased
+    ratings       sellers' ratings as clients see them, and a frontend's copy of them
     accounts      the customer database's accounts and sessions
     leases        session leases: frontends answer session checks, the customer database revokes
     carts         the customer database's carts and saved carts, the cap
     purchases     the customer database's purchase state machine and histories
     votes         the customer side of votes: recorded, then counted or refused; thumbs
-    catalog       the product database's items and keyword index
+    catalog       the items, their keyword index and reads (the product database, copies)
     reservations  the units each purchase holds in the product database
     item_votes    the product side of votes: each vote key's verdict, items' thumbs
-    frontend      the base of both frontends: accounts, password hashing
+    frontend      the base of both frontends: accounts, password hashing, copies
     settling      finishing purchases and votes by the deciding database's verdict
     cliclient     how a CLI reaches its frontends: the Hello check, several frontends
     commands      a CLI command's values: read, checked, refused in the prompt's words; the menu

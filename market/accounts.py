@@ -61,6 +61,10 @@ class Accounts:
     def get(self, role: Role, user_id: int) -> Account | None:
         return self._by_id[role].get(user_id)
 
+    def ids(self, role: Role) -> list[int]:
+        """The ids of ``role``'s accounts, rising."""
+        return sorted(self._by_id[role])
+
     def named(self, role: Role, name: str) -> Account | None:
         return self._by_name[role].get(name)
 

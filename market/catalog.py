@@ -1,9 +1,11 @@
-"""The product database's items: ``Item``, the ``KeywordIndex`` of one category, and the
-``Catalog`` (every item by id, category, keyword set and seller).
+"""The items: ``Item``, the ``KeywordIndex`` of one category, and the ``Catalog`` (every
+item by id, category, keyword set and seller) with the reads the frontends ask for.
 
-Prices are integer cents. An item's reply JSON (the contract's form, price in
-dollars) is encoded once per change and spliced into every reply that shows it.
-Not thread-safe: the product database holds its lock around all of it.
+The product database holds the catalog; each frontend holds a copy of it, kept current
+by the database's change feed (``Catalog.put``, ``market.feed``), and answers the same
+reads from it with the same code. Prices are integer cents. An item's reply JSON (the
+contract's form, price in dollars) is encoded once per change and spliced into every
+reply that shows it. Not thread-safe: its holder's lock is held around all of it.
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from market.fields import dollars
-from market.paging import page
+from market.paging import make_cursor, page, read_cursor
 from protocol import ApiError, RawResult, encode_value
 
 
@@ -48,12 +50,15 @@ class Item:
                 "thumbs_down": self.thumbs_down}))
         return self._json
 
+    def cart_line(self) -> dict:
+        """What a cart line needs of the item, price in cents."""
+        return {"item_id": self.item_id, "name": self.name, "price_cents": self.price,
+                "quantity": self.quantity}
+
     def cart_json(self) -> bytes:
-        """What a cart line needs of the item, price in cents, encoded once per change."""
+        """``cart_line``, encoded once per change."""
         if self._cart_json is None:
-            object.__setattr__(self, "_cart_json", encode_value({
-                "item_id": self.item_id, "name": self.name, "price_cents": self.price,
-                "quantity": self.quantity}))
+            object.__setattr__(self, "_cart_json", encode_value(self.cart_line()))
         return self._cart_json
 
     @property
@@ -133,6 +138,30 @@ class Catalog:
     def __len__(self) -> int:
         return len(self._items)
 
+    def put(self, entries: list[dict]) -> None:
+        """Take items' states from the product database's feed (``Item.raw``): add a new
+        one, or set what may change of a known one (price, units, thumbs)."""
+        for raw in entries:
+            item = self._items.get(raw["item_id"])
+            if item is None:
+                self.add(Item(**raw))
+            else:
+                item.price, item.quantity = raw["price"], raw["quantity"]
+                item.thumbs_up, item.thumbs_down = raw["thumbs_up"], raw["thumbs_down"]
+
+    def clear(self) -> None:
+        """Forget every item (a copy about to take a new snapshot)."""
+        self.__init__()
+
+    def feed_page(self, after: int, limit: int) -> tuple[list[dict], int | None]:
+        """Up to ``limit`` items with ids above ``after``, in id order, as the feed sends
+        them, and the last one's id if more follow."""
+        items = self.all()  # in id order: ids only rise
+        start = bisect.bisect_right(items, after, key=lambda item: item.item_id)
+        shown = page(items, start, limit, lambda item: len(item.json()))
+        more = start + len(shown) < len(items)
+        return [item.raw() for item in shown], shown[-1].item_id if more else None
+
     def add(self, item: Item) -> None:
         """Store a new item, its id above every stored one, and index it."""
         self.next_id = max(self.next_id, item.item_id + 1)
@@ -183,3 +212,26 @@ class Catalog:
         start = bisect.bisect_right(items, after_id, key=lambda item: item.item_id)
         shown = page(items, start, limit, lambda item: len(item.json()))
         return shown, start + len(shown) < len(items)
+
+    # -- the reads, as the product database and a frontend's copy answer them ---------------
+
+    def search(self, category: int, keywords: list[str], limit: int) -> RawResult:
+        """Items in stock of ``category``; with keywords, best keyword overlap first."""
+        if not keywords:
+            return items_result(self.in_stock(category, limit))
+        return items_result(self.best_matches(category, {word.lower() for word in keywords},
+                                              limit))
+
+    def item(self, item_id: int) -> RawResult:
+        return item_result(self.get(item_id))
+
+    def seller_items(self, seller_id: int, limit: int, after: str | None) -> RawResult:
+        """One page of the seller's items, by item_id; ``after`` is the last id shown."""
+        shown, more = self.seller_page(seller_id, read_cursor(after, "items", seller_id), limit)
+        return RawResult(items_result(shown).json[:-1] + b',"next":' + encode_value(
+            make_cursor("items", seller_id, shown[-1].item_id) if more else None) + b"}")
+
+    def cart_items(self, item_ids: list[int]) -> RawResult:
+        """The items that exist among ``item_ids``, in that order, as cart lines need them."""
+        return RawResult(b'{"items":[' + b",".join(
+            [item.cart_json() for item in self.existing(item_ids)]) + b"]}")

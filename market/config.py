@@ -44,6 +44,11 @@ MAX_LEASE = 1.0  # seconds a lease lasts at most (a tenth of the session timeout
 WATCH_WAIT = 1.0  # seconds a frontend's WatchSessions waits for news before it is answered
 LEASE_HOLDER_GONE = 5.0  # seconds without a watch after which a frontend gets no new leases
 LEASE_HOLDER_FORGOTTEN = 60.0  # seconds without a watch after which it is forgotten
+# Change feeds (market.feed): a frontend answers reads from its copy of a database's data.
+FEED_LEASE = 1.0  # seconds a copy stays in use after the poll behind it was sent
+FEED_WAIT = 0.3  # seconds a frontend's Follow waits for changes before it is answered
+FEED_FOLLOWER_FORGOTTEN = 60.0  # seconds after its lease ran out that a follower is forgotten
+FEED_PAGE = 2000  # entries of a snapshot page at most (each page also under PAGE_BYTES)
 
 # -- how long the databases remember what a resend may ask about -----------------------
 KEY_TTL = 600.0  # an idempotency key's outcome (contract §11: 10 minutes)

@@ -26,7 +26,8 @@ from typing import Any, Callable, Iterator
 
 from market import formats
 from market.client import auth_proof
-from market.dbapi import CLAIM_MARKET, InternalOp
+from market.dbapi import CLAIM_MARKET, FOLLOW, InternalOp
+from market.feed import ChangeFeed
 from market.fields import SECRET_PROOF
 from market.idempotency import KeyedOutcomes
 from market.journal import Journal, JournalError, read_saved
@@ -120,7 +121,8 @@ class Database(Service):
         # Under self._lock: the first outcome of each keyed write, by (scope, key).
         self.outcomes = KeyedOutcomes()
         self.keyed_ops: set[str] = set()  # names of the internal ops declared keyed
-        self.serve({CLAIM_MARKET: self.claim_market})
+        self.feed = ChangeFeed()  # the followed data's changes, to the frontends' copies
+        self.serve({CLAIM_MARKET: self.claim_market, FOLLOW: self.follow})
 
     def serve(self, table: dict[InternalOp, Callable[..., Any]]) -> None:
         """Add internal ops to the op table: each declaration with its handler."""
@@ -130,9 +132,10 @@ class Database(Service):
                 self.keyed_ops.add(api.name)
 
     def stats(self, request: Request) -> dict:
-        """``Stats`` adds the data held (``data_stats``) and, with a data directory, the
-        journal's (None without one)."""
+        """``Stats`` adds the data held (``data_stats``), the change feed's and, with a data
+        directory, the journal's (None without one)."""
         return {**super().stats(request), "data": self.data_stats(),
+                "feed": self.feed.stats(),
                 "journal": self._journal.stats() if self._journal else None}
 
     def data_stats(self) -> dict[str, int]:
@@ -164,6 +167,17 @@ class Database(Service):
             if self.market is None:
                 self.change({"kind": "market", "market": market.hex()})
             return {"market": self.market}
+
+    def follow(self, request: Request, follower: str, epoch: str, seen: int, after: int | None,
+               wait_ms: int) -> dict:
+        """A frontend's long poll on the change feed (``market.feed``)."""
+        return self.feed.poll(follower, epoch, seen, after, wait_ms / 1000,
+                              self.followed_page, self._lock)
+
+    def followed_page(self, after: int) -> tuple[list[dict], int | None]:
+        """A snapshot page of the followed data: entries with ids above ``after``, and the
+        last one's id if more follow (hold the lock; subclasses with a feed say)."""
+        return [], None
 
     def _apply_refusal(self, r: dict) -> None:
         self.outcomes.remember(r["scope"], r["key"], r["fingerprint"], r["at"],
@@ -286,6 +300,8 @@ class Database(Service):
             return super().dispatch(message, peer)
         finally:
             self.wait_for_journal()
+            if message.get("op") != FOLLOW.name:  # a follower never waits for itself
+                self.feed.wait_seen(self.feed.published)
 
     def wait_for_journal(self) -> None:
         """Return once every change made so far is on disk (call without the lock).
@@ -293,6 +309,8 @@ class Database(Service):
         Every reply waits so, not only for its own changes: a reply computed after
         another request's change may show it (a purchase verdict, a session), and
         nothing may be shown before it is durable. At once when nothing is pending.
+        Likewise every reply but a ``Follow`` waits until the frontends' copies show
+        every change made so far (``ChangeFeed.wait_seen``).
         """
         if self._journal is not None:
             self._journal.sync()
@@ -332,6 +350,7 @@ def database_main(database: Database, args: argparse.Namespace) -> None:
         exit_at_start(f"{database.name}: refusing to listen on {args.host} without a "
                       "secret: beyond loopback anyone could change the data; pass --secret-file")
     if args.data_dir:
+        database.feed.restarted()
         try:
             database.open_data_dir(args.data_dir)
         except (JournalError, OSError) as exc:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from protocol import Hex, Validator
+from protocol import Hex, Int, Omittable, Str, Validator
 
 
 @dataclass(frozen=True, eq=False)
@@ -34,3 +34,9 @@ class InternalOp:
 # Served by both databases (``market.database.Database``).
 HELLO = InternalOp("Hello", needs_session=False, read=True)
 CLAIM_MARKET = InternalOp("ClaimMarket", {"market": Hex(8)}, needs_session=False)
+# A frontend's long poll on the database's change feed (``market.feed``): confirms the changes
+# up to ``seen`` of run ``epoch``, then waits up to ``wait_ms`` for more; ``after``: the next
+# page of a snapshot begun.
+FOLLOW = InternalOp("Follow", {
+    "follower": Str(16, 16), "epoch": Str(0, 16), "seen": Int(0), "after": Omittable(Int(1)),
+    "wait_ms": Int(0, 10_000)}, needs_session=False, read=True)

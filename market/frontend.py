@@ -1,10 +1,12 @@
-"""The base of both frontends: stateless, every request goes to the databases.
+"""The base of both frontends: nothing of their own is kept; every write goes to the
+databases, and reads are answered from copies the databases keep current.
 
 ``Frontend`` holds the account ops (``CreateAccount``, ``Login``, ``Logout``),
-the session check both roles share and ``keyed``, the key and fingerprint every
-write to a database carries; ``PasswordHasher`` is where
-passwords are hashed (queued, one hash per core); ``frontend_main`` parses
-the flags and starts one.
+the session check both roles share (answered from a session lease, ``market.leases``),
+``keyed``, the key and fingerprint every write to a database carries, and the copies
+of the catalog and of the sellers' ratings (``items``, ``sellers``: ``market.feed``);
+``PasswordHasher`` is where passwords are hashed (queued, one hash per core);
+``frontend_main`` parses the flags and starts one.
 """
 from __future__ import annotations
 
@@ -19,14 +21,18 @@ import time
 from typing import Any, Callable
 
 from market import customer_api
+from market.catalog import Catalog
 from market.client import Client, parse_address
 from market.config import (DEFAULT_CUSTOMER_DB_PORT, DEFAULT_DB_POOL, DEFAULT_DB_TIMEOUT,
                            DEFAULT_HASH_COST, DEFAULT_HOST, DEFAULT_PRODUCT_DB_PORT,
                            HASH_COST_MAX, HASH_COST_MIN)
+from market.dbapi import FOLLOW
+from market.feed import Follower
 from market.fields import CREDENTIALS
 from market.idempotency import fingerprint, frontend_key, step_key
 from market.identity import MarketCheck
 from market.leases import SessionCache
+from market.ratings import RatingsCopy
 from market.server import (ENVELOPE_FIELDS, Op, Request, Service, configure_logging,
                            env_default, read_secret, serve, service_parser)
 from protocol import ApiError, RawResult
@@ -82,10 +88,12 @@ def return_big_blocks_to_the_system() -> None:
 class Frontend(Service):
     """A stateless frontend: the account ops of one role, plus ``role_ops()``.
 
-    Nothing is kept between requests; sessions live in the customer database.
-    Passwords are hashed here (``PasswordHasher``); the database stores and
-    compares hashes only. With a ``market_check``, every op but ``local_ops`` is
-    refused while the two databases do not belong to one market.
+    Nothing is kept between requests but copies: sessions, the catalog and the sellers'
+    ratings live in the databases, and the copies (``sessions``, ``items``, ``sellers``)
+    answer only while the databases' leases say they are current. Passwords are hashed
+    here (``PasswordHasher``); the database stores and compares hashes only. With a
+    ``market_check``, every op but ``local_ops`` is refused while the two databases do
+    not belong to one market.
     """
 
     role = ""
@@ -100,6 +108,10 @@ class Frontend(Service):
         self.product = product_db
         self.hasher = hasher or PasswordHasher()
         self.sessions = SessionCache()  # leased sessions, while start_watching's thread runs
+        # Copies of the product database's catalog and the customer database's sellers'
+        # ratings, fresh while follow's threads keep them so (else the databases are asked).
+        self.items = Follower(Catalog())
+        self.sellers = Follower(RatingsCopy())
         self.ops.update({
             "CreateAccount": Op(self.create_account, CREDENTIALS, needs_session=False,
                                 keyed=True),
@@ -140,10 +152,13 @@ class Frontend(Service):
             self.market_check.require()
 
     def stats(self, request: Request) -> dict:
-        """``Stats`` adds each database's pool and the passwords waiting to be hashed."""
+        """``Stats`` adds each database's pool, the passwords waiting to be hashed and
+        whether each copy is in use (``fresh``)."""
         return {**super().stats(request), "password_queue": self.hasher.waiting,
                 "pools": {"customer_db": self.customer.pool_stats(),
-                          "product_db": self.product.pool_stats()}}
+                          "product_db": self.product.pool_stats()},
+                "copies": {"items": {"fresh": self.items.fresh()},
+                           "sellers": {"fresh": self.sellers.fresh()}}}
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
@@ -218,11 +233,28 @@ class Frontend(Service):
         threading.Thread(target=self.sessions.watch_forever, args=(watch,),
                          name="session-watch", daemon=True).start()
 
+    def follow(self, follower: Follower, database: Client) -> None:
+        """Keep ``follower``'s copy current with a ``Follow`` long poll on ``database`` (a
+        connection of its own, outside the pool), on a thread of its own."""
+        def poll(name: str, epoch: str, seen: int, after: int | None, wait: float) -> dict:
+            args = {"follower": name, "epoch": epoch, "seen": seen,
+                    "wait_ms": int(min(wait, database.timeout / 3) * 1000)}
+            if after is not None:
+                args["after"] = after
+            return database.call(FOLLOW, args)
+        threading.Thread(target=follower.follow_forever, args=(poll,), name="follow",
+                         daemon=True).start()
+
     def seller_rating(self, request: Request, seller_id: int | None) -> RawResult:
-        args = {"role": self.role}
-        if seller_id is not None:
-            args["seller_id"] = seller_id
-        return self.customer.call_raw(customer_api.GET_SELLER_RATING, args, request.session)
+        """The rating of ``seller_id`` (of the session's seller if None) from the copy,
+        else asked."""
+        user_id = self.user_id(request)
+        shown = user_id if seller_id is None else seller_id
+
+        def ask() -> RawResult:
+            return self.customer.call_raw(customer_api.GET_SELLER_RATING, {
+                "role": self.role, "seller_id": shown}, request.session)
+        return self.sellers.read(lambda copy: copy.rating(shown), ask)
 
 
 def frontend_main(frontend: type[Frontend], description: str, env_prefix: str, port: int,
@@ -260,4 +292,6 @@ def frontend_main(frontend: type[Frontend], description: str, env_prefix: str, p
     service.market_check = MarketCheck(customer, product)
     service.configure(args)
     service.start_watching(database(args.customer_db))
+    service.follow(service.items, database(args.product_db))
+    service.follow(service.sellers, database(args.customer_db))
     serve(service, args)

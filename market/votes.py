@@ -98,6 +98,10 @@ class Votes:
         """The keys among these whose votes are recorded (those a verdict changes)."""
         return [key for key in keys if key in self._recorded]
 
+    def sellers_of(self, keys: list[str]) -> list[int]:
+        """The sellers of the recorded votes among ``keys``."""
+        return [self._recorded[key].seller_id for key in keys if key in self._recorded]
+
     def thumbs(self, seller_id: int) -> Thumbs:
         return self._thumbs.get(seller_id, Thumbs())
 

@@ -213,6 +213,19 @@ def every_page(api: "Api", op: str, key: str) -> list:
             return entries
 
 
+def stall(market: Market, database: ServiceProcess):
+    """SIGSTOP one of ``market``'s databases (``sigstop``) and return once neither frontend
+    answers from its copy of that database's data any more (within ``FEED_LEASE``)."""
+    copy = "items" if database is market.product_db else "sellers"
+    frontends = [market.seller(), market.buyer()]
+    resume = sigstop(database)
+
+    def out_of_use() -> bool:
+        return not any(api("Stats")["copies"][copy]["fresh"] for api in frontends)
+    assert wait_until(out_of_use, timeout=5)
+    return resume
+
+
 def sigstop(process: ServiceProcess):
     """SIGSTOP ``process`` until the returned function is called (SIGCONT). Returns once
     every thread has stopped: under load one may still serve a request a moment after."""

@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from conftest import ServiceProcess, listing, sigstop, start_market, units
+from conftest import ServiceProcess, listing, stall, start_market, units
 from proxy import ReplyDropper
 from test_cli import Conversation, cli, free_port
 
@@ -237,7 +237,7 @@ def test_a_change_the_frontend_could_not_confirm_is_said_so_and_made_once(unique
         try:
             buyer.say(f"signup {unique('eve')} pw", "Logged in")
             buyer.say(f"add {item} 5", "Total: $25.00")
-            resume = sigstop(market.product_db)
+            resume = stall(market, market.product_db)
             try:
                 out = buyer.say(f"remove {item} 2", "before trying it again.")
             finally:

@@ -11,7 +11,7 @@ import threading
 import time
 from decimal import Decimal
 
-from conftest import CARD, Api, at_once, failure, listing, sigstop, start_market, units, wait_until
+from conftest import CARD, Api, at_once, failure, listing, stall, start_market, units, wait_until
 from market.client import Client
 from protocol import ApiError
 
@@ -116,7 +116,7 @@ def test_a_vote_counts_once_when_the_product_db_stalls(unique):
         buyer("AddItemToCart", item_id=item_id, quantity=1)
         buyer("MakePurchase", **CARD)
 
-        resume = threading.Timer(6.0, sigstop(market.product_db))
+        resume = threading.Timer(6.0, stall(market, market.product_db))
         try:
             resume.start()
             # unavailable: the verdict came in time (refused); deadline_exceeded: it did not

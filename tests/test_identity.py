@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, Market, listing, sigstop, wait_until
+from conftest import ROOT, Market, listing, stall, wait_until
 from market.client import Client
 from market.dbapi import HELLO
 from market.launch import ServiceProcess
@@ -159,7 +159,7 @@ def test_deadlines_hold_when_the_clocks_disagree_by_30_s(tmp_path, unique, stopp
     buyer.register(unique("bo"))
     assert buyer("GetItem", item_id=item_id)["item"]["price"] == 6
 
-    resume = sigstop(market.product_db)
+    resume = stall(market, market.product_db)
     try:  # stalled past the frontend's --db-timeout (2 s), then woken
         assert seller.error("ChangeItemPrice", item_id=item_id, price=7) in (
             "unavailable", "deadline_exceeded")

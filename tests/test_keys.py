@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import Api, Market, listing, sigstop, start_market, units
+from conftest import Api, Market, listing, sigstop, stall, start_market, units
 from market.client import Client
 from market.launch import ServiceProcess
 from protocol import ApiError, decode, encode, result_of
@@ -236,7 +236,7 @@ def test_a_cart_change_whose_cart_cannot_be_shown_is_deadline_exceeded(unique):
         _, item_id, buyer = seller_item_buyer(market, unique)
         buyer("AddItemToCart", item_id=item_id, quantity=5)
 
-        resume = sigstop(market.product_db)
+        resume = stall(market, market.product_db)
         try:
             keyed = refused(buyer, "RemoveItemFromCart", "stall-key-000001", item_id=item_id,
                             quantity=2)
@@ -262,7 +262,7 @@ def test_a_resend_that_cannot_reach_a_database_is_never_told_nothing_changed(uni
     try:
         _, item_id, buyer = seller_item_buyer(market, unique)
         send(buyer, "AddItemToCart", "added-key-000001", item_id=item_id, quantity=3)
-        resume = sigstop(market.product_db)
+        resume = stall(market, market.product_db)
         try:
             error = refused(buyer, "AddItemToCart", "added-key-000001", item_id=item_id,
                             quantity=3)

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import CARD, Api, Market, listing, sigstop
+from conftest import CARD, Api, Market, listing, stall
 from market.client import Client
 from market.idempotency import fresh_key
 from market.launch import ServiceProcess
@@ -145,7 +145,7 @@ def test_a_vote_finishes_on_both_sides_or_neither_when_its_frontend_dies(make_ma
     past the deadline: seller 1 up, item 0, and voting again was `conflict` for good."""
     market = make_market()
     shop = Shopper(market)
-    resume = sigstop(market.product_db)
+    resume = stall(market, market.product_db)
     try:
         answered: list[str] = []
         thread = threading.Thread(target=lambda: answered.append(shop.vote(fresh_key())))

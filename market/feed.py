@@ -1,0 +1,215 @@
+"""Change feeds: a frontend answers reads from its own copy of a database's data, and no
+read there shows data older than a write acknowledged to any client.
+
+Gray and Cheriton's leases, held on a whole data set, with every change pushed to the
+holders (the model of Redis's server-assisted client-side caching, in its broadcast mode):
+
+- A database ``publish``es each change of the data it lets frontends follow (the new state
+  of one entry: an item, a seller's rating), under its lock. The change is numbered and
+  queued for every follower whose lease is live.
+- A frontend keeps one ``Follow`` long poll open on each database (``Follower.follow_forever``).
+  Each poll confirms the changes applied so far (``seen``) and renews the follower's lease
+  for ``length`` seconds from its arrival; it is answered once changes are queued for it, or
+  after ``wait`` seconds.
+- Every reply of the database waits (``ChangeFeed.wait_seen``) until each follower with a
+  live lease has confirmed every change published before it, or that lease has run out. So
+  a write is acknowledged only once every frontend answering from a copy shows it.
+- The frontend uses its copy only until ``length`` seconds after it *sent* the latest poll
+  whose answer it applied. It sent it before the database received it, so the copy goes
+  out of use no later than the database stops waiting for it: a frontend that stops
+  polling (stopped, cut off) costs the database's writes at most ``length`` seconds, and
+  asks the database itself meanwhile.
+- A follower the database does not know (new, of another run, or one whose lease ran out
+  while changes were published) first gets a snapshot, in pages (``first`` marks the first),
+  then the changes made since the snapshot began. Each change is an entry's whole state,
+  so one applied over a newer page leaves the entry right once the changes are through.
+- A database restarted on its data directory knows nothing of the copies made from its
+  previous run; those go out of use within ``length`` of the restart, so for that long
+  every reply waits them out (``restarted``).
+
+Leases and copies live in memory only.
+"""
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol, TypeVar
+
+from market.config import FEED_FOLLOWER_FORGOTTEN, FEED_LEASE, FEED_WAIT
+from protocol import ApiError
+
+log = logging.getLogger("market.feed")
+T = TypeVar("T")
+
+
+@dataclass
+class _Lease:
+    """One follower, as the database sees it."""
+
+    ends: float  # time.monotonic() its lease runs out
+    seen: int  # every change numbered up to this one is applied there
+    pending: list[tuple[int, dict]] = field(default_factory=list)  # (number, entry) unconfirmed
+    complete: bool = True  # false once a change was published while its lease was out
+
+
+class ChangeFeed:
+    """A database's changes to its followed data, and its followers' leases. Thread-safe;
+    call ``publish`` under the database's lock, ``wait_seen`` and ``poll`` without it."""
+
+    def __init__(self, length: float = FEED_LEASE) -> None:
+        self.length = length
+        self.epoch = secrets.token_hex(8)  # this run's: numbers of another run mean nothing
+        # Guards everything below; notified whenever a change is queued or confirmed.
+        # Invariant: a complete follower's pending changes are exactly those published
+        # since its snapshot began and not yet confirmed, in order.
+        self._changed = threading.Condition(threading.Lock())
+        self._leases: dict[str, _Lease] = {}
+        self.published = 0  # number of the latest change
+        self._earlier_run_ends = 0.0  # time.monotonic() by which a previous run's copies end
+
+    def restarted(self) -> None:
+        """The data was loaded from disk: wait out the copies made from the previous run."""
+        with self._changed:
+            self._earlier_run_ends = time.monotonic() + self.length
+
+    def publish(self, entry: dict) -> None:
+        """Number the new state of one entry and queue it for every live follower."""
+        with self._changed:
+            self.published += 1
+            if not self._leases:
+                return
+            now = time.monotonic()
+            for lease in self._leases.values():
+                if lease.ends > now and lease.complete:
+                    lease.pending.append((self.published, entry))
+                else:
+                    lease.complete = False
+                    lease.pending.clear()
+            self._changed.notify_all()
+
+    def wait_seen(self, number: int) -> None:
+        """Return once every follower with a live lease has applied the changes up to
+        ``number``, or its lease ran out (and no sooner than an earlier run's copies end)."""
+        with self._changed:
+            while True:
+                now = time.monotonic()
+                ends = [lease.ends for lease in self._leases.values()
+                        if lease.seen < number and lease.ends > now and lease.complete]
+                if not ends and now >= self._earlier_run_ends:
+                    return
+                self._changed.wait(max(ends + [self._earlier_run_ends]) - now)
+
+    def poll(self, follower: str, epoch: str, seen: int, after: int | None, wait: float,
+             snapshot: Callable[[int], tuple[list[dict], int | None]],
+             lock: threading.Lock) -> dict:
+        """One ``Follow`` of ``follower``: confirm the changes up to ``seen`` and renew its
+        lease; then the changes queued for it, waiting up to ``wait`` seconds for one
+        (``{"epoch", "upto", "changes"}``), or a snapshot page: the entries after id
+        ``after`` (``snapshot(after)`` under ``lock``, the database's) as
+        ``{"epoch", "upto", "snapshot", "next", "first"}``.
+        """
+        with self._changed:
+            lease = self._leases.get(follower)
+            known = lease is not None and lease.complete and epoch == self.epoch
+            if known:
+                lease.ends = time.monotonic() + self.length
+                if seen > lease.seen:
+                    lease.seen = min(seen, self.published)
+                    lease.pending = [p for p in lease.pending if p[0] > lease.seen]
+                    self._changed.notify_all()
+                if after is None:
+                    ends = time.monotonic() + wait
+                    while not lease.pending and (left := ends - time.monotonic()) > 0:
+                        self._changed.wait(left)
+                    return {"epoch": self.epoch, "upto": self.published,
+                            "changes": [entry for _, entry in lease.pending]}
+        first = not known  # else a later page of the snapshot begun
+        with lock:
+            entries, next_after = snapshot(0 if first else after)
+            with self._changed:
+                if first:
+                    self._forget_gone()
+                    self._leases[follower] = _Lease(time.monotonic() + self.length,
+                                                    self.published)
+                return {"epoch": self.epoch, "upto": self._leases[follower].seen,
+                        "snapshot": entries, "next": next_after, "first": first}
+
+    def _forget_gone(self) -> None:
+        """Drop the followers whose leases ran out long ago (hold ``_changed``)."""
+        now = time.monotonic()
+        for name in [name for name, lease in self._leases.items()
+                     if now - lease.ends > FEED_FOLLOWER_FORGOTTEN]:
+            del self._leases[name]
+
+    def stats(self) -> dict:
+        now = time.monotonic()
+        with self._changed:
+            return {"published": self.published,
+                    "followers": sum(lease.ends > now for lease in self._leases.values())}
+
+
+class Copy(Protocol):
+    """What a follower keeps: the entries of a snapshot, then each change put over them."""
+
+    def put(self, entries: list[dict]) -> None: ...
+
+    def clear(self) -> None: ...
+
+
+class Follower:
+    """A frontend's copy of one database's followed data, kept current by one long poll
+    (``follow_forever``, on a thread of its own); ``read`` answers from it while fresh."""
+
+    def __init__(self, copy: Copy, length: float = FEED_LEASE) -> None:
+        self.name = secrets.token_hex(8)
+        self.length = length
+        # Guards the copy and _fresh_until: a read holds it for the whole query, so it
+        # never sees half a change, nor a copy being rebuilt.
+        self._lock = threading.Lock()
+        self._copy = copy
+        self._fresh_until = 0.0  # time.monotonic() after which the copy may be stale
+
+    def read(self, query: Callable[[Any], T], otherwise: Callable[[], T]) -> T:
+        """``query(copy)`` while the copy is fresh, else ``otherwise()`` (ask the database)."""
+        with self._lock:
+            if time.monotonic() < self._fresh_until:
+                return query(self._copy)
+        return otherwise()
+
+    def fresh(self) -> bool:
+        return time.monotonic() < self._fresh_until
+
+    def follow_forever(self, poll: Callable[[str, str, int, int | None, float], dict]) -> None:
+        """Forever: ``poll(name, epoch, seen, after, wait)`` (a ``Follow``) and apply what it
+        answers; after a failure, wait and start over with a snapshot."""
+        epoch, seen, after = "", 0, None
+        while True:
+            sent = time.monotonic()
+            try:
+                reply = poll(self.name, epoch, seen, after, FEED_WAIT)
+            except ApiError as error:
+                if epoch:
+                    log.info("copy out of use until the database answers: %s", error.code)
+                with self._lock:
+                    self._fresh_until = 0.0
+                epoch, seen, after = "", 0, None
+                time.sleep(FEED_WAIT)
+                continue
+            epoch, seen, after = self._apply(reply, sent)
+
+    def _apply(self, reply: dict, sent: float) -> tuple[str, int, int | None]:
+        """Apply one poll's answer; the epoch, seen and ``after`` of the next poll."""
+        with self._lock:
+            if "snapshot" not in reply:
+                self._copy.put(reply["changes"])
+                self._fresh_until = sent + self.length
+                return reply["epoch"], reply["upto"], None
+            if reply["first"]:
+                self._fresh_until = 0.0
+                self._copy.clear()
+            self._copy.put(reply["snapshot"])
+            # Fresh only once the changes made since the snapshot began are applied too.
+            return reply["epoch"], reply["upto"], reply["next"] or None
