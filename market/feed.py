@@ -31,6 +31,7 @@ Leases and copies live in memory only.
 """
 from __future__ import annotations
 
+import heapq
 import logging
 import secrets
 import threading
@@ -38,7 +39,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol, TypeVar
 
-from market.config import FEED_FOLLOWER_FORGOTTEN, FEED_LEASE, FEED_WAIT
+from market.config import (FEED_BATCH, FEED_FOLLOWER_FORGOTTEN, FEED_LEASE, FEED_LINGER,
+                           FEED_WAIT)
 from protocol import ApiError
 
 log = logging.getLogger("market.feed")
@@ -62,22 +64,25 @@ class ChangeFeed:
     def __init__(self, length: float = FEED_LEASE) -> None:
         self.length = length
         self.epoch = secrets.token_hex(8)  # this run's: numbers of another run mean nothing
-        # Guards everything below; notified whenever a change is queued or confirmed.
-        # Invariant: a complete follower's pending changes are exactly those published
-        # since its snapshot began and not yet confirmed, in order.
-        self._changed = threading.Condition(threading.Lock())
+        # Guards everything below. Invariant: a complete follower's pending changes are
+        # exactly those published since its snapshot began and not yet confirmed, in order.
+        self._lock = threading.Lock()
+        self._news = threading.Condition(self._lock)  # notified when a change is queued
         self._leases: dict[str, _Lease] = {}
         self.published = 0  # number of the latest change
         self._earlier_run_ends = 0.0  # time.monotonic() by which a previous run's copies end
+        # The replies waiting for changes to be confirmed: (number, tiebreak, event), each
+        # set once every live follower has confirmed its number (one wakes, not all).
+        self._waiting: list[tuple[int, int, threading.Event]] = []
 
     def restarted(self) -> None:
         """The data was loaded from disk: wait out the copies made from the previous run."""
-        with self._changed:
+        with self._lock:
             self._earlier_run_ends = time.monotonic() + self.length
 
     def publish(self, entry: dict) -> None:
         """Number the new state of one entry and queue it for every live follower."""
-        with self._changed:
+        with self._lock:
             self.published += 1
             if not self._leases:
                 return
@@ -88,19 +93,33 @@ class ChangeFeed:
                 else:
                     lease.complete = False
                     lease.pending.clear()
-            self._changed.notify_all()
+            self._news.notify_all()
 
     def wait_seen(self, number: int) -> None:
         """Return once every follower with a live lease has applied the changes up to
         ``number``, or its lease ran out (and no sooner than an earlier run's copies end)."""
-        with self._changed:
-            while True:
+        event = None
+        while True:
+            with self._lock:
                 now = time.monotonic()
                 ends = [lease.ends for lease in self._leases.values()
                         if lease.seen < number and lease.ends > now and lease.complete]
-                if not ends and now >= self._earlier_run_ends:
+                if now < self._earlier_run_ends:
+                    ends.append(self._earlier_run_ends)
+                if not ends:
                     return
-                self._changed.wait(max(ends + [self._earlier_run_ends]) - now)
+                if event is None:
+                    event = threading.Event()
+                    heapq.heappush(self._waiting, (number, id(event), event))
+            event.wait(max(ends) - now)
+
+    def _wake_confirmed(self) -> None:
+        """Wake the replies whose changes every live follower has confirmed (hold _lock)."""
+        now = time.monotonic()
+        confirmed = min([lease.seen for lease in self._leases.values()
+                         if lease.ends > now and lease.complete], default=self.published)
+        while self._waiting and self._waiting[0][0] <= confirmed:
+            heapq.heappop(self._waiting)[2].set()
 
     def poll(self, follower: str, epoch: str, seen: int, after: int | None, wait: float,
              snapshot: Callable[[int], tuple[list[dict], int | None]],
@@ -111,7 +130,7 @@ class ChangeFeed:
         ``after`` (``snapshot(after)`` under ``lock``, the database's) as
         ``{"epoch", "upto", "snapshot", "next", "first"}``.
         """
-        with self._changed:
+        with self._lock:
             lease = self._leases.get(follower)
             known = lease is not None and lease.complete and epoch == self.epoch
             if known:
@@ -119,17 +138,15 @@ class ChangeFeed:
                 if seen > lease.seen:
                     lease.seen = min(seen, self.published)
                     lease.pending = [p for p in lease.pending if p[0] > lease.seen]
-                    self._changed.notify_all()
+                    self._wake_confirmed()
                 if after is None:
-                    ends = time.monotonic() + wait
-                    while not lease.pending and (left := ends - time.monotonic()) > 0:
-                        self._changed.wait(left)
+                    self._wait_for_news(lease, wait)
                     return {"epoch": self.epoch, "upto": self.published,
                             "changes": [entry for _, entry in lease.pending]}
         first = not known  # else a later page of the snapshot begun
         with lock:
             entries, next_after = snapshot(0 if first else after)
-            with self._changed:
+            with self._lock:
                 if first:
                     self._forget_gone()
                     self._leases[follower] = _Lease(time.monotonic() + self.length,
@@ -137,8 +154,23 @@ class ChangeFeed:
                 return {"epoch": self.epoch, "upto": self._leases[follower].seen,
                         "snapshot": entries, "next": next_after, "first": first}
 
+    def _wait_for_news(self, lease: _Lease, wait: float) -> None:
+        """Wait up to ``wait`` seconds for a change queued for ``lease``; if one came while it
+        waited, up to ``FEED_LINGER`` more for others (hold _lock), so that under load a
+        poll carries many changes and its confirmation releases many replies at once."""
+        if lease.pending:
+            return
+        ends = time.monotonic() + wait
+        while not lease.pending and (left := ends - time.monotonic()) > 0:
+            self._news.wait(left)
+        if not lease.pending:
+            return
+        ends = time.monotonic() + FEED_LINGER
+        while len(lease.pending) < FEED_BATCH and (left := ends - time.monotonic()) > 0:
+            self._news.wait(left)
+
     def _forget_gone(self) -> None:
-        """Drop the followers whose leases ran out long ago (hold ``_changed``)."""
+        """Drop the followers whose leases ran out long ago (hold _lock)."""
         now = time.monotonic()
         for name in [name for name, lease in self._leases.items()
                      if now - lease.ends > FEED_FOLLOWER_FORGOTTEN]:
@@ -146,7 +178,7 @@ class ChangeFeed:
 
     def stats(self) -> dict:
         now = time.monotonic()
-        with self._changed:
+        with self._lock:
             return {"published": self.published,
                     "followers": sum(lease.ends > now for lease in self._leases.values())}
 
