@@ -212,7 +212,7 @@ class ProductDB(Database):
         item = Item(r["item_id"], r["name"], r["category"], r["keywords"], r["condition"],
                     r["price"], r["quantity"], r["seller_id"])
         self._catalog.add(item)
-        self._publish([item])
+        self.feed.publish(item.raw())
         self.outcomes.keep(r, encode_value({"item_id": r["item_id"]}).decode())
 
     def _apply_price_changed(self, r: dict) -> None:
@@ -226,7 +226,7 @@ class ProductDB(Database):
     def _publish(self, items: list[Item]) -> None:
         """Send the items' new states to the frontends' copies (``market.feed``)."""
         for item in items:
-            self.feed.publish(item.raw())
+            self.feed.publish(item.state())
 
     def _keep_item(self, r: dict) -> None:
         """Publish the changed item; a keyed change's outcome: the item as it is after the

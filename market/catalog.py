@@ -36,6 +36,9 @@ class Item:
     def __setattr__(self, name: str, value: Any) -> None:
         """Any change to a field drops the cached JSON."""
         object.__setattr__(self, name, value)
+        self._drop_json()
+
+    def _drop_json(self) -> None:
         object.__setattr__(self, "_json", None)
         object.__setattr__(self, "_cart_json", None)
 
@@ -63,12 +66,30 @@ class Item:
 
     @property
     def keyword_set(self) -> frozenset[str]:
-        """The keywords as search matches them: lower case."""
-        return frozenset(word.lower() for word in self.keywords)
+        """The keywords as search matches them: lower case (made once: keywords never change)."""
+        found = self.__dict__.get("_keyword_set")
+        if found is None:
+            found = frozenset(word.lower() for word in self.keywords)
+            object.__setattr__(self, "_keyword_set", found)
+        return found
 
     def raw(self) -> dict:
-        """The fields, for snapshots."""
+        """The fields, for snapshots and the feed's new items."""
         return {name: value for name, value in vars(self).items() if not name.startswith("_")}
+
+    def state(self) -> dict:
+        """What may change of the item (``MUTABLE``), and its id: the feed's changes."""
+        return {"item_id": self.item_id, "price": self.price, "quantity": self.quantity,
+                "thumbs_up": self.thumbs_up, "thumbs_down": self.thumbs_down}
+
+    def take_state(self, state: dict) -> None:
+        """Set what ``state`` says of what may change (one cache drop for all of it)."""
+        for name in MUTABLE:
+            object.__setattr__(self, name, state[name])
+        self._drop_json()
+
+
+MUTABLE = ("price", "quantity", "thumbs_up", "thumbs_down")  # an item's fields that change
 
 
 def item_result(item: Item) -> RawResult:
@@ -139,15 +160,14 @@ class Catalog:
         return len(self._items)
 
     def put(self, entries: list[dict]) -> None:
-        """Take items' states from the product database's feed (``Item.raw``): add a new
-        one, or set what may change of a known one (price, units, thumbs)."""
-        for raw in entries:
-            item = self._items.get(raw["item_id"])
+        """Take items from the product database's feed: a new one whole (``Item.raw``), a
+        known one's ``Item.state``."""
+        for entry in entries:
+            item = self._items.get(entry["item_id"])
             if item is None:
-                self.add(Item(**raw))
+                self.add(Item(**entry))
             else:
-                item.price, item.quantity = raw["price"], raw["quantity"]
-                item.thumbs_up, item.thumbs_down = raw["thumbs_up"], raw["thumbs_down"]
+                item.take_state(entry)
 
     def clear(self) -> None:
         """Forget every item (a copy about to take a new snapshot)."""

@@ -296,12 +296,23 @@ class Database(Service):
                 "outcomes": self.outcomes.dump()}
 
     def dispatch(self, message: dict, peer: Peer | None = None) -> Any:
+        published = self.feed.published
         try:
             return super().dispatch(message, peer)
         finally:
             self.wait_for_journal()
-            if message.get("op") != FOLLOW.name:  # a follower never waits for itself
-                self.feed.wait_seen(self.feed.published)
+            self.wait_for_copies(message.get("op"), published)
+
+    def wait_for_copies(self, op: Any, published: int) -> None:
+        """Return once the frontends' copies show every change made so far, if the reply to
+        ``op`` may acknowledge one: a keyed write (its first outcome, or a resend's), or any
+        request during which a change was published. A ``Follow`` never waits (for itself).
+
+        Other replies go at once: one may show a change its writer is still waiting on,
+        never one older than a write acknowledged to anyone.
+        """
+        if op != FOLLOW.name and (op in self.keyed_ops or self.feed.published != published):
+            self.feed.wait_seen(self.feed.published)
 
     def wait_for_journal(self) -> None:
         """Return once every change made so far is on disk (call without the lock).
@@ -309,8 +320,6 @@ class Database(Service):
         Every reply waits so, not only for its own changes: a reply computed after
         another request's change may show it (a purchase verdict, a session), and
         nothing may be shown before it is durable. At once when nothing is pending.
-        Likewise every reply but a ``Follow`` waits until the frontends' copies show
-        every change made so far (``ChangeFeed.wait_seen``).
         """
         if self._journal is not None:
             self._journal.sync()

@@ -9,11 +9,12 @@ holders (the model of Redis's server-assisted client-side caching, in its broadc
   queued for every follower whose lease is live.
 - A frontend keeps one ``Follow`` long poll open on each database (``Follower.follow_forever``).
   Each poll confirms the changes applied so far (``seen``) and renews the follower's lease
-  for ``length`` seconds from its arrival; it is answered once changes are queued for it, or
-  after ``wait`` seconds.
-- Every reply of the database waits (``ChangeFeed.wait_seen``) until each follower with a
-  live lease has confirmed every change published before it, or that lease has run out. So
-  a write is acknowledged only once every frontend answering from a copy shows it.
+  for ``length`` seconds from its arrival; it is answered once changes are queued for it
+  (and ``FEED_LINGER`` more, to carry more of them), or after ``wait`` seconds.
+- Every reply that may acknowledge a change (``Database.wait_for_copies``) waits
+  (``ChangeFeed.wait_seen``) until each follower with a live lease has confirmed every
+  change published before it, or that lease has run out. So a write is acknowledged only
+  once every frontend answering from a copy shows it.
 - The frontend uses its copy only until ``length`` seconds after it *sent* the latest poll
   whose answer it applied. It sent it before the database received it, so the copy goes
   out of use no later than the database stops waiting for it: a frontend that stops
@@ -21,11 +22,12 @@ holders (the model of Redis's server-assisted client-side caching, in its broadc
   asks the database itself meanwhile.
 - A follower the database does not know (new, of another run, or one whose lease ran out
   while changes were published) first gets a snapshot, in pages (``first`` marks the first),
-  then the changes made since the snapshot began. Each change is an entry's whole state,
-  so one applied over a newer page leaves the entry right once the changes are through.
+  then the changes made since the snapshot began. Each change is an entry's whole state
+  (what may change of it), so one applied over a newer page leaves the entry right once the
+  changes are through.
 - A database restarted on its data directory knows nothing of the copies made from its
   previous run; those go out of use within ``length`` of the restart, so for that long
-  every reply waits them out (``restarted``).
+  every acknowledgement waits them out (``restarted``).
 
 Leases and copies live in memory only.
 """
@@ -108,7 +110,7 @@ class ChangeFeed:
                     ends.append(self._earlier_run_ends)
                 if not ends:
                     return
-                if event is None:
+                if event is None or event.is_set():  # set, yet still waiting: a new one
                     event = threading.Event()
                     heapq.heappush(self._waiting, (number, id(event), event))
             event.wait(max(ends) - now)
