@@ -34,7 +34,7 @@ from market.journal import Journal, JournalError, read_saved
 from market.server import (ENVELOPE_FIELDS, Op, Peer, Request, Service, configure_logging,
                            env_default, exit_at_start, is_loopback, read_secret, serve,
                            service_parser)
-from protocol import ApiError
+from protocol import ApiError, RawResult
 
 log = logging.getLogger("market.database")
 
@@ -169,7 +169,7 @@ class Database(Service):
             return {"market": self.market}
 
     def follow(self, request: Request, follower: str, epoch: str, seen: int, after: int | None,
-               wait_ms: int) -> dict:
+               wait_ms: int) -> dict | RawResult:
         """A frontend's long poll on the change feed (``market.feed``)."""
         return self.feed.poll(follower, epoch, seen, after, wait_ms / 1000,
                               self.followed_page, self._lock)

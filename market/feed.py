@@ -43,7 +43,7 @@ from typing import Any, Callable, Protocol, TypeVar
 
 from market.config import (FEED_BATCH, FEED_FOLLOWER_FORGOTTEN, FEED_LEASE, FEED_LINGER,
                            FEED_WAIT)
-from protocol import ApiError
+from protocol import ApiError, RawResult, encode_value
 
 log = logging.getLogger("market.feed")
 T = TypeVar("T")
@@ -55,7 +55,7 @@ class _Lease:
 
     ends: float  # time.monotonic() its lease runs out
     seen: int  # every change numbered up to this one is applied there
-    pending: list[tuple[int, dict]] = field(default_factory=list)  # (number, entry) unconfirmed
+    pending: list[tuple[int, bytes]] = field(default_factory=list)  # (number, JSON) unconfirmed
     complete: bool = True  # false once a change was published while its lease was out
 
 
@@ -83,7 +83,9 @@ class ChangeFeed:
             self._earlier_run_ends = time.monotonic() + self.length
 
     def publish(self, entry: dict) -> None:
-        """Number the new state of one entry and queue it for every live follower."""
+        """Number the new state of one entry and queue it for every live follower (encoded
+        once, for all of them)."""
+        encoded = encode_value(entry)
         with self._lock:
             self.published += 1
             if not self._leases:
@@ -91,7 +93,7 @@ class ChangeFeed:
             now = time.monotonic()
             for lease in self._leases.values():
                 if lease.ends > now and lease.complete:
-                    lease.pending.append((self.published, entry))
+                    lease.pending.append((self.published, encoded))
                 else:
                     lease.complete = False
                     lease.pending.clear()
@@ -125,7 +127,7 @@ class ChangeFeed:
 
     def poll(self, follower: str, epoch: str, seen: int, after: int | None, wait: float,
              snapshot: Callable[[int], tuple[list[dict], int | None]],
-             lock: threading.Lock) -> dict:
+             lock: threading.Lock) -> dict | RawResult:
         """One ``Follow`` of ``follower``: confirm the changes up to ``seen`` and renew its
         lease; then the changes queued for it, waiting up to ``wait`` seconds for one
         (``{"epoch", "upto", "changes"}``), or a snapshot page: the entries after id
@@ -143,8 +145,9 @@ class ChangeFeed:
                     self._wake_confirmed()
                 if after is None:
                     self._wait_for_news(lease, wait)
-                    return {"epoch": self.epoch, "upto": self.published,
-                            "changes": [entry for _, entry in lease.pending]}
+                    return RawResult(b'{"epoch":"%s","upto":%d,"changes":[%s]}' % (
+                        self.epoch.encode(), self.published,
+                        b",".join([change for _, change in lease.pending])))
         first = not known  # else a later page of the snapshot begun
         with lock:
             entries, next_after = snapshot(0 if first else after)

@@ -14,7 +14,7 @@ import pytest
 from market.catalog import Catalog, Item
 from market.feed import ChangeFeed, Follower
 from market.ratings import RatingsCopy
-from protocol import ApiError
+from protocol import ApiError, RawResult
 
 ENTRIES = [{"id": number} for number in range(1, 6)]
 
@@ -29,9 +29,11 @@ def pages_of(entries: list[dict], size: int):
 
 def poll(feed: ChangeFeed, seen: int = 0, after: int | None = None, wait: float = 0.0,
          epoch: str | None = None, follower: str = "f" * 16, entries=ENTRIES, size=100) -> dict:
-    """One ``Follow`` of ``follower`` (of this run's epoch unless told)."""
-    return feed.poll(follower, feed.epoch if epoch is None else epoch, seen, after, wait,
-                     pages_of(entries, size), threading.Lock())
+    """One ``Follow`` of ``follower`` (of this run's epoch unless told), its reply as the
+    follower reads it off the wire."""
+    reply = feed.poll(follower, feed.epoch if epoch is None else epoch, seen, after, wait,
+                      pages_of(entries, size), threading.Lock())
+    return json.loads(reply.json) if isinstance(reply, RawResult) else reply
 
 
 def joined(feed: ChangeFeed, follower: str = "f" * 16) -> int:
@@ -316,8 +318,9 @@ def test_an_acknowledged_change_shows_in_a_fresh_copy():
     def follow(name: str, epoch: str, seen: int, after: int | None, wait: float) -> dict:
         if stop.is_set():
             raise Stopped()
-        return feed.poll(name, epoch, seen, after, wait,
-                         lambda after: items.feed_page(after, 2), lock)
+        reply = feed.poll(name, epoch, seen, after, wait,
+                          lambda after: items.feed_page(after, 2), lock)
+        return json.loads(reply.json) if isinstance(reply, RawResult) else reply
 
     following = waiting(follow_until_stopped, follower, follow)
     try:
@@ -327,7 +330,7 @@ def test_an_acknowledged_change_shows_in_a_fresh_copy():
         assert follower.read(lambda copy: ids(copy.search(0, [], 10)), list) == [1, 2, 3]
         with lock:
             items[2].quantity = 0
-            feed.publish(items[2].raw())
+            feed.publish(items[2].state())
         feed.wait_seen(feed.published)
         assert follower.read(lambda copy: ids(copy.search(0, [], 10)), list) == [1, 3]
     finally:
