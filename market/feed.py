@@ -57,6 +57,7 @@ class _Lease:
     seen: int  # every change numbered up to this one is applied there
     pending: list[tuple[int, bytes]] = field(default_factory=list)  # (number, JSON) unconfirmed
     complete: bool = True  # false once a change was published while its lease was out
+    last_batch: int = 0  # changes its latest reply carried (more than one: changes are busy)
 
 
 class ChangeFeed:
@@ -145,6 +146,7 @@ class ChangeFeed:
                     self._wake_confirmed()
                 if after is None:
                     self._wait_for_news(lease, wait)
+                    lease.last_batch = len(lease.pending)
                     return RawResult(b'{"epoch":"%s","upto":%d,"changes":[%s]}' % (
                         self.epoch.encode(), self.published,
                         b",".join([change for _, change in lease.pending])))
@@ -161,14 +163,15 @@ class ChangeFeed:
 
     def _wait_for_news(self, lease: _Lease, wait: float) -> None:
         """Wait up to ``wait`` seconds for a change queued for ``lease``; if one came while it
-        waited, up to ``FEED_LINGER`` more for others (hold _lock), so that under load a
-        poll carries many changes and its confirmation releases many replies at once."""
+        waited and changes are busy (its latest reply carried several), up to ``FEED_LINGER``
+        more for others (hold _lock): under load a poll then carries many changes and its
+        confirmation releases many replies at once, while one change at a time goes at once."""
         if lease.pending:
             return
         ends = time.monotonic() + wait
         while not lease.pending and (left := ends - time.monotonic()) > 0:
             self._news.wait(left)
-        if not lease.pending:
+        if not lease.pending or lease.last_batch < 2:
             return
         ends = time.monotonic() + FEED_LINGER
         while len(lease.pending) < FEED_BATCH and (left := ends - time.monotonic()) > 0:

@@ -154,30 +154,47 @@ def test_a_waiting_poll_is_answered_soon_after_a_publish():
     assert answers[0]["changes"] == [{"id": 1, "v": "new"}]
 
 
-def test_a_poll_with_news_lingers_for_more_up_to_a_batch(monkeypatch):
-    monkeypatch.setattr("market.feed.FEED_LINGER", 0.3)
+def test_one_change_at_a_time_goes_at_once(monkeypatch):
+    monkeypatch.setattr("market.feed.FEED_LINGER", 30.0)
     feed = ChangeFeed(30.0)
     seen = joined(feed)
     answers = []
     polling = waiting(lambda: answers.append(poll(feed, seen=seen, wait=5.0)))
     polling.join(0.2)
+    started = time.monotonic()
     feed.publish({"id": 1, "v": "a"})
-    time.sleep(0.1)
-    feed.publish({"id": 2, "v": "b"})
     polling.join(5.0)
-    assert answers[0]["changes"] == [{"id": 1, "v": "a"}, {"id": 2, "v": "b"}]
+    assert time.monotonic() - started < 1.0
+    assert answers[0]["changes"] == [{"id": 1, "v": "a"}]
+
+
+def test_when_changes_are_busy_a_poll_with_news_lingers_for_more_up_to_a_batch(monkeypatch):
+    monkeypatch.setattr("market.feed.FEED_LINGER", 0.3)
+    feed = ChangeFeed(30.0)
+    seen = joined(feed)
+    feed.publish({"id": 1, "v": "a"})
+    feed.publish({"id": 2, "v": "b"})
+    assert len(poll(feed, seen=seen)["changes"]) == 2  # busy: the next poll lingers
+    answers = []
+    polling = waiting(lambda: answers.append(poll(feed, seen=seen + 2, wait=5.0)))
+    polling.join(0.2)
+    feed.publish({"id": 3, "v": "c"})
+    time.sleep(0.1)
+    feed.publish({"id": 4, "v": "d"})
+    polling.join(5.0)
+    assert answers[0]["changes"] == [{"id": 3, "v": "c"}, {"id": 4, "v": "d"}]
 
     monkeypatch.setattr("market.feed.FEED_LINGER", 30.0)
     monkeypatch.setattr("market.feed.FEED_BATCH", 2)
     answers.clear()
-    polling = waiting(lambda: answers.append(poll(feed, seen=2, wait=5.0)))
+    polling = waiting(lambda: answers.append(poll(feed, seen=seen + 4, wait=5.0)))
     polling.join(0.2)
     started = time.monotonic()
-    feed.publish({"id": 3, "v": "c"})
-    feed.publish({"id": 4, "v": "d"})
+    feed.publish({"id": 5, "v": "e"})
+    feed.publish({"id": 6, "v": "f"})
     polling.join(5.0)
     assert time.monotonic() - started < 1.0
-    assert answers[0]["changes"] == [{"id": 3, "v": "c"}, {"id": 4, "v": "d"}]
+    assert answers[0]["changes"] == [{"id": 5, "v": "e"}, {"id": 6, "v": "f"}]
 
 
 # -- Follower ------------------------------------------------------------------------------
