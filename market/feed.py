@@ -57,7 +57,7 @@ class _Lease:
     seen: int  # every change numbered up to this one is applied there
     pending: list[tuple[int, bytes]] = field(default_factory=list)  # (number, JSON) unconfirmed
     complete: bool = True  # false once a change was published while its lease was out
-    last_batch: int = 0  # changes its latest reply carried (more than one: changes are busy)
+    last_batch: int = 0  # changes its latest reply carried (any: changes are flowing)
 
 
 class ChangeFeed:
@@ -163,15 +163,16 @@ class ChangeFeed:
 
     def _wait_for_news(self, lease: _Lease, wait: float) -> None:
         """Wait up to ``wait`` seconds for a change queued for ``lease``; if one came while it
-        waited and changes are busy (its latest reply carried several), up to ``FEED_LINGER``
-        more for others (hold _lock): under load a poll then carries many changes and its
-        confirmation releases many replies at once, while one change at a time goes at once."""
+        waited and changes are flowing (its latest reply carried some too), up to
+        ``FEED_LINGER`` more for others (hold _lock): under load a poll then carries many
+        changes and its confirmation releases many replies at once, while a change after a
+        quiet spell (a person's, seconds apart) goes at once."""
         if lease.pending:
             return
         ends = time.monotonic() + wait
         while not lease.pending and (left := ends - time.monotonic()) > 0:
             self._news.wait(left)
-        if not lease.pending or lease.last_batch < 2:
+        if not lease.pending or lease.last_batch < 1:
             return
         ends = time.monotonic() + FEED_LINGER
         while len(lease.pending) < FEED_BATCH and (left := ends - time.monotonic()) > 0:

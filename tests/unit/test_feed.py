@@ -154,7 +154,7 @@ def test_a_waiting_poll_is_answered_soon_after_a_publish():
     assert answers[0]["changes"] == [{"id": 1, "v": "new"}]
 
 
-def test_one_change_at_a_time_goes_at_once(monkeypatch):
+def test_a_change_after_a_quiet_spell_goes_at_once(monkeypatch):
     monkeypatch.setattr("market.feed.FEED_LINGER", 30.0)
     feed = ChangeFeed(30.0)
     seen = joined(feed)
@@ -168,13 +168,13 @@ def test_one_change_at_a_time_goes_at_once(monkeypatch):
     assert answers[0]["changes"] == [{"id": 1, "v": "a"}]
 
 
-def test_when_changes_are_busy_a_poll_with_news_lingers_for_more_up_to_a_batch(monkeypatch):
+def test_while_changes_flow_a_poll_with_news_lingers_for_more_up_to_a_batch(monkeypatch):
     monkeypatch.setattr("market.feed.FEED_LINGER", 0.3)
     feed = ChangeFeed(30.0)
     seen = joined(feed)
     feed.publish({"id": 1, "v": "a"})
     feed.publish({"id": 2, "v": "b"})
-    assert len(poll(feed, seen=seen)["changes"]) == 2  # busy: the next poll lingers
+    assert len(poll(feed, seen=seen)["changes"]) == 2  # flowing: the next poll lingers
     answers = []
     polling = waiting(lambda: answers.append(poll(feed, seen=seen + 2, wait=5.0)))
     polling.join(0.2)
