@@ -57,7 +57,6 @@ class _Lease:
     seen: int  # every change numbered up to this one is applied there
     pending: list[tuple[int, bytes]] = field(default_factory=list)  # (number, JSON) unconfirmed
     complete: bool = True  # false once a change was published while its lease was out
-    last_batch: int = 0  # changes its latest reply carried (any: changes are flowing)
 
 
 class ChangeFeed:
@@ -77,6 +76,7 @@ class ChangeFeed:
         # The replies waiting for changes to be confirmed: (number, tiebreak, event), each
         # set once every live follower has confirmed its number (one wakes, not all).
         self._waiting: list[tuple[int, int, threading.Event]] = []
+        self._released_together = 0  # replies the latest confirmation woke (not counting 0)
 
     def restarted(self) -> None:
         """The data was loaded from disk: wait out the copies made from the previous run."""
@@ -123,8 +123,12 @@ class ChangeFeed:
         now = time.monotonic()
         confirmed = min([lease.seen for lease in self._leases.values()
                          if lease.ends > now and lease.complete], default=self.published)
+        released = 0
         while self._waiting and self._waiting[0][0] <= confirmed:
             heapq.heappop(self._waiting)[2].set()
+            released += 1
+        if released:
+            self._released_together = released
 
     def poll(self, follower: str, epoch: str, seen: int, after: int | None, wait: float,
              snapshot: Callable[[int], tuple[list[dict], int | None]],
@@ -146,7 +150,6 @@ class ChangeFeed:
                     self._wake_confirmed()
                 if after is None:
                     self._wait_for_news(lease, wait)
-                    lease.last_batch = len(lease.pending)
                     return RawResult(b'{"epoch":"%s","upto":%d,"changes":[%s]}' % (
                         self.epoch.encode(), self.published,
                         b",".join([change for _, change in lease.pending])))
@@ -163,16 +166,16 @@ class ChangeFeed:
 
     def _wait_for_news(self, lease: _Lease, wait: float) -> None:
         """Wait up to ``wait`` seconds for a change queued for ``lease``; if one came while it
-        waited and changes are flowing (its latest reply carried some too), up to
-        ``FEED_LINGER`` more for others (hold _lock): under load a poll then carries many
-        changes and its confirmation releases many replies at once, while a change after a
-        quiet spell (a person's, seconds apart) goes at once."""
+        waited and writers are many (the latest confirmation released several replies),
+        up to ``FEED_LINGER`` more for others (hold _lock): under load a poll then carries
+        many changes and its confirmation releases many replies at once, while one writer
+        at a time never waits for others that do not come."""
         if lease.pending:
             return
         ends = time.monotonic() + wait
         while not lease.pending and (left := ends - time.monotonic()) > 0:
             self._news.wait(left)
-        if not lease.pending or lease.last_batch < 1:
+        if not lease.pending or self._released_together < 2:
             return
         ends = time.monotonic() + FEED_LINGER
         while len(lease.pending) < FEED_BATCH and (left := ends - time.monotonic()) > 0:

@@ -154,7 +154,7 @@ def test_a_waiting_poll_is_answered_soon_after_a_publish():
     assert answers[0]["changes"] == [{"id": 1, "v": "new"}]
 
 
-def test_a_change_after_a_quiet_spell_goes_at_once(monkeypatch):
+def test_a_lone_writer_goes_at_once(monkeypatch):
     monkeypatch.setattr("market.feed.FEED_LINGER", 30.0)
     feed = ChangeFeed(30.0)
     seen = joined(feed)
@@ -168,13 +168,19 @@ def test_a_change_after_a_quiet_spell_goes_at_once(monkeypatch):
     assert answers[0]["changes"] == [{"id": 1, "v": "a"}]
 
 
-def test_while_changes_flow_a_poll_with_news_lingers_for_more_up_to_a_batch(monkeypatch):
+def test_while_writers_are_many_a_poll_with_news_lingers_for_more_up_to_a_batch(monkeypatch):
     monkeypatch.setattr("market.feed.FEED_LINGER", 0.3)
     feed = ChangeFeed(30.0)
     seen = joined(feed)
     feed.publish({"id": 1, "v": "a"})
     feed.publish({"id": 2, "v": "b"})
-    assert len(poll(feed, seen=seen)["changes"]) == 2  # flowing: the next poll lingers
+    writers = [waiting(feed.wait_seen, number) for number in (seen + 1, seen + 2)]
+    time.sleep(0.1)  # both replies wait
+    assert len(poll(feed, seen=seen)["changes"]) == 2
+    poll(feed, seen=seen + 2)  # confirms both at once: writers are many, polls now linger
+    for writer in writers:
+        writer.join(5.0)
+        assert not writer.is_alive()
     answers = []
     polling = waiting(lambda: answers.append(poll(feed, seen=seen + 2, wait=5.0)))
     polling.join(0.2)
