@@ -47,8 +47,6 @@ LEASE_HOLDER_FORGOTTEN = 60.0  # seconds without a watch after which it is forgo
 # Change feeds (market.feed): a frontend answers reads from its copy of a database's data.
 FEED_LEASE = 1.0  # seconds a copy stays in use after the poll behind it was sent
 FEED_WAIT = 0.3  # seconds a frontend's Follow waits for changes before it is answered
-FEED_LINGER = 0.005  # seconds a Follow with a change waits for more (while writers are many)
-FEED_BATCH = 256  # changes after which a Follow is answered at once
 FEED_FOLLOWER_FORGOTTEN = 60.0  # seconds after its lease ran out that a follower is forgotten
 FEED_PAGE = 2000  # entries of a snapshot page at most (each page also under PAGE_BYTES)
 

@@ -9,8 +9,8 @@ holders (the model of Redis's server-assisted client-side caching, in its broadc
   queued for every follower whose lease is live.
 - A frontend keeps one ``Follow`` long poll open on each database (``Follower.follow_forever``).
   Each poll confirms the changes applied so far (``seen``) and renews the follower's lease
-  for ``length`` seconds from its arrival; it is answered once changes are queued for it
-  (and ``FEED_LINGER`` more, to carry more of them), or after ``wait`` seconds.
+  for ``length`` seconds from its arrival; it is answered once changes are queued for it,
+  or after ``wait`` seconds.
 - Every reply that may acknowledge a change (``Database.wait_for_copies``) waits
   (``ChangeFeed.wait_seen``) until each follower with a live lease has confirmed every
   change published before it, or that lease has run out. So a write is acknowledged only
@@ -41,8 +41,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol, TypeVar
 
-from market.config import (FEED_BATCH, FEED_FOLLOWER_FORGOTTEN, FEED_LEASE, FEED_LINGER,
-                           FEED_WAIT)
+from market.config import FEED_FOLLOWER_FORGOTTEN, FEED_LEASE, FEED_WAIT
 from protocol import ApiError, RawResult, encode_value
 
 log = logging.getLogger("market.feed")
@@ -72,11 +71,11 @@ class ChangeFeed:
         self._news = threading.Condition(self._lock)  # notified when a change is queued
         self._leases: dict[str, _Lease] = {}
         self.published = 0  # number of the latest change
+        self._sent = {"polls": 0, "changes": 0}  # answered with changes, and how many, in all
         self._earlier_run_ends = 0.0  # time.monotonic() by which a previous run's copies end
         # The replies waiting for changes to be confirmed: (number, tiebreak, event), each
         # set once every live follower has confirmed its number (one wakes, not all).
         self._waiting: list[tuple[int, int, threading.Event]] = []
-        self._released_together = 0  # replies the latest confirmation woke (not counting 0)
 
     def restarted(self) -> None:
         """The data was loaded from disk: wait out the copies made from the previous run."""
@@ -123,12 +122,8 @@ class ChangeFeed:
         now = time.monotonic()
         confirmed = min([lease.seen for lease in self._leases.values()
                          if lease.ends > now and lease.complete], default=self.published)
-        released = 0
         while self._waiting and self._waiting[0][0] <= confirmed:
             heapq.heappop(self._waiting)[2].set()
-            released += 1
-        if released:
-            self._released_together = released
 
     def poll(self, follower: str, epoch: str, seen: int, after: int | None, wait: float,
              snapshot: Callable[[int], tuple[list[dict], int | None]],
@@ -150,6 +145,9 @@ class ChangeFeed:
                     self._wake_confirmed()
                 if after is None:
                     self._wait_for_news(lease, wait)
+                    if lease.pending:
+                        self._sent["polls"] += 1
+                        self._sent["changes"] += len(lease.pending)
                     return RawResult(b'{"epoch":"%s","upto":%d,"changes":[%s]}' % (
                         self.epoch.encode(), self.published,
                         b",".join([change for _, change in lease.pending])))
@@ -165,20 +163,11 @@ class ChangeFeed:
                         "snapshot": entries, "next": next_after, "first": first}
 
     def _wait_for_news(self, lease: _Lease, wait: float) -> None:
-        """Wait up to ``wait`` seconds for a change queued for ``lease``; if one came while it
-        waited and writers are many (the latest confirmation released several replies),
-        up to ``FEED_LINGER`` more for others (hold _lock): under load a poll then carries
-        many changes and its confirmation releases many replies at once, while one writer
-        at a time never waits for others that do not come."""
-        if lease.pending:
-            return
+        """Wait up to ``wait`` seconds for a change queued for ``lease`` (hold _lock). No
+        lingering for more: under load the changes made while a poll and its confirmation
+        travel wait for the next poll, so each carries many of them."""
         ends = time.monotonic() + wait
         while not lease.pending and (left := ends - time.monotonic()) > 0:
-            self._news.wait(left)
-        if not lease.pending or self._released_together < 2:
-            return
-        ends = time.monotonic() + FEED_LINGER
-        while len(lease.pending) < FEED_BATCH and (left := ends - time.monotonic()) > 0:
             self._news.wait(left)
 
     def _forget_gone(self) -> None:
@@ -192,7 +181,9 @@ class ChangeFeed:
         now = time.monotonic()
         with self._lock:
             return {"published": self.published,
-                    "followers": sum(lease.ends > now for lease in self._leases.values())}
+                    "followers": sum(lease.ends > now for lease in self._leases.values()),
+                    "polls_with_changes": self._sent["polls"],
+                    "changes_sent": self._sent["changes"]}
 
 
 class Copy(Protocol):

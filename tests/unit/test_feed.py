@@ -154,53 +154,16 @@ def test_a_waiting_poll_is_answered_soon_after_a_publish():
     assert answers[0]["changes"] == [{"id": 1, "v": "new"}]
 
 
-def test_a_lone_writer_goes_at_once(monkeypatch):
-    monkeypatch.setattr("market.feed.FEED_LINGER", 30.0)
+def test_changes_made_between_polls_go_in_one_reply_in_order():
     feed = ChangeFeed(30.0)
     seen = joined(feed)
-    answers = []
-    polling = waiting(lambda: answers.append(poll(feed, seen=seen, wait=5.0)))
-    polling.join(0.2)
-    started = time.monotonic()
-    feed.publish({"id": 1, "v": "a"})
-    polling.join(5.0)
-    assert time.monotonic() - started < 1.0
-    assert answers[0]["changes"] == [{"id": 1, "v": "a"}]
-
-
-def test_while_writers_are_many_a_poll_with_news_lingers_for_more_up_to_a_batch(monkeypatch):
-    monkeypatch.setattr("market.feed.FEED_LINGER", 0.3)
-    feed = ChangeFeed(30.0)
-    seen = joined(feed)
-    feed.publish({"id": 1, "v": "a"})
-    feed.publish({"id": 2, "v": "b"})
-    writers = [waiting(feed.wait_seen, number) for number in (seen + 1, seen + 2)]
-    time.sleep(0.1)  # both replies wait
-    assert len(poll(feed, seen=seen)["changes"]) == 2
-    poll(feed, seen=seen + 2)  # confirms both at once: writers are many, polls now linger
-    for writer in writers:
-        writer.join(5.0)
-        assert not writer.is_alive()
-    answers = []
-    polling = waiting(lambda: answers.append(poll(feed, seen=seen + 2, wait=5.0)))
-    polling.join(0.2)
-    feed.publish({"id": 3, "v": "c"})
-    time.sleep(0.1)
-    feed.publish({"id": 4, "v": "d"})
-    polling.join(5.0)
-    assert answers[0]["changes"] == [{"id": 3, "v": "c"}, {"id": 4, "v": "d"}]
-
-    monkeypatch.setattr("market.feed.FEED_LINGER", 30.0)
-    monkeypatch.setattr("market.feed.FEED_BATCH", 2)
-    answers.clear()
-    polling = waiting(lambda: answers.append(poll(feed, seen=seen + 4, wait=5.0)))
-    polling.join(0.2)
-    started = time.monotonic()
-    feed.publish({"id": 5, "v": "e"})
-    feed.publish({"id": 6, "v": "f"})
-    polling.join(5.0)
-    assert time.monotonic() - started < 1.0
-    assert answers[0]["changes"] == [{"id": 5, "v": "e"}, {"id": 6, "v": "f"}]
+    for number in range(5):
+        feed.publish({"id": 1, "v": number})
+    reply = poll(feed, seen=seen, wait=30.0)
+    assert reply["changes"] == [{"id": 1, "v": number} for number in range(5)]
+    assert reply["upto"] == seen + 5
+    assert feed.stats() == {"published": seen + 5, "followers": 1, "polls_with_changes": 1,
+                            "changes_sent": 5}
 
 
 # -- Follower ------------------------------------------------------------------------------
