@@ -21,7 +21,7 @@ import time
 from typing import Any, Callable
 
 from market import product_api as api
-from market.catalog import Catalog, Item, item_result, items_result
+from market.catalog import Catalog, Item, item_result
 from market.config import DEFAULT_PRODUCT_DB_PORT, FEED_PAGE, RESERVATION_TTL
 from market.database import Database, database_main, database_parser
 from market.item_votes import ItemVotes, VoteState
