@@ -64,7 +64,7 @@ CHECK_SESSION = InternalOp("CheckSession", {"role": ROLE, "holder": Omittable(HO
 # to ``wait_ms`` for tokens whose leases it must drop.
 WATCH_SESSIONS = InternalOp("WatchSessions", {
     "holder": HOLDER, "epoch": Str(0, 16), "seen": Int(0), "wait_ms": Int(0, 10_000)},
-    needs_session=False, read=True)
+    needs_session=False, read=True, long_poll=True)
 GET_SELLER_RATING = InternalOp("GetSellerRating", {"role": ROLE,
                                                    "seller_id": Omittable(SELLER_ID)}, read=True)
 

@@ -130,6 +130,8 @@ class Database(Service):
             self.ops[api.name] = Op(handler, api.schema, api.needs_session)
             if api.keyed:
                 self.keyed_ops.add(api.name)
+            if api.long_poll:
+                self.request_stats.long_polls.add(api.name)
 
     def stats(self, request: Request) -> dict:
         """``Stats`` adds the data held (``data_stats``), the change feed's and, with a data

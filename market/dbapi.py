@@ -29,6 +29,9 @@ class InternalOp:
     # key): the database applies it at most once and answers a resend with the first
     # outcome, so a client whose reply was lost sends it once more before giving up.
     keyed: bool = False
+    # Waits for news by design (a frontend's long poll): left out of ``Stats``'
+    # ``latency_last_60s``, so an idle database does not look slow.
+    long_poll: bool = False
 
 
 # Served by both databases (``market.database.Database``).
@@ -39,4 +42,4 @@ CLAIM_MARKET = InternalOp("ClaimMarket", {"market": Hex(8)}, needs_session=False
 # page of a snapshot begun.
 FOLLOW = InternalOp("Follow", {
     "follower": Str(16, 16), "epoch": Str(0, 16), "seen": Int(0), "after": Omittable(Int(1)),
-    "wait_ms": Int(0, 10_000)}, needs_session=False, read=True)
+    "wait_ms": Int(0, 10_000)}, needs_session=False, read=True, long_poll=True)

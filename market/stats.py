@@ -51,11 +51,13 @@ class RequestStats:
     """Outcomes and latencies of a service's requests, per op; thread-safe.
 
     Callers keep the set of op names bounded (the service maps names that are
-    not its ops to one name), so memory stays fixed.
+    not its ops to one name), so memory stays fixed. ``long_polls`` names ops that wait
+    for news by design: counted like any, but left out of ``latency_last_60s``.
     """
 
     def __init__(self, now: float) -> None:
         self.started = now  # time.perf_counter() at the start
+        self.long_polls: set[str] = set()
         # Guards ``_ops``: every recorded request is in exactly one op's outcome
         # count since start, and in its slot's outcomes and histogram while the slot is kept.
         self._lock = threading.Lock()
@@ -83,7 +85,7 @@ class RequestStats:
         ``ops``: per op, each outcome's count since start, and ``p50_ms``/``p99_ms``
         over the window (None without a request in it); ``ops_last_60s``: per op, each
         outcome's count over the window; ``latency_last_60s``: ``p50_ms`` and ``p99_ms``
-        of every request in the window, whatever its op; ``window_s``: how many seconds
+        of every request in the window, whatever its op but a long poll; ``window_s``: how many seconds
         back the window reaches (up to 60; less in the service's first minute).
         """
         current = int(now // SLOT_S)
@@ -107,7 +109,8 @@ class RequestStats:
                          "p99_ms": percentile_ms(histogram, 0.99)}
             if outcomes:
                 recent[name] = outcomes
-            every_op = [a + b for a, b in zip(every_op, histogram)]
+            if name not in self.long_polls:
+                every_op = [a + b for a, b in zip(every_op, histogram)]
         window = min(now - oldest * SLOT_S, now - self.started)
         return {"uptime_s": round(now - self.started, 3), "ops": ops, "ops_last_60s": recent,
                 "latency_last_60s": {"p50_ms": percentile_ms(every_op, 0.50),

@@ -67,6 +67,15 @@ def test_the_latency_of_every_request_is_over_all_ops():
         "p50_ms": None, "p99_ms": None}
 
 
+def test_long_polls_are_left_out_of_the_latency_of_every_request_but_counted():
+    stats = recorded(*[("Fast", "ok", START, 1.0)] * 50, *[("Follow", "ok", START, 300.0)] * 50)
+    stats.long_polls.add("Follow")
+    figures = stats.snapshot(START + 1)
+    assert figures["latency_last_60s"]["p99_ms"] == pytest.approx(1.0, rel=BUCKET_GROWTH - 1)
+    assert figures["ops"]["Follow"]["ok"] == 50
+    assert figures["ops"]["Follow"]["p50_ms"] == pytest.approx(300.0, rel=BUCKET_GROWTH - 1)
+
+
 def test_percentile_ms_of_an_empty_histogram_is_none_and_of_the_extremes_is_bounded():
     assert percentile_ms([0] * 5, 0.5) is None
     tiny = recorded(("Op", "ok", START, 0.0)).snapshot(START + 1)["ops"]["Op"]
