@@ -217,18 +217,18 @@ class ProductDB(Database):
 
     def _apply_price_changed(self, r: dict) -> None:
         self._catalog[r["item_id"]].price = r["price"]
-        self._keep_item(r)
+        self._item_changed(r)
 
     def _apply_units_removed(self, r: dict) -> None:
         self._catalog[r["item_id"]].quantity -= r["quantity"]
-        self._keep_item(r)
+        self._item_changed(r)
 
     def _publish(self, items: list[Item]) -> None:
         """Send the items' new states to the frontends' copies (``market.feed``)."""
         for item in items:
             self.feed.publish(item.state())
 
-    def _keep_item(self, r: dict) -> None:
+    def _item_changed(self, r: dict) -> None:
         """Publish the changed item; a keyed change's outcome: the item as it is after the
         change (reply JSON text)."""
         self._publish([self._catalog[r["item_id"]]])

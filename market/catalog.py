@@ -79,8 +79,7 @@ class Item:
 
     def state(self) -> dict:
         """What may change of the item (``MUTABLE``), and its id: the feed's changes."""
-        return {"item_id": self.item_id, "price": self.price, "quantity": self.quantity,
-                "thumbs_up": self.thumbs_up, "thumbs_down": self.thumbs_down}
+        return {"item_id": self.item_id, **{name: getattr(self, name) for name in MUTABLE}}
 
     def take_state(self, state: dict) -> None:
         """Set what ``state`` says of what may change (one cache drop for all of it)."""

@@ -178,8 +178,8 @@ class Database(Service):
 
     def followed_page(self, after: int) -> tuple[list[dict], int | None]:
         """A snapshot page of the followed data: entries with ids above ``after``, and the
-        last one's id if more follow (hold the lock; subclasses with a feed say)."""
-        return [], None
+        last one's id if more follow (hold the lock; subclasses say)."""
+        raise NotImplementedError
 
     def _apply_refusal(self, r: dict) -> None:
         self.outcomes.remember(r["scope"], r["key"], r["fingerprint"], r["at"],

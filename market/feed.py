@@ -210,11 +210,12 @@ class Follower:
     def read(self, query: Callable[[Any], T], otherwise: Callable[[], T]) -> T:
         """``query(copy)`` while the copy is fresh, else ``otherwise()`` (ask the database)."""
         with self._lock:
-            if time.monotonic() < self._fresh_until:
+            if self.fresh():
                 return query(self._copy)
         return otherwise()
 
     def fresh(self) -> bool:
+        """Whether the copy is in use: its lease has not run out."""
         return time.monotonic() < self._fresh_until
 
     def follow_forever(self, poll: Callable[[str, str, int, int | None, float], dict]) -> None:

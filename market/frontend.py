@@ -227,9 +227,9 @@ class Frontend(Service):
         ``watcher`` (a connection of its own, outside the pool), so that sessions may be
         leased (``market.leases``)."""
         def watch(holder: str, epoch: str, seen: int, wait: float) -> dict:
-            wait = min(wait, watcher.timeout / 3)
             return watcher.call(customer_api.WATCH_SESSIONS, {
-                "holder": holder, "epoch": epoch, "seen": seen, "wait_ms": int(wait * 1000)})
+                "holder": holder, "epoch": epoch, "seen": seen,
+                "wait_ms": long_poll_ms(watcher, wait)})
         threading.Thread(target=self.sessions.watch_forever, args=(watch,),
                          name="session-watch", daemon=True).start()
 
@@ -238,7 +238,7 @@ class Frontend(Service):
         connection of its own, outside the pool), on a thread of its own."""
         def poll(name: str, epoch: str, seen: int, after: int | None, wait: float) -> dict:
             args = {"follower": name, "epoch": epoch, "seen": seen,
-                    "wait_ms": int(min(wait, database.timeout / 3) * 1000)}
+                    "wait_ms": long_poll_ms(database, wait)}
             if after is not None:
                 args["after"] = after
             return database.call(FOLLOW, args)
@@ -255,6 +255,12 @@ class Frontend(Service):
             return self.customer.call_raw(customer_api.GET_SELLER_RATING, {
                 "role": self.role, "seller_id": shown}, request.session)
         return self.sellers.read(lambda copy: copy.rating(shown), ask)
+
+
+def long_poll_ms(database: Client, wait: float) -> int:
+    """How long (ms) a long poll on ``database`` may wait for news: ``wait``, but well inside
+    the connection's timeout, so a quiet database is never taken for a dead one."""
+    return int(min(wait, database.timeout / 3) * 1000)
 
 
 def frontend_main(frontend: type[Frontend], description: str, env_prefix: str, port: int,
