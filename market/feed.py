@@ -73,9 +73,10 @@ class ChangeFeed:
         self.published = 0  # number of the latest change
         self._sent = {"polls": 0, "changes": 0}  # answered with changes, and how many, in all
         self._earlier_run_ends = 0.0  # time.monotonic() by which a previous run's copies end
-        # The replies waiting for changes to be confirmed: (number, tiebreak, event), each
-        # set once every live follower has confirmed its number (one wakes, not all).
-        self._waiting: list[tuple[int, int, threading.Event]] = []
+        # The replies waiting for changes to be confirmed: (number, tiebreak, waiter), each
+        # waiter a lock its reply holds, released once every live follower has confirmed
+        # the number (one wakes, not all; a bare lock, as an Event costs a Condition).
+        self._waiting: list[tuple[int, int, threading.Lock]] = []
 
     def restarted(self) -> None:
         """The data was loaded from disk: wait out the copies made from the previous run."""
@@ -102,7 +103,7 @@ class ChangeFeed:
     def wait_seen(self, number: int) -> None:
         """Return once every follower with a live lease has applied the changes up to
         ``number``, or its lease ran out (and no sooner than an earlier run's copies end)."""
-        event = None
+        waiter = None
         while True:
             with self._lock:
                 now = time.monotonic()
@@ -112,10 +113,12 @@ class ChangeFeed:
                     ends.append(self._earlier_run_ends)
                 if not ends:
                     return
-                if event is None or event.is_set():  # set, yet still waiting: a new one
-                    event = threading.Event()
-                    heapq.heappush(self._waiting, (number, id(event), event))
-            event.wait(max(ends) - now)
+                if waiter is None:
+                    waiter = threading.Lock()
+                    waiter.acquire()
+                    heapq.heappush(self._waiting, (number, id(waiter), waiter))
+            if waiter.acquire(timeout=max(ends) - now):
+                waiter = None  # released (and taken off the heap): woken, look again
 
     def _wake_confirmed(self) -> None:
         """Wake the replies whose changes every live follower has confirmed (hold _lock)."""
@@ -123,7 +126,7 @@ class ChangeFeed:
         confirmed = min([lease.seen for lease in self._leases.values()
                          if lease.ends > now and lease.complete], default=self.published)
         while self._waiting and self._waiting[0][0] <= confirmed:
-            heapq.heappop(self._waiting)[2].set()
+            heapq.heappop(self._waiting)[2].release()
 
     def poll(self, follower: str, epoch: str, seen: int, after: int | None, wait: float,
              snapshot: Callable[[int], tuple[list[dict], int | None]],

@@ -29,7 +29,7 @@ from market.config import (DEFAULT_CUSTOMER_DB_PORT, DEFAULT_DB_POOL, DEFAULT_DB
 from market.dbapi import FOLLOW
 from market.feed import Follower
 from market.fields import CREDENTIALS
-from market.idempotency import fingerprint, frontend_key, step_key
+from market.idempotency import OWN_KEY_FINGERPRINT, fingerprint, frontend_key, step_key
 from market.identity import MarketCheck
 from market.leases import SessionCache
 from market.ratings import RatingsCopy
@@ -171,9 +171,12 @@ class Frontend(Service):
     def keyed(request: Request, args: dict) -> dict:
         """The ``key`` and ``fingerprint`` args of the database write behind a public write:
         the client's idempotency_key (else one of the frontend's own, ``frontend_key``),
-        and what the public op asked."""
-        return {"key": request.idempotency_key or frontend_key(),
-                "fingerprint": fingerprint(request.op, args)}
+        and what the public op asked. A key of the frontend's own is used for this one
+        request only, so it has nothing to be told apart from: its fingerprint is
+        ``OWN_KEY_FINGERPRINT``, not hashed per write."""
+        if not request.idempotency_key:
+            return {"key": frontend_key(), "fingerprint": OWN_KEY_FINGERPRINT}
+        return {"key": request.idempotency_key, "fingerprint": fingerprint(request.op, args)}
 
     def create_account(self, request: Request, username: str, password: str) -> dict:
         """Hash the password, let the database store the account once per key.

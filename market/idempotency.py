@@ -50,6 +50,7 @@ class IdempotencyKey(Validator):
 
 IDEMPOTENCY_KEY = IdempotencyKey()  # a client's
 FINGERPRINT = Str(32, 32, no_space=True)  # what ``fingerprint`` returns
+OWN_KEY_FINGERPRINT = "-" * 32  # a frontend's own key's: that key names one request only
 # The args of an internal write declared ``keyed``: its key (the client's, or the
 # frontend's own) and the public request's fingerprint.
 KEYED_ARGS = {"key": IdempotencyKey(FRONTEND_KEY_LENGTH), "fingerprint": FINGERPRINT}

@@ -1,8 +1,11 @@
 """KeyedOutcomes: first outcome kept, reuse for another request refused, expiry in order."""
 import pytest
 
-from market.idempotency import (FRONTEND_KEY_LENGTH, IDEMPOTENCY_KEY, KEYED_ARGS, KeyedOutcomes,
-                               fingerprint, fresh_key, frontend_key, is_frontends)
+from market.frontend import Frontend
+from market.idempotency import (FRONTEND_KEY_LENGTH, IDEMPOTENCY_KEY, KEYED_ARGS,
+                               OWN_KEY_FINGERPRINT, KeyedOutcomes, fingerprint, fresh_key,
+                               frontend_key, is_frontends)
+from market.server import Request
 from protocol import ApiError
 
 KEY = "k" * 16
@@ -78,3 +81,13 @@ def test_a_frontends_own_keys_are_longer_than_any_clients_and_kept_for_less_time
     copy = KeyedOutcomes(ttl=600, frontend_ttl=60)
     copy.restore(outcomes.dump())
     assert copy.dump() == outcomes.dump()
+
+
+def test_a_frontends_write_carries_the_clients_key_and_print_else_its_own_key():
+    args = {"item_id": 1, "quantity": 2}
+    theirs = Frontend.keyed(Request("AddItemToCart", "s", idempotency_key=KEY), args)
+    assert theirs == {"key": KEY, "fingerprint": fingerprint("AddItemToCart", args)}
+    first, second = (Frontend.keyed(Request("AddItemToCart", "s"), args) for _ in range(2))
+    assert is_frontends(first["key"]) and first["key"] != second["key"]
+    assert first["fingerprint"] == second["fingerprint"] == OWN_KEY_FINGERPRINT
+    assert KEYED_ARGS["fingerprint"]("fingerprint", OWN_KEY_FINGERPRINT) == OWN_KEY_FINGERPRINT
