@@ -128,6 +128,16 @@ def parse_scenarios(text: str) -> list[tuple[int, int]]:
     return scenarios
 
 
+def parse_only(text: str) -> dict[str, str]:
+    """'SELLER_OP,BUYER_OP' -> {"seller": ..., "buyer": ...}, each an op of its role's mix."""
+    seller, _, buyer = text.partition(",")
+    if seller not in SELLER_MIX or buyer not in BUYER_MIX:
+        raise argparse.ArgumentTypeError(
+            f"expected SELLER_OP,BUYER_OP from {', '.join(SELLER_MIX)} and "
+            f"{', '.join(BUYER_MIX)}; got {text!r}")
+    return {"seller": seller, "buyer": buyer}
+
+
 class Progress:
     """Where the benchmark is ("scenario 2 of 3 (10x10), run 4 of 10") and about how long
     it has left, from the client operations done so far and the time they took."""
@@ -170,12 +180,13 @@ def run_scenario(args: argparse.Namespace, index: int, echo: Deployment, target:
                                  sellers, args.procs, args.ops, RUN_TIME_LIMIT,
                                  f"{label}, marketplace", seed, market,
                                  take_stats=target.stats if target else None,
-                                 withdraw=target is not None))
+                                 withdraw=target is not None, only=args.only))
         finally:
             if market:
                 market.stop()
         theirs.append(run_load(echo.addresses, buyers, sellers, args.procs, args.ops,
-                               RUN_TIME_LIMIT, f"{label}, echo chain", seed, echo))
+                               RUN_TIME_LIMIT, f"{label}, echo chain", seed, echo,
+                               only=args.only))
         left = progress.advance(2 * (buyers + sellers) * args.ops)
         a, b = ours[-1].figures(), theirs[-1].figures()
         show(f"{label}: {a['throughput_ops']:,.0f} ok ops/s, p50 {a['p50_ms']:.2f} ms, "
@@ -200,7 +211,7 @@ def benchmark(args: argparse.Namespace, target: Target | None) -> dict:
                        "target": args.target, "target_dbs": args.target_dbs,
                        "fresh_state_per_run": target is None,
                        "data_dir": str(args.data_dir) if args.data_dir else None,
-                       "seller_mix": SELLER_MIX, "buyer_mix": BUYER_MIX},
+                       "seller_mix": SELLER_MIX, "buyer_mix": BUYER_MIX, "only": args.only},
             "scenarios": rows}
 
 
@@ -354,6 +365,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data-dir", type=Path,
                         help="start the databases with --data-dir in a fresh directory under "
                              "this one (removed after each run)")
+    parser.add_argument("--only", type=parse_only, metavar="SELLER_OP,BUYER_OP",
+                        help="each seller performs SELLER_OP alone and each buyer BUYER_OP "
+                             "(as far as the op allows: a buyer adds to an empty cart before "
+                             "buying), to see what one op costs beside the echo chain")
     parser.add_argument("--procs", type=int, default=os.cpu_count() or 2,
                         help="load generator processes (default: one per core)")
     args = parser.parse_args(argv)

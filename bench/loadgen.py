@@ -100,6 +100,11 @@ class BenchClient:
         self.ops_names = list(self.mix)
         self.weights = list(self.mix.values())
 
+    def only(self, op: str) -> None:
+        """Perform ``op`` alone (where its preconditions allow: a buyer with an empty cart
+        adds to it before it can buy), to measure what one op costs."""
+        self.ops_names, self.weights = [op], [1]
+
     def connect(self) -> None:
         self.sock = socket.create_connection(self.address, timeout=OP_TIMEOUT)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -382,7 +387,7 @@ def frontend_of(addresses: tuple[str, int] | list[tuple[str, int]],
 
 def worker_main(conn, specs: list[tuple[str, int]], addresses: dict[str, Any],
                 tag: str, seed: str, ops: int | None, seconds: float, window: float, progress,
-                slot: int) -> None:
+                slot: int, only: dict[str, str] | None = None) -> None:
     """One generator process: sets its clients up, then runs them on the parent's word
     (tallying by ``window`` of seconds too, when not 0).
 
@@ -393,6 +398,9 @@ def worker_main(conn, specs: list[tuple[str, int]], addresses: dict[str, Any],
     kinds = {"seller": SellerBench, "buyer": BuyerBench}
     clients = [kinds[role](frontend_of(addresses[role], index), f"bench-{tag}-{role[0]}{index}",
                            f"{seed}-{role}-{index}") for role, index in specs]
+    if only:
+        for client in clients:
+            client.only(only[client.role])
     sellers = [c for c in clients if isinstance(c, SellerBench)]
     buyers = [c for c in clients if isinstance(c, BuyerBench)]
     try:
@@ -518,13 +526,14 @@ def run_load(addresses: dict[str, Any], buyers: int, sellers: int, procs: int,
              ops: int | None, seconds: float, label: str, seed: str,
              deployment: Any = None, on_tick=None, window: float = 0.0,
              take_stats: Callable[[], dict] | None = None,
-             withdraw: bool = False) -> LoadResult:
+             withdraw: bool = False, only: dict[str, str] | None = None) -> LoadResult:
     """Set up ``sellers`` + ``buyers`` clients in ``procs`` processes, run them, collect.
 
     With ``deployment``, its services' CPU time during the timed part is measured too;
     ``take_stats`` (each service's ``Stats``) is called just before and just after it;
     with ``window`` (seconds), outcomes are tallied per window as well (``window_figures``);
-    with ``withdraw``, the sellers take their items' units off sale afterwards.
+    with ``withdraw``, the sellers take their items' units off sale afterwards; with
+    ``only`` ({"seller": op, "buyer": op}), each role performs that one op.
     """
     specs = [("seller", i) for i in range(sellers)] + [("buyer", i) for i in range(buyers)]
     procs = max(1, min(procs, len(specs)))
@@ -536,7 +545,7 @@ def run_load(addresses: dict[str, Any], buyers: int, sellers: int, procs: int,
         mine, theirs = context.Pipe()
         process = context.Process(target=worker_main, daemon=True, args=(
             theirs, specs[slot::procs], addresses, tag, seed, ops, seconds, window, progress,
-            slot))
+            slot, only))
         process.start()
         workers.append((process, mine))
     try:

@@ -74,6 +74,22 @@ def test_quick_benchmark_writes_sane_results_and_charts(tmp_path):
         assert data.startswith(b"\x89PNG") and len(data) > 10_000, chart
 
 
+def test_only_runs_one_op_per_role_for_both_the_market_and_the_echo_chain(tmp_path):
+    """--only GetSellerRating,GetBuyerPurchases: what one op costs beside the echo chain."""
+    out = tmp_path / "perf"
+    run = subprocess.run([sys.executable, str(ROOT / "performance.py"), "--quick",
+                          "--scenarios", "2x2", "--only", "GetSellerRating,GetBuyerPurchases",
+                          "--out", str(out)], cwd=tmp_path, capture_output=True, text=True,
+                         timeout=90)
+    assert run.returncode == 0, run.stderr[-3000:]
+    report = json.loads((out / "results.json").read_text())
+    assert report["config"]["only"] == {"seller": "GetSellerRating",
+                                        "buyer": "GetBuyerPurchases"}
+    row = report["scenarios"][0]
+    assert row["per_op_ok"] == {"GetSellerRating": 2 * 50, "GetBuyerPurchases": 2 * 50}
+    assert row["errors"] == 0 and row["echo_errors"] == 0 and row["echo_throughput_ops"] > 0
+
+
 LARGE_MARKET_OPS = ["DisplayItemsForSale first page", "DisplayItemsForSale later page",
                     "GetBuyerPurchases first page", "GetBuyerPurchases later page",
                     "SearchItemsForSale", "SearchItemsForSale keywords", "GetItem",

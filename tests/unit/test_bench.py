@@ -2,7 +2,10 @@
 load's buyers touching only their own sellers' items."""
 from __future__ import annotations
 
+import argparse
 from array import array
+
+import pytest
 
 import performance
 from bench.loadgen import BuyerBench, LoadResult, Tally, duration
@@ -46,6 +49,14 @@ def test_time_left_reads_in_minutes_and_seconds():
     assert duration(45.4) == "about 45 s"
     assert duration(200) == "about 3 min 20 s"
     assert duration(None) == "time unknown"
+
+
+def test_only_takes_one_op_of_each_roles_mix():
+    assert performance.parse_only("ChangeItemPrice,GetItem") == {"seller": "ChangeItemPrice",
+                                                                 "buyer": "GetItem"}
+    for wrong in ("GetItem,ChangeItemPrice", "ChangeItemPrice", "Login,GetItem"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            performance.parse_only(wrong)
 
 
 def test_progress_names_the_scenario_and_run_and_says_when_all_are_done():
