@@ -99,6 +99,14 @@ def items_result(items: list[Item]) -> RawResult:
     return RawResult(b'{"items":[' + b",".join([item.json() for item in items]) + b"]}")
 
 
+def _page_after(items: list[Item], after_id: int, limit: int) -> tuple[list[Item], bool]:
+    """One page (``market.paging.page``) of ``items``, in id order, with ids above
+    ``after_id``, and whether more follow."""
+    start = bisect.bisect_right(items, after_id, key=lambda item: item.item_id)
+    shown = page(items, start, limit, lambda item: len(item.json()))
+    return shown, start + len(shown) < len(items)
+
+
 class KeywordIndex:
     """The items of one category by keyword set, for search.
 
@@ -175,10 +183,7 @@ class Catalog:
     def feed_page(self, after: int, limit: int) -> tuple[list[dict], int | None]:
         """Up to ``limit`` items with ids above ``after``, in id order, as the feed sends
         them, and the last one's id if more follow."""
-        items = self.all()  # in id order: ids only rise
-        start = bisect.bisect_right(items, after, key=lambda item: item.item_id)
-        shown = page(items, start, limit, lambda item: len(item.json()))
-        more = start + len(shown) < len(items)
+        shown, more = _page_after(self.all(), after, limit)  # all(): in id order
         return [item.raw() for item in shown], shown[-1].item_id if more else None
 
     def add(self, item: Item) -> None:
@@ -227,10 +232,7 @@ class Catalog:
     def seller_page(self, seller_id: int, after_id: int, limit: int) -> tuple[list[Item], bool]:
         """One page of the seller's items with ids above ``after_id``, in id order (see
         ``market.paging.page``), and whether more follow."""
-        items = self._by_seller.get(seller_id, [])
-        start = bisect.bisect_right(items, after_id, key=lambda item: item.item_id)
-        shown = page(items, start, limit, lambda item: len(item.json()))
-        return shown, start + len(shown) < len(items)
+        return _page_after(self._by_seller.get(seller_id, []), after_id, limit)
 
     # -- the reads, as the product database and a frontend's copy answer them ---------------
 
