@@ -231,9 +231,10 @@ class ProductDB(Database):
     def _item_changed(self, r: dict) -> None:
         """Publish the changed item; a keyed change's outcome: the item as it is after the
         change (reply JSON text)."""
-        self._publish([self._catalog[r["item_id"]]])
+        item = self._catalog[r["item_id"]]
+        self._publish([item])
         if "keyed" in r:
-            self.outcomes.keep(r, item_result(self._catalog[r["item_id"]]).json.decode())
+            self.outcomes.keep(r, item_result(item).json.decode())
 
     def _apply_units_reserved(self, r: dict) -> None:
         taken = [Taken(self._catalog[line["item_id"]], line["quantity"]) for line in r["lines"]]

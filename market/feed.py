@@ -85,8 +85,10 @@ class ChangeFeed:
 
     def publish(self, entry: dict) -> None:
         """Number the new state of one entry and queue it for every live follower (encoded
-        once, for all of them)."""
-        encoded = encode_value(entry)
+        once, for all of them; not at all while none follows, as while a journal is
+        replayed at start). Followers are only added or forgotten under the database's
+        lock, which the caller holds: with none now, none appears before this returns."""
+        encoded = encode_value(entry) if self._leases else b""
         with self._lock:
             self.published += 1
             if not self._leases:
