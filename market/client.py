@@ -124,13 +124,17 @@ class Client:
         self.on_hello = on_hello
         self.clock_offset = 0.0  # seconds, as measured by the latest Hello
         # Guards ``_idle`` (idle connections, most recently used last) and ``_open``
-        # (connections open, idle or in use): never more than ``pool_size``.
-        # Notified whenever a connection comes back or closes. Also guards ``_waits``:
-        # how many times a checkout found the pool full and waited.
-        self._pool = threading.Condition(threading.Lock())
+        # (connections open, idle or in use): never more than ``pool_size``. Also
+        # ``_waits``, how many times a checkout found the pool full and waited, and
+        # ``_waiting``, the checkouts waiting now. ``_freed`` is notified whenever a
+        # connection comes back or closes while one waits. (``with self._lock``, not the
+        # Condition: its ``__enter__`` is a Python call, and this runs twice a request.)
+        self._lock = threading.Lock()
+        self._freed = threading.Condition(self._lock)
         self._idle: collections.deque[Connection] = collections.deque()
         self._open = 0
         self._waits = 0
+        self._waiting = 0
 
     def call(self, op: str | InternalOp, args: dict | None = None, session: str | None = None,
              read: bool = False) -> dict:
@@ -225,7 +229,7 @@ class Client:
         load it cost a frontend more than the rest of taking a connection.
         """
         deadline = time.monotonic() + self.timeout
-        with self._pool:
+        with self._lock:
             while True:
                 while self._idle:
                     conn = self._idle.pop()
@@ -237,7 +241,10 @@ class Client:
                     self._open += 1
                     break
                 self._waits += 1
-                if not self._pool.wait(deadline - time.monotonic()):
+                self._waiting += 1
+                freed = self._freed.wait(deadline - time.monotonic())
+                self._waiting -= 1
+                if not freed:
                     raise ApiError("unavailable", "The server is too busy right now; nothing "
                                                   "was changed; try again.")
         try:
@@ -274,10 +281,11 @@ class Client:
         return result_of(decode(conn.exchange(encode({"op": "Hello"})), exact=False))
 
     def _checkin(self, conn: Connection) -> None:
-        with self._pool:
+        with self._lock:
             if len(self._idle) < self.max_idle:
                 self._idle.append(conn)
-                self._pool.notify()
+                if self._waiting:
+                    self._freed.notify()
                 return
         self._discard(conn)
 
@@ -286,15 +294,16 @@ class Client:
         self._closed()
 
     def _closed(self) -> None:
-        with self._pool:
+        with self._lock:
             self._open -= 1
-            self._pool.notify()
+            if self._waiting:
+                self._freed.notify()
 
     def pool_stats(self) -> dict[str, int | None]:
         """For ``Stats``: the cap (None: no cap), connections open and in use, and how
         many times a request found every connection in use and waited (a request woken
         only to find them taken again waits, and counts, once more)."""
-        with self._pool:
+        with self._lock:
             return {"size": self.pool_size, "open": self._open,
                     "in_use": self._open - len(self._idle), "waits": self._waits}
 
@@ -303,7 +312,7 @@ class Client:
 
     def close(self) -> None:
         while True:
-            with self._pool:
+            with self._lock:
                 if not self._idle:
                     return
                 conn = self._idle.pop()
