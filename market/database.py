@@ -233,6 +233,8 @@ class Database(Service):
                                  "error": [error.code, error.message]})
                 raise
             entry = self.outcomes.find(scope, key, print_)
+        else:  # its change may still be on the way to the copies
+            self.feed.acknowledges(self.feed.published)
         return entry.replay()
 
     def open_data_dir(self, directory: str) -> None:
@@ -298,23 +300,25 @@ class Database(Service):
                 "outcomes": self.outcomes.dump()}
 
     def dispatch(self, message: dict, peer: Peer | None = None) -> Any:
-        published = self.feed.published
         try:
             return super().dispatch(message, peer)
         finally:
             self.wait_for_journal()
-            self.wait_for_copies(message.get("op"), published)
+            self.wait_for_copies()
 
-    def wait_for_copies(self, op: Any, published: int) -> None:
-        """Return once the frontends' copies show every change made so far, if the reply to
-        ``op`` may acknowledge one: a keyed write (its first outcome, or a resend's), or any
-        request during which a change was published. A ``Follow`` never waits (for itself).
+    def wait_for_copies(self) -> None:
+        """Return once the frontends' copies show the changes the reply acknowledges: those
+        its request published (and every one before them), or, for a keyed write's earlier
+        outcome given again, every change so far (``keyed_write``). A ``Follow`` publishes
+        nothing, so it never waits (for itself).
 
-        Other replies go at once: one may show a change its writer is still waiting on,
-        never one older than a write acknowledged to anyone.
+        Other replies go at once, a cart change or a refused write too: one may show a
+        change its writer is still waiting on, never one older than a write acknowledged
+        to anyone.
         """
-        if op != FOLLOW.name and (op in self.keyed_ops or self.feed.published != published):
-            self.feed.wait_seen(self.feed.published)
+        number = self.feed.take_acknowledged()
+        if number is not None:
+            self.feed.wait_seen(number)
 
     def wait_for_journal(self) -> None:
         """Return once every change made so far is on disk (call without the lock).

@@ -11,10 +11,11 @@ holders (the model of Redis's server-assisted client-side caching, in its broadc
   Each poll confirms the changes applied so far (``seen``) and renews the follower's lease
   for ``length`` seconds from its arrival; it is answered once changes are queued for it,
   or after ``wait`` seconds.
-- Every reply that may acknowledge a change (``Database.wait_for_copies``) waits
-  (``ChangeFeed.wait_seen``) until each follower with a live lease has confirmed every
-  change published before it, or that lease has run out. So a write is acknowledged only
-  once every frontend answering from a copy shows it.
+- Every reply that acknowledges a change (``Database.wait_for_copies``: its request
+  published it, or it gives a keyed write's earlier outcome again) waits
+  (``ChangeFeed.wait_seen``) until each follower with a live lease has confirmed that
+  change and every one before it, or that lease has run out. So a write is acknowledged
+  only once every frontend answering from a copy shows it.
 - The frontend uses its copy only until ``length`` seconds after it *sent* the latest poll
   whose answer it applied. It sent it before the database received it, so the copy goes
   out of use no later than the database stops waiting for it: a frontend that stops
@@ -77,6 +78,9 @@ class ChangeFeed:
         # waiter a lock its reply holds, released once every live follower has confirmed
         # the number (one wakes, not all; a bare lock, as an Event costs a Condition).
         self._waiting: list[tuple[int, int, threading.Lock]] = []
+        # Per thread: the latest change the reply it is computing acknowledges (its own
+        # publish, or ``acknowledges``), until ``take_acknowledged``.
+        self._acknowledged = threading.local()
 
     def restarted(self) -> None:
         """The data was loaded from disk: wait out the copies made from the previous run."""
@@ -91,6 +95,7 @@ class ChangeFeed:
         encoded = encode_value(entry) if self._leases else b""
         with self._lock:
             self.published += 1
+            self._acknowledged.number = self.published
             if not self._leases:
                 return
             now = time.monotonic()
@@ -101,6 +106,18 @@ class ChangeFeed:
                     lease.complete = False
                     lease.pending.clear()
             self._news.notify_all()
+
+    def acknowledges(self, number: int) -> None:
+        """The reply this thread is computing acknowledges the changes up to ``number``
+        (a keyed write's earlier outcome, given again)."""
+        self._acknowledged.number = number
+
+    def take_acknowledged(self) -> int | None:
+        """The latest change this thread published or ``acknowledges`` since the last call
+        (None: none), for its reply to ``wait_seen``."""
+        number = getattr(self._acknowledged, "number", None)
+        self._acknowledged.number = None
+        return number
 
     def wait_seen(self, number: int) -> None:
         """Return once every follower with a live lease has applied the changes up to

@@ -86,6 +86,17 @@ def test_a_reply_waits_until_the_live_follower_confirmed_the_change():
     assert not replying.is_alive() and time.monotonic() - started < 5.0  # not the 30 s lease
 
 
+def test_a_thread_takes_the_latest_change_it_published_or_acknowledges_once():
+    feed = ChangeFeed(30.0)
+    assert feed.take_acknowledged() is None
+    feed.publish({"id": 1, "v": "a"})
+    feed.publish({"id": 1, "v": "b"})
+    waiting(feed.publish, {"id": 2, "v": "another thread's"}).join()
+    assert feed.take_acknowledged() == 2 and feed.take_acknowledged() is None
+    feed.acknowledges(feed.published)
+    assert feed.take_acknowledged() == 3
+
+
 def test_a_resent_poll_gets_the_unconfirmed_changes_again():
     feed = ChangeFeed(30.0)
     seen = joined(feed)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 
 import customer_db
@@ -119,3 +120,62 @@ def test_records_written_before_keys_replay_without_outcomes():
     db.apply({"kind": "units_removed", "item_id": 1, "quantity": 2})
     assert len(db.outcomes) == 0
     assert outcome(ask(db, "GetItem", item_id=1))["item"]["quantity"] == 3
+
+
+# -- which replies wait for the frontends' copies ------------------------------------------
+
+def copied_but_never_confirmed(db) -> None:
+    """A follower joins ``db``'s feed with a 30 s lease and then never confirms a change."""
+    db.feed.length = 30.0
+    db.feed.poll("f" * 16, "", 0, None, 0.0, db.followed_page, db._lock)
+
+
+def confirm_all(db) -> None:
+    db.feed.poll("f" * 16, db.feed.epoch, db.feed.published, None, 0.0, db.followed_page,
+                 db._lock)
+
+
+def started(target, *args, **kwargs) -> threading.Thread:
+    thread = threading.Thread(target=target, args=args, kwargs=kwargs, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_a_write_and_its_resend_wait_for_the_copies_and_a_read_does_not():
+    db = ProductDB()
+    item_id = outcome(ask(db, "RegisterItem", **ITEM, **keyed("register-00000001")))["item_id"]
+    copied_but_never_confirmed(db)
+    price = {"seller_id": 1, "item_id": item_id, "price": 250, **keyed("price-00000000001")}
+    write, resend = started(ask, db, "ChangePrice", **price), None
+    write.join(0.3)
+    assert write.is_alive()  # its change is not in the copy yet
+    # A read and a refused write go at once (not after the 30 s lease), though a change
+    # is waiting.
+    began = time.monotonic()
+    assert outcome(ask(db, "GetItem", item_id=item_id))["item"]["price"] == 2.5
+    assert outcome(ask(db, "RemoveUnits", seller_id=1, item_id=item_id, quantity=99,
+                       **keyed("remove-0000000001"))) == "conflict"
+    assert time.monotonic() - began < 5.0
+    resend = started(ask, db, "ChangePrice", **price)
+    resend.join(0.3)
+    assert resend.is_alive()  # the same outcome, so the same wait
+    confirm_all(db)
+    write.join(5.0), resend.join(5.0)
+    assert not write.is_alive() and not resend.is_alive()
+
+
+def test_a_cart_change_does_not_wait_for_a_rating_change_on_its_way_to_the_copies():
+    db = customer_db.CustomerDB()
+    ann = buyer_of(db, "ann")
+    copied_but_never_confirmed(db)
+    seller = started(ask, db, "CreateAccount", role="seller", username="sam", salt=SALT,
+                     hash=HASH, cost=10, **keyed("account-of-sam-00"))
+    seller.join(0.3)
+    assert seller.is_alive()  # a new seller's rating: followed, so it waits
+    add = {"item_id": 1, "quantity": 2, "available": 9, **keyed("add-0000000000001")}
+    began = time.monotonic()
+    assert outcome(ask(db, "AddToCart", ann, **add)) == {"cart": [[1, 2]]}
+    assert time.monotonic() - began < 5.0  # not the 30 s lease
+    confirm_all(db)
+    seller.join(5.0)
+    assert not seller.is_alive()
