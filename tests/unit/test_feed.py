@@ -16,6 +16,8 @@ from market.feed import ChangeFeed, Follower
 from market.ratings import RatingsCopy
 from protocol import ApiError, RawResult
 
+from . import in_thread
+
 ENTRIES = [{"id": number} for number in range(1, 6)]
 
 
@@ -43,12 +45,6 @@ def joined(feed: ChangeFeed, follower: str = "f" * 16) -> int:
     return reply["upto"]
 
 
-def waiting(target, *args) -> threading.Thread:
-    thread = threading.Thread(target=target, args=args, daemon=True)
-    thread.start()
-    return thread
-
-
 # -- ChangeFeed --------------------------------------------------------------------------
 
 def test_a_new_follower_gets_the_snapshot_in_pages_then_the_changes_made_meanwhile():
@@ -73,7 +69,7 @@ def test_a_reply_waits_until_the_live_follower_confirmed_the_change():
     seen = joined(feed)
     feed.publish({"id": 1, "v": "new"})
     number = feed.published
-    replying = waiting(feed.wait_seen, number)
+    replying = in_thread(feed.wait_seen, number)
     replying.join(0.2)
     assert replying.is_alive()
     reply = poll(feed, seen=seen)
@@ -91,7 +87,7 @@ def test_a_thread_takes_the_latest_change_it_published_or_acknowledges_once():
     assert feed.take_acknowledged() is None
     feed.publish({"id": 1, "v": "a"})
     feed.publish({"id": 1, "v": "b"})
-    waiting(feed.publish, {"id": 2, "v": "another thread's"}).join()
+    in_thread(feed.publish, {"id": 2, "v": "another thread's"}).join()
     assert feed.take_acknowledged() == 2 and feed.take_acknowledged() is None
     feed.acknowledges(feed.published)
     assert feed.take_acknowledged() == 3
@@ -155,7 +151,7 @@ def test_a_waiting_poll_is_answered_soon_after_a_publish():
     feed = ChangeFeed(30.0)
     seen = joined(feed)
     answers = []
-    polling = waiting(lambda: answers.append(poll(feed, seen=seen, wait=5.0)))
+    polling = in_thread(lambda: answers.append(poll(feed, seen=seen, wait=5.0)))
     polling.join(0.2)
     assert polling.is_alive()
     started = time.monotonic()
@@ -196,7 +192,7 @@ class ScriptedDatabase:
     def __init__(self, follower: Follower) -> None:
         self._polls: queue.Queue = queue.Queue()
         self._replies: queue.Queue = queue.Queue()
-        self._thread = waiting(follow_until_stopped, follower, self._poll)
+        self._thread = in_thread(follow_until_stopped, follower, self._poll)
         self.first_poll = self._polls.get(timeout=5.0)
 
     def _poll(self, name: str, epoch: str, seen: int, after: int | None,
@@ -319,7 +315,7 @@ def test_an_acknowledged_change_shows_in_a_fresh_copy():
                           lambda after: items.feed_page(after, 2), lock)
         return json.loads(reply.json) if isinstance(reply, RawResult) else reply
 
-    following = waiting(follow_until_stopped, follower, follow)
+    following = in_thread(follow_until_stopped, follower, follow)
     try:
         deadline = time.monotonic() + 5.0
         while not follower.fresh() and time.monotonic() < deadline:

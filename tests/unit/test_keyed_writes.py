@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
 
 import customer_db
 from market.idempotency import KEY_TTL
 from market.journal import read_saved
 from product_db import ProductDB
+
+from . import in_thread
 
 SALT, HASH = "00" * 16, "11" * 32
 ITEM = {"seller_id": 1, "name": "lamp", "category": 1, "keywords": [], "condition": "new",
@@ -127,18 +128,12 @@ def test_records_written_before_keys_replay_without_outcomes():
 def copied_but_never_confirmed(db) -> None:
     """A follower joins ``db``'s feed with a 30 s lease and then never confirms a change."""
     db.feed.length = 30.0
-    db.feed.poll("f" * 16, "", 0, None, 0.0, db.followed_page, db._lock)
+    ask(db, "Follow", follower="f" * 16, epoch="", seen=0, wait_ms=0)
 
 
 def confirm_all(db) -> None:
-    db.feed.poll("f" * 16, db.feed.epoch, db.feed.published, None, 0.0, db.followed_page,
-                 db._lock)
-
-
-def started(target, *args, **kwargs) -> threading.Thread:
-    thread = threading.Thread(target=target, args=args, kwargs=kwargs, daemon=True)
-    thread.start()
-    return thread
+    ask(db, "Follow", follower="f" * 16, epoch=db.feed.epoch, seen=db.feed.published,
+        wait_ms=0)
 
 
 def test_a_write_and_its_resend_wait_for_the_copies_and_a_read_does_not():
@@ -146,7 +141,7 @@ def test_a_write_and_its_resend_wait_for_the_copies_and_a_read_does_not():
     item_id = outcome(ask(db, "RegisterItem", **ITEM, **keyed("register-00000001")))["item_id"]
     copied_but_never_confirmed(db)
     price = {"seller_id": 1, "item_id": item_id, "price": 250, **keyed("price-00000000001")}
-    write, resend = started(ask, db, "ChangePrice", **price), None
+    write = in_thread(ask, db, "ChangePrice", **price)
     write.join(0.3)
     assert write.is_alive()  # its change is not in the copy yet
     # A read and a refused write go at once (not after the 30 s lease), though a change
@@ -156,11 +151,12 @@ def test_a_write_and_its_resend_wait_for_the_copies_and_a_read_does_not():
     assert outcome(ask(db, "RemoveUnits", seller_id=1, item_id=item_id, quantity=99,
                        **keyed("remove-0000000001"))) == "conflict"
     assert time.monotonic() - began < 5.0
-    resend = started(ask, db, "ChangePrice", **price)
+    resend = in_thread(ask, db, "ChangePrice", **price)
     resend.join(0.3)
     assert resend.is_alive()  # the same outcome, so the same wait
     confirm_all(db)
-    write.join(5.0), resend.join(5.0)
+    write.join(5.0)
+    resend.join(5.0)
     assert not write.is_alive() and not resend.is_alive()
 
 
@@ -168,8 +164,8 @@ def test_a_cart_change_does_not_wait_for_a_rating_change_on_its_way_to_the_copie
     db = customer_db.CustomerDB()
     ann = buyer_of(db, "ann")
     copied_but_never_confirmed(db)
-    seller = started(ask, db, "CreateAccount", role="seller", username="sam", salt=SALT,
-                     hash=HASH, cost=10, **keyed("account-of-sam-00"))
+    seller = in_thread(ask, db, "CreateAccount", role="seller", username="sam", salt=SALT,
+                       hash=HASH, cost=10, **keyed("account-of-sam-00"))
     seller.join(0.3)
     assert seller.is_alive()  # a new seller's rating: followed, so it waits
     add = {"item_id": 1, "quantity": 2, "available": 9, **keyed("add-0000000000001")}
