@@ -155,6 +155,48 @@ def test_a_stopped_frontend_holds_a_write_back_only_briefly_and_then_shows_it(un
         market.stop()
 
 
+def test_a_copy_that_never_confirms_holds_back_only_the_writes_of_followed_data(unique):
+    """A follower of the customer database that keeps its lease but confirms nothing: a new
+    seller (a rating, followed) waits for it; a cart change, which changes nothing
+    followed, is answered at once (it used to wait too, for every change so far)."""
+    market = start_market(db_timeout=5.0)
+    laggard = Client(market.customer_db.address)
+    polling = threading.Event()
+    try:
+        seller, buyer = market.seller(), market.buyer()
+        seller.register(unique("seller"))
+        buyer.register(unique("buyer"))
+        item_id = listing(seller)
+        follow = {"follower": "l" * 16, "epoch": "", "seen": 0, "wait_ms": 0}
+        follow["epoch"] = laggard.call("Follow", follow)["epoch"]  # joined: a one-page snapshot
+        polling.set()
+
+        def renew_without_confirming() -> None:
+            while polling.is_set():
+                laggard.call("Follow", follow)  # seen stays 0
+                time.sleep(0.2)
+        threading.Thread(target=renew_without_confirming, daemon=True).start()
+
+        outcome = []
+        creating = threading.Thread(target=lambda: outcome.append(market.seller()(
+            "CreateAccount", username=unique("seller"), password="pw")), daemon=True)
+        creating.start()
+        creating.join(0.5)
+        assert creating.is_alive()  # its rating is not confirmed by the laggard
+
+        started = time.monotonic()
+        assert buyer("AddItemToCart", item_id=item_id, quantity=1)["cart"]
+        assert time.monotonic() - started < 1.0
+
+        polling.clear()  # the laggard's lease runs out within a second
+        creating.join(5.0)
+        assert not creating.is_alive() and "seller_id" in outcome[0]
+    finally:
+        polling.clear()
+        laggard.close()
+        market.stop()
+
+
 def test_stats_show_the_copies_in_use_and_the_databases_followers(market):
     copies_in_use(market)
     for api in (market.seller(), market.buyer()):
