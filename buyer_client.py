@@ -6,15 +6,24 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from market import prompts
-from market.cliclient import CliError
-from market.commands import MORE, Arg, Command, read_whole, read_words
+from market.cli import prompts
+from market.cli.client import CliError
+from market.cli.commands import MORE, Arg, Command, read_whole, read_words
+from market.cli.shell import SessionHooks, Shell, cli_main
+from market.cli.views import items_table, money, rating_text, table
 from market.config import DEFAULT_BUYER_FRONTEND_PORT, SAMPLE_CARD
-from market.fields import (CATEGORY, ITEM_ID, KEYWORDS, QUANTITY, SEARCH_LIMIT, SELLER_ID, VOTE,
-                           card_problem)
-from market.shell import SessionHooks, Shell, cli_main
-from market.views import items_table, money, rating_text, table
+from market.fields import (
+    CATEGORY,
+    ITEM_ID,
+    KEYWORDS,
+    QUANTITY,
+    SEARCH_LIMIT,
+    SELLER_ID,
+    VOTE,
+    card_problem,
+)
 from protocol import ApiError, Omittable, Validator
+
 
 @dataclass
 class CardField(Validator):

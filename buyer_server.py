@@ -1,5 +1,5 @@
 """Buyer frontend (default port 8002): every write goes to the databases; items and ratings
-are read from the frontend's copies while fresh (``market.feed``).
+are read from the frontend's copies while fresh (``market.replication.feed``).
 
 ``MakePurchase`` spans both databases; see ``BuyerFrontend.make_purchase``.
 """
@@ -10,19 +10,29 @@ import datetime
 import threading
 import time
 
-from market import customer_api, product_api
-from market.client import Client, NoAnswer
 from market.config import CART_MAX, DEFAULT_BUYER_FRONTEND_PORT, DEFAULT_SETTLE_AFTER
-from market.database import FINAL_ERRORS
-from market.dbapi import InternalOp
-from market.fields import (CATEGORY, ITEM_ID, KEYWORDS, QUANTITY, SEARCH_LIMIT, SELLER_ID, VOTE,
-                           card_problem, dollars)
-from market.frontend import Frontend, PasswordHasher, frontend_main
+from market.customer import api as customer_api
+from market.customer.purchases import PurchaseState
+from market.customer.votes import VoteState
+from market.database.service import FINAL_ERRORS
+from market.fields import (
+    CATEGORY,
+    ITEM_ID,
+    KEYWORDS,
+    QUANTITY,
+    SEARCH_LIMIT,
+    SELLER_ID,
+    VOTE,
+    card_problem,
+    dollars,
+)
+from market.frontend.service import Frontend, PasswordHasher, frontend_main
+from market.frontend.settling import Settler
+from market.net.client import Client, NoAnswer
+from market.net.internal import InternalOp
+from market.net.server import Op, Request, env_default
 from market.paging import CURSOR, PAGE_LIMIT, page_args
-from market.purchases import PurchaseState
-from market.server import Op, Request, env_default
-from market.settling import Settler
-from market.votes import VoteState
+from market.product import api as product_api
 from protocol import MAX_LINE, ApiError, Omittable, RawResult, Str
 
 # Only the type is checked here: any string the card check refuses is ``conflict``
@@ -182,7 +192,7 @@ class BuyerFrontend(Frontend):
         4. product db ``SettleReservations``: mark the reservation sold.
         When step 2 or 3 fails, ``purchase_failed`` answers by the verdict. What a
         dead frontend leaves behind, the customer database's sweeper cancels and
-        every buyer frontend's settling thread settles (``market.settling``).
+        every buyer frontend's settling thread settles (``market.frontend.settling``).
         """
         # The fingerprint sees the card only as what is kept of it anyway (its last four
         # digits): a hash of the whole number, journaled, could be searched offline.
@@ -260,7 +270,7 @@ class BuyerFrontend(Frontend):
         3. customer db ``SettleVotes``: counted for the seller too, or dropped.
         When step 2 fails, the product database's verdict on the key is asked for
         (``ResolveVotes``: refusing it unless it was counted). A vote left recorded
-        is settled by every buyer frontend's settling thread (``market.settling``).
+        is settled by every buyer frontend's settling thread (``market.frontend.settling``).
         """
         args = {"item_id": item_id, "vote": vote}
         try:

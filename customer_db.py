@@ -1,12 +1,12 @@
 """Customer database service (default port 9002): accounts, sessions, carts, purchases, votes.
 
-Internal ops, spoken only by the frontends, declared in ``market.customer_api``.
+Internal ops, spoken only by the frontends, declared in ``market.customer.api``.
 ``CustomerDB`` is the op table, the lock, the sweeper and the journal wiring
 (with ``PurchaseAndVoteOps``, its ops of purchases and votes);
 ``CustomerData`` holds the state and applies each journal record kind to it; the
-state and its rules live in ``market.accounts`` (accounts, sessions),
-``market.carts``, ``market.purchases`` (the purchase state machine) and
-``market.votes`` (the vote state machine). Every change is a journal record
+state and its rules live in ``market.customer.accounts`` (accounts, sessions),
+``market.customer.carts``, ``market.customer.purchases`` (the purchase state machine) and
+``market.customer.votes`` (the vote state machine). Every change is a journal record
 applied by ``Database.change``, so replaying the journal after a restart runs
 exactly the code that ran live.
 """
@@ -18,19 +18,23 @@ import threading
 import time
 from typing import Any, Callable
 
-from market import customer_api as api
-from market.accounts import Accounts, Role, Sessions
-from market.carts import EMPTY, Cart, Carts, added, removed
-from market.config import (DEFAULT_CUSTOMER_DB_PORT, DEFAULT_PURCHASE_TIMEOUT,
-                           DEFAULT_SESSION_TIMEOUT, FEED_PAGE)
-from market.database import Database, database_main, database_parser
-from market.feed import ChangeFeed
-from market.idempotency import KeyedOutcomes, step_key
-from market.leases import Leases, lease_length
-from market.purchases import Purchases, PurchaseState, purchase_record
-from market.ratings import seller_rating
-from market.server import Request, env_default
-from market.votes import Thumb, Vote, Votes
+from market.config import (
+    DEFAULT_CUSTOMER_DB_PORT,
+    DEFAULT_PURCHASE_TIMEOUT,
+    DEFAULT_SESSION_TIMEOUT,
+    FEED_PAGE,
+)
+from market.customer import api
+from market.customer.accounts import Accounts, Role, Sessions
+from market.customer.carts import EMPTY, Cart, Carts, added, removed
+from market.customer.purchases import Purchases, PurchaseState, purchase_record
+from market.customer.ratings import seller_rating
+from market.customer.votes import Thumb, Vote, Votes
+from market.database.service import Database, database_main, database_parser
+from market.keys import KeyedOutcomes, step_key
+from market.net.server import Request, env_default
+from market.replication.feed import ChangeFeed
+from market.replication.leases import Leases, lease_length
 from protocol import ApiError, RawResult
 
 
@@ -75,7 +79,7 @@ class CustomerData:
                 self.feed.publish(self.seller_rating(seller_id))
 
     def sellers_page(self, after: int) -> tuple[list[dict], int | None]:
-        """A snapshot page of the sellers' ratings (``market.feed``)."""
+        """A snapshot page of the sellers' ratings (``market.replication.feed``)."""
         ids = [i for i in self.accounts.ids(Role.SELLER) if i > after]
         shown = ids[:FEED_PAGE]
         more = len(ids) > len(shown)
@@ -142,8 +146,8 @@ class CustomerData:
 
 class PurchaseAndVoteOps:
     """The customer database's ops of purchases and votes, the writes that span both
-    databases: each moves a state machine kept here (``market.purchases``,
-    ``market.votes``). A part of ``CustomerDB``, whose lock, session check
+    databases: each moves a state machine kept here (``market.customer.purchases``,
+    ``market.customer.votes``). A part of ``CustomerDB``, whose lock, session check
     (``_session``), ``keyed_write`` and ``change`` they use like its other ops."""
 
     # -- purchases ------------------------------------------------------------
@@ -244,7 +248,7 @@ class PurchaseAndVoteOps:
 
 
 class CustomerDB(PurchaseAndVoteOps, Database):
-    """The op table (``market.customer_api``), the lock, the sweeper and the journal wiring
+    """The op table (``market.customer.api``), the lock, the sweeper and the journal wiring
     over ``CustomerData``: each op checks under the lock, then ``change(record)`` applies
     the record through ``CustomerData.appliers`` and journals it."""
 
@@ -377,7 +381,7 @@ class CustomerDB(PurchaseAndVoteOps, Database):
             return self.data.seller_rating(user_id if seller_id is None else seller_id)
 
     def followed_page(self, after: int) -> tuple[list[dict], int | None]:
-        """The frontends' copies follow the sellers' ratings (``market.feed``)."""
+        """The frontends' copies follow the sellers' ratings (``market.replication.feed``)."""
         return self.data.sellers_page(after)
 
     # -- carts ----------------------------------------------------------------
@@ -444,7 +448,7 @@ def main(argv: list[str] | None = None) -> None:
     env_default(parser, "--purchase-timeout", "PURCHASE_TIMEOUT", DEFAULT_PURCHASE_TIMEOUT,
                 "seconds after which a purchase that was started but neither committed nor "
                 "cancelled is cancelled (its lines go back into the cart)", type=float)
-    # For tests: lease sessions for this long (default: market.leases.lease_length).
+    # For tests: lease sessions for this long (default: market.replication.leases.lease_length).
     parser.add_argument("--test-session-lease", type=float, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     database = CustomerDB(args.session_timeout, args.purchase_timeout)

@@ -99,15 +99,43 @@ from typing import Any
 from bench.charts import draw_charts, draw_size_chart, draw_soak_chart
 from bench.deploy import Deployment, start_market
 from bench.echo import start_echo_chain
-from bench.loadgen import (BUYER_MIX, ITEMS_PER_SELLER, RUN_TIME_LIMIT, SELLER_MIX, LoadResult,
-                           duration, mean_std, run_load, show)
-from bench.preload import (LARGE, LINES_PER_PURCHASE, PROBES, QUICK_LARGE, SEARCH_CATEGORY,
-                           SEARCH_LIMIT_SENT, SEARCH_WORDS, SMALL, Shape, build_market, probe)
-from bench.report import (machine, print_sizes, print_soak, print_table, stats_counted,
-                          summarize, timing_figures, write_results)
+from bench.loadgen import (
+    BUYER_MIX,
+    ITEMS_PER_SELLER,
+    RUN_TIME_LIMIT,
+    SELLER_MIX,
+    LoadResult,
+    duration,
+    mean_std,
+    run_load,
+    show,
+)
+from bench.preload import (
+    LARGE,
+    LINES_PER_PURCHASE,
+    PROBES,
+    QUICK_LARGE,
+    SEARCH_CATEGORY,
+    SEARCH_LIMIT_SENT,
+    SEARCH_WORDS,
+    SMALL,
+    Shape,
+    build_market,
+    probe,
+)
+from bench.report import (
+    machine,
+    print_sizes,
+    print_soak,
+    print_table,
+    stats_counted,
+    summarize,
+    timing_figures,
+    write_results,
+)
 from bench.target import Target, parse_target
 from market.config import PAGE_LIMIT_DEFAULT
-from market.server import read_secret
+from market.net.server import read_secret
 
 DEFAULT_SCENARIOS = "1x1,10x10,100x100"
 FULL = {"scenarios": DEFAULT_SCENARIOS, "ops": 1000, "runs": 10}

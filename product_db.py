@@ -1,8 +1,8 @@
 """Product database service: items, prices, units, item votes, reservations.
 
-Internal ops (``market.product_api``), spoken only by the frontends, over three
-aggregates: the ``Catalog`` of items (``market.catalog``), the ``Reservations``
-of purchases (``market.reservations``) and the ``ItemVotes`` (``market.item_votes``).
+Internal ops (``market.product.api``), spoken only by the frontends, over three
+aggregates: the ``Catalog`` of items (``market.product.catalog``), the ``Reservations``
+of purchases (``market.product.reservations``) and the ``ItemVotes`` (``market.product.votes``).
 A seller's writes are keyed (``Database.keyed_write``): each key is applied once
 per seller and a resend gets the first reply. The writes of a purchase
 and a vote carry their own key (a purchase id, a vote key): ``ReserveUnits`` and
@@ -20,13 +20,13 @@ import threading
 import time
 from typing import Any, Callable
 
-from market import product_api as api
-from market.catalog import Catalog, Item, item_result
 from market.config import DEFAULT_PRODUCT_DB_PORT, FEED_PAGE, RESERVATION_TTL
-from market.database import Database, database_main, database_parser
-from market.item_votes import ItemVotes, VoteState
-from market.reservations import Reservations, ReservationState, Taken
-from market.server import Request
+from market.database.service import Database, database_main, database_parser
+from market.net.server import Request
+from market.product import api
+from market.product.catalog import Catalog, Item, item_result
+from market.product.reservations import Reservations, ReservationState, Taken
+from market.product.votes import ItemVotes, VoteState
 from protocol import ApiError, RawResult, encode_value
 
 
@@ -130,7 +130,7 @@ class ProductDB(Database):
             return self._catalog.cart_items(item_ids)
 
     def followed_page(self, after: int) -> tuple[list[dict], int | None]:
-        """The frontends' copies follow the catalog (``market.feed``)."""
+        """The frontends' copies follow the catalog (``market.replication.feed``)."""
         return self._catalog.feed_page(after, FEED_PAGE)
 
     # -- reservations -------------------------------------------------------------
@@ -224,7 +224,7 @@ class ProductDB(Database):
         self._item_changed(r)
 
     def _publish(self, items: list[Item]) -> None:
-        """Send the items' new states to the frontends' copies (``market.feed``)."""
+        """Send the items' new states to the frontends' copies (``market.replication.feed``)."""
         for item in items:
             self.feed.publish(item.state())
 

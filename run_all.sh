@@ -208,8 +208,8 @@ for name in "${plan[@]}"; do
     pid=$!
     disown "$pid"  # no job notices; bash still reaps it, so kill -0 below sees an exit
     echo "$pid" >"$RUN_DIR/$name.pid"
-    # market.launch reads the ready line as the tests and the benchmark do.
-    if ! where="$(cd "$ROOT" && "$PYTHON" -m market.launch wait "$log" "$pid" "$START_TIMEOUT")"
+    # market.ops.launch reads the ready line as the tests and the benchmark do.
+    if ! where="$(cd "$ROOT" && "$PYTHON" -m market.ops.launch wait "$log" "$pid" "$START_TIMEOUT")"
     then
         kill -0 "$pid" 2>/dev/null || fail "$name" "$log" "it exited"
         fail "$name" "$log" "no ready line within $START_TIMEOUT s"

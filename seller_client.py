@@ -3,11 +3,19 @@ from __future__ import annotations
 
 from typing import Callable
 
-from market.commands import MORE, Arg, Command, read_price, read_whole, read_words
+from market.cli.commands import MORE, Arg, Command, read_price, read_whole, read_words
+from market.cli.shell import cli_main
+from market.cli.views import items_table, rating_text
 from market.config import DEFAULT_SELLER_FRONTEND_PORT
-from market.fields import CATEGORY, CONDITION, ITEM_ID, ITEM_NAME, KEYWORDS, PRICE, QUANTITY
-from market.shell import cli_main
-from market.views import items_table, rating_text
+from market.fields import (
+    CATEGORY,
+    CONDITION,
+    ITEM_ID,
+    ITEM_NAME,
+    KEYWORDS,
+    PRICE,
+    QUANTITY,
+)
 from protocol import Omittable
 
 ITEM = Arg("item_id", "Item id", ITEM_ID, read_whole)

@@ -1,17 +1,25 @@
 """Seller frontend (default port 8001): every write goes to the databases; a seller's items
-and rating are read from the frontend's copies while fresh (``market.feed``).
+and rating are read from the frontend's copies while fresh (``market.replication.feed``).
 
 Each write is keyed (``Frontend.keyed``): the product database applies it once per
 key and seller, so a resend, here or at another seller frontend, gets the first reply.
 """
 from __future__ import annotations
 
-from market import product_api
 from market.config import DEFAULT_SELLER_FRONTEND_PORT
-from market.fields import CATEGORY, CONDITION, ITEM_ID, ITEM_NAME, KEYWORDS, PRICE, QUANTITY
-from market.frontend import Frontend, frontend_main
+from market.fields import (
+    CATEGORY,
+    CONDITION,
+    ITEM_ID,
+    ITEM_NAME,
+    KEYWORDS,
+    PRICE,
+    QUANTITY,
+)
+from market.frontend.service import Frontend, frontend_main
+from market.net.server import Op, Request
 from market.paging import CURSOR, PAGE_LIMIT, page_args
-from market.server import Op, Request
+from market.product import api as product_api
 from protocol import RawResult
 
 

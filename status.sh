@@ -69,4 +69,4 @@ while read -r name; do
 done < <(known_services)
 
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
-exec "$PYTHON" -m market.status "${json[@]}" "${secret[@]}" "${services[@]}"
+exec "$PYTHON" -m market.ops.status "${json[@]}" "${secret[@]}" "${services[@]}"

@@ -5,7 +5,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from market.launch import ServiceProcess
+from market.ops.launch import ServiceProcess
 
 
 class Deployment:

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.deploy import Deployment
-from market.client import Client, parse_address
-from market.launch import ServiceProcess
-from market.server import Peer, Service, serve, service_parser
+from market.net.client import Client, parse_address
+from market.net.server import Peer, Service, serve, service_parser
+from market.ops.launch import ServiceProcess
 from protocol import json_safe
 
 # What the echo answers to every op: small, and enough for the clients' setup.

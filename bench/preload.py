@@ -19,8 +19,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from bench.loadgen import CATEGORIES, KEYWORD_CHOICES, OP_TIMEOUT, PASSWORD
-from market.client import Client, Connection
 from market.config import PAGE_LIMIT_DEFAULT, SAMPLE_CARD
+from market.net.client import Client, Connection
 from market.paging import page_args
 from protocol import decode, encode, envelope, result_of
 

@@ -11,10 +11,9 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
-from market.client import Client, parse_address
 from market.config import STATUS_TIMEOUT
+from market.net.client import Client, parse_address
 from protocol import ApiError
-
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """Every default and limit of the marketplace, defined once (as httpx's ``_config.py``).
 
 Plain values only, importing nothing: the validators of ``market.fields`` and
-``market.paging``, the services' flags, the CLIs, ``market.launch`` and the shell
+``market.paging``, the services' flags, the CLIs, ``market.ops.launch`` and the shell
 scripts read them here. ``DEFAULT_*`` names what a flag or an environment variable
 may override; the other names are fixed limits. The scripts ask for values with
 ``python3 -m market.config NAME...`` (one line, the values separated by spaces).
@@ -39,12 +39,12 @@ DEFAULT_HASH_COST = 14  # ~50 ms and 16 MiB per hash
 MAX_SESSIONS_PER_ACCOUNT = 100  # a login past it ends the account's least recently used
 DEFAULT_SESSION_TIMEOUT = 300.0  # seconds a session lives without a request
 DEFAULT_PURCHASE_TIMEOUT = 60.0  # seconds a started purchase waits for its commit
-# Session leases (market.leases): a frontend answers a leased session's checks itself.
+# Session leases (market.replication.leases): a frontend answers a leased session's checks itself.
 MAX_LEASE = 1.0  # seconds a lease lasts at most (a tenth of the session timeout if shorter)
 WATCH_WAIT = 1.0  # seconds a frontend's WatchSessions waits for news before it is answered
 LEASE_HOLDER_GONE = 5.0  # seconds without a watch after which a frontend gets no new leases
 LEASE_HOLDER_FORGOTTEN = 60.0  # seconds without a watch after which it is forgotten
-# Change feeds (market.feed): a frontend answers reads from its copy of a database's data.
+# Change feeds (market.replication.feed): a frontend answers reads from its copy of a database's data.
 FEED_LEASE = 1.0  # seconds a copy stays in use after the poll behind it was sent
 FEED_WAIT = 0.3  # seconds a frontend's Follow waits for changes before it is answered
 FEED_FOLLOWER_FORGOTTEN = 60.0  # seconds after its lease ran out that a follower is forgotten

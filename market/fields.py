@@ -11,8 +11,14 @@ from __future__ import annotations
 
 import datetime
 
-from market.config import (HASH_COST_MAX, HASH_COST_MIN, PRICE_MAX_DOLLARS, QUANTITY_MAX,
-                           SEARCH_LIMIT_DEFAULT, SEARCH_LIMIT_MAX)
+from market.config import (
+    HASH_COST_MAX,
+    HASH_COST_MIN,
+    PRICE_MAX_DOLLARS,
+    QUANTITY_MAX,
+    SEARCH_LIMIT_DEFAULT,
+    SEARCH_LIMIT_MAX,
+)
 from protocol import ExactDollars, Hex, Int, Keywords, Omittable, OneOf, Price, Str
 
 # -- what users send ----------------------------------------------------------

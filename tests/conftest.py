@@ -14,10 +14,10 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from market.client import Client  # noqa: E402
 from market.config import SAMPLE_CARD as CARD  # noqa: E402,F401  (passes every check)
-from market.idempotency import fresh_key  # noqa: E402
-from market.launch import ServiceProcess  # noqa: E402
+from market.keys import fresh_key  # noqa: E402
+from market.net.client import Client  # noqa: E402
+from market.ops.launch import ServiceProcess  # noqa: E402
 from market.paging import page_args  # noqa: E402
 from protocol import ApiError  # noqa: E402
 

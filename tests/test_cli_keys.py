@@ -9,7 +9,6 @@ import json
 import re
 
 import pytest
-
 from conftest import ServiceProcess, listing, stall, start_market, units
 from proxy import ReplyDropper
 from test_cli import Conversation, cli, free_port

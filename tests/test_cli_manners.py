@@ -11,7 +11,6 @@ import termios
 import time
 
 import pytest
-
 from conftest import ROOT, ServiceProcess, failure, listing, start_market
 from test_cli import Conversation, cli, row
 

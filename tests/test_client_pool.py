@@ -3,9 +3,9 @@ are replaced without the caller seeing a failure (a read's first try skips the l
 before sending and is sent again)."""
 from __future__ import annotations
 
-from market import product_api
-from market.client import Client
-from market.launch import ServiceProcess
+from market.net.client import Client
+from market.ops.launch import ServiceProcess
+from market.product import api as product_api
 from protocol import ApiError
 
 

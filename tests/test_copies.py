@@ -8,9 +8,9 @@ import threading
 import time
 
 import pytest
-
 from conftest import CARD, listing, sigstop, start_market, wait_until
-from market.client import Client
+
+from market.net.client import Client
 
 ROUNDS = 50  # acknowledged writes each read-after-write loop checks
 CONCURRENT_SECONDS = 2.0

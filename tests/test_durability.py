@@ -8,12 +8,11 @@ import threading
 import time
 
 import pytest
-
 from conftest import CARD, ROOT, Api, Market, ServiceProcess, every_page, keyed
-from market.client import Client
-from market.frontend import scrypt
-from protocol import ApiError
 
+from market.frontend.service import scrypt
+from market.net.client import Client
+from protocol import ApiError
 
 
 def durable_market(data_dir) -> Market:
@@ -105,7 +104,7 @@ def test_snapshot_and_journal_replay_agree(tmp_path):
     """Many writes across several snapshots come back exactly."""
     sys.path.insert(0, str(ROOT))
     import product_db
-    from market.server import Request
+    from market.net.server import Request
 
     db = product_db.ProductDB()
     db.open_data_dir(str(tmp_path))

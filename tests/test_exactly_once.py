@@ -11,10 +11,20 @@ import threading
 import time
 from decimal import Decimal
 
-from conftest import CARD, Api, at_once, failure, listing, stall, start_market, units, wait_until
-from market.client import Client
-from protocol import ApiError
+from conftest import (
+    CARD,
+    Api,
+    at_once,
+    failure,
+    listing,
+    stall,
+    start_market,
+    units,
+    wait_until,
+)
 
+from market.net.client import Client
+from protocol import ApiError
 
 
 def raw_call(address, op: str, session: str, args: dict | None = None) -> dict:

@@ -12,9 +12,9 @@ import threading
 import time
 
 import pytest
-
 from conftest import CARD, Market, sigstop, start_market, wait_until
-from market.client import Client
+
+from market.net.client import Client
 from protocol import ApiError
 
 UNITS, BOUGHT = 10, 3
@@ -102,9 +102,9 @@ def test_database_killed_under_load_then_back(database, unique, tmp_path):
             worker.join(10)
             assert not worker.is_alive()
 
-        # A session check may be answered from a lease (market.leases) for up to half a lease
+        # A session check may be answered from a lease (market.replication.leases) for up to half a lease
         # (0.5 s here) after the customer database went down; a read from the frontends'
-        # copy of the catalog (market.feed) until the follower sees its Follow connection
+        # copy of the catalog (market.replication.feed) until the follower sees its Follow connection
         # drop, at once for a killed process, give or take the thread's turn (0.25 s under
         # a loaded test run). Then nothing is answered.
         leased_for = 0.5 if database == "customer_db" else 0.25

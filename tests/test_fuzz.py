@@ -21,17 +21,30 @@ import socket
 import struct
 
 import pytest
+from conftest import keyed, start_market
 
 from buyer_server import BuyerFrontend
 from customer_db import CustomerDB
-from product_db import ProductDB
-from conftest import keyed, start_market
-from market.client import Client
-from market.frontend import scrypt
-from market.idempotency import IdempotencyKey
+from market.frontend.service import scrypt
+from market.keys import IdempotencyKey
+from market.net.client import Client
 from market.paging import CURSOR
-from protocol import (MAX_LINE, ApiError, Hex, Int, Keywords, ListOf, Omittable, OneOf, Price,
-                      Record, Str, decode, validate)
+from product_db import ProductDB
+from protocol import (
+    MAX_LINE,
+    ApiError,
+    Hex,
+    Int,
+    Keywords,
+    ListOf,
+    Omittable,
+    OneOf,
+    Price,
+    Record,
+    Str,
+    decode,
+    validate,
+)
 from seller_server import SellerFrontend
 
 SEED = int(os.environ.get("FUZZ_SEED") or random.SystemRandom().randrange(2 ** 32))

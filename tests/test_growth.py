@@ -20,10 +20,10 @@ import time
 from types import SimpleNamespace
 
 import pytest
-
 from conftest import CARD, ROOT, Api, ServiceProcess, failure, listing, start_market
-from market.client import Client
+
 from market.config import CART_MAX
+from market.net.client import Client
 from market.paging import PAGE_BYTES
 from protocol import MAX_LINE
 

@@ -20,11 +20,11 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT, Market, listing, stall, wait_until
-from market.client import Client
-from market.dbapi import HELLO
-from market.launch import ServiceProcess
+
+from market.net.client import Client
+from market.net.internal import HELLO
+from market.ops.launch import ServiceProcess
 
 MISMATCH = "do not belong together"
 MARKET_ID = re.compile(r"^[0-9a-f]{16}$")

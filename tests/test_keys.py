@@ -7,12 +7,12 @@ frontend and the customer database.
 from __future__ import annotations
 
 import pytest
-
 from conftest import Api, Market, listing, sigstop, stall, start_market, units
-from market.client import Client
-from market.launch import ServiceProcess
-from protocol import ApiError, decode, encode, result_of
 from proxy import ReplyDropper
+
+from market.net.client import Client
+from market.ops.launch import ServiceProcess
+from protocol import ApiError, decode, encode, result_of
 
 
 def send(api: Api, op: str, key: object = None, **args) -> dict:

@@ -8,12 +8,13 @@ import subprocess
 import sys
 
 from conftest import ROOT, ServiceProcess, wait_until
-from market.client import Client
+
+from market.net.client import Client
 from protocol import ApiError
 
 DEAD = "127.0.0.1:1"  # nothing listens: every database call is 'unavailable'
 LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (?P<service>\w+)\[\d+\] "
-                  r"(?P<level>DEBUG|INFO|WARNING|ERROR|CRITICAL) market\.\w+: (?P<message>.*)$")
+                  r"(?P<level>DEBUG|INFO|WARNING|ERROR|CRITICAL) market(?:\.\w+)+: (?P<message>.*)$")
 # What each request below is answered: a user error each, then one for an operator.
 REQUESTS = [("NoSuchOp", {}, None, "unknown_op"),
             ("GetItem", {"item_id": 0}, "x" * 43, "bad_request"),

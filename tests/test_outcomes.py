@@ -11,13 +11,13 @@ import threading
 import time
 
 import pytest
-
 from conftest import CARD, Api, Market, listing, stall
-from market.client import Client
-from market.idempotency import fresh_key
-from market.launch import ServiceProcess
-from protocol import ApiError, decode, encode, envelope, result_of
 from proxy import ReplyDropper
+
+from market.keys import fresh_key
+from market.net.client import Client
+from market.ops.launch import ServiceProcess
+from protocol import ApiError, decode, encode, envelope, result_of
 
 BUYER_ARGS = ("--db-timeout", "2", "--settle-after", "1")
 SETTLED_WITHIN = 15.0  # seconds: a settling round every 0.5 s, a stalled request 2 x 2 s

@@ -27,9 +27,9 @@ import threading
 import time
 
 import pytest
-
 from conftest import CARD, ROOT, ServiceProcess, start_market, wait_until
-from market.client import Client
+
+from market.net.client import Client
 from protocol import ApiError
 
 MEMORY_LIMIT_MB = 150

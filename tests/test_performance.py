@@ -5,10 +5,10 @@ import sys
 from dataclasses import dataclass
 
 import pytest
+from conftest import CARD, ROOT, ServiceProcess, every_page, start_market
 
 from bench.loadgen import KEYWORD_CHOICES
-from conftest import CARD, ROOT, ServiceProcess, every_page, start_market
-from market.client import Client
+from market.net.client import Client
 from protocol import ApiError
 
 SCENARIO_FIELDS = ["buyers", "sellers", "runs", "ops_per_client", "avg_ms", "p50_ms", "p95_ms",

@@ -8,9 +8,9 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-
 from conftest import CARD, at_once, failure, listing, start_market, units, wait_until
-from market.client import Client
+
+from market.net.client import Client
 from protocol import ApiError
 
 PURCHASE_FIELDS = {"purchase_id", "time", "lines", "total", "card_last4"}

@@ -6,13 +6,12 @@ import threading
 import time
 
 import pytest
-
 from conftest import CARD, start_market, wait_until
-from market.client import Client
-from market.frontend import scrypt
-from market.idempotency import fresh_key
-from protocol import ApiError
 
+from market.frontend.service import scrypt
+from market.keys import fresh_key
+from market.net.client import Client
+from protocol import ApiError
 
 
 def keyed() -> dict:

@@ -9,10 +9,10 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import ROOT, Api, wait_until
+
 from market import config
-from market.client import Client
+from market.net.client import Client
 from protocol import ApiError
 
 SERVICES = ["product_db", "customer_db", "seller_server", "buyer_server"]

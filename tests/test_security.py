@@ -12,13 +12,13 @@ import sys
 import time
 
 import pytest
+from conftest import ROOT, Market, ServiceProcess, keyed, wait_until
 
 import customer_db
-from market.accounts import Role
 from buyer_server import BuyerFrontend
-from conftest import ROOT, Market, ServiceProcess, keyed, wait_until
-from market.dbapi import InternalOp
-from market.server import Op, Service
+from market.customer.accounts import Role
+from market.net.internal import InternalOp
+from market.net.server import Op, Service
 from protocol import ApiError
 
 PASSWORD = "Zq9-s3cret-Pa55"

@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 
 import pytest
-
 from conftest import Api, start_market
-from market.client import Client
-from market.launch import ServiceProcess
+
+from market.net.client import Client
+from market.ops.launch import ServiceProcess
 
 TIMEOUT = 1.0  # seconds a session may idle
 # Leases longer than the timeout: a frontend that answered from a whole lease, or was not

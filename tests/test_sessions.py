@@ -5,10 +5,10 @@ import os
 import time
 
 import pytest
-
 from conftest import keyed, start_market
-from market.client import Client
-from market.frontend import scrypt
+
+from market.frontend.service import scrypt
+from market.net.client import Client
 
 TIMEOUT = 1.0
 

@@ -6,9 +6,9 @@ import sys
 import threading
 
 from conftest import CARD, ROOT, start_market, wait_until
-from market.client import Client
-from protocol import ApiError
 
+from market.net.client import Client
+from protocol import ApiError
 
 
 def test_sigterm_finishes_the_request_in_flight():

@@ -8,9 +8,9 @@ import socket
 import time
 
 import pytest
-
 from conftest import ServiceProcess, start_market, wait_until
-from market.client import Client
+
+from market.net.client import Client
 from protocol import ApiError
 
 DEAD = "127.0.0.1:1"  # nothing listens: a frontend that never needs its databases

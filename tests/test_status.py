@@ -9,12 +9,12 @@ import signal
 import sys
 
 import pytest
-
 from conftest import wait_until
-from market import config
-from market.client import Client
-from protocol import ApiError
 from test_scripts import PORT_VARIABLES, SERVICES, free_ports, running, script
+
+from market import config
+from market.net.client import Client
+from protocol import ApiError
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ import time
 from decimal import Decimal
 
 import pytest
-
 from conftest import ROOT, Market, ServiceProcess, every_page, wait_until
 
 FIXTURES = ROOT / "tests" / "fixtures"

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 import customer_db
-from market.accounts import Accounts, Role, Sessions
+from market.customer.accounts import Accounts, Role, Sessions
 from protocol import ApiError
 
 from . import keyed

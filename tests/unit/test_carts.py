@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 
 import customer_db
-from market.carts import EMPTY, Cart, Carts, added, removed
 from market.config import CART_MAX
+from market.customer.carts import EMPTY, Cart, Carts, added, removed
 from protocol import ApiError
 
 from . import keyed

@@ -1,4 +1,4 @@
-"""market.catalog: items by id, category and seller; their cached reply JSON; seller pages."""
+"""market.product.catalog: items by id, category and seller; their cached reply JSON; seller pages."""
 from __future__ import annotations
 
 import json
@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from market.catalog import Catalog, Item, item_result, items_result
+from market.product.catalog import Catalog, Item, item_result, items_result
 from protocol import ApiError
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from market.cliclient import WRITES, Frontends, look, new_key
-from market.idempotency import IDEMPOTENCY_KEY
+from market.cli.client import WRITES, Frontends, look, new_key
+from market.keys import IDEMPOTENCY_KEY
 
 # Contract §11: every write of both frontends takes a key; these take none.
 UNKEYED = ["Hello", "Login", "Logout", "GetItem", "SearchItemsForSale", "DisplayCart",

@@ -5,7 +5,7 @@ import argparse
 
 import pytest
 
-from market.client import auth_proof, parse_address
+from market.net.client import auth_proof, parse_address
 
 
 @pytest.mark.parametrize("text, address", [

@@ -6,16 +6,16 @@ import types
 
 import pytest
 
-from market import database
-from market.client import auth_proof
-from market.database import Database, Recent
-from market.server import Op, Peer, Request
+from market.database import service as database
+from market.database.service import Database, Recent
+from market.net.client import auth_proof
+from market.net.server import Op, Peer, Request
 from protocol import ApiError, Int, decode
 
 
 @pytest.fixture
 def clock(monkeypatch):
-    """A fake ``time.monotonic`` for market.database only; advance with ``clock.now += s``."""
+    """A fake ``time.monotonic`` for market.database.service only; advance with ``clock.now += s``."""
     fake = types.SimpleNamespace(now=1000.0)
     fake.monotonic = lambda: fake.now
     monkeypatch.setattr(database, "time", fake)

@@ -1,7 +1,7 @@
-"""Change feeds (market.feed) without sockets: the database's ChangeFeed (snapshots in pages,
+"""Change feeds (market.replication.feed) without sockets: the database's ChangeFeed (snapshots in pages,
 changes queued per follower, replies waiting for confirmations, leases running out), a
 frontend's Follower (when its copy answers), and the copies it keeps: Catalog.put/clear/
-feed_page (market.catalog) and RatingsCopy (market.ratings)."""
+feed_page (market.product.catalog) and RatingsCopy (market.customer.ratings)."""
 from __future__ import annotations
 
 import json
@@ -11,9 +11,9 @@ import time
 
 import pytest
 
-from market.catalog import Catalog, Item
-from market.feed import ChangeFeed, Follower
-from market.ratings import RatingsCopy
+from market.customer.ratings import RatingsCopy
+from market.product.catalog import Catalog, Item
+from market.replication.feed import ChangeFeed, Follower
 from protocol import ApiError, RawResult
 
 from . import in_thread

@@ -1,11 +1,19 @@
 """KeyedOutcomes: first outcome kept, reuse for another request refused, expiry in order."""
 import pytest
 
-from market.frontend import Frontend
-from market.idempotency import (FRONTEND_KEY_LENGTH, IDEMPOTENCY_KEY, KEYED_ARGS,
-                               OWN_KEY_FINGERPRINT, KeyedOutcomes, fingerprint, fresh_key,
-                               frontend_key, is_frontends)
-from market.server import Request
+from market.frontend.service import Frontend
+from market.keys import (
+    FRONTEND_KEY_LENGTH,
+    IDEMPOTENCY_KEY,
+    KEYED_ARGS,
+    OWN_KEY_FINGERPRINT,
+    KeyedOutcomes,
+    fingerprint,
+    fresh_key,
+    frontend_key,
+    is_frontends,
+)
+from market.net.server import Request
 from protocol import ApiError
 
 KEY = "k" * 16

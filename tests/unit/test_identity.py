@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from market.identity import Action, Seen, Verdict, decide
+from market.frontend.identity import Action, Seen, Verdict, decide
 from product_db import ProductDB
 
 from . import keyed

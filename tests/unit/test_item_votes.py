@@ -1,8 +1,8 @@
-"""market.item_votes: a vote key counts once, or is refused and never counts."""
+"""market.product.votes: a vote key counts once, or is refused and never counts."""
 from __future__ import annotations
 
-from market.catalog import Item
-from market.item_votes import ItemVotes, VoteState
+from market.product.catalog import Item
+from market.product.votes import ItemVotes, VoteState
 
 
 def item() -> Item:

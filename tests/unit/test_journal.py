@@ -8,9 +8,9 @@ import threading
 
 import pytest
 
-from market.database import Database
-from market.journal import Journal, JournalError, read_saved
-from market.server import Op
+from market.database.service import Database
+from market.net.server import Op
+from market.storage.journal import Journal, JournalError, read_saved
 
 
 @pytest.fixture

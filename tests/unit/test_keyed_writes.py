@@ -6,8 +6,8 @@ import json
 import time
 
 import customer_db
-from market.idempotency import KEY_TTL
-from market.journal import read_saved
+from market.keys import KEY_TTL
+from market.storage.journal import read_saved
 from product_db import ProductDB
 
 from . import in_thread

@@ -1,11 +1,11 @@
-"""Session leases (market.leases): what the database grants and waits for, and what a
+"""Session leases (market.replication.leases): what the database grants and waits for, and what a
 frontend keeps, without sockets."""
 from __future__ import annotations
 
 import threading
 import time
 
-from market.leases import Leases, SessionCache
+from market.replication.leases import Leases, SessionCache
 
 
 def watching(leases: Leases, holder: str = "h" * 16) -> str:

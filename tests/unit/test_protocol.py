@@ -7,8 +7,17 @@ from decimal import Decimal
 import pytest
 
 import protocol
-from protocol import (MAX_LINE, ApiError, ExactDollars, decode, encode, envelope, error_reply,
-                      read_line, result_of)
+from protocol import (
+    MAX_LINE,
+    ApiError,
+    ExactDollars,
+    decode,
+    encode,
+    envelope,
+    error_reply,
+    read_line,
+    result_of,
+)
 
 
 def code_of(call, *args) -> str:

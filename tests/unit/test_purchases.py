@@ -7,8 +7,8 @@ import time
 import pytest
 
 import customer_db
-from market.carts import EMPTY, Cart
-from market.purchases import Purchases, PurchaseState, purchase_record
+from market.customer.carts import EMPTY, Cart
+from market.customer.purchases import Purchases, PurchaseState, purchase_record
 from protocol import ApiError
 
 from . import keyed

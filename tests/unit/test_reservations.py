@@ -1,10 +1,10 @@
-"""market.reservations: every transition of a purchase's units (held, sold, released)."""
+"""market.product.reservations: every transition of a purchase's units (held, sold, released)."""
 from __future__ import annotations
 
 import pytest
 
-from market.catalog import Item
-from market.reservations import Reservations, ReservationState, Taken
+from market.product.catalog import Item
+from market.product.reservations import Reservations, ReservationState, Taken
 from protocol import ApiError
 
 

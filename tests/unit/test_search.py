@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from market.catalog import Catalog, Item, KeywordIndex
+from market.product.catalog import Catalog, Item, KeywordIndex
 
 WORDS = ["a", "b", "c", "D", "e", "F", "g", "h"]
 

@@ -5,9 +5,15 @@ import time
 
 import pytest
 
-from market.server import CONTRACT_VERSION, READY, Op, Request, Service, parse_ready_line
+from market.net.server import (
+    CONTRACT_VERSION,
+    READY,
+    Op,
+    Request,
+    Service,
+    parse_ready_line,
+)
 from protocol import ApiError, Int, RawResult, Str, decode
-
 
 # -- parse_ready_line ---------------------------------------------------------------
 

@@ -7,9 +7,16 @@ from decimal import Decimal
 import pytest
 
 from market import fields
-from market.commands import (MORE, Arg, Command, CommandSet, read_price, read_whole,
-                             read_words)
-from market.cliclient import CliError
+from market.cli.client import CliError
+from market.cli.commands import (
+    MORE,
+    Arg,
+    Command,
+    CommandSet,
+    read_price,
+    read_whole,
+    read_words,
+)
 
 PRICE_ARG = Arg("price", "Price in dollars, e.g. 17.50", fields.PRICE, read_price)
 QUANTITY_ARG = Arg("quantity", "Units for sale", fields.QUANTITY, read_whole)

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from market.sockets import LineReader
+from market.net.sockets import LineReader
 from protocol import MAX_LINE, ApiError
 
 

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from market.stats import BUCKET_GROWTH, SLOT_S, RequestStats, percentile_ms, rss_bytes
-from market.status import duration, summary
+from market.net.stats import (
+    BUCKET_GROWTH,
+    SLOT_S,
+    RequestStats,
+    percentile_ms,
+    rss_bytes,
+)
+from market.ops.status import duration, summary
 
 START = 1000.0  # a perf_counter reading, the start of a slot
 
@@ -88,7 +94,7 @@ def test_rss_bytes_is_the_memory_in_use():
     assert 1 << 20 < rss_bytes() < 1 << 40
 
 
-# -- market.status: what a row makes of a Stats reply --------------------------------
+# -- market.ops.status: what a row makes of a Stats reply --------------------------------
 
 def test_a_rows_figures_leave_out_stats_requests():
     reply = {"uptime_s": 90.0, "window_s": 50.0, "rss_bytes": 1, "connections": {},

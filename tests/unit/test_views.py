@@ -5,7 +5,7 @@ from decimal import Decimal
 
 import pytest
 
-from market.views import items_table, money, rating_text, table
+from market.cli.views import items_table, money, rating_text, table
 
 
 @pytest.mark.parametrize("amount, text", [(17.5, "$17.50"), (0.01, "$0.01"), (45, "$45.00"),

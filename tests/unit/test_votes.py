@@ -7,7 +7,7 @@ import json
 import pytest
 
 import customer_db
-from market.votes import Thumb, Vote, Votes, VoteState
+from market.customer.votes import Thumb, Vote, Votes, VoteState
 from protocol import ApiError
 
 from . import keyed

@@ -1,0 +1,151 @@
+"""The customer side of votes: each buyer's vote per item, and the sellers' thumbs it moves.
+
+A buyer votes on an item it bought (public ``ProvideFeedback``); the vote counts
+for the item's seller here and for the item in the product database: on both,
+or on neither. The product database decides (``market.product.votes``); this side
+follows its verdict on the vote's key. ``RecordVote`` *records* the vote: the
+buyer's one vote on the item, not yet in the seller's thumbs. ``SettleVotes``
+then applies the product database's verdict on the key: *counted* (the
+seller's thumbs move) or *refused* (the vote is dropped, and the buyer may vote
+again)::
+
+    (none) --record--> RECORDED --settle counted--> COUNTED
+                           |
+                           +------settle refused--> (none)
+
+The state lives here, not in a frontend: a vote left recorded (its frontend
+died, a database stalled) is listed by ``recorded_longer_than`` for the buyer
+frontends' settling thread, which asks the product database for the verdict.
+
+Not thread-safe: the customer database holds its lock around all of it, and
+decides and journals every change (``record``/``settle`` only apply).
+"""
+from __future__ import annotations
+
+import enum
+import time
+from dataclasses import dataclass, field
+
+from protocol import ApiError
+
+
+class Thumb(enum.StrEnum):
+    UP = "up"
+    DOWN = "down"
+
+
+class VoteState(enum.StrEnum):
+    RECORDED = "recorded"
+    COUNTED = "counted"
+
+
+@dataclass
+class Vote:
+    buyer_id: int
+    item_id: int
+    seller_id: int
+    thumb: Thumb
+    key: str  # the vote's key: the product database's verdict names it
+    state: VoteState = VoteState.RECORDED
+    since: float = field(default_factory=time.monotonic)  # when it was recorded
+
+
+@dataclass
+class Thumbs:
+    up: int = 0
+    down: int = 0
+
+
+class Votes:
+    """The buyers' votes by (buyer, item), the recorded ones by key, and each seller's thumbs."""
+
+    def __init__(self) -> None:
+        # Invariants: at most one vote per (buyer, item); _recorded holds exactly the
+        # RECORDED votes, by key, oldest first; a seller's Thumbs count exactly the
+        # COUNTED votes for that seller, by thumb.
+        self._votes: dict[tuple[int, int], Vote] = {}
+        self._recorded: dict[str, Vote] = {}
+        self._thumbs: dict[int, Thumbs] = {}
+
+    def check_new(self, buyer_id: int, item_id: int) -> None:
+        """``conflict`` if the buyer has a vote on the item (counted, or still being settled)."""
+        vote = self._votes.get((buyer_id, item_id))
+        if vote is None:
+            return
+        if vote.state is VoteState.COUNTED:
+            raise ApiError("conflict", f"You have already rated item {item_id}.")
+        raise ApiError("conflict", f"Your earlier vote on item {item_id} is still being "
+                                   "counted: resend that vote with its idempotency_key to "
+                                   "learn its outcome, or vote again in a minute.")
+
+    def state(self, buyer_id: int, item_id: int, key: str) -> VoteState | None:
+        """The state of the buyer's vote on the item if it is the vote of ``key``; None once
+        that vote was refused (dropped)."""
+        vote = self._votes.get((buyer_id, item_id))
+        return vote.state if vote is not None and vote.key == key else None
+
+    def recorded_longer_than(self, seconds: float, limit: int) -> list[str]:
+        """Keys of votes recorded ``seconds`` ago or more and not settled, oldest first."""
+        since = time.monotonic() - seconds
+        keys = []
+        for key, vote in self._recorded.items():
+            if vote.since > since or len(keys) == limit:
+                break
+            keys.append(key)
+        return keys
+
+    def settling(self, keys: list[str]) -> list[str]:
+        """The keys among these whose votes are recorded (those a verdict changes)."""
+        return [key for key in keys if key in self._recorded]
+
+    def sellers_of(self, keys: list[str]) -> list[int]:
+        """The sellers of the recorded votes among ``keys``."""
+        return [self._recorded[key].seller_id for key in keys if key in self._recorded]
+
+    def thumbs(self, seller_id: int) -> Thumbs:
+        return self._thumbs.get(seller_id, Thumbs())
+
+    def recorded_count(self) -> int:
+        return len(self._recorded)
+
+    # -- changes (applied from journal records) ---------------------------------------
+
+    def record(self, vote: Vote) -> None:
+        self._votes[vote.buyer_id, vote.item_id] = vote
+        if vote.state is VoteState.RECORDED:
+            self._recorded[vote.key] = vote
+        else:
+            self._count(vote)
+
+    def settle(self, counted: list[str], refused: list[str]) -> None:
+        """Count the recorded votes of ``counted``, drop those of ``refused``; other keys
+        (settled already, or unknown) change nothing."""
+        for key in counted:
+            vote = self._recorded.pop(key, None)
+            if vote is not None:
+                vote.state = VoteState.COUNTED
+                self._count(vote)
+        for key in refused:
+            vote = self._recorded.pop(key, None)
+            if vote is not None:
+                del self._votes[vote.buyer_id, vote.item_id]
+
+    def _count(self, vote: Vote) -> None:
+        thumbs = self._thumbs.setdefault(vote.seller_id, Thumbs())
+        if vote.thumb is Thumb.UP:
+            thumbs.up += 1
+        else:
+            thumbs.down += 1
+
+    # -- snapshots ---------------------------------------------------------------------
+
+    def dump(self) -> list[dict]:
+        return [{"buyer_id": v.buyer_id, "item_id": v.item_id, "seller_id": v.seller_id,
+                 "vote": v.thumb.value, "key": v.key, "state": v.state.value}
+                for v in self._votes.values()]
+
+    def restore(self, state: list[dict]) -> None:
+        """Take back what ``dump`` gave; a recorded vote's age starts again now."""
+        for raw in state:
+            self.record(Vote(raw["buyer_id"], raw["item_id"], raw["seller_id"],
+                             Thumb(raw["vote"]), raw["key"], VoteState(raw["state"])))

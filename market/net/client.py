@@ -1,0 +1,343 @@
+"""The client side: persistent connections, pooled, to one server.
+
+``Client`` is what the frontends use to reach a database (pool cap, secret
+handshake, deadlines) and the CLIs and tests use to reach a frontend. A
+request that was sent is never resent silently, except a read (``read``, or an
+``InternalOp`` declared as one).
+
+Exceptions, beyond ``protocol.ApiError`` from the server's own error replies::
+
+    ApiError
+      NoAnswer     sent, but no (usable) reply came: it may or may not have been applied
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import hashlib
+import hmac
+import logging
+import socket
+import threading
+import time
+from typing import Callable
+
+from market.config import DEFAULT_DB_TIMEOUT, DEFAULT_HOST
+from market.net.internal import InternalOp
+from market.net.sockets import set_socket_timeout
+from protocol import (
+    MAX_LINE,
+    NO_ID_SUFFIX,
+    OK_PREFIX,
+    ApiError,
+    RawResult,
+    decode,
+    encode,
+    encode_value,
+    envelope,
+    read_line,
+    result_of,
+)
+
+# A database must apply a request within this share of the frontend's wait;
+# the rest leaves time for the reply to arrive before the frontend gives up.
+DEADLINE_SHARE = 0.75
+
+log = logging.getLogger("market.net.client")
+# MSG_PEEK | MSG_DONTWAIT once: an IntFlag's | is a Python call, and this runs per request.
+PEEK_NOW = int(socket.MSG_PEEK | socket.MSG_DONTWAIT)
+
+
+class Connection:
+    """One persistent, blocking connection speaking the framing above."""
+
+    def __init__(self, address: tuple[str, int], timeout: float) -> None:
+        self.sock = socket.create_connection(address, timeout=timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        # Kernel timeouts on a blocking socket: no poll() before each call, and
+        # the liveness peek below returns at once.
+        self.sock.settimeout(None)
+        set_socket_timeout(self.sock, socket.SO_RCVTIMEO, timeout)
+        set_socket_timeout(self.sock, socket.SO_SNDTIMEO, timeout)
+        self.rfile = self.sock.makefile("rb")
+
+    def looks_closed(self) -> bool:
+        """True if the peer has closed (or sent junk on) an idle connection.
+
+        A non-blocking peek, not ``select()``: that fails for descriptors past 1,024.
+        """
+        try:
+            self.sock.recv(1, PEEK_NOW)  # end of stream, or junk
+            return True
+        except BlockingIOError:
+            return False  # nothing to read: alive and idle
+        except OSError:
+            return True
+
+    def exchange(self, payload: bytes) -> bytes:
+        """Send one request line and return the reply line."""
+        self.sock.sendall(payload)
+        line = read_line(self.rfile)
+        if line is None:
+            raise ConnectionError("connection closed before the reply")
+        return line
+
+    def close(self) -> None:
+        try:
+            self.rfile.close()
+            self.sock.close()
+        except OSError:
+            pass
+
+
+class NoAnswer(ApiError):
+    """No reply came to a request that was sent: ``unavailable`` for a read (nothing
+    changed), ``deadline_exceeded`` for a write (it may or may not have been applied;
+    a database that did answer ``unavailable`` applied nothing)."""
+
+
+class Client:
+    """A thread-safe client with a pool of persistent connections to one server.
+
+    A pooled connection that the server has closed while idle is noticed before
+    sending and replaced (a read's first try does not look: if its connection turns out
+    closed, it is sent again, looking). Once a request has been sent, a failure surfaces as
+    ``NoAnswer``; before that, the request is sent once more on a fresh connection
+    when that is safe: a read (``read=True``, or an ``InternalOp`` declared
+    ``read``) or a keyed write (an ``InternalOp`` declared ``keyed``).
+
+    For a frontend's database connections: ``secret`` proves the deployment's
+    secret on each new connection (see ``Database.authenticate``); ``pool_size``
+    caps the connections open at once (callers wait for one, up to ``timeout``);
+    ``deadlines`` stamps each request with the time after which the database
+    must not apply it, ``DEADLINE_SHARE`` of ``timeout`` from now, so that a
+    database's own ``unavailable`` means nothing was changed. With ``on_hello``
+    (or a secret) each new connection starts with ``Hello``: its ``time`` gives
+    ``clock_offset``, how far the server's clock is ahead of ours (deadlines are
+    stamped in the server's clock, so they hold however the clocks disagree), and
+    ``on_hello(hello, clock_offset, hello_again)`` sees the reply before the connection
+    is used (``hello_again()`` asks once more on it; an ``ApiError`` it raises refuses
+    the request; the connection is kept).
+    """
+
+    def __init__(self, address: tuple[str, int], timeout: float = DEFAULT_DB_TIMEOUT,
+                 max_idle: int = 256,
+                 secret: bytes | None = None, pool_size: int | None = None,
+                 deadlines: bool = False,
+                 on_hello: Callable[[dict, float, Callable[[], dict]], None] | None = None
+                 ) -> None:
+        self.address = address
+        self.timeout = timeout
+        self.max_idle = max_idle
+        self.secret = secret
+        self.deadlines = deadlines
+        self.pool_size = pool_size
+        self.on_hello = on_hello
+        self.clock_offset = 0.0  # seconds, as measured by the latest Hello
+        # Guards ``_idle`` (idle connections, most recently used last) and ``_open``
+        # (connections open, idle or in use): never more than ``pool_size``. Also
+        # ``_waits``, how many times a checkout found the pool full and waited, and
+        # ``_waiting``, the checkouts waiting now. ``_freed`` is notified whenever a
+        # connection comes back or closes while one waits. (``with self._lock``, not the
+        # Condition: its ``__enter__`` is a Python call, and this runs twice a request.)
+        self._lock = threading.Lock()
+        self._freed = threading.Condition(self._lock)
+        self._idle: collections.deque[Connection] = collections.deque()
+        self._open = 0
+        self._waits = 0
+        self._waiting = 0
+
+    def call(self, op: str | InternalOp, args: dict | None = None, session: str | None = None,
+             read: bool = False) -> dict:
+        """Send one request and return its ``result``; error replies raise ``ApiError``."""
+        return result_of(self._decode(self._send(op, args, session, read)))
+
+    def call_raw(self, op: str | InternalOp, args: dict | None = None,
+                 session: str | None = None, read: bool = False) -> RawResult:
+        """Like ``call``, but the result stays encoded, for a frontend to pass on as it is.
+
+        A reply our own ``Service`` wrote to a request without an id is spliced,
+        not parsed; anything else is decoded and checked as in ``call``.
+        """
+        line = self._send(op, args, session, read)
+        if line.startswith(OK_PREFIX) and line.endswith(NO_ID_SUFFIX):
+            return RawResult(line[len(OK_PREFIX):-len(NO_ID_SUFFIX)])
+        return RawResult(encode_value(result_of(self._decode(line))))
+
+    def _send(self, op: str | InternalOp, args: dict | None, session: str | None,
+              read: bool) -> bytes:
+        keyed = False
+        if isinstance(op, InternalOp):
+            op, read, keyed = op.name, op.read, op.keyed
+        return self.exchange(self._payload(op, args, session), read, keyed)
+
+    def _payload(self, op: str, args: dict | None,
+                 session: str | None) -> Callable[[], bytes]:
+        """The request line, built anew for each attempt (each with its own deadline)."""
+        message = envelope(op, args, session)
+        if not self.deadlines:
+            payload = encode(message)
+            return lambda: payload
+
+        def stamped() -> bytes:
+            message["deadline"] = round(time.time() + self.clock_offset
+                                        + self.timeout * DEADLINE_SHARE, 3)
+            return encode(message)
+        return stamped
+
+    def exchange(self, payload: Callable[[], bytes], read: bool = False,
+                 keyed: bool = False) -> bytes:
+        """Send the request line ``payload()`` makes and return the reply line; a read or
+        a keyed write whose reply is lost is sent once more (see the class doc)."""
+        for attempt in (1, 2):
+            try:
+                conn = self._checkout(peek=not read or attempt == 2)
+            except ApiError:
+                if attempt == 1 or read:
+                    raise
+                raise self._no_answer(read) from None  # the first send may have been applied
+            try:
+                line = conn.exchange(payload())
+            except ApiError as exc:  # too_large: a bug, since every reply is bounded
+                self._discard(conn)
+                log.error("%s sent a reply over %d bytes: %s", self._name(), MAX_LINE, exc)
+                raise ApiError("internal", "A reply inside the marketplace was too large.") \
+                    from None
+            except (OSError, ConnectionError) as exc:
+                self._discard(conn)
+                if (read or keyed) and attempt == 1:
+                    continue
+                log.warning("%s did not answer: %s", self._name(), exc)
+                raise self._no_answer(read) from None
+            self._checkin(conn)
+            return line
+        raise AssertionError("unreachable")
+
+    def _no_answer(self, read: bool) -> NoAnswer:
+        if read:
+            return NoAnswer("unavailable", f"{self.peer} did not answer in time; "
+                                           "nothing was changed; try again.")
+        return NoAnswer("deadline_exceeded", f"{self.peer} did not answer in time; the "
+                                             "change may or may not have been made.")
+
+    exact = False  # decode fractions as Decimal (True) or float
+    peer = "The marketplace's storage"  # what the messages below call the server
+
+    def _decode(self, line: bytes) -> dict:
+        try:
+            return decode(line, exact=self.exact)
+        except ApiError:
+            log.warning("%s sent a garbled reply", self._name())
+            raise NoAnswer("unavailable", f"{self.peer} sent a garbled reply; "
+                                          "try again.") from None
+
+    def _checkout(self, peek: bool = True) -> Connection:
+        """An idle live connection, else a new one if the pool has room, else wait for either.
+
+        Without ``peek``, an idle connection is taken without looking whether the server
+        closed it (for a read's first try: a closed one fails and the read is sent again,
+        peeking). A peek is a system call, and every system call hands the GIL over: under
+        load it cost a frontend more than the rest of taking a connection.
+        """
+        deadline = time.monotonic() + self.timeout
+        with self._lock:
+            while True:
+                while self._idle:
+                    conn = self._idle.pop()
+                    if not peek or not conn.looks_closed():
+                        return conn
+                    conn.close()
+                    self._open -= 1
+                if self.pool_size is None or self._open < self.pool_size:
+                    self._open += 1
+                    break
+                self._waits += 1
+                self._waiting += 1
+                freed = self._freed.wait(deadline - time.monotonic())
+                self._waiting -= 1
+                if not freed:
+                    raise ApiError("unavailable", "The server is too busy right now; nothing "
+                                                  "was changed; try again.")
+        try:
+            conn = Connection(self.address, self.timeout)
+            hello = self._greet(conn) if self.secret or self.on_hello else {}
+        except (OSError, ConnectionError, ApiError) as exc:
+            self._closed()
+            log.warning("cannot reach %s: %s", self._name(), exc)
+            raise ApiError("unavailable", f"{self.peer} is unreachable; nothing "
+                                          "was changed; try again.") from None
+        if self.on_hello is not None:
+            try:
+                self.on_hello(hello, self.clock_offset, lambda: self._hello(conn))
+            except ApiError:
+                self._checkin(conn)
+                raise
+        return conn
+
+    def _greet(self, conn: Connection) -> dict:
+        """Say ``Hello`` on a new connection, measure the server's clock from its ``time``,
+        and answer its challenge with an HMAC of the shared secret (never the secret)."""
+        sent = time.time()
+        hello = self._hello(conn)
+        if type(hello.get("time")) in (int, float):
+            self.clock_offset = hello["time"] - (sent + time.time()) / 2
+        if self.secret is not None:
+            proof = auth_proof(self.secret, bytes.fromhex(hello.get("challenge", "")))
+            result_of(decode(conn.exchange(encode({"op": "Authenticate",
+                                                   "args": {"proof": proof}})), exact=False))
+        return hello
+
+    @staticmethod
+    def _hello(conn: Connection) -> dict:
+        return result_of(decode(conn.exchange(encode({"op": "Hello"})), exact=False))
+
+    def _checkin(self, conn: Connection) -> None:
+        with self._lock:
+            if len(self._idle) < self.max_idle:
+                self._idle.append(conn)
+                if self._waiting:
+                    self._freed.notify()
+                return
+        self._discard(conn)
+
+    def _discard(self, conn: Connection) -> None:
+        conn.close()
+        self._closed()
+
+    def _closed(self) -> None:
+        with self._lock:
+            self._open -= 1
+            if self._waiting:
+                self._freed.notify()
+
+    def pool_stats(self) -> dict[str, int | None]:
+        """For ``Stats``: the cap (None: no cap), connections open and in use, and how
+        many times a request found every connection in use and waited (a request woken
+        only to find them taken again waits, and counts, once more)."""
+        with self._lock:
+            return {"size": self.pool_size, "open": self._open,
+                    "in_use": self._open - len(self._idle), "waits": self._waits}
+
+    def _name(self) -> str:
+        return "%s:%d" % self.address
+
+    def close(self) -> None:
+        while True:
+            with self._lock:
+                if not self._idle:
+                    return
+                conn = self._idle.pop()
+            self._discard(conn)
+
+
+def auth_proof(secret: bytes, challenge: bytes) -> str:
+    """What proves knowledge of ``secret`` for one ``challenge``: HMAC-SHA256, hex."""
+    return hmac.new(secret, challenge, hashlib.sha256).hexdigest()
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    """'HOST:PORT' (or '[v6]:PORT') -> (host, port)."""
+    host, sep, port = text.rpartition(":")
+    if not (sep and port.isascii() and port.isdigit() and int(port) <= 65535):
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
+    return host.strip("[]") or DEFAULT_HOST, int(port)

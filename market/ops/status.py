@@ -1,0 +1,125 @@
+"""What ./status.sh prints: each service of a run directory, asked for its ``Stats``.
+
+``python3 -m market.ops.status [--json] [--secret-file FILE] NAME=PID=ADDRESS ...``
+(PID and ADDRESS empty for a service that is not running). Each running
+service gets one ``Stats`` request (the databases after proving the secret);
+nothing is changed. The rates leave out ``Stats`` requests themselves, so that
+watching a service does not show up as its load. Exit status 0 only when
+every service answered.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from market.config import STATUS_TIMEOUT
+from market.net.client import Client, parse_address
+from market.net.server import read_secret
+from protocol import ApiError
+
+DATABASES = ("product_db", "customer_db")
+COLUMNS = ("NAME", "PID", "ADDRESS", "STATE", "UPTIME", "OK/S", "ERRORS", "P99", "CONNS",
+           "MEMORY")
+
+
+def service_status(name: str, pid: str, address: str, secret: bytes | None) -> dict[str, Any]:
+    """One service's row: "up" with its figures, "down" (not running) or "no answer"
+    (running, but ``Stats`` did not come back; ``error`` says why)."""
+    row: dict[str, Any] = {"name": name, "pid": int(pid) if pid else None,
+                           "address": address or None, "state": "down"}
+    if not pid:
+        return row
+    row["state"] = "no answer"
+    try:
+        client = Client(parse_address(address), STATUS_TIMEOUT,
+                        secret=secret if name in DATABASES else None)
+    except argparse.ArgumentTypeError:
+        row["error"] = "its address file is missing or unreadable"
+        return row
+    try:
+        stats = client.call("Stats")
+    except ApiError as error:
+        row["error"] = f"{error.code}: {error.message}"
+        return row
+    finally:
+        client.close()
+    row.update(state="up", **summary(stats), stats=stats)
+    return row
+
+
+def summary(stats: dict[str, Any]) -> dict[str, Any]:
+    """The figures of a row, from one ``Stats`` reply: ok requests per second and the
+    errors by code over the last minute, and the p99 latency of all requests in it."""
+    ok = 0
+    errors: dict[str, int] = {}
+    for op, outcomes in stats["ops_last_60s"].items():
+        if op == "Stats":
+            continue
+        for outcome, count in outcomes.items():
+            if outcome == "ok":
+                ok += count
+            else:
+                errors[outcome] = errors.get(outcome, 0) + count
+    window = stats["window_s"]
+    return {"uptime_s": stats["uptime_s"], "ok_per_s": round(ok / window, 2) if window else 0.0,
+            "errors": sum(errors.values()), "errors_by_code": errors,
+            "p99_ms": stats["latency_last_60s"]["p99_ms"], "connections": stats["connections"],
+            "rss_bytes": stats["rss_bytes"]}
+
+
+def table_row(row: dict[str, Any]) -> tuple[str, ...]:
+    shown = (row["name"], str(row["pid"] or "-"), row["address"] or "-", row["state"])
+    if row["state"] != "up":
+        return shown + ("-",) * (len(COLUMNS) - len(shown))
+    p99 = row["p99_ms"]
+    return shown + (duration(row["uptime_s"]), f"{row['ok_per_s']:.1f}", str(row["errors"]),
+                    "-" if p99 is None else f"{p99:.1f} ms",
+                    "{open}/{max}".format(**row["connections"]), mebibytes(row["rss_bytes"]))
+
+
+def duration(seconds: float) -> str:
+    """3d 4h, 4h 5m, 5m 6s or 6s."""
+    seconds = int(seconds)
+    days, hours = divmod(seconds // 3600, 24)
+    minutes, seconds = divmod(seconds % 3600, 60)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes}m"
+    return f"{minutes}m {seconds}s" if minutes else f"{seconds}s"
+
+
+def mebibytes(count: int | None) -> str:
+    return "-" if count is None else f"{count / 2 ** 20:.1f} MiB"
+
+
+def print_table(rows: list[dict[str, Any]]) -> None:
+    lines = [COLUMNS] + [table_row(row) for row in rows]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(COLUMNS))]
+    for line in lines:
+        print("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip())
+    for row in rows:
+        if "error" in row:
+            print(f"{row['name']}: {row['error']}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python3 -m market.ops.status",
+                                     description="Ask each service for its Stats (status.sh).")
+    parser.add_argument("--json", action="store_true", help="print JSON, not a table")
+    parser.add_argument("--secret-file", default="", help="the deployment's secret")
+    parser.add_argument("services", nargs="*", metavar="NAME=PID=ADDRESS")
+    args = parser.parse_args(argv)
+    secret = read_secret(args.secret_file)
+    rows = [service_status(*entry.split("=", 2), secret) for entry in args.services]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        print_table(rows)
+    sys.exit(0 if all(row["state"] == "up" for row in rows) else 1)
+
+
+if __name__ == "__main__":
+    main()
