@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from market.cli import prompts
-from market.cli.client import CliError
+from market.errors import CliError
 from market.cli.commands import MORE, Arg, Command, read_whole, read_words
 from market.cli.shell import SessionHooks, Shell, cli_main
 from market.cli.views import items_table, money, rating_text, table

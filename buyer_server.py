@@ -10,11 +10,16 @@ import datetime
 import threading
 import time
 
-from market.config import CART_MAX, DEFAULT_BUYER_FRONTEND_PORT, DEFAULT_SETTLE_AFTER
+from market.config import (
+    CART_MAX,
+    DEFAULT_BUYER_FRONTEND_PORT,
+    DEFAULT_SETTLE_AFTER,
+    MAX_LINE,
+)
 from market.customer import api as customer_api
 from market.customer.purchases import PurchaseState
 from market.customer.votes import VoteState
-from market.database.service import FINAL_ERRORS
+from market.errors import FINAL_ERRORS, NoAnswer
 from market.fields import (
     CATEGORY,
     ITEM_ID,
@@ -28,12 +33,13 @@ from market.fields import (
 )
 from market.frontend.service import Frontend, PasswordHasher, frontend_main
 from market.frontend.settling import Settler
-from market.net.client import Client, NoAnswer
+from market.net.client import Client
+from market.net.flags import env_default
 from market.net.internal import InternalOp
-from market.net.server import Op, Request, env_default
+from market.net.service import Op, Request
 from market.paging import CURSOR, PAGE_LIMIT, page_args
 from market.product import api as product_api
-from protocol import MAX_LINE, ApiError, Omittable, RawResult, Str
+from protocol import ApiError, Omittable, RawResult, Str
 
 # Only the type is checked here: any string the card check refuses is ``conflict``
 # ("card rejected"), as the contract says, not ``bad_request``.

@@ -32,7 +32,8 @@ from market.customer.ratings import seller_rating
 from market.customer.votes import Thumb, Vote, Votes
 from market.database.service import Database, database_main, database_parser
 from market.keys import KeyedOutcomes, step_key
-from market.net.server import Request, env_default
+from market.net.flags import env_default
+from market.net.service import Request
 from market.replication.feed import ChangeFeed
 from market.replication.leases import Leases, lease_length
 from protocol import ApiError, RawResult

@@ -135,7 +135,7 @@ from bench.report import (
 )
 from bench.target import Target, parse_target
 from market.config import PAGE_LIMIT_DEFAULT
-from market.net.server import read_secret
+from market.net.secret import read_secret
 
 DEFAULT_SCENARIOS = "1x1,10x10,100x100"
 FULL = {"scenarios": DEFAULT_SCENARIOS, "ops": 1000, "runs": 10}

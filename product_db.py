@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 from market.config import DEFAULT_PRODUCT_DB_PORT, FEED_PAGE, RESERVATION_TTL
 from market.database.service import Database, database_main, database_parser
-from market.net.server import Request
+from market.net.service import Request
 from market.product import api
 from market.product.catalog import Catalog, Item, item_result
 from market.product.reservations import Reservations, ReservationState, Taken

@@ -24,13 +24,14 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-MAX_LINE = 1 << 20  # bytes of JSON on one line, not counting the newline
+from market.config import MAX_ECHO_DEPTH, MAX_LINE
 
 # -- errors -----------------------------------------------------------------
 
 ERROR_CODES = frozenset({
     "bad_request", "unknown_op", "auth_failed", "invalid_session", "forbidden",
-    "not_found", "conflict", "too_large", "unavailable", "deadline_exceeded", "internal",
+    "not_found", "conflict", "too_large", "unavailable", "deadline_exceeded",
+    "resource_exhausted", "internal",
 })
 
 
@@ -194,9 +195,6 @@ def _has_lone_surrogate(value: Any) -> bool:
     if isinstance(value, list):
         return any(_has_lone_surrogate(v) for v in value)
     return False
-
-
-MAX_ECHO_DEPTH = 100  # nesting levels of a value echoed back (``id``)
 
 
 def json_safe(value: Any, depth: int = 0) -> Any:

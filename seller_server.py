@@ -17,7 +17,7 @@ from market.fields import (
     QUANTITY,
 )
 from market.frontend.service import Frontend, frontend_main
-from market.net.server import Op, Request
+from market.net.service import Op, Request
 from market.paging import CURSOR, PAGE_LIMIT, page_args
 from market.product import api as product_api
 from protocol import RawResult

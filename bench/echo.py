@@ -2,7 +2,9 @@
 
 Built from the marketplace's own ``Server`` and ``Client``: the relay forwards
 every request to the echo over pooled persistent connections, and the echo
-answers every op at once with a small fixed result. ``python3 -m bench.echo
+answers every op at once with a small fixed result. Both answer ``Stats`` themselves,
+through the ``Service`` path like every service (the benchmark reads their ``cpu_s``),
+and only ``Stats``: one comparison in front of the echo. ``python3 -m bench.echo
 echo|relay ECHO_ADDRESS`` serves one part; ``start_echo_chain`` starts both.
 """
 from __future__ import annotations
@@ -13,7 +15,9 @@ from typing import Any
 
 from bench.deploy import Deployment
 from market.net.client import Client, parse_address
-from market.net.server import Peer, Service, serve, service_parser
+from market.net.flags import service_parser
+from market.net.server import serve
+from market.net.service import Peer, Service
 from market.ops.launch import ServiceProcess
 from protocol import json_safe
 
@@ -22,16 +26,19 @@ ECHO_RESULT = {"session": "echo", "seller_id": 1, "buyer_id": 1, "item_id": 1}
 
 
 class EchoService(Service):
-    """Answers every op at once with ``ECHO_RESULT``."""
+    """Answers every op at once with ``ECHO_RESULT``, but ``Stats`` (its own)."""
 
     name = "echo"
 
     def dispatch(self, message: dict, peer: Peer | None = None) -> dict:
-        return ECHO_RESULT
+        if message.get("op") != "Stats":
+            return ECHO_RESULT
+        return super().dispatch(message, peer)
 
 
 class RelayService(Service):
-    """Forwards every request to the echo over pooled persistent connections."""
+    """Forwards every request to the echo over pooled persistent connections, but
+    ``Stats`` (answers its own)."""
 
     name = "relay"
 
@@ -40,8 +47,11 @@ class RelayService(Service):
         self.echo = echo
 
     def dispatch(self, message: dict, peer: Peer | None = None) -> dict:
-        return self.echo.call(str(message.get("op")), json_safe(message.get("args")),
-                              message.get("session"))
+        op = message.get("op")
+        if op != "Stats":
+            return self.echo.call(str(op), json_safe(message.get("args")),
+                                  message.get("session"))
+        return super().dispatch(message, peer)
 
 
 def start_echo_chain(logs: Path) -> Deployment:

@@ -21,6 +21,7 @@ DEFAULT_BUYER_FRONTEND_PORT = 8002
 DEFAULT_IDLE_TIMEOUT = 600.0  # seconds a connection may stay idle before it is closed
 DEFAULT_READ_TIMEOUT = 30.0  # seconds a started request line (or a reply) may take
 DEFAULT_MAX_CONNECTIONS = 1024  # connections served at once, one thread each
+LISTEN_BACKLOG = 1024  # connection attempts queued (contract §6: bursts of 1,000)
 DEFAULT_LOG_LEVEL = "INFO"
 
 # -- starting and stopping a service ----------------------------------------------------
@@ -31,6 +32,11 @@ STOP_GRACE = 5  # seconds between TERM and KILL (stop_all.sh, tests): more than 
 # -- frontends and their databases ----------------------------------------------------
 DEFAULT_DB_TIMEOUT = 5.0  # seconds a frontend waits for a database
 DEFAULT_DB_POOL = 64  # connections a frontend keeps at most to each database
+# A database must apply a request within this share of the frontend's wait; the rest leaves
+# time for the reply to arrive before the frontend gives up.
+DEADLINE_SHARE = 0.75
+CLOCK_SKEW_WARNING = 1.0  # seconds a database's clock may be off before a frontend warns
+SETTLE_BATCH = 1000  # ids per settling round trip (well under MAX_LINE)
 DEFAULT_SETTLE_AFTER = 10  # seconds a reservation is held before the verdict is asked
 HASH_COST_MIN, HASH_COST_MAX = 10, 20  # scrypt's n is 2 ** cost
 DEFAULT_HASH_COST = 14  # ~50 ms and 16 MiB per hash
@@ -52,12 +58,17 @@ FEED_PAGE = 2000  # entries of a snapshot page at most (each page also under PAG
 
 # -- how long the databases remember what a resend may ask about -----------------------
 KEY_TTL = 600.0  # an idempotency key's outcome (contract §11: 10 minutes)
+CLIENT_KEY_LENGTH = 64  # the longest idempotency key a client may send (contract §11)
+FRONTEND_KEY_LENGTH = 72  # a frontend's own keys: longer than any client's
 FRONTEND_KEY_TTL = 60.0  # the outcome of a frontend's own key (its one resend comes in seconds)
 VOTE_TTL = 600.0  # a vote key's verdict (counted or refused)
 RESERVATION_TTL = 120.0  # a settled reservation
+SNAPSHOT_EVERY = 100_000  # journal records between two snapshots of a data directory
 CANCELLED_TTL = 120.0  # a cancelled purchase id
 
 # -- the contract's limits -----------------------------------------------------------
+MAX_LINE = 1 << 20  # bytes of JSON on one line, not counting the newline
+MAX_ECHO_DEPTH = 100  # nesting levels of a value echoed back (a request's ``id``)
 PRICE_MAX_DOLLARS = 1_000_000
 QUANTITY_MAX = 1_000_000  # units of one item
 CART_MAX = 1000  # distinct items in one cart

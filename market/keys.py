@@ -26,12 +26,15 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
-from market.config import FRONTEND_KEY_TTL, KEY_TTL
+from market.config import (
+    CLIENT_KEY_LENGTH,
+    FRONTEND_KEY_LENGTH,
+    FRONTEND_KEY_TTL,
+    KEY_TTL,
+)
 from protocol import ApiError, Str, Validator
 
 _KEY_CHARACTERS = re.compile(r"[A-Za-z0-9_-]+")
-CLIENT_KEY_LENGTH = 64  # the longest key a client may send (contract §11)
-FRONTEND_KEY_LENGTH = 72  # a frontend's own keys: longer than any client's
 
 
 @dataclass

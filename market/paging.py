@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Callable, Sequence, TypeVar
 
-from market.config import PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX
-from protocol import MAX_LINE, ApiError, Int, Omittable, Str
+from market.config import MAX_LINE, PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX
+from protocol import ApiError, Int, Omittable, Str
 
 # Bytes of entries in one page. A page may pass it by its last entry, at most
 # the largest single entry (a purchase of 1,000 lines, under 300 KiB), so a

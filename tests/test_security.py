@@ -18,7 +18,7 @@ import customer_db
 from buyer_server import BuyerFrontend
 from market.customer.accounts import Role
 from market.net.internal import InternalOp
-from market.net.server import Op, Service
+from market.net.service import Op, Service
 from protocol import ApiError
 
 PASSWORD = "Zq9-s3cret-Pa55"

@@ -29,8 +29,17 @@ from __future__ import annotations
 from typing import Callable
 
 from market.config import CLI_TIMEOUT
+from market.errors import (
+    TRANSIENT_ERRORS,
+    CliError,
+    NoAnswer,
+    NotSent,
+    SessionEnded,
+    Unsure,
+    WrongServer,
+)
 from market.keys import fresh_key
-from market.net.client import Client, Connection, NoAnswer
+from market.net.client import Client, Connection
 from protocol import ApiError, encode, envelope, result_of
 
 SERVICE_NAMES = {"seller": "seller frontend", "buyer": "buyer frontend",
@@ -47,24 +56,9 @@ def new_key(op: str) -> str | None:
     return fresh_key() if op in WRITES else None
 
 
-class CliError(Exception):
-    """One sentence to tell the person; the CLI then goes on with the next command."""
 
 
-class WrongServer(CliError):
-    """The server is not a frontend of this CLI's role: the CLI stops (exit status 2)."""
 
-
-class SessionEnded(CliError):
-    """The frontend no longer knows the session (it ended or timed out)."""
-
-
-class Unsure(CliError):
-    """A write was sent, and no frontend could tell whether it took effect."""
-
-
-class NotSent(ApiError):
-    """The frontend could not be reached, so the request never left this process."""
 
 
 class CliClient(Client):
@@ -180,7 +174,7 @@ class Frontends:
                 except NoAnswer as failure:
                     lost = failure
                 except ApiError as error:
-                    if error.code not in ("unavailable", "deadline_exceeded"):
+                    if error.code not in TRANSIENT_ERRORS:
                         raise  # the outcome
                     answer = error
                     if error.code == "deadline_exceeded":

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Callable
 
-from market.cli.client import CliError
 from market.cli.views import table
+from market.errors import CliError
 from protocol import ApiError, Int, Omittable, OneOf, Price, Validator, json_safe
 
 if TYPE_CHECKING:

@@ -10,16 +10,8 @@ from __future__ import annotations
 import getpass
 from typing import Callable
 
-from market.cli.client import CliError
-
 YES, NO = ("y", "yes"), ("n", "no", "")
 
-
-class Cancelled(CliError):
-    """Ctrl-C, Ctrl-D or an empty answer at a question: the command at hand is dropped."""
-
-    def __init__(self) -> None:
-        super().__init__("Cancelled.")
 
 
 def ask(question: str, secret: bool = False) -> str:
@@ -77,3 +69,4 @@ def use_readline(completions: Completer) -> Callable[[str], None]:
     readline.parse_and_bind("bind ^I rl_complete" if libedit else "tab: complete")
     readline.set_auto_history(False)
     return lambda line: readline.add_history(line) if line.strip() else None
+from market.errors import Cancelled

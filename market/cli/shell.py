@@ -21,14 +21,8 @@ import sys
 from typing import Any
 
 from market.cli import prompts
-from market.cli.client import (
-    CliError,
-    Frontends,
-    NotSent,
-    SessionEnded,
-    Unsure,
-    WrongServer,
-)
+from market.cli.client import Frontends
+from market.errors import CliError, NotSent, SessionEnded, Unsure, WrongServer
 from market.cli.commands import HELP_WORDS, QUIT_WORDS, Arg, Command, CommandSet, menu
 from market.config import DEFAULT_HOST
 from market.fields import PASSWORD, USERNAME

@@ -24,34 +24,28 @@ import time
 from decimal import Decimal
 from typing import Any, Callable, Iterator
 
+from market.errors import FINAL_ERRORS, JournalError
 from market.fields import SECRET_PROOF
 from market.keys import KeyedOutcomes
-from market.net.client import auth_proof
-from market.net.internal import CLAIM_MARKET, FOLLOW, InternalOp
-from market.net.server import (
-    ENVELOPE_FIELDS,
-    Op,
-    Peer,
-    Request,
-    Service,
+from market.net.flags import (
     configure_logging,
     env_default,
     exit_at_start,
     is_loopback,
-    read_secret,
-    serve,
     service_parser,
 )
+from market.net.internal import CLAIM_MARKET, FOLLOW, InternalOp
+from market.net.secret import proof as auth_proof
+from market.net.secret import read_secret
+from market.net.server import serve
+from market.net.service import ENVELOPE_FIELDS, Op, Peer, Request, Service
 from market.replication.feed import ChangeFeed
 from market.storage import formats
-from market.storage.journal import Journal, JournalError, read_saved
+from market.storage.journal import Journal, read_saved
 from protocol import ApiError, RawResult
 
 log = logging.getLogger("market.database.service")
 
-# Errors that are a keyed write's verdict, so a resend with its key gets them again
-# (``unavailable`` and ``invalid_session`` are not: they say nothing about the write).
-FINAL_ERRORS = frozenset({"bad_request", "not_found", "forbidden", "conflict"})
 
 
 class Recent:

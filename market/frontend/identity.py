@@ -31,11 +31,12 @@ import threading
 from dataclasses import dataclass
 from typing import Callable
 
+from market.config import CLOCK_SKEW_WARNING
+from market.errors import NotOneMarket
 from market.net.client import Client
 from market.net.internal import CLAIM_MARKET, HELLO
 from protocol import ApiError
 
-CLOCK_SKEW_WARNING = 1.0  # seconds
 DATABASES = ("customer", "product")  # the order of claims
 
 log = logging.getLogger("market.frontend.identity")
@@ -94,9 +95,6 @@ MISMATCH = ("this frontend refuses every request: its databases do not belong to
             "start a new, empty market instead, start both databases on fresh data "
             "directories (README: 'One market, one identity')")
 
-
-class NotOneMarket(ApiError):
-    """``unavailable``: the databases belong to different markets (logged already)."""
 
 
 def refusal() -> NotOneMarket:

@@ -32,22 +32,15 @@ from market.config import (
 )
 from market.customer import api as customer_api
 from market.customer.ratings import RatingsCopy
-from market.fields import CREDENTIALS
+from market.fields import CREDENTIALS, LOGIN_CREDENTIALS
 from market.frontend.identity import MarketCheck
 from market.keys import OWN_KEY_FINGERPRINT, fingerprint, frontend_key, step_key
 from market.net.client import Client, parse_address
+from market.net.flags import configure_logging, env_default, service_parser
 from market.net.internal import FOLLOW
-from market.net.server import (
-    ENVELOPE_FIELDS,
-    Op,
-    Request,
-    Service,
-    configure_logging,
-    env_default,
-    read_secret,
-    serve,
-    service_parser,
-)
+from market.net.secret import read_secret
+from market.net.server import serve
+from market.net.service import ENVELOPE_FIELDS, Op, Request, Service
 from market.product.catalog import Catalog
 from market.replication.feed import Follower
 from market.replication.leases import SessionCache
@@ -131,7 +124,7 @@ class Frontend(Service):
         self.ops.update({
             "CreateAccount": Op(self.create_account, CREDENTIALS, needs_session=False,
                                 keyed=True),
-            "Login": Op(self.login, CREDENTIALS, needs_session=False),
+            "Login": Op(self.login, LOGIN_CREDENTIALS, needs_session=False),
             "Logout": Op(self.logout),
             **self.role_ops(),
         })

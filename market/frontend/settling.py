@@ -22,6 +22,7 @@ import logging
 import time
 from typing import Callable
 
+from market.config import SETTLE_BATCH
 from market.customer import api as customer_api
 from market.net.client import Client
 from market.net.internal import InternalOp
@@ -30,7 +31,6 @@ from protocol import ApiError
 
 log = logging.getLogger("market.frontend.settling")
 
-SETTLE_BATCH = 1000  # ids per settling round trip (well under 1 MiB)
 
 
 class Settler:

@@ -14,19 +14,18 @@ from __future__ import annotations
 
 import argparse
 import collections
-import hashlib
-import hmac
 import logging
 import socket
 import threading
 import time
 from typing import Callable
 
-from market.config import DEFAULT_DB_TIMEOUT, DEFAULT_HOST
+from market.config import DEADLINE_SHARE, DEFAULT_DB_TIMEOUT, DEFAULT_HOST, MAX_LINE
+from market.errors import NoAnswer
 from market.net.internal import InternalOp
+from market.net.secret import proof as secret_proof
 from market.net.sockets import set_socket_timeout
 from protocol import (
-    MAX_LINE,
     NO_ID_SUFFIX,
     OK_PREFIX,
     ApiError,
@@ -38,10 +37,6 @@ from protocol import (
     read_line,
     result_of,
 )
-
-# A database must apply a request within this share of the frontend's wait;
-# the rest leaves time for the reply to arrive before the frontend gives up.
-DEADLINE_SHARE = 0.75
 
 log = logging.getLogger("market.net.client")
 # MSG_PEEK | MSG_DONTWAIT once: an IntFlag's | is a Python call, and this runs per request.
@@ -89,11 +84,6 @@ class Connection:
         except OSError:
             pass
 
-
-class NoAnswer(ApiError):
-    """No reply came to a request that was sent: ``unavailable`` for a read (nothing
-    changed), ``deadline_exceeded`` for a write (it may or may not have been applied;
-    a database that did answer ``unavailable`` applied nothing)."""
 
 
 class Client:
@@ -282,7 +272,7 @@ class Client:
         if type(hello.get("time")) in (int, float):
             self.clock_offset = hello["time"] - (sent + time.time()) / 2
         if self.secret is not None:
-            proof = auth_proof(self.secret, bytes.fromhex(hello.get("challenge", "")))
+            proof = secret_proof(self.secret, bytes.fromhex(hello.get("challenge", "")))
             result_of(decode(conn.exchange(encode({"op": "Authenticate",
                                                    "args": {"proof": proof}})), exact=False))
         return hello
@@ -329,10 +319,6 @@ class Client:
                 conn = self._idle.pop()
             self._discard(conn)
 
-
-def auth_proof(secret: bytes, challenge: bytes) -> str:
-    """What proves knowledge of ``secret`` for one ``challenge``: HMAC-SHA256, hex."""
-    return hmac.new(secret, challenge, hashlib.sha256).hexdigest()
 
 
 def parse_address(text: str) -> tuple[str, int]:

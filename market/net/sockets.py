@@ -11,7 +11,8 @@ import socket
 import struct
 import time
 
-from protocol import MAX_LINE, too_large
+from market.config import MAX_LINE
+from protocol import too_large
 
 RECV_SIZE = 1 << 16
 

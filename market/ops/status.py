@@ -16,7 +16,7 @@ from typing import Any
 
 from market.config import STATUS_TIMEOUT
 from market.net.client import Client, parse_address
-from market.net.server import read_secret
+from market.net.secret import read_secret
 from protocol import ApiError
 
 DATABASES = ("product_db", "customer_db")

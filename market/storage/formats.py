@@ -26,7 +26,8 @@ import os
 import shutil
 from typing import Any, Callable
 
-from market.storage.journal import JOURNAL_NAME, SNAPSHOT_NAME, JournalError, read_saved
+from market.errors import JournalError
+from market.storage.journal import JOURNAL_NAME, SNAPSHOT_NAME, read_saved
 
 CURRENT = 3
 FIRST = 1

@@ -20,6 +20,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from market.config import SNAPSHOT_EVERY
+from market.errors import JournalError
 from protocol import encode
 
 log = logging.getLogger("market.storage.journal")
@@ -28,9 +30,6 @@ log = logging.getLogger("market.storage.journal")
 JOURNAL_NAME = re.compile(r"journal-(\d+)\.jsonl")
 SNAPSHOT_NAME = "snapshot.json"
 
-
-class JournalError(Exception):
-    """The data directory cannot be loaded; the message names the file and line."""
 
 
 @dataclass
@@ -89,7 +88,7 @@ class Journal:
     it (group commit).
     """
 
-    def __init__(self, directory: str, snapshot_every: int = 100_000) -> None:
+    def __init__(self, directory: str, snapshot_every: int = SNAPSHOT_EVERY) -> None:
         os.makedirs(directory, mode=0o700, exist_ok=True)  # it holds hashes and tokens
         self.directory = directory
         self.snapshot_path = os.path.join(directory, SNAPSHOT_NAME)

@@ -5,7 +5,8 @@ import argparse
 
 import pytest
 
-from market.net.client import auth_proof, parse_address
+from market.net.client import parse_address
+from market.net.secret import proof as auth_proof
 
 
 @pytest.mark.parametrize("text, address", [

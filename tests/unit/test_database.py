@@ -8,8 +8,8 @@ import pytest
 
 from market.database import service as database
 from market.database.service import Database, Recent
-from market.net.client import auth_proof
-from market.net.server import Op, Peer, Request
+from market.net.secret import proof as auth_proof
+from market.net.service import Op, Peer, Request
 from protocol import ApiError, Int, decode
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from customer_db import CustomerDB
+from market.errors import JournalError
 from market.storage import formats
-from market.storage.journal import JournalError
 from product_db import ProductDB
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"

@@ -13,7 +13,7 @@ from market.keys import (
     frontend_key,
     is_frontends,
 )
-from market.net.server import Request
+from market.net.service import Request
 from protocol import ApiError
 
 KEY = "k" * 16

@@ -9,8 +9,9 @@ import threading
 import pytest
 
 from market.database.service import Database
-from market.net.server import Op
-from market.storage.journal import Journal, JournalError, read_saved
+from market.errors import JournalError
+from market.net.service import Op
+from market.storage.journal import Journal, read_saved
 
 
 @pytest.fixture

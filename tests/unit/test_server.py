@@ -5,14 +5,8 @@ import time
 
 import pytest
 
-from market.net.server import (
-    CONTRACT_VERSION,
-    READY,
-    Op,
-    Request,
-    Service,
-    parse_ready_line,
-)
+from market.net.server import READY, parse_ready_line
+from market.net.service import CONTRACT_VERSION, Op, Request, Service
 from protocol import ApiError, Int, RawResult, Str, decode
 
 # -- parse_ready_line ---------------------------------------------------------------

@@ -7,7 +7,6 @@ from decimal import Decimal
 import pytest
 
 from market import fields
-from market.cli.client import CliError
 from market.cli.commands import (
     MORE,
     Arg,
@@ -17,6 +16,7 @@ from market.cli.commands import (
     read_whole,
     read_words,
 )
+from market.errors import CliError
 
 PRICE_ARG = Arg("price", "Price in dollars, e.g. 17.50", fields.PRICE, read_price)
 QUANTITY_ARG = Arg("quantity", "Units for sale", fields.QUANTITY, read_whole)

@@ -1,0 +1,78 @@
+"""Every exception of the marketplace but the wire's own, and how each error code is treated.
+
+One module for all of them, as httpx's ``_exceptions.py``; the tree::
+
+    Exception
+      protocol.ApiError      a failure a client is told: a contract error code, one sentence
+        NoAnswer             sent, but no usable reply came (``market.net.client``):
+                             ``unavailable`` for a read, ``deadline_exceeded`` for a write
+        NotSent              the request never left: its server could not be reached
+        NotOneMarket         ``unavailable``: a frontend's two databases belong to
+                             different markets (logged for the operator already)
+      JournalError           a data directory cannot be loaded; the message names the
+                             file and line
+      CliError               one sentence for the person at a CLI, which then goes on
+        WrongServer          the server is not a frontend of the CLI's role (the CLI stops)
+        SessionEnded         the frontend no longer knows the session
+        Unsure               a write whose outcome no frontend could tell
+        Cancelled            the person cancelled the question at hand (Ctrl-C, Enter)
+
+Error replies become a reply line in one place (``market.net.service.Service.respond``);
+how each code is treated is decided here, once:
+
+- ``USER_ERRORS``: a user's ordinary mistake, counted and logged at DEBUG like a success
+  (contract §13); every other code (``too_large``, ``unavailable``, ``deadline_exceeded``,
+  ``internal``) is for an operator: WARNING and up.
+- ``FINAL_ERRORS``: a keyed write's verdict; a resend with the same key is told it again.
+- ``TRANSIENT_ERRORS``: nothing was changed, or the outcome is not known yet; the same
+  request may succeed later (at another frontend, or once a database answers).
+"""
+from __future__ import annotations
+
+from protocol import ApiError
+
+USER_ERRORS = frozenset({"bad_request", "unknown_op", "auth_failed", "invalid_session",
+                         "forbidden", "not_found", "conflict", "resource_exhausted"})
+FINAL_ERRORS = frozenset({"bad_request", "not_found", "forbidden", "conflict"})
+TRANSIENT_ERRORS = frozenset({"unavailable", "deadline_exceeded"})
+
+
+class NoAnswer(ApiError):
+    """No reply came to a request that was sent: ``unavailable`` for a read (nothing
+    changed), ``deadline_exceeded`` for a write (it may or may not have been applied;
+    a database that did answer ``unavailable`` applied nothing)."""
+
+
+class NotSent(ApiError):
+    """The server could not be reached, so the request never left this process."""
+
+
+class NotOneMarket(ApiError):
+    """``unavailable``: the databases belong to different markets (logged already)."""
+
+
+class JournalError(Exception):
+    """The data directory cannot be loaded; the message names the file and line."""
+
+
+class CliError(Exception):
+    """One sentence to tell the person; the CLI then goes on with the next command."""
+
+
+class WrongServer(CliError):
+    """The server is not a frontend of this CLI's role: the CLI stops (exit status 2)."""
+
+
+class SessionEnded(CliError):
+    """The frontend no longer knows the session (it ended or timed out)."""
+
+
+class Unsure(CliError):
+    """A write was sent, and no frontend could tell whether it took effect."""
+
+
+class Cancelled(CliError):
+    """Ctrl-C, Ctrl-D or an empty answer at a question: the command at hand is dropped."""
+
+    def __init__(self) -> None:
+        super().__init__("Cancelled.")
