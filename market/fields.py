@@ -6,10 +6,20 @@ validator or a pure function, used alike by the servers' validation and the
 CLIs' prompts (the numbers of its limits come from ``market.config``). Also
 the internal fields frontends and databases exchange, and money: cents
 inside, ``dollars`` on the wire.
+
+Names (section 15): a new username or item name is checked by ``Name`` (stored
+NFC, no bidi controls, no invisible characters, no whitespace at either end);
+names stored before that rule still pass the old one (``Str``) wherever a name
+is read back: a login, a purchase's lines. Usernames are told apart by
+``name_key`` (case-insensitively).
 """
 from __future__ import annotations
 
 import datetime
+import re
+import unicodedata
+from dataclasses import dataclass
+from typing import Any
 
 from market.config import (
     HASH_COST_MAX,
@@ -19,16 +29,86 @@ from market.config import (
     SEARCH_LIMIT_DEFAULT,
     SEARCH_LIMIT_MAX,
 )
-from protocol import ExactDollars, Hex, Int, Keywords, Omittable, OneOf, Price, Str
+from protocol import (
+    ApiError,
+    ExactDollars,
+    Hex,
+    Int,
+    Keywords,
+    Omittable,
+    OneOf,
+    Price,
+    Str,
+    Validator,
+)
+
+# -- names people can trust (section 15) -------------------------------------------
+
+# Bidi controls: they reorder what follows ("\u202enimda" shows as "admin").
+BIDI_CONTROLS = frozenset(map(chr, (0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F),
+                                    *range(0x2066, 0x206A))))
+# Invisible characters: "bob\u200b" looks exactly like "bob".
+INVISIBLE = frozenset(map(chr, (0x00AD, 0x200B, 0x200C, 0x200D, 0x2060, 0xFEFF)))
+# What a new name may not hold besides control characters; what the CLIs escape in an old one.
+HIDDEN = BIDI_CONTROLS | INVISIBLE
+_REFUSED_IN_NAMES = re.compile("[\x00-\x1f\x7f-\x9f" + "".join(sorted(HIDDEN)) + "]")
+
+
+def code_point(char: str) -> str:
+    """'U+202E (RIGHT-TO-LEFT OVERRIDE)'; a control character has no name of its own."""
+    return f"U+{ord(char):04X} ({unicodedata.name(char, '') or 'a control character'})"
+
+
+def name_key(name: str) -> str:
+    """What tells usernames apart: NFC, case folded (NFC again: folding may undo it).
+    'Bob', 'BOB' and 'bob' share one key, and so do 'e\u0301' and '\u00e9'."""
+    return unicodedata.normalize("NFC", unicodedata.normalize("NFC", name).casefold())
+
+
+@dataclass
+class Name(Validator):
+    """A new username or item name -> NFC (section 15): 1 to 32 characters once normalised;
+    no control characters, bidi controls or invisible characters (the message names the
+    first by its code point); not whitespace only, and no whitespace at either end."""
+
+    min_len: int = 1
+    max_len: int = 32
+
+    def __call__(self, name: str, value: Any) -> str:
+        if not isinstance(value, str):
+            raise self.fail(name, self.what())
+        text = unicodedata.normalize("NFC", value)
+        if not self.min_len <= len(text) <= self.max_len:
+            raise self.fail(name, self.what())
+        refused = _REFUSED_IN_NAMES.search(text)
+        if refused:
+            raise ApiError("bad_request",
+                           f"'{name}' must not contain {code_point(refused.group())}.")
+        if text.isspace():
+            raise ApiError("bad_request", f"'{name}' must not be whitespace only.")
+        for where, char in (("begins", text[0]), ("ends", text[-1])):
+            if char.isspace():
+                raise ApiError("bad_request", f"'{name}' must not begin or end with "
+                                              f"whitespace, and {where} with {code_point(char)}.")
+        return text
+
+    def what(self) -> str:
+        return f"a string of {self.min_len} to {self.max_len} characters"
+
 
 # -- what users send ----------------------------------------------------------
 
-USERNAME = Str(1, 32)
+USERNAME = Name(1, 32)  # a new account's name (CreateAccount)
+# A name to log in with: the rule before section 15 (1-32 characters, no control
+# characters), which every stored name keeps; matched by ``name_key`` where unambiguous.
+LOGIN_USERNAME = Str(1, 32)
 PASSWORD = Str(1, 128, no_control=False)
-CREDENTIALS = {"username": USERNAME, "password": PASSWORD}
+CREDENTIALS = {"username": USERNAME, "password": PASSWORD}  # CreateAccount
+LOGIN_CREDENTIALS = {"username": LOGIN_USERNAME, "password": PASSWORD}  # Login
 ITEM_ID = Int(1)
 SELLER_ID = Int(1)
-ITEM_NAME = Str(1, 32)
+ITEM_NAME = Name(1, 32)  # a new item's name (RegisterItemForSale)
+STORED_ITEM_NAME = Str(1, 32)  # an item's name as stored (maybe before section 15)
 CATEGORY = Int(0, 99)
 CONDITION = OneOf(("new", "used"))
 KEYWORDS = Keywords()  # 0-5 keywords of 1-8 non-space characters

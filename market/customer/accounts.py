@@ -1,7 +1,10 @@
 """Accounts and sessions of the customer database: who may log in, and who is logged in.
 
 ``Accounts`` holds each role's accounts (name, salt, password hash; the
-frontends hash, this compares hashes only). ``Sessions`` holds the live
+frontends hash, this compares hashes only). A name is unique within its role
+case-insensitively (``name_key``); a login names its account exactly or by that
+key, unless the key is shared by accounts stored before that rule, which then
+log in by their exact names only. ``Sessions`` holds the live
 sessions: a session ends on ``Logout``, after ``timeout`` seconds idle, or when
 its account logs in once more with ``MAX_SESSIONS_PER_ACCOUNT`` sessions live
 (the least recently used one ends).
@@ -20,6 +23,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from market.config import MAX_SESSIONS_PER_ACCOUNT
+from market.fields import name_key
 from protocol import ApiError
 
 
@@ -49,10 +53,13 @@ class Accounts:
     def __init__(self, first_id: int = 1) -> None:
         self._pepper = secrets.token_bytes(32)  # made-up salts of unknown names
         # Invariants: a name is unique within its role and names one account;
-        # ids go up within a role and are never handed out twice (_next_id is
-        # above every id of its role).
+        # _by_key holds every account of _by_name under its name_key, and a key holds
+        # more than one account only when they were all stored before new_id checked
+        # keys (old data: 'Bob' and 'bob'); ids go up within a role and are never handed
+        # out twice (_next_id is above every id of its role).
         self._by_id: dict[Role, dict[int, Account]] = {role: {} for role in Role}
         self._by_name: dict[Role, dict[str, Account]] = {role: {} for role in Role}
+        self._by_key: dict[Role, dict[str, list[Account]]] = {role: {} for role in Role}
         self._next_id = {role: first_id for role in Role}
 
     def __len__(self) -> int:
@@ -66,11 +73,19 @@ class Accounts:
         return sorted(self._by_id[role])
 
     def named(self, role: Role, name: str) -> Account | None:
-        return self._by_name[role].get(name)
+        """The account ``name`` logs in to: the one of exactly that name, else the only
+        one whose name has the same ``name_key`` ('BOB' -> 'bob'); None when there is
+        none, or several (old 'Bob' and 'bob': each answers to its exact name only)."""
+        account = self._by_name[role].get(name)
+        if account is not None:
+            return account
+        same = self._by_key[role].get(name_key(name), ())
+        return same[0] if len(same) == 1 else None
 
     def new_id(self, role: Role, name: str) -> int:
-        """The id a new account of ``name`` gets; ``conflict`` if the name is taken."""
-        if name in self._by_name[role]:
+        """The id a new account of ``name`` gets; ``conflict`` if the name is taken,
+        in any case ('Bob' once 'bob' is)."""
+        if name in self._by_name[role] or name_key(name) in self._by_key[role]:
             raise ApiError("conflict", f"The {role} name '{name}' is taken.")
         return self._next_id[role]
 
@@ -79,12 +94,13 @@ class Accounts:
                           bytes.fromhex(record["hash"]), record["cost"])
         self._by_id[role][account.user_id] = account
         self._by_name[role][account.name] = account
+        self._by_key[role].setdefault(name_key(account.name), []).append(account)
         self._next_id[role] = max(self._next_id[role], account.user_id + 1)
 
     def salt(self, role: Role, name: str) -> dict:
         """The salt and cost to hash a login with; an unknown name gets a made-up salt
         (the same each time) and no cost, so the frontend pays one hash either way."""
-        account = self._by_name[role].get(name)
+        account = self.named(role, name)
         if account is not None:
             return {"salt": account.salt.hex(), "cost": account.cost}
         made_up = hmac.new(self._pepper, f"{role}:{name}".encode(), hashlib.sha256)
@@ -92,7 +108,7 @@ class Accounts:
 
     def verify(self, role: Role, name: str, password_hash: bytes) -> Account:
         """The account whose name and hash these are, else ``auth_failed`` (the same for both)."""
-        account = self._by_name[role].get(name)
+        account = self.named(role, name)
         if account is None or not hmac.compare_digest(password_hash, account.password_hash):
             raise ApiError("auth_failed", "Wrong username or password.")
         return account

@@ -34,7 +34,7 @@ from __future__ import annotations
 from market.fields import (
                            HASH_COST,
                            ITEM_ID,
-                           ITEM_NAME,
+                           LOGIN_USERNAME,
                            PASSWORD_HASH,
                            PRICE_CENTS,
                            PURCHASE_ID,
@@ -42,6 +42,7 @@ from market.fields import (
                            ROLE,
                            SALT,
                            SELLER_ID,
+                           STORED_ITEM_NAME,
                            USERNAME,
                            VOTE,
                            VOTE_KEY,
@@ -51,9 +52,12 @@ from market.net.internal import InternalOp
 from market.paging import CURSOR, PAGE_LIMIT
 from protocol import Int, ListOf, Omittable, Record, Str
 
-ACCOUNT = {"role": ROLE, "username": USERNAME}
-# One line of a committed purchase, as the product database reserved it.
-PURCHASE_LINE = {"item_id": ITEM_ID, "name": ITEM_NAME, "quantity": QUANTITY,
+# A new account's name is checked (section 15); a login's is any name that may be stored.
+NEW_ACCOUNT = {"role": ROLE, "username": USERNAME}
+ACCOUNT = {"role": ROLE, "username": LOGIN_USERNAME}
+# One line of a committed purchase, as the product database reserved it (an item's name may
+# be older than section 15).
+PURCHASE_LINE = {"item_id": ITEM_ID, "name": STORED_ITEM_NAME, "quantity": QUANTITY,
                  "price": PRICE_CENTS, "seller_id": SELLER_ID}
 CART_LINE = {"item_id": ITEM_ID, "quantity": QUANTITY}
 HOLDER = Str(16, 16)  # a frontend's lease holder id (``market.replication.leases``)
@@ -62,8 +66,9 @@ REASON = {"code": Str(1, 32), "message": Str(0, 500)}
 
 # -- accounts and sessions ----------------------------------------------------------
 
-CREATE_ACCOUNT = InternalOp("CreateAccount", {**ACCOUNT, "salt": SALT, "hash": PASSWORD_HASH,
-                                              "cost": HASH_COST, **KEYED_ARGS},
+CREATE_ACCOUNT = InternalOp("CreateAccount", {**NEW_ACCOUNT, "salt": SALT,
+                                              "hash": PASSWORD_HASH, "cost": HASH_COST,
+                                              **KEYED_ARGS},
                             needs_session=False, keyed=True)
 GET_SALT = InternalOp("GetSalt", ACCOUNT, needs_session=False, read=True)
 LOGIN = InternalOp("Login", {**ACCOUNT, "hash": PASSWORD_HASH}, needs_session=False)

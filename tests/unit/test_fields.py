@@ -30,7 +30,9 @@ def test_username_length_boundaries():
 
 @pytest.mark.parametrize("char", ["\x00", "\n", "\x1f", "\x7f", "\x85", "\x9f"])
 def test_names_refuse_control_characters(char):
-    assert "without control characters" in refused(fields.ITEM_NAME, f"a{char}b")
+    assert refused(fields.ITEM_NAME, f"a{char}b", "name") == \
+        f"'name' must not contain U+{ord(char):04X} (a control character)."
+    assert "without control characters" in refused(fields.LOGIN_USERNAME, f"a{char}b")
 
 
 def test_names_allow_spaces_and_non_ascii():
