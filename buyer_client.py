@@ -10,7 +10,7 @@ from market.cli import prompts
 from market.errors import CliError
 from market.cli.commands import MORE, Arg, Command, read_whole, read_words
 from market.cli.shell import SessionHooks, Shell, cli_main
-from market.cli.views import items_table, money, rating_text, table
+from market.cli.views import items_table, money, rating_text, shown, table
 from market.config import DEFAULT_BUYER_FRONTEND_PORT, SAMPLE_CARD
 from market.fields import (
     CATEGORY,
@@ -67,7 +67,7 @@ def item_text(result: dict) -> str:
             ["keywords", ", ".join(item["keywords"]) or "-"], ["seller id", item["seller_id"]],
             ["votes", f"{item['thumbs_up']} up, {item['thumbs_down']} down"]]
     details = table([[key, str(value)] for key, value in rows])
-    return f"Item {item['item_id']}: {item['name']}\n" + _indent(details)
+    return f"Item {item['item_id']}: {shown(item['name'])}\n" + _indent(details)
 
 
 def cart_text(result: dict) -> str:

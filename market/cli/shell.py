@@ -24,8 +24,9 @@ from market.cli import prompts
 from market.cli.client import Frontends
 from market.errors import CliError, NotSent, SessionEnded, Unsure, WrongServer
 from market.cli.commands import HELP_WORDS, QUIT_WORDS, Arg, Command, CommandSet, menu
+from market.cli.views import shown
 from market.config import DEFAULT_HOST
-from market.fields import PASSWORD, USERNAME
+from market.fields import LOGIN_USERNAME, PASSWORD, USERNAME
 from market.net.client import parse_address
 
 CLI_SYNTAX = """\
@@ -271,7 +272,7 @@ class Shell:
     def signup(self, args: dict) -> str:
         self.ready_to_switch()
         user_id = self.call("CreateAccount", args, "login")[f"{self.role}_id"]
-        created = f"Created {self.role} account {args['username']} (id {user_id})."
+        created = f"Created {self.role} account {shown(args['username'])} (id {user_id})."
         return created + "\n" + self.log_in(args)
 
     def login(self, args: dict) -> str:
@@ -288,8 +289,9 @@ class Shell:
         previous = self.username if self.session else ""
         self.close_session()
         self.session, self.username = result["session"], args["username"]
-        left = f"Logged out {previous}.\n" if previous else ""
-        return left + f"Logged in as {self.username} ({self.role} id {result[f'{self.role}_id']})."
+        left = f"Logged out {shown(previous)}.\n" if previous else ""
+        user_id = result[f"{self.role}_id"]
+        return left + f"Logged in as {shown(self.username)} ({self.role} id {user_id})."
 
     def logout(self, args: dict) -> str:
         if not self.session:
@@ -336,13 +338,15 @@ def greeting(role: str, frontends: Frontends, commands: list[Command], example: 
 
 def account_commands(role: str) -> list[Command]:
     """signup, login and logout: the same on both sides."""
-    username = Arg("username", "Username", USERNAME)
+    username = Arg("username", "Username", USERNAME)  # a new one (section 15)
+    # Any name an account may have, older ones too; the CLI sends it as typed.
+    login_name = Arg("username", "Username", LOGIN_USERNAME)
     password = Arg("password", "Password", PASSWORD, secret=True)
     new_password = Arg("password", "Password", PASSWORD, secret=True, twice=True)
     return [
         Command("signup", "CreateAccount", f"create a {role} account and log in",
                 (username, new_password), needs_session=False, run=Shell.signup),
-        Command("login", "Login", "log in", (username, password), needs_session=False,
+        Command("login", "Login", "log in", (login_name, password), needs_session=False,
                 run=Shell.login),
         Command("logout", "Logout", "log out", needs_session=False, run=Shell.logout),
     ]
