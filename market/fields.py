@@ -39,7 +39,6 @@ from protocol import (
     OneOf,
     Price,
     Str,
-    Validator,
 )
 
 # -- names people can trust (section 15) -------------------------------------------
@@ -66,13 +65,11 @@ def name_key(name: str) -> str:
 
 
 @dataclass
-class Name(Validator):
+class Name(Str):
     """A new username or item name -> NFC (section 15): 1 to 32 characters once normalised;
     no control characters, bidi controls or invisible characters (the message names the
-    first by its code point); not whitespace only, and no whitespace at either end."""
-
-    min_len: int = 1
-    max_len: int = 32
+    first by its code point); not whitespace only, and no whitespace at either end. A
+    ``Str`` to whatever asks what a field is (a string of ``min_len`` to ``max_len``)."""
 
     def __call__(self, name: str, value: Any) -> str:
         if not isinstance(value, str):
@@ -91,9 +88,6 @@ class Name(Validator):
                 raise ApiError("bad_request", f"'{name}' must not begin or end with "
                                               f"whitespace, and {where} with {code_point(char)}.")
         return text
-
-    def what(self) -> str:
-        return f"a string of {self.min_len} to {self.max_len} characters"
 
 
 # -- what users send ----------------------------------------------------------
