@@ -45,11 +45,15 @@ result. ``ratio_vs_echo`` is our throughput over the echo chain's.
 The load generator runs in several processes (``--procs``, default one per
 core), each with one thread and one socket (``TCP_NODELAY``) per client; its own
 CPU use is reported. So is, per scenario, the CPU each service spent per ok
-operation (``/proc/PID/stat`` of each process, read just before and just after
-the timed part, so set-up is left out; mean and std over runs), beside the
-echo chain's (``cpu_per_op.png``). The kernel counts CPU in 10 ms ticks: short
-runs give coarse figures. One run has no spread: figures from one run are shown
-without ±, charts without error bars.
+operation (read just before and just after the timed part, so set-up is left out;
+mean and std over runs), beside the echo chain's (``cpu_per_op.png``). Each process
+is asked for ``Stats``, whose ``cpu_s`` is its ``time.process_time()`` to the µs;
+one that cannot be asked is read from ``/proc/PID/task/*/schedstat`` (ns, while
+none of its threads has ended) or else ``/proc/PID/stat`` (10 ms ticks). Each
+figure keeps how it was read (``services_cpu_resolution`` per run,
+``<who>_cpu_resolution`` per scenario); one below its resolution is shown as such
+("< 10 ms tick"), and a ratio to the echo chain built on one as "n/a". One run has
+no spread: figures from one run are shown without ±, charts without error bars.
 
 ``--target`` points the clients at running frontends instead (see ``--help``:
 it touches only what it creates, and takes its items off sale after each run).
@@ -350,55 +354,23 @@ def measure_market(args: argparse.Namespace, shape: Shape, label: str) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        description="Benchmark the marketplace against the echo chain of its own stack.",
-        epilog="On a live market (--target) the benchmark reads and writes only what it "
-               "creates: new accounts of its own (bench-<random>-s0, -b0, ...; a name already "
-               "taken stops the run), items its sellers list, purchases and votes of its "
-               "buyers on those items only (search results showing other items are "
-               "filtered out; nothing else is looked at, carted, bought or rated). It "
-               "leaves behind in that market: those accounts and sessions, their items "
-               "(after each run its sellers take the units left off sale, so the items no "
-               "longer show in searches), and their purchases and votes.")
-    parser.add_argument("--runs", type=int,
-                        help="runs per scenario (default 10; --large-market: 3)")
-    parser.add_argument("--ops", type=int, help="operations per client (default 1000; "
-                                                "--large-market: timed samples per op, 500)")
-    parser.add_argument("--scenarios", type=parse_scenarios,
-                        help=f"BUYERSxSELLERS,... (default {DEFAULT_SCENARIOS})")
-    parser.add_argument("--out", type=Path, default=Path("perf-results"),
-                        help="directory for results and charts (default perf-results)")
-    parser.add_argument("--quick", action="store_true",
-                        help="a few seconds for CI: scenarios 1x1,4x4, 50 ops, 1 run "
-                             "(--large-market: 2,000 items, 50 samples, 1 run)")
-    parser.add_argument("--soak", type=float, metavar="SECONDS",
-                        help="instead: steady load of the last scenario, with ok ops/s, p99, "
-                             "errors and each service's RSS per full minute, a shorter tail "
-                             "apart (at least 60; soak.json, soak.png)")
-    parser.add_argument("--large-market", action="store_true",
-                        help="instead: per-op latency on fresh services holding 50,000 items "
-                             "(one seller 12,000) and a buyer with 3,000 purchases, beside a "
-                             "nearly empty market (large_market.json, latency_by_size.png)")
-    parser.add_argument("--target", metavar="SELLER_HOST:PORT[+...],BUYER_HOST:PORT[+...]",
-                        help="use these running frontends instead of starting services; "
-                             "several of a role joined by '+' share its clients in turn. It "
-                             "touches only what it creates itself (see below); their Stats "
-                             "before and after each run go into the results")
-    parser.add_argument("--target-dbs", metavar="HOST:PORT[,HOST:PORT]",
-                        help="with --target: databases to take Stats of too (nothing else is "
-                             "sent to them)")
-    parser.add_argument("--secret-file", type=Path,
-                        help="with --target-dbs: the deployment's secret, if the databases "
-                             "ask for one")
-    parser.add_argument("--data-dir", type=Path,
-                        help="start the databases with --data-dir in a fresh directory under "
-                             "this one (removed after each run)")
-    parser.add_argument("--only", type=parse_only, metavar="SELLER_OP,BUYER_OP",
-                        help="each seller performs SELLER_OP alone and each buyer BUYER_OP "
-                             "(as far as the op allows: a buyer adds to an empty cart before "
-                             "buying), to see what one op costs beside the echo chain")
-    parser.add_argument("--procs", type=int, default=os.cpu_count() or 2,
-                        help="load generator processes (default: one per core)")
+    args, target = parse_args(argv)
+    if importlib.util.find_spec("matplotlib") is None:  # say so now, not after the run
+        raise RuntimeError("matplotlib is missing: run ./run_tests.sh once and use "
+                           ".venv/bin/python performance.py, or pip install -r requirements.txt")
+    args.out.mkdir(parents=True, exist_ok=True)
+    if args.soak:
+        report_soak(args, target)
+    elif args.large_market:
+        report_large_market(args)
+    else:
+        report_benchmark(args, target)
+
+
+def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Target | None]:
+    """The flags, checked and completed with the defaults of the mode chosen, and the
+    market under ``--target`` (None without)."""
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.large_market and (args.soak or args.target):
         parser.error("--large-market starts its own services and cannot be combined with "
@@ -418,28 +390,101 @@ def main(argv: list[str] | None = None) -> None:
     target = (parse_target(args.target, args.target_dbs,
                            read_secret(str(args.secret_file or "")))
               if args.target else None)
-    if importlib.util.find_spec("matplotlib") is None:  # say so now, not after the run
-        raise RuntimeError("matplotlib is missing: run ./run_tests.sh once and use "
-                           ".venv/bin/python performance.py, or pip install -r requirements.txt")
-    args.out.mkdir(parents=True, exist_ok=True)
-    if args.soak:
-        report = soak(args, target)
-        (args.out / "soak.json").write_text(json.dumps(report, indent=2) + "\n")
-        chart = draw_soak_chart(args.out, report)
-        print_soak(report)
-        print(json.dumps({k: report[k] for k in (
-            "scenario", "seconds", "ok", "throughput_ops", "p50_ms", "p99_ms", "errors",
-            "unexpected", "last_vs_first_throughput", "rss_kb_start", "rss_kb_end",
-            "data_kept", "service_stats_counted", "withdrawn")}, indent=2))
-        print(f"wrote {args.out}/soak.json, {chart}")
-        return
-    if args.large_market:
-        report = large_market(args)
-        (args.out / "large_market.json").write_text(json.dumps(report, indent=2) + "\n")
-        chart = draw_size_chart(args.out, report)
-        print_sizes(report)
-        print(f"wrote {args.out}/large_market.json, {chart}")
-        return
+    return args, target
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description="Benchmark the marketplace against the echo chain of its own stack.",
+        epilog="On a live market (--target) the benchmark reads and writes only what it "
+               "creates: new accounts of its own (bench-<random>-s0, -b0, ...; a name already "
+               "taken stops the run), items its sellers list, purchases and votes of its "
+               "buyers on those items only (search results showing other items are "
+               "filtered out; nothing else is looked at, carted, bought or rated). It "
+               "leaves behind in that market: those accounts and sessions, their items "
+               "(after each run its sellers take the units left off sale, so the items no "
+               "longer show in searches), and their purchases and votes.")
+    add_load_flags(parser)
+    add_mode_flags(parser)
+    return parser
+
+
+def add_load_flags(parser: argparse.ArgumentParser) -> None:
+    """How much load: runs, operations, scenarios, generator processes; and where to."""
+    parser.add_argument("--runs", type=int,
+                        help="runs per scenario (default 10; --large-market: 3)")
+    parser.add_argument("--ops", type=int, help="operations per client (default 1000; "
+                                                "--large-market: timed samples per op, 500)")
+    parser.add_argument("--scenarios", type=parse_scenarios,
+                        help=f"BUYERSxSELLERS,... (default {DEFAULT_SCENARIOS})")
+    parser.add_argument("--out", type=Path, default=Path("perf-results"),
+                        help="directory for results and charts (default perf-results)")
+    parser.add_argument("--quick", action="store_true",
+                        help="a few seconds for CI: scenarios 1x1,4x4, 50 ops, 1 run "
+                             "(--large-market: 2,000 items, 50 samples, 1 run)")
+
+
+def add_mode_flags(parser: argparse.ArgumentParser) -> None:
+    """What to measure instead of the default benchmark, and on which market."""
+    parser.add_argument("--soak", type=float, metavar="SECONDS",
+                        help="instead: steady load of the last scenario, with ok ops/s, p99, "
+                             "errors and each service's RSS per full minute, a shorter tail "
+                             "apart (at least 60; soak.json, soak.png)")
+    parser.add_argument("--large-market", action="store_true",
+                        help="instead: per-op latency on fresh services holding 50,000 items "
+                             "(one seller 12,000) and a buyer with 3,000 purchases, beside a "
+                             "nearly empty market (large_market.json, latency_by_size.png)")
+    add_market_flags(parser)
+    parser.add_argument("--only", type=parse_only, metavar="SELLER_OP,BUYER_OP",
+                        help="each seller performs SELLER_OP alone and each buyer BUYER_OP "
+                             "(as far as the op allows: a buyer adds to an empty cart before "
+                             "buying), to see what one op costs beside the echo chain")
+    parser.add_argument("--procs", type=int, default=os.cpu_count() or 2,
+                        help="load generator processes (default: one per core)")
+
+
+def add_market_flags(parser: argparse.ArgumentParser) -> None:
+    """Which market: running frontends (``--target``) or fresh services (``--data-dir``)."""
+    parser.add_argument("--target", metavar="SELLER_HOST:PORT[+...],BUYER_HOST:PORT[+...]",
+                        help="use these running frontends instead of starting services; "
+                             "several of a role joined by '+' share its clients in turn. It "
+                             "touches only what it creates itself (see below); their Stats "
+                             "before and after each run go into the results")
+    parser.add_argument("--target-dbs", metavar="HOST:PORT[,HOST:PORT]",
+                        help="with --target: databases to take Stats of too (nothing else is "
+                             "sent to them)")
+    parser.add_argument("--secret-file", type=Path,
+                        help="with --target-dbs: the deployment's secret, if the databases "
+                             "ask for one")
+    parser.add_argument("--data-dir", type=Path,
+                        help="start the databases with --data-dir in a fresh directory under "
+                             "this one (removed after each run)")
+
+
+def report_soak(args: argparse.Namespace, target: Target | None) -> None:
+    """Run the soak; write soak.json and soak.png, print its table and summary."""
+    report = soak(args, target)
+    (args.out / "soak.json").write_text(json.dumps(report, indent=2) + "\n")
+    chart = draw_soak_chart(args.out, report)
+    print_soak(report)
+    print(json.dumps({k: report[k] for k in (
+        "scenario", "seconds", "ok", "throughput_ops", "p50_ms", "p99_ms", "errors",
+        "unexpected", "last_vs_first_throughput", "rss_kb_start", "rss_kb_end",
+        "data_kept", "service_stats_counted", "withdrawn")}, indent=2))
+    print(f"wrote {args.out}/soak.json, {chart}")
+
+
+def report_large_market(args: argparse.Namespace) -> None:
+    """Run the data-size scenario; write large_market.json and its chart, print its table."""
+    report = large_market(args)
+    (args.out / "large_market.json").write_text(json.dumps(report, indent=2) + "\n")
+    chart = draw_size_chart(args.out, report)
+    print_sizes(report)
+    print(f"wrote {args.out}/large_market.json, {chart}")
+
+
+def report_benchmark(args: argparse.Namespace, target: Target | None) -> None:
+    """Run the scenarios; write results.json, results.csv and the charts, print the table."""
     report = benchmark(args, target)
     write_results(args.out, report)
     charts = draw_charts(args.out, report)

@@ -5,6 +5,7 @@ Error bars are the standard deviation over runs, drawn (and said so) only with t
 or more: one run has no spread."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +27,19 @@ def pyplot() -> Any:
     return plt
 
 
-def draw_charts(out: Path, report: dict) -> list[str]:
-    """Latency bars, throughput beside the echo chain, latency CDF; returns file names."""
-    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+@dataclass
+class ScenarioAxes:
+    """What the charts by scenario share: the rows, their places and labels on the x axis,
+    the runs per scenario and the note for the titles."""
 
-    plt = pyplot()
-    plain = FuncFormatter(lambda value, _: f"{value:g}")
+    rows: list[dict]
+    x: list[int]
+    labels: list[str]
+    runs: int
+    note: str
+
+
+def scenario_axes(report: dict) -> ScenarioAxes:
     rows = report["scenarios"]
     labels = [f"{r['buyers']} buyer{'s' * (r['buyers'] != 1)} +\n"
               f"{r['sellers']} seller{'s' * (r['sellers'] != 1)}" for r in rows]
@@ -39,89 +47,173 @@ def draw_charts(out: Path, report: dict) -> list[str]:
     runs = rows[0]["runs"]
     note = (f"{m['cores']} cores, Python {m['python']}; {runs} run{'s' * (runs != 1)} x "
             f"{rows[0]['ops_per_client']} ops per client")
-    bars_note = error_bars_note(runs)
-    x = list(range(len(rows)))
+    return ScenarioAxes(rows, list(range(len(rows))), labels, runs, note)
 
-    def bars(ax, offset: float, width: float, key: str, texts: list[str], **style) -> None:
-        """One bar per scenario with its std as an error bar (from two runs on), labelled
-        just above that."""
-        values = [r[key] for r in rows]
-        stds = [r[f"{key}_std"] if runs > 1 else 0.0 for r in rows]
-        ax.bar([p + offset for p in x], values, width, yerr=stds if runs > 1 else None,
-               capsize=3, **style)
-        for p, value, std, text in zip(x, values, stds, texts):
-            ax.annotate(text, (p + offset, value + std), xytext=(0, 3),
-                        textcoords="offset points", ha="center", va="bottom", fontsize=8)
 
+def draw_charts(out: Path, report: dict) -> list[str]:
+    """Latency bars, throughput beside the echo chain, latency CDF, CPU per operation;
+    returns the file names."""
+    axes = scenario_axes(report)
+    draw_latency_chart(out, axes)
+    draw_throughput_chart(out, axes)
+    draw_cdf_chart(out, axes)
+    return ["latency.png", "throughput.png", "latency_cdf.png"] + draw_cpu_chart(out, report)
+
+
+def scenario_bars(ax, axes: ScenarioAxes, offset: float, width: float, key: str,
+                  texts: list[str], **style) -> None:
+    """One bar per scenario with its std as an error bar (from two runs on), labelled just
+    above that."""
+    values = [r[key] for r in axes.rows]
+    stds = [r[f"{key}_std"] if axes.runs > 1 else 0.0 for r in axes.rows]
+    ax.bar([p + offset for p in axes.x], values, width,
+           yerr=stds if axes.runs > 1 else None, capsize=3, **style)
+    for p, value, std, text in zip(axes.x, values, stds, texts):
+        ax.annotate(text, (p + offset, value + std), xytext=(0, 3),
+                    textcoords="offset points", ha="center", va="bottom", fontsize=8)
+
+
+def plain_log_scale(axis) -> None:
+    """A log scale labelled 1, 2, 5, 10, ... as plain numbers (one axis of a chart)."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    axis.set_major_locator(LogLocator(subs=(1, 2, 5)))
+    axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    axis.set_minor_formatter(NullFormatter())  # else a short range labels every minor tick
+
+
+def save(plt, fig, out: Path, name: str) -> None:
+    fig.tight_layout()
+    fig.savefig(out / name, dpi=120)
+    plt.close(fig)
+
+
+def draw_latency_chart(out: Path, axes: ScenarioAxes) -> None:
+    """latency.png: average, p50, p95 and p99 by scenario, on a log scale."""
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(9, 5.5))
     for i, (key, title) in enumerate([("avg_ms", "average"), ("p50_ms", "p50"),
                                       ("p95_ms", "p95"), ("p99_ms", "p99")]):
-        bars(ax, (i - 1.5) * 0.2, 0.2, key, [f"{r[key]:.3g}" for r in rows], label=title)
+        scenario_bars(ax, axes, (i - 1.5) * 0.2, 0.2, key,
+                      [f"{r[key]:.3g}" for r in axes.rows], label=title)
     ax.set_yscale("log")
-    ax.yaxis.set_major_locator(LogLocator(subs=(1, 2, 5)))
-    ax.yaxis.set_major_formatter(plain)
-    ax.yaxis.set_minor_formatter(NullFormatter())
+    plain_log_scale(ax.yaxis)
     low, high = ax.get_ylim()
     ax.set_ylim(low, high * 2.5)  # room for the legend above the tallest bar
-    ax.set_xticks(x, labels)
+    ax.set_xticks(axes.x, axes.labels)
     ax.set_ylabel("response time (ms, log scale)")
     ax.set_xlabel("scenario (concurrent clients)")
-    ax.set_title(f"Marketplace response time by scenario\n{note}; {bars_note}", fontsize=10)
+    ax.set_title(f"Marketplace response time by scenario\n{axes.note}; "
+                 f"{error_bars_note(axes.runs)}", fontsize=10)
     ax.legend(title="ok operations", loc="upper left", ncols=4)
     ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(out / "latency.png", dpi=120)
-    plt.close(fig)
+    save(plt, fig, out, "latency.png")
 
+
+def draw_throughput_chart(out: Path, axes: ScenarioAxes) -> None:
+    """throughput.png: ok operations per second by scenario, beside the echo chain's."""
+    plt = pyplot()
+    rows = axes.rows
     fig, ax = plt.subplots(figsize=(9, 5.5))
-    bars(ax, -0.19, 0.38, "throughput_ops",
-         [f"{r['throughput_ops']:,.0f}\n({r['ratio_vs_echo']:.2f} x echo)" for r in rows],
-         label="marketplace")
-    bars(ax, 0.19, 0.38, "echo_throughput_ops",
-         [f"{r['echo_throughput_ops']:,.0f}" for r in rows],
-         label="echo chain (client -> relay -> echo)", color="tab:gray")
-    ax.set_xticks(x, labels)
+    scenario_bars(ax, axes, -0.19, 0.38, "throughput_ops",
+                  [f"{r['throughput_ops']:,.0f}\n({r['ratio_vs_echo']:.2f} x echo)"
+                   for r in rows], label="marketplace")
+    scenario_bars(ax, axes, 0.19, 0.38, "echo_throughput_ops",
+                  [f"{r['echo_throughput_ops']:,.0f}" for r in rows],
+                  label="echo chain (client -> relay -> echo)", color="tab:gray")
+    ax.set_xticks(axes.x, axes.labels)
     ax.set_ylabel("throughput (ok operations / s)")
     ax.set_xlabel("scenario (concurrent clients)")
     ax.set_ylim(0, 1.35 * max(r[key] + r[f"{key}_std"] for r in rows
                               for key in ("throughput_ops", "echo_throughput_ops")))
-    ax.set_title(f"Throughput beside the echo chain of the same stack\n{note}; {bars_note}",
-                 fontsize=10)
+    ax.set_title(f"Throughput beside the echo chain of the same stack\n{axes.note}; "
+                 f"{error_bars_note(axes.runs)}", fontsize=10)
     ax.legend(loc="upper left", ncols=2)
     ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(out / "throughput.png", dpi=120)
-    plt.close(fig)
+    save(plt, fig, out, "throughput.png")
 
+
+def draw_cdf_chart(out: Path, axes: ScenarioAxes) -> None:
+    """latency_cdf.png: each scenario's response time distribution, all runs pooled, the
+    marketplace's solid and the echo chain's dotted."""
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(9, 5.5))
-    for i, row in enumerate(rows):
-        color = f"C{i}"
+    for i, row in enumerate(axes.rows):
         for key, style, who in (("cdf_ms", "-", "marketplace"), ("echo_cdf_ms", ":", "echo chain")):
             points = row[key]
             if points:
                 fractions = [j / (len(points) - 1) for j in range(len(points))]
-                ax.plot(points, fractions, style, color=color,
+                ax.plot(points, fractions, style, color=f"C{i}",
                         label=f"{row['buyers']} + {row['sellers']}: {who}")
     ax.set_xscale("log")
-    ax.xaxis.set_major_locator(LogLocator(subs=(1, 2, 5)))
-    ax.xaxis.set_major_formatter(plain)
-    ax.xaxis.set_minor_formatter(NullFormatter())  # else a short range labels every minor tick
+    plain_log_scale(ax.xaxis)
     ax.set_xlabel("response time (ms, log scale)")
     ax.set_ylabel("fraction of ok operations at or below")
     ax.set_ylim(0, 1.01)
-    ax.set_title(f"Response time distribution (CDF) per scenario\n{note}, all runs pooled",
-                 fontsize=10)
+    ax.set_title(f"Response time distribution (CDF) per scenario\n{axes.note}, all runs "
+                 "pooled", fontsize=10)
     ax.legend(title="buyers + sellers", fontsize=8, loc="lower right")
     ax.grid(alpha=0.3, which="both")
-    fig.tight_layout()
-    fig.savefig(out / "latency_cdf.png", dpi=120)
-    plt.close(fig)
-    return ["latency.png", "throughput.png", "latency_cdf.png"] + draw_cpu_chart(out, report)
+    save(plt, fig, out, "latency_cdf.png")
 
 
 def error_bars_note(runs: int) -> str:
     return (f"error bars: std over {runs} runs" if runs > 1
             else "1 run: no spread, no error bars")
+
+
+# How each way of reading a process's CPU is named in titles (market.ops.launch.CpuReading).
+CPU_SOURCES = {"stats": "its Stats' cpu_s (process_time)",
+               "schedstat": "/proc/PID/task/*/schedstat",
+               "ticks": "/proc/PID/stat ticks"}
+
+
+def below_text(way: dict | None) -> str:
+    """What a figure below its resolution is shown as: "< 10 ms tick" (read from
+    /proc/PID/stat), "< 1 µs" (Stats), "< 1 ns" (schedstat); "n/a" if never read."""
+    resolution = (way or {}).get("resolution_s")
+    source = (way or {}).get("source")
+    if resolution is None or source not in CPU_SOURCES:
+        return "n/a"
+    if source == "ticks":
+        return f"< {resolution * 1e3:g} ms tick"
+    return f"< {resolution * 1e6:g} µs" if resolution >= 1e-6 else f"< {resolution * 1e9:g} ns"
+
+
+def cpu_text(value_us: float, way: dict | None) -> str:
+    """A process's CPU per ok operation as shown: µs, or what it was below (``way``:
+    its entry of ``<who>_cpu_resolution``; None: nothing known, shown as measured)."""
+    if way is not None and way["below_resolution"]:
+        return below_text(way)
+    return f"{value_us:,.0f}"
+
+
+def cpu_sources_text(rows: list[dict]) -> str:
+    """How the CPU figures of ``rows`` were read, for titles: 'from its Stats' cpu_s
+    (process_time)', or several ways joined with 'or'."""
+    used = {way["source"] for r in rows for who in ("services", "echo")
+            for way in (r.get(f"{who}_cpu_resolution") or {}).values()}
+    named = [text for source, text in CPU_SOURCES.items() if source in used]
+    return "from " + (" or ".join(named) if named else "nothing")
+
+
+def cpu_stack_label(row: dict, who: str) -> str:
+    """The text above one stack of the CPU chart: the total (µs per ok operation), a line
+    per process that spent less than could be read ("customer database < 10 ms tick")
+    and, above the services, the ratio to the echo chain ("n/a" when a process of
+    either is below resolution: the ratio would mean nothing)."""
+    values = row[f"{who}_cpu_us_per_op"] or {}
+    ways = row.get(f"{who}_cpu_resolution") or {}
+    below = [name for name in values if (ways.get(name) or {}).get("below_resolution")]
+    if values and len(below) == len(values) and len({below_text(ways[n]) for n in below}) == 1:
+        lines = [below_text(ways[below[0]])]  # all alike: the total says the same
+    else:
+        lines = [f"{row[f'{who}_cpu_us_per_op_total'] or 0:,.0f}"]
+        lines += [f"{name} {below_text(ways[name])}" for name in below]
+    if who == "services" and row["echo_cpu_us_per_op"] and values:
+        ratio = row["cpu_per_op_vs_echo"]
+        lines.append(f"({ratio:.2f} x echo)" if ratio else "(x echo: n/a)")
+    return "\n".join(lines)
 
 
 def draw_cpu_chart(out: Path, report: dict) -> list[str]:
@@ -132,47 +224,51 @@ def draw_cpu_chart(out: Path, report: dict) -> list[str]:
         return []
     plt = pyplot()
     runs = rows[0]["runs"]
-    x = list(range(len(rows)))
     fig, ax = plt.subplots(figsize=(9, 5.5))
     for offset, who, label, palette in ((-0.2, "services", "", "tab10"),
                                         (0.2, "echo", "echo chain: ", "Greys")):
-        names = next(list(r[f"{who}_cpu_us_per_op"]) for r in rows if r[f"{who}_cpu_us_per_op"])
-        colors = (plt.get_cmap(palette)(range(len(names))) if who == "services"
-                  else plt.get_cmap(palette)([0.45, 0.7]))
-        bottom = [0.0] * len(rows)
-        for name, color in zip(names, colors):
-            values = [(r[f"{who}_cpu_us_per_op"] or {}).get(name, 0.0) for r in rows]
-            ax.bar([p + offset for p in x], values, 0.38, bottom=bottom, color=color,
-                   label=f"{label}{name}")
-            bottom = [b + v for b, v in zip(bottom, values)]
-        stds = [r[f"{who}_cpu_us_per_op_total_std"] or 0.0 for r in rows]
-        if runs > 1:
-            ax.errorbar([p + offset for p in x], bottom, yerr=stds, fmt="none", ecolor="black",
-                        capsize=3)
-        for p, row, total, std in zip(x, rows, bottom, stds):
-            text = f"{total:,.0f}"
-            if who == "services" and row["cpu_per_op_vs_echo"]:
-                text += f"\n({row['cpu_per_op_vs_echo']:.2f} x echo)"
-            ax.annotate(text, (p + offset, total + (std if runs > 1 else 0)), xytext=(0, 3),
-                        textcoords="offset points", ha="center", va="bottom", fontsize=8)
-    labels = [f"{r['buyers']} + {r['sellers']}" for r in rows]
-    ax.set_xticks(x, labels)
+        cpu_stack(ax, plt, rows, offset, who, label, palette)
+    x = list(range(len(rows)))
+    ax.set_xticks(x, [f"{r['buyers']} + {r['sellers']}" for r in rows])
     ax.set_xlabel("scenario (buyers + sellers)")
     ax.set_ylabel("CPU per ok operation (µs)")
     top = max((r["services_cpu_us_per_op_total"] or 0) + (r["services_cpu_us_per_op_total_std"]
                                                           or 0) for r in rows)
-    ax.set_ylim(0, 1.5 * max(top, max(r["echo_cpu_us_per_op_total"] or 0 for r in rows)))
+    ax.set_ylim(0, 1.5 * max(top, max(r["echo_cpu_us_per_op_total"] or 0 for r in rows), 1))
     m = report["machine"]
-    ax.set_title("CPU each process spent per ok operation (timed part only, from "
-                 f"/proc/PID/stat)\n{m['cores']} cores, Python {m['python']}; "
+    ax.set_title(f"CPU each process spent per ok operation (timed part only, "
+                 f"{cpu_sources_text(rows)})\n{m['cores']} cores, Python {m['python']}; "
                  f"left: the marketplace's services, right: the echo chain; "
                  f"{error_bars_note(runs)}", fontsize=10)
     ax.legend(loc="upper left", ncols=3, fontsize=8)
     ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(out / "cpu_per_op.png", dpi=120)
-    plt.close(fig)
+    save(plt, fig, out, "cpu_per_op.png")
     return ["cpu_per_op.png"]
+
+
+def cpu_stack(ax, plt, rows: list[dict], offset: float, who: str, label: str,
+              palette: str) -> None:
+    """One stack per scenario of ``who``'s processes ("services" or "echo"), its std as an
+    error bar (from two runs on) and ``cpu_stack_label`` above it. A process below
+    resolution adds nothing to the stack: the label says what it was below."""
+    runs = rows[0]["runs"]
+    x = [p + offset for p in range(len(rows))]
+    names = next(list(r[f"{who}_cpu_us_per_op"]) for r in rows if r[f"{who}_cpu_us_per_op"])
+    colors = (plt.get_cmap(palette)(range(len(names))) if who == "services"
+              else plt.get_cmap(palette)([0.45, 0.7]))
+    bottom = [0.0] * len(rows)
+    for name, color in zip(names, colors):
+        values = [(r[f"{who}_cpu_us_per_op"] or {}).get(name, 0.0) for r in rows]
+        ax.bar(x, values, 0.38, bottom=bottom, color=color, label=f"{label}{name}")
+        bottom = [b + v for b, v in zip(bottom, values)]
+    stds = [r[f"{who}_cpu_us_per_op_total_std"] or 0.0 for r in rows]
+    if runs > 1:
+        ax.errorbar(x, bottom, yerr=stds, fmt="none", ecolor="black", capsize=3)
+    for p, row, total, std in zip(x, rows, bottom, stds):
+        if row[f"{who}_cpu_us_per_op"]:
+            ax.annotate(cpu_stack_label(row, who), (p, total + (std if runs > 1 else 0)),
+                        xytext=(0, 3), textcoords="offset points", ha="center", va="bottom",
+                        fontsize=8)
 
 
 def draw_size_chart(out: Path, report: dict) -> str:

@@ -1,11 +1,16 @@
-"""The services one benchmark run starts, and what they spend (CPU, memory)."""
+"""The services one benchmark run starts, and what they spend (CPU, memory).
+
+CPU is read every way a process answers (``market.ops.launch.CpuReading``: its own
+``Stats``, to the µs; else the kernel's ns per thread; else 10 ms ticks), and each
+figure keeps which way it was read and that way's resolution, so that a process that
+spent less than what could be seen is said to have, not shown as 0."""
 from __future__ import annotations
 
 import shutil
 import tempfile
 from pathlib import Path
 
-from market.ops.launch import ServiceProcess
+from market.ops.launch import CpuReading, ServiceProcess
 
 
 class Deployment:
@@ -20,8 +25,15 @@ class Deployment:
         self.addresses = addresses
         self.scratch = scratch
 
-    def cpu_s(self) -> dict[str, float]:
-        return {service.name: service.cpu_s() for service in self.services}
+    def cpu_readings(self) -> dict[str, CpuReading]:
+        """Each service's CPU time so far, every way it can be read."""
+        return {service.name: service.cpu_reading() for service in self.services}
+
+    def cpu_since(self, before: dict[str, CpuReading]) -> dict[str, dict]:
+        """Each service's CPU since ``before`` (``cpu_readings``): ``{"cpu_s", "source",
+        "resolution_s"}`` by the finest way both readings have."""
+        return {name: reading.since(before[name])
+                for name, reading in self.cpu_readings().items()}
 
     def exited(self) -> str:
         """The names of the services that are no longer running ('' while all run)."""
@@ -61,3 +73,8 @@ def start_market(logs: Path, data_root: Path | None) -> Deployment:
         raise
     return Deployment(started, {"seller": started[2].address, "buyer": started[3].address},
                       scratch)
+
+
+def below_resolution(cpu_s: float | None, resolution_s: float | None) -> bool:
+    """Whether a CPU figure is less than its way of reading it can show (None: unread)."""
+    return cpu_s is None or resolution_s is None or cpu_s < resolution_s

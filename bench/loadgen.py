@@ -462,7 +462,7 @@ def receive(conn, timeout: float, what: str) -> Any:
 class LoadResult:
     """What one timed run produced."""
 
-    def __init__(self, figures: list[dict], services_cpu_s: dict[str, float] | None,
+    def __init__(self, figures: list[dict], services_cpu: dict[str, dict] | None,
                  service_stats: dict | None = None, withdrawn: dict | None = None) -> None:
         self.tally = Tally()
         for figure in figures:
@@ -471,7 +471,13 @@ class LoadResult:
         self.generator_cpu_s = sum(f["cpu_s"] for f in figures)
         self.latencies = sorted(self.tally.ok_latencies())
         self.ok = len(self.latencies)
-        self.services_cpu_s = services_cpu_s
+        # Per service: CPU seconds of the timed part (None: not read), and how it was read
+        # ({"source", "resolution_s"}; ``Deployment.cpu_since``).
+        self.services_cpu_s = ({name: spent["cpu_s"] for name, spent in services_cpu.items()}
+                               if services_cpu is not None else None)
+        self.services_cpu_resolution = (
+            {name: {"source": spent["source"], "resolution_s": spent["resolution_s"]}
+             for name, spent in services_cpu.items()} if services_cpu is not None else None)
         self.service_stats = service_stats  # {"before": Stats by service, "after": ...}
         self.withdrawn = withdrawn  # {"items": taken off sale, "failed": not}
 
@@ -486,7 +492,9 @@ class LoadResult:
                 "conflicts": sum(self.tally.conflicts.values()),
                 "unexpected": sum(self.tally.unexpected.values()),
                 "generator_cpu_s": self.generator_cpu_s,
-                "services_cpu_s": self.services_cpu_s, "service_stats": self.service_stats,
+                "services_cpu_s": self.services_cpu_s,
+                "services_cpu_resolution": self.services_cpu_resolution,
+                "service_stats": self.service_stats,
                 "withdrawn": self.withdrawn}
 
     def window_figures(self, window: float, seconds: float) -> tuple[list[dict], dict | None]:
@@ -529,7 +537,8 @@ def run_load(addresses: dict[str, Any], buyers: int, sellers: int, procs: int,
              withdraw: bool = False, only: dict[str, str] | None = None) -> LoadResult:
     """Set up ``sellers`` + ``buyers`` clients in ``procs`` processes, run them, collect.
 
-    With ``deployment``, its services' CPU time during the timed part is measured too;
+    With ``deployment``, its services' CPU time during the timed part is measured too
+    (``Deployment.cpu_since``: each figure with the resolution it was read at);
     ``take_stats`` (each service's ``Stats``) is called just before and just after it;
     with ``window`` (seconds), outcomes are tallied per window as well (``window_figures``);
     with ``withdraw``, the sellers take their items' units off sale afterwards; with
@@ -557,14 +566,12 @@ def run_load(addresses: dict[str, Any], buyers: int, sellers: int, procs: int,
         for _, conn in workers:
             receive(conn, 600, "buyer setup")
         stats_before = take_stats() if take_stats else None
-        cpu_before = deployment.cpu_s() if deployment else None
+        cpu_before = deployment.cpu_readings() if deployment else None
         for _, conn in workers:
             conn.send("go")
         figures = watch(workers, progress, len(specs) * ops if ops else None, seconds, label,
                         deployment, on_tick)
-        services_cpu = ({name: seconds - cpu_before[name]
-                         for name, seconds in deployment.cpu_s().items()}
-                        if deployment else None)
+        services_cpu = deployment.cpu_since(cpu_before) if deployment else None
         stats = {"before": stats_before, "after": take_stats()} if take_stats else None
         for _, conn in workers:
             conn.send("withdraw" if withdraw else "end")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import platform
 import statistics
@@ -12,7 +13,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from bench.charts import cdf_points
+from bench.charts import cdf_points, cpu_sources_text, cpu_text
+from bench.deploy import below_resolution
 from bench.loadgen import LoadResult, Tally, mean_std, percentile
 from bench.preload import Timing
 from bench.target import counted
@@ -46,20 +48,7 @@ def summarize(ops: int, buyers: int, sellers: int, ours: list[LoadResult],
     row["errors_by_op"] = {f"{op}:{kind}": n for (op, kind), n in sorted(tally.errors.items())}
     row["unexpected_by_op"] = {f"{op}:{code}": n
                                for (op, code), n in sorted(tally.unexpected.items())}
-    cores = os.cpu_count() or 1
-    generator = [100 * r["generator_cpu_s"] / r["wall_s"] for r in runs if r["wall_s"]]
-    row["generator_cpu_pct_of_core"], _ = mean_std(generator)
-    row["generator_cpu_pct_of_machine"] = row["generator_cpu_pct_of_core"] / cores
-    measured = [r for r in runs if r["services_cpu_s"] is not None and r["wall_s"]]
-    row["services_cpu_pct_of_core"] = {
-        name: mean_std([100 * r["services_cpu_s"][name] / r["wall_s"] for r in measured])[0]
-        for name in (measured[0]["services_cpu_s"] if measured else ())}
-    row["services_cpu_pct_of_machine"] = (sum(row["services_cpu_pct_of_core"].values()) / cores
-                                          if measured else None)
-    row.update(cpu_per_op(runs, "services"))
-    row.update(cpu_per_op(echo_runs, "echo"))
-    total, echo_total = row["services_cpu_us_per_op_total"], row["echo_cpu_us_per_op_total"]
-    row["cpu_per_op_vs_echo"] = total / echo_total if total is not None and echo_total else None
+    row.update(cpu_figures(runs, echo_runs))
     row["service_stats_counted"] = stats_counted(runs)
     row["withdrawn"] = ({key: sum(r["withdrawn"][key] for r in runs)
                          for key in ("items", "failed")} if runs[0]["withdrawn"] else None)
@@ -70,22 +59,85 @@ def summarize(ops: int, buyers: int, sellers: int, ours: list[LoadResult],
     return row
 
 
+def cpu_figures(runs: list[dict], echo_runs: list[dict]) -> dict[str, Any]:
+    """A scenario's CPU figures: the generator's and each service's share of a core, and
+    CPU per ok operation of the services and of the echo chain, with their ratio."""
+    cores = os.cpu_count() or 1
+    row: dict[str, Any] = {}
+    generator = [100 * r["generator_cpu_s"] / r["wall_s"] for r in runs if r["wall_s"]]
+    row["generator_cpu_pct_of_core"], _ = mean_std(generator)
+    row["generator_cpu_pct_of_machine"] = row["generator_cpu_pct_of_core"] / cores
+    measured = [r for r in runs if r["services_cpu_s"] is not None and r["wall_s"]]
+    row["services_cpu_pct_of_core"] = {
+        name: mean_std([100 * (r["services_cpu_s"][name] or 0.0) / r["wall_s"]
+                        for r in measured])[0]
+        for name in (measured[0]["services_cpu_s"] if measured else ())}
+    row["services_cpu_pct_of_machine"] = (sum(row["services_cpu_pct_of_core"].values()) / cores
+                                          if measured else None)
+    row.update(cpu_per_op(runs, "services"))
+    row.update(cpu_per_op(echo_runs, "echo"))
+    row["cpu_per_op_vs_echo"] = cpu_ratio(row)
+    return row
+
+
 def cpu_per_op(runs: list[dict], who: str) -> dict[str, Any]:
     """CPU microseconds each service spent per ok operation in the timed part of each run
-    (from /proc/PID/stat, set-up excluded), mean and std over the runs, and their sum;
-    None where the services were not ours to measure (``--target``)."""
+    (set-up excluded), mean and std over the runs, and their sum, with how finely each was
+    read (``cpu_resolution``); None where the services were not ours to measure
+    (``--target``). A process whose CPU could not be read counts 0 and is said to be
+    below resolution."""
     measured = [r for r in runs if r["services_cpu_s"] is not None and r["ok"]]
     if not measured:
         return {f"{who}_cpu_us_per_op": None, f"{who}_cpu_us_per_op_std": None,
-                f"{who}_cpu_us_per_op_total": None, f"{who}_cpu_us_per_op_total_std": None}
-    per_run = [{name: 1e6 * spent / r["ok"] for name, spent in r["services_cpu_s"].items()}
-               for r in measured]
+                f"{who}_cpu_us_per_op_total": None, f"{who}_cpu_us_per_op_total_std": None,
+                f"{who}_cpu_resolution": None}
+    per_run = [{name: 1e6 * (spent or 0.0) / r["ok"]
+                for name, spent in r["services_cpu_s"].items()} for r in measured]
     names = list(per_run[0])
     figures = {name: mean_std([run[name] for run in per_run]) for name in names}
     total, total_std = mean_std([sum(run.values()) for run in per_run])
     return {f"{who}_cpu_us_per_op": {name: mean for name, (mean, _) in figures.items()},
             f"{who}_cpu_us_per_op_std": {name: std for name, (_, std) in figures.items()},
-            f"{who}_cpu_us_per_op_total": total, f"{who}_cpu_us_per_op_total_std": total_std}
+            f"{who}_cpu_us_per_op_total": total, f"{who}_cpu_us_per_op_total_std": total_std,
+            f"{who}_cpu_resolution": cpu_resolution(measured)}
+
+
+UNREAD = {"source": "n/a", "resolution_s": None}  # a process whose CPU could not be read
+
+
+def cpu_resolution(runs: list[dict]) -> dict[str, dict]:
+    """Per process, how finely its CPU was read over ``runs``: the coarsest run's way
+    (``source``: "stats", "schedstat", "ticks" or "n/a"; ``resolution_s``; and
+    ``resolution_us_per_op``, that over the run's ok operations), and
+    ``below_resolution``: whether it spent less than that in every run, so that its
+    figure says only "less than this", not 0."""
+    figures = {}
+    for name in runs[0]["services_cpu_s"]:
+        read = [((r.get("services_cpu_resolution") or {}).get(name) or UNREAD,
+                 r["services_cpu_s"][name], r["ok"]) for r in runs]
+        coarsest, _, ok = max(read, key=lambda entry: (
+            math.inf if entry[0]["resolution_s"] is None
+            else entry[0]["resolution_s"] / entry[2]))
+        resolution = coarsest["resolution_s"]
+        figures[name] = {"source": coarsest["source"], "resolution_s": resolution,
+                         "resolution_us_per_op": (1e6 * resolution / ok
+                                                  if resolution is not None else None),
+                         "below_resolution": all(below_resolution(spent, way["resolution_s"])
+                                                 for way, spent, _ in read)}
+    return figures
+
+
+def cpu_ratio(row: dict) -> float | None:
+    """The services' CPU per ok operation over the echo chain's; None when either was
+    not measured, the echo chain's is 0, or a process of either spent less than could
+    be read (the ratio would mean nothing)."""
+    total, echo_total = row["services_cpu_us_per_op_total"], row["echo_cpu_us_per_op_total"]
+    if total is None or not echo_total:
+        return None
+    if any(way["below_resolution"] for who in ("services", "echo")
+           for way in (row[f"{who}_cpu_resolution"] or {}).values()):
+        return None
+    return total / echo_total
 
 
 def stats_counted(runs: list[dict]) -> dict[str, Any] | None:
@@ -169,30 +221,37 @@ def print_table(rows: list[dict]) -> None:
 
 
 def print_cpu(rows: list[dict]) -> None:
-    """CPU per ok operation of each service beside the echo chain's."""
+    """CPU per ok operation of each service beside the echo chain's; a figure below what
+    could be read shows as such ("< 10 ms tick"), and then the ratio as "n/a"."""
     names = next((list(r["services_cpu_us_per_op"]) for r in rows
                   if r["services_cpu_us_per_op"]), [])
     echo_names = next((list(r["echo_cpu_us_per_op"]) for r in rows
                        if r["echo_cpu_us_per_op"]), [])
-    print("\nCPU per ok operation, µs (each process's /proc/PID/stat over the timed part, "
-          "set-up excluded)")
+    print(f"\nCPU per ok operation, µs (each process over the timed part, set-up excluded; "
+          f"{cpu_sources_text(rows)})")
     if not names:
         print("(the marketplace's services were not started by this run: not measured)")
     print(f"{'scenario':>9} " + "".join(f"{name:>18}" for name in names)
-          + f"{'services':>16} " + "".join(f"{name:>7}" for name in echo_names)
+          + f"{'services':>16} " + "".join(f"{name:>14}" for name in echo_names)
           + f"{'echo chain':>14} {'ratio':>6}")
     for r in rows:
-        runs = r["runs"]
-        ours = "".join(f"{r['services_cpu_us_per_op'][name]:18.0f}" for name in names)
+        ours = "".join(f"{process_cpu_text(r, 'services', name):>18}" for name in names)
         total = (spread(r["services_cpu_us_per_op_total"],
-                        r["services_cpu_us_per_op_total_std"], runs)
+                        r["services_cpu_us_per_op_total_std"], r["runs"])
                  if names else "-")
-        echo = "".join(f"{(r['echo_cpu_us_per_op'] or {}).get(name, 0):7.0f}"
-                       for name in echo_names)
+        echo = "".join(f"{process_cpu_text(r, 'echo', name):>14}" for name in echo_names)
         echo_total = (spread(r["echo_cpu_us_per_op_total"], r["echo_cpu_us_per_op_total_std"],
-                             runs) if r["echo_cpu_us_per_op"] else "-")
-        ratio_text = f"{r['cpu_per_op_vs_echo']:6.2f}" if r["cpu_per_op_vs_echo"] else "     -"
+                             r["runs"]) if r["echo_cpu_us_per_op"] else "-")
+        ratio_text = (f"{r['cpu_per_op_vs_echo']:6.2f}" if r["cpu_per_op_vs_echo"]
+                      else "   n/a" if names and r["echo_cpu_us_per_op"] else "     -")
         print(f"{r['scenario']:>9} {ours}{total:>16} {echo}{echo_total:>14} {ratio_text}")
+
+
+def process_cpu_text(row: dict, who: str, name: str) -> str:
+    """One process's CPU per ok operation in ``row``, or what it was below."""
+    value = (row[f"{who}_cpu_us_per_op"] or {}).get(name)
+    way = (row[f"{who}_cpu_resolution"] or {}).get(name)
+    return "-" if value is None else cpu_text(value, way)
 
 
 def print_stats(rows: list[dict]) -> None:

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import pytest
 from conftest import CARD, ROOT, ServiceProcess, every_page, start_market
 
+from bench.deploy import Deployment
+from bench.echo import ECHO_RESULT, start_echo_chain
 from bench.loadgen import KEYWORD_CHOICES
 from market.net.client import Client
 from protocol import ApiError
@@ -48,16 +50,20 @@ def test_quick_benchmark_writes_sane_results_and_charts(tmp_path):
         assert sum(row["per_op_ok"].values()) + row["conflicts"] == clients * 50
         assert all(ms > 0 for ms in row["per_op_avg_ms"].values())
         assert 0 < row["generator_cpu_pct_of_core"] <= 100 * report["machine"]["cores"]
-        # CPU per ok operation of each process over the timed part (/proc counts 10 ms
-        # ticks, so a run this short may show 0 for a process).
+        # CPU per ok operation of each process over the timed part, read from each
+        # one's Stats to the µs: even a run this short shows every process above 0.
         assert set(row["services_cpu_us_per_op"]) == SERVICES, row["services_cpu_us_per_op"]
         assert set(row["echo_cpu_us_per_op"]) == {"echo", "relay"}
+        for who in ("services", "echo"):
+            for name, way in row[f"{who}_cpu_resolution"].items():
+                assert way["source"] == "stats" and way["resolution_s"] == 1e-6, (name, way)
+                assert not way["below_resolution"], (name, way)
+                assert row[f"{who}_cpu_us_per_op"][name] > 0, (name, row[f"{who}_cpu_us_per_op"])
         assert abs(row["services_cpu_us_per_op_total"]
                    - sum(row["services_cpu_us_per_op"].values())) < 1e-6
-        assert 0 <= row["services_cpu_us_per_op_total"] < 100_000
-        if row["echo_cpu_us_per_op_total"]:
-            assert abs(row["cpu_per_op_vs_echo"] - row["services_cpu_us_per_op_total"]
-                       / row["echo_cpu_us_per_op_total"]) < 1e-9
+        assert 0 < row["services_cpu_us_per_op_total"] < 100_000
+        assert abs(row["cpu_per_op_vs_echo"] - row["services_cpu_us_per_op_total"]
+                   / row["echo_cpu_us_per_op_total"]) < 1e-9
         assert row["service_stats_counted"] is None  # services of its own: no Stats taken
     assert sum(row["services_cpu_us_per_op_total"] for row in rows) > 0
     assert set().union(*(row["per_op_avg_ms"] for row in rows)) == ALL_OPS
@@ -231,3 +237,32 @@ def test_target_results_carry_each_services_stats_or_why_not(targeted):
             assert entry == {"available": False, "reason": error.code}
             continue
         assert entry["available"] and entry["outcomes"]["ok"] > 0, entry
+
+
+def test_every_services_stats_has_a_cpu_s_that_grows_with_work(tmp_path):
+    """A database of the market and both processes of the echo chain answer Stats with
+    their CPU time (µs), which work makes grow; the benchmark reads it from there."""
+    chain = start_echo_chain(tmp_path / "logs")
+    product_db = ServiceProcess("product_db.py").start()
+    deployment = Deployment([product_db, *chain.services], {})
+    client, database = Client(chain.addresses["buyer"]), Client(product_db.address)
+    try:
+        before = deployment.cpu_readings()
+        first = {service.name: Client(service.address).call("Stats")["cpu_s"]
+                 for service in deployment.services}
+        for _ in range(1000):
+            assert client.call("GetItem", {"item_id": 1}) == ECHO_RESULT  # relay -> echo
+            database.call("Hello")
+        second = {service.name: Client(service.address).call("Stats")["cpu_s"]
+                  for service in deployment.services}
+        spent = deployment.cpu_since(before)
+    finally:
+        client.close()
+        database.close()
+        deployment.stop()
+    assert set(first) == {"product database", "echo", "relay"}, first
+    for name, start in first.items():
+        assert 0 < start < second[name], (name, first, second)
+        assert second[name] - start > 0.01, (name, first, second)  # 1,000 requests
+        assert spent[name]["source"] == "stats" and spent[name]["resolution_s"] == 1e-6
+        assert second[name] - start <= spent[name]["cpu_s"], (name, spent)

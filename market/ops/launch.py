@@ -4,6 +4,11 @@
 a free port and reads the address from its ``READY`` line. The tests, the
 benchmark and ``run_all.sh`` (``python3 -m market.ops.launch wait``) all read ready
 lines through ``parse_ready_line``.
+
+``CpuReading`` is what a service process has spent on the CPU so far, read every way
+that answers (its own ``Stats``, /proc/PID/task/*/schedstat, /proc/PID/stat ticks);
+``CpuReading.since`` gives the CPU between two readings by the finest way both have,
+and says which.
 """
 from __future__ import annotations
 
@@ -13,12 +18,51 @@ import select
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-from market.config import START_TIMEOUT, STOP_GRACE
+from market.config import START_TIMEOUT, STATUS_TIMEOUT, STOP_GRACE
+from market.net.client import Client
 from market.net.server import parse_ready_line
+from protocol import ApiError
 
 ROOT = Path(__file__).resolve().parents[2]  # where the entry-point scripts are
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")  # per second, in /proc/PID/stat (100)
+TICK_S = 1 / CLOCK_TICKS  # what /proc/PID/stat counts CPU time in (10 ms)
+# The ways of reading a process's CPU time, best first, and the resolution of each (s):
+# its own Stats (time.process_time(), every thread's, ended ones too, rounded to the
+# µs); the ns the kernel counts per thread (/proc/PID/task/*/schedstat; only threads
+# still running, so only when none of the first reading's has ended); the ticks of
+# /proc/PID/stat.
+CPU_RESOLUTION_S = {"stats": 1e-6, "schedstat": 1e-9, "ticks": TICK_S}
+
+
+@dataclass
+class CpuReading:
+    """A process's CPU time so far, each way that answered (None: that way did not)."""
+
+    stats_s: float | None = None  # ``cpu_s`` of its Stats reply
+    threads_ns: dict[int, int] | None = None  # thread id -> ns on the CPU (schedstat)
+    ticks_s: float | None = None  # utime + stime of /proc/PID/stat
+
+    def since(self, before: CpuReading) -> dict:
+        """The CPU spent from ``before`` to this reading, by the best way both readings
+        have: ``{"cpu_s", "source", "resolution_s"}``; with none, ``cpu_s`` and
+        ``resolution_s`` are None and ``source`` is "n/a"."""
+        if self.stats_s is not None and before.stats_s is not None:
+            return _spent(self.stats_s - before.stats_s, "stats")
+        if (self.threads_ns is not None and before.threads_ns is not None
+                and before.threads_ns.keys() <= self.threads_ns.keys()):
+            ns = sum(self.threads_ns.values()) - sum(before.threads_ns.values())
+            return _spent(ns / 1e9, "schedstat")
+        if self.ticks_s is not None and before.ticks_s is not None:
+            return _spent(self.ticks_s - before.ticks_s, "ticks")
+        return {"cpu_s": None, "source": "n/a", "resolution_s": None}
+
+
+def _spent(seconds: float, source: str) -> dict:
+    return {"cpu_s": round(max(0.0, seconds), 9), "source": source,
+            "resolution_s": CPU_RESOLUTION_S[source]}
 
 
 class ServiceProcess:
@@ -72,9 +116,49 @@ class ServiceProcess:
         return _status_kb(self.proc.pid, "VmHWM:")
 
     def cpu_s(self) -> float:
+        """CPU seconds so far from /proc/PID/stat, in ``TICK_S`` ticks."""
         with open(f"/proc/{self.proc.pid}/stat") as stat:
             fields = stat.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+    def cpu_reading(self) -> CpuReading:
+        """The CPU time so far, every way that answers; /proc first, then ``Stats``
+        (whose connection's thread is then not among the threads read)."""
+        threads = self.threads_cpu_ns()
+        try:
+            ticks: float | None = self.cpu_s()
+        except (OSError, IndexError, ValueError):
+            ticks = None
+        return CpuReading(self.stats_cpu_s(), threads, ticks)
+
+    def threads_cpu_ns(self) -> dict[int, int] | None:
+        """Nanoseconds on the CPU of each thread running now (/proc/PID/task/*/schedstat,
+        whose first field is that); None if it cannot be read."""
+        spent = {}
+        try:
+            for tid in os.listdir(f"/proc/{self.proc.pid}/task"):
+                try:
+                    with open(f"/proc/{self.proc.pid}/task/{tid}/schedstat") as stat:
+                        spent[int(tid)] = int(stat.read().split()[0])
+                except FileNotFoundError:  # the thread ended meanwhile
+                    continue
+        except (OSError, IndexError, ValueError):
+            return None
+        return spent or None
+
+    def stats_cpu_s(self) -> float | None:
+        """``cpu_s`` of the service's ``Stats`` (its ``time.process_time()``); None if it
+        cannot be asked (gone, no answer, a database wanting the secret) or has none."""
+        if self.proc is None or self.proc.poll() is not None or self.address is None:
+            return None
+        client = Client(self.address, STATUS_TIMEOUT)
+        try:
+            value = client.call("Stats", read=True).get("cpu_s")
+        except (ApiError, OSError):
+            return None
+        finally:
+            client.close()
+        return float(value) if type(value) in (int, float) else None
 
     def kill(self) -> None:
         if self.proc and self.proc.poll() is None:

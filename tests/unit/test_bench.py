@@ -1,5 +1,6 @@
-"""bench/ and performance.py's pure parts: soak windows, spreads, Stats deltas, and the
-load's buyers touching only their own sellers' items."""
+"""bench/ and performance.py's pure parts: soak windows, spreads, Stats deltas, the
+load's buyers touching only their own sellers' items, and CPU figures with the resolution
+they were read at."""
 from __future__ import annotations
 
 import argparse
@@ -8,9 +9,12 @@ from array import array
 import pytest
 
 import performance
+from bench.charts import cpu_sources_text, cpu_stack_label, cpu_text
+from bench.echo import ECHO_RESULT, EchoService
 from bench.loadgen import BuyerBench, LoadResult, Tally, duration
-from bench.report import spread
+from bench.report import cpu_per_op, cpu_ratio, spread
 from bench.target import counted
+from market.ops.launch import TICK_S, CpuReading
 
 
 def soak_result(ok_starts: list[float], window: float) -> LoadResult:
@@ -97,3 +101,83 @@ def test_a_buyer_never_picks_an_item_of_a_seller_not_its_own():
             assert args["seller_id"] == 7
         bench.on_ok(op, args, {"cart": {"lines": []}} if op == "DisplayCart" else {})
     assert picked == {1, 4}
+
+
+# -- CPU per operation: how finely each figure was read ------------------------------
+
+def test_cpu_between_two_readings_takes_the_finest_way_both_have():
+    before = CpuReading(stats_s=1.0, threads_ns={1: 10**9, 2: 0}, ticks_s=1.0)
+    after = CpuReading(stats_s=1.000250, threads_ns={1: 10**9 + 300_000, 2: 0, 3: 5},
+                       ticks_s=1.0)
+    assert after.since(before) == {"cpu_s": 0.00025, "source": "stats",
+                                   "resolution_s": 1e-6}
+    # Not asked the second time (gone, no answer): the kernel's ns per thread ...
+    spent = CpuReading(None, after.threads_ns, 1.0).since(before)
+    assert spent["source"] == "schedstat" and spent["resolution_s"] == 1e-9
+    assert abs(spent["cpu_s"] - 0.000300005) < 1e-12
+    # ... unless a thread of the first reading has ended (its time would be lost): ticks.
+    ended = CpuReading(None, {1: 2 * 10**9, 3: 0}, 1.01).since(before)
+    assert ended["source"] == "ticks" and ended["resolution_s"] == TICK_S
+    assert abs(ended["cpu_s"] - 0.01) < 1e-9
+    assert CpuReading().since(before) == {"cpu_s": None, "source": "n/a",
+                                          "resolution_s": None}
+
+
+def measured_run(ok: int, spent: dict[str, tuple[float | None, str]]) -> dict:
+    """A run's figures as ``LoadResult.figures`` has them: ``spent`` is, per process, its
+    CPU seconds and how they were read."""
+    ways = {"stats": 1e-6, "schedstat": 1e-9, "ticks": 0.01, "n/a": None}
+    return {"ok": ok, "services_cpu_s": {name: s for name, (s, _) in spent.items()},
+            "services_cpu_resolution": {name: {"source": way, "resolution_s": ways[way]}
+                                        for name, (_, way) in spent.items()}}
+
+
+def test_a_process_below_its_resolution_is_labelled_not_drawn_as_0():
+    """1 + 1 read in 10 ms ticks: the customer database and the echo counted no tick."""
+    ours = cpu_per_op([measured_run(400, {"customer database": (0.0, "ticks"),
+                                          "buyer frontend": (0.06, "ticks")})], "services")
+    echo = cpu_per_op([measured_run(400, {"echo": (0.0, "ticks"),
+                                          "relay": (0.0, "ticks")})], "echo")
+    row = {"buyers": 1, "sellers": 1, **ours, **echo}
+    way = row["services_cpu_resolution"]["customer database"]
+    assert way == {"source": "ticks", "resolution_s": 0.01, "resolution_us_per_op": 25.0,
+                   "below_resolution": True}
+    assert not row["services_cpu_resolution"]["buyer frontend"]["below_resolution"]
+    assert row["services_cpu_us_per_op"]["buyer frontend"] == 150.0
+    assert cpu_ratio(row) is None  # not 150 / 0, nor a ratio over a 0 that is no 0
+    row["cpu_per_op_vs_echo"] = cpu_ratio(row)
+    assert cpu_text(0.0, way) == "< 10 ms tick"
+    assert cpu_text(150.0, row["services_cpu_resolution"]["buyer frontend"]) == "150"
+    assert cpu_stack_label(row, "services") == ("150\ncustomer database < 10 ms tick\n"
+                                                "(x echo: n/a)")
+    assert cpu_stack_label(row, "echo") == "< 10 ms tick"  # not "0"
+    assert cpu_sources_text([row]) == "from /proc/PID/stat ticks"
+
+
+def test_figures_read_to_the_microsecond_make_a_ratio_and_unread_ones_are_na():
+    row = {**cpu_per_op([measured_run(400, {"buyer frontend": (0.02, "stats"),
+                                            "customer database": (None, "n/a")})],
+                        "services"),
+           **cpu_per_op([measured_run(400, {"echo": (0.004, "stats"),
+                                            "relay": (0.006, "stats")})], "echo")}
+    assert cpu_text(0.0, row["services_cpu_resolution"]["customer database"]) == "n/a"
+    assert cpu_ratio(row) is None
+    del row["services_cpu_us_per_op"]["customer database"]
+    del row["services_cpu_resolution"]["customer database"]
+    assert abs(cpu_ratio(row) - 50.0 / 25.0) < 1e-9
+    row["cpu_per_op_vs_echo"] = cpu_ratio(row)
+    assert cpu_stack_label(row, "services") == "50\n(2.00 x echo)"
+    assert cpu_stack_label(row, "echo") == "25"
+    assert cpu_sources_text([row]) == "from its Stats' cpu_s (process_time)"
+    # Below 1 µs in one run of two is a figure still (the mean), not "below".
+    runs = [measured_run(400, {"echo": (0.0, "stats")}),
+            measured_run(400, {"echo": (0.0001, "stats")})]
+    assert not cpu_per_op(runs, "echo")["echo_cpu_resolution"]["echo"]["below_resolution"]
+
+
+def test_the_echo_answers_stats_itself_and_every_other_op_with_its_echo():
+    echo = EchoService()
+    assert echo.dispatch({"op": "GetItem", "args": {"item_id": 3}}) is ECHO_RESULT
+    assert echo.dispatch({"op": "Login"}) is ECHO_RESULT
+    stats = echo.dispatch({"op": "Stats"})
+    assert stats["service"] == "service" and 0 < stats["cpu_s"] == round(stats["cpu_s"], 6)
