@@ -31,7 +31,9 @@ from market.fields import (
     card_problem,
     dollars,
 )
-from market.frontend.service import Frontend, PasswordHasher, frontend_main
+from market.frontend.main import frontend_main
+from market.frontend.passwords import PasswordHasher
+from market.frontend.service import Frontend
 from market.frontend.settling import Settler
 from market.net.client import Client
 from market.net.flags import env_default
@@ -97,14 +99,14 @@ class BuyerFrontend(Frontend):
     def search(self, request: Request, category: int, keywords: list[str],
                limit: int) -> RawResult:
         self.user_id(request)
-        return self.items.read(
+        return self.catalog.read(
             lambda catalog: catalog.search(category, keywords, limit),
             lambda: self.product.call_raw(product_api.SEARCH, {
                 "category": category, "keywords": keywords, "limit": limit}))
 
     def get_item(self, request: Request, item_id: int) -> RawResult:
         self.user_id(request)
-        return self.items.read(lambda catalog: catalog.item(item_id),
+        return self.catalog.read(lambda catalog: catalog.item(item_id),
                                lambda: self.product.call_raw(product_api.GET_ITEM,
                                                              {"item_id": item_id}))
 
@@ -117,7 +119,7 @@ class BuyerFrontend(Frontend):
         The session is checked by the write, so an unknown item is ``not_found``
         even for a bad session (items are public through search anyway).
         """
-        available = self.items.read(
+        available = self.catalog.read(
             lambda catalog: catalog.get(item_id).quantity,
             lambda: self.product.call(product_api.GET_ITEM,
                                       {"item_id": item_id})["item"]["quantity"])
@@ -157,7 +159,7 @@ class BuyerFrontend(Frontend):
     def render_cart(self, lines: list[list[int]]) -> dict:
         """[[item_id, units], ...] -> the spec's cart, with current names and prices."""
         ids = [item_id for item_id, _ in lines]
-        items = self.items.read(
+        items = self.catalog.read(
             lambda catalog: {item.item_id: item.cart_line() for item in catalog.existing(ids)},
             lambda: self.ask_cart_items(ids))
         shown, total = [], 0
@@ -256,6 +258,7 @@ class BuyerFrontend(Frontend):
                                       "was; try again.")
 
     def start(self) -> None:
+        super().start()
         threading.Thread(target=self.settler.run_forever, args=(self.require_one_market,),
                          name="settler", daemon=True).start()
 

@@ -16,7 +16,8 @@ from market.fields import (
     PRICE,
     QUANTITY,
 )
-from market.frontend.service import Frontend, frontend_main
+from market.frontend.main import frontend_main
+from market.frontend.service import Frontend
 from market.net.service import Op, Request
 from market.paging import CURSOR, PAGE_LIMIT, page_args
 from market.product import api as product_api
@@ -59,7 +60,7 @@ class SellerFrontend(Frontend):
 
     def display_items(self, request: Request, limit: int, after: str | None) -> RawResult:
         seller_id = self.user_id(request)
-        return self.items.read(
+        return self.catalog.read(
             lambda catalog: catalog.seller_items(seller_id, limit, after),
             lambda: self.product.call_raw(product_api.SELLER_ITEMS, {
                 "seller_id": seller_id, **page_args(limit, after)}))

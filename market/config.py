@@ -45,16 +45,16 @@ DEFAULT_HASH_COST = 14  # ~50 ms and 16 MiB per hash
 MAX_SESSIONS_PER_ACCOUNT = 100  # a login past it ends the account's least recently used
 DEFAULT_SESSION_TIMEOUT = 300.0  # seconds a session lives without a request
 DEFAULT_PURCHASE_TIMEOUT = 60.0  # seconds a started purchase waits for its commit
-# Session leases (market.replication.leases): a frontend answers a leased session's checks itself.
-MAX_LEASE = 1.0  # seconds a lease lasts at most (a tenth of the session timeout if shorter)
-WATCH_WAIT = 1.0  # seconds a frontend's WatchSessions waits for news before it is answered
-LEASE_HOLDER_GONE = 5.0  # seconds without a watch after which a frontend gets no new leases
-LEASE_HOLDER_FORGOTTEN = 60.0  # seconds without a watch after which it is forgotten
-# Change feeds (market.replication.feed): a frontend answers reads from its copy of a database's data.
-FEED_LEASE = 1.0  # seconds a copy stays in use after the poll behind it was sent
-FEED_WAIT = 0.3  # seconds a frontend's Follow waits for changes before it is answered
-FEED_FOLLOWER_FORGOTTEN = 60.0  # seconds after its lease ran out that a follower is forgotten
-FEED_PAGE = 2000  # entries of a snapshot page at most (each page also under PAGE_BYTES)
+
+# -- copies: what a frontend answers itself while its lease holds (market.replication) -------
+LEASE = 1.0  # seconds a frontend's copy stays in use after the poll behind it was sent
+LONG_POLL_WAIT = 0.3  # seconds a frontend's Follow waits for changes before it is answered
+FOLLOWER_FORGOTTEN = 60.0  # seconds after its lease ran out that a follower is forgotten
+MAX_FOLLOWERS = 256  # followers one database keeps at once (each frontend is one per database)
+SNAPSHOT_PAGE = 2000  # entries of a snapshot page at most (each page also under PAGE_BYTES)
+# A session's check is answered from a frontend's copy for at most this share of the
+# session timeout, and never longer than half a lease; the session counts as used meanwhile.
+SESSION_CACHE_SHARE = 0.05
 
 # -- how long the databases remember what a resend may ask about -----------------------
 KEY_TTL = 600.0  # an idempotency key's outcome (contract §11: 10 minutes)

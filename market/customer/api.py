@@ -16,8 +16,8 @@ Replies:
   GetSalt                {"salt", "cost"} (cost null for an unknown name)
   Login                  {"session", "user_id"}
   Logout                 {}
-  CheckSession           {"user_id"}, and "lease_s" when leased
-  WatchSessions          {"epoch", "tokens": [...], "upto"}
+  CheckSession           {"user_id"}, and "cache_s": how long the follower may answer
+                         the session's checks itself
   GetSellerRating        {"seller_id", "name", "thumbs_up", "thumbs_down", "items_sold"}
   GetCart, AddToCart, RemoveFromCart, SaveCart, ClearCart   {"cart": lines}
   StartPurchase          {"purchase_id", "state", "cart": lines (while started)}
@@ -60,7 +60,7 @@ ACCOUNT = {"role": ROLE, "username": LOGIN_USERNAME}
 PURCHASE_LINE = {"item_id": ITEM_ID, "name": STORED_ITEM_NAME, "quantity": QUANTITY,
                  "price": PRICE_CENTS, "seller_id": SELLER_ID}
 CART_LINE = {"item_id": ITEM_ID, "quantity": QUANTITY}
-HOLDER = Str(16, 16)  # a frontend's lease holder id (``market.replication.leases``)
+FOLLOWER = Str(16, 16)  # a frontend's name on the change feed (``market.replication.feed``)
 # A final error: what a purchase's resend is told again.
 REASON = {"code": Str(1, 32), "message": Str(0, 500)}
 
@@ -73,15 +73,10 @@ CREATE_ACCOUNT = InternalOp("CreateAccount", {**NEW_ACCOUNT, "salt": SALT,
 GET_SALT = InternalOp("GetSalt", ACCOUNT, needs_session=False, read=True)
 LOGIN = InternalOp("Login", {**ACCOUNT, "hash": PASSWORD_HASH}, needs_session=False)
 LOGOUT = InternalOp("Logout", {"role": ROLE})
-# Checks the session and marks it used (a read as far as resending goes); with ``holder``
-# (a watching frontend) it also leases the token to it (``market.replication.leases``).
-CHECK_SESSION = InternalOp("CheckSession", {"role": ROLE, "holder": Omittable(HOLDER)},
+# Checks the session and marks it used (a read as far as resending goes); a ``follower``
+# holding a lease on this database's feed may then answer its checks itself for a while.
+CHECK_SESSION = InternalOp("CheckSession", {"role": ROLE, "follower": Omittable(FOLLOWER)},
                            read=True)
-# A frontend's long poll: confirms the tokens up to ``seen`` of run ``epoch``, then waits up
-# to ``wait_ms`` for tokens whose leases it must drop.
-WATCH_SESSIONS = InternalOp("WatchSessions", {
-    "holder": HOLDER, "epoch": Str(0, 16), "seen": Int(0), "wait_ms": Int(0, 10_000)},
-    needs_session=False, read=True, long_poll=True)
 GET_SELLER_RATING = InternalOp("GetSellerRating", {"role": ROLE,
                                                    "seller_id": Omittable(SELLER_ID)}, read=True)
 

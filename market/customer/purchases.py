@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 from market.config import CANCELLED_TTL
 from market.customer.carts import Cart, Lines
-from market.database.service import Recent
+from market.recent import Recent
 from market.fields import dollars
 from market.paging import make_cursor, page, read_cursor
 from protocol import ApiError, encode_value

@@ -1,13 +1,13 @@
 """Sellers' ratings as clients see them (``GetSellerRating``): the customer database makes
 each from its accounts, votes and purchases (``seller_rating``) and publishes it on its
-change feed whenever it moves; a frontend keeps a ``RatingsCopy`` (``market.replication.feed``).
+change feed whenever it moves; a frontend keeps a copy (``market.customer.copy``).
 """
 from __future__ import annotations
 
 from market.customer.accounts import Accounts, Role
 from market.customer.purchases import Purchases
 from market.customer.votes import Votes
-from protocol import ApiError, RawResult, encode_value
+from protocol import ApiError
 
 
 def no_seller(seller_id: int) -> ApiError:
@@ -24,22 +24,3 @@ def seller_rating(accounts: Accounts, votes: Votes, purchases: Purchases,
     return {"seller_id": seller_id, "thumbs_up": thumbs.up, "thumbs_down": thumbs.down,
             "items_sold": purchases.items_sold(seller_id), "name": seller.name}
 
-
-class RatingsCopy:
-    """A frontend's copy of every seller's rating, each kept as its reply JSON."""
-
-    def __init__(self) -> None:
-        self._by_seller: dict[int, bytes] = {}
-
-    def put(self, entries: list[dict]) -> None:
-        for entry in entries:
-            self._by_seller[entry["seller_id"]] = encode_value(entry)
-
-    def clear(self) -> None:
-        self._by_seller.clear()
-
-    def rating(self, seller_id: int) -> RawResult:
-        found = self._by_seller.get(seller_id)
-        if found is None:
-            raise no_seller(seller_id)
-        return RawResult(found)

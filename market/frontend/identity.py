@@ -34,7 +34,7 @@ from typing import Callable
 from market.config import CLOCK_SKEW_WARNING
 from market.errors import NotOneMarket
 from market.net.client import Client
-from market.net.internal import CLAIM_MARKET, HELLO
+from market.database.api import CLAIM_MARKET, HELLO
 from protocol import ApiError
 
 DATABASES = ("customer", "product")  # the order of claims

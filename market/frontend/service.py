@@ -1,106 +1,42 @@
 """The base of both frontends: nothing of their own is kept; every write goes to the
 databases, and reads are answered from copies the databases keep current.
 
-``Frontend`` holds the account ops (``CreateAccount``, ``Login``, ``Logout``),
-the session check both roles share (answered from a session lease, ``market.replication.leases``),
-``keyed``, the key and fingerprint every write to a database carries, and the copies
-of the catalog and of the sellers' ratings (``items``, ``sellers``: ``market.replication.feed``);
-``PasswordHasher`` is where passwords are hashed (queued, one hash per core);
-``frontend_main`` parses the flags and starts one.
+``Frontend`` holds the account ops (``CreateAccount``, ``Login``, ``Logout``), the session
+check both roles share (answered from the copy of the customer database while it may be),
+``keyed``, the key and fingerprint every write to a database carries, and the two copies:
+``catalog`` (the product database's items) and ``accounts`` (the customer database's
+sellers' ratings and sessions), each kept by a follower (``market.replication``).
 """
 from __future__ import annotations
 
 import argparse
-import concurrent.futures
-import ctypes
-import hashlib
-import os
 import secrets
 import threading
 import time
 from typing import Any, Callable
 
-from market.config import (
-    DEFAULT_CUSTOMER_DB_PORT,
-    DEFAULT_DB_POOL,
-    DEFAULT_DB_TIMEOUT,
-    DEFAULT_HASH_COST,
-    DEFAULT_HOST,
-    DEFAULT_PRODUCT_DB_PORT,
-    HASH_COST_MAX,
-    HASH_COST_MIN,
-)
 from market.customer import api as customer_api
-from market.customer.ratings import RatingsCopy
+from market.customer.copy import AccountsCopy
+from market.database.api import FOLLOW
 from market.fields import CREDENTIALS, LOGIN_CREDENTIALS
 from market.frontend.identity import MarketCheck
+from market.frontend.passwords import PasswordHasher
 from market.keys import OWN_KEY_FINGERPRINT, fingerprint, frontend_key, step_key
-from market.net.client import Client, parse_address
-from market.net.flags import configure_logging, env_default, service_parser
-from market.net.internal import FOLLOW
-from market.net.secret import read_secret
-from market.net.server import serve
+from market.net.client import Client
 from market.net.service import ENVELOPE_FIELDS, Op, Request, Service
 from market.product.catalog import Catalog
-from market.replication.feed import Follower
-from market.replication.leases import SessionCache
+from market.replication.follower import Follower
 from protocol import ApiError, RawResult
-
-
-class PasswordHasher:
-    """scrypt, queued first come, first served, at most one hash per core at once.
-
-    Hashing is deliberately slow, so it lives in the frontends, which can be
-    multiplied across hosts, not in the one customer database. The executor's
-    queue is FIFO; memory is bounded by the workers (16 MiB each at cost 14),
-    not by the number of clients waiting.
-    """
-
-    def __init__(self, cost: int = DEFAULT_HASH_COST, workers: int | None = None) -> None:
-        self.cost = cost
-        self._pool = concurrent.futures.ThreadPoolExecutor(
-            max_workers=workers or os.cpu_count() or 1, thread_name_prefix="scrypt")
-        # Guards ``waiting``: the hashes asked for whose hashing has not started.
-        self._lock = threading.Lock()
-        self.waiting = 0
-
-    def hash(self, password: str, salt: bytes, cost: int | None = None) -> bytes:
-        """The password's hash with ``salt`` at ``cost`` (this hasher's own by default)."""
-        with self._lock:
-            self.waiting += 1
-        return self._pool.submit(self._hash, password, salt, cost or self.cost).result()
-
-    def _hash(self, password: str, salt: bytes, cost: int) -> bytes:
-        with self._lock:
-            self.waiting -= 1
-        return scrypt(password, salt, cost)
-
-
-def scrypt(password: str, salt: bytes, cost: int) -> bytes:
-    return hashlib.scrypt(password.encode(), salt=salt, n=2 ** cost, r=8, p=1, dklen=32,
-                          maxmem=256 << 20)
-
-
-def return_big_blocks_to_the_system() -> None:
-    """Make glibc give each scrypt's 16 MiB back when the hash is done.
-
-    Otherwise glibc's growing mmap threshold parks one such block in each of
-    its per-thread arenas for good. A no-op where the C library has no ``mallopt``.
-    """
-    m_mmap_threshold = -3
-    try:
-        ctypes.CDLL(None).mallopt(m_mmap_threshold, 1 << 20)
-    except (OSError, AttributeError):
-        pass
 
 
 class Frontend(Service):
     """A stateless frontend: the account ops of one role, plus ``role_ops()``.
 
-    Nothing is kept between requests but copies: sessions, the catalog and the sellers'
-    ratings live in the databases, and the copies (``sessions``, ``items``, ``sellers``)
-    answer only while the databases' leases say they are current. Passwords are hashed
-    here (``PasswordHasher``); the database stores and compares hashes only. With a
+    Nothing is kept between requests but copies: the catalog, the sellers' ratings and the
+    sessions live in the databases, and the copies (``catalog``, ``accounts``) answer only
+    while the databases' leases say they are current (``start`` starts their followers).
+    Passwords are hashed here (``PasswordHasher``); the database stores and compares hashes
+    only. With a
     ``market_check``, every op but ``local_ops`` is refused while the two databases do
     not belong to one market.
     """
@@ -116,11 +52,10 @@ class Frontend(Service):
         self.customer = customer_db
         self.product = product_db
         self.hasher = hasher or PasswordHasher()
-        self.sessions = SessionCache()  # leased sessions, while start_watching's thread runs
-        # Copies of the product database's catalog and the customer database's sellers'
-        # ratings, fresh while follow's threads keep them so (else the databases are asked).
-        self.items = Follower(Catalog())
-        self.sellers = Follower(RatingsCopy())
+        # The copies of the databases' followed data, in use while their followers keep
+        # them current (else the databases are asked).
+        self.catalog = Follower(Catalog(), "the product database")
+        self.accounts = Follower(AccountsCopy(), "the customer database")
         self.ops.update({
             "CreateAccount": Op(self.create_account, CREDENTIALS, needs_session=False,
                                 keyed=True),
@@ -166,8 +101,8 @@ class Frontend(Service):
         return {**super().stats(request), "password_queue": self.hasher.waiting,
                 "pools": {"customer_db": self.customer.pool_stats(),
                           "product_db": self.product.pool_stats()},
-                "copies": {"items": {"fresh": self.items.fresh()},
-                           "sellers": {"fresh": self.sellers.fresh()}}}
+                "copies": {"catalog": {"fresh": self.catalog.fresh()},
+                           "accounts": {"fresh": self.accounts.fresh()}}}
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
@@ -221,33 +156,28 @@ class Frontend(Service):
 
     def user_id(self, request: Request) -> int:
         """The id behind the request's session (checked and refreshed), or invalid_session:
-        from a lease in its first half without a round trip, else asked (and leased)."""
-        user_id = self.sessions.lookup(request.session)
+        from the copy without a round trip while it may answer for the session, else asked
+        (and kept, when the database allows it)."""
+        sessions = self.accounts.copy.sessions
+        user_id = sessions.lookup(request.session) if self.accounts.fresh() else None
         if user_id is not None:
             return user_id
-        generation, sent = self.sessions.generation(), time.monotonic()
-        args = {"role": self.role}
-        if self.sessions.watching:
-            args["holder"] = self.sessions.holder
-        result = self.customer.call(customer_api.CHECK_SESSION, args, request.session)
-        self.sessions.keep(request.session, result["user_id"], result.get("lease_s", 0), sent,
-                           generation)
+        generation, sent = sessions.generation(), time.monotonic()
+        result = self.customer.call(customer_api.CHECK_SESSION, {
+            "role": self.role, "follower": self.accounts.name}, request.session)
+        sessions.keep(request.session, result["user_id"], result.get("cache_s", 0), sent,
+                      generation)
         return result["user_id"]
 
-    def start_watching(self, watcher: Client) -> None:
-        """Keep a ``WatchSessions`` long poll open on the customer database through
-        ``watcher`` (a connection of its own, outside the pool), so that sessions may be
-        leased (``market.replication.leases``)."""
-        def watch(holder: str, epoch: str, seen: int, wait: float) -> dict:
-            return watcher.call(customer_api.WATCH_SESSIONS, {
-                "holder": holder, "epoch": epoch, "seen": seen,
-                "wait_ms": long_poll_ms(watcher, wait)})
-        threading.Thread(target=self.sessions.watch_forever, args=(watch,),
-                         name="session-watch", daemon=True).start()
+    def start(self) -> None:
+        """Start the followers that keep the copies current, each with a connection of its
+        own to its database, greeted and checked like the pool's (``Client.dedicated``)."""
+        self.follow(self.catalog, self.product.dedicated())
+        self.follow(self.accounts, self.customer.dedicated())
 
     def follow(self, follower: Follower, database: Client) -> None:
-        """Keep ``follower``'s copy current with a ``Follow`` long poll on ``database`` (a
-        connection of its own, outside the pool), on a thread of its own."""
+        """Keep ``follower``'s copy current with a ``Follow`` long poll on ``database``, on a
+        thread of its own."""
         def poll(name: str, epoch: str, seen: int, after: int | None, wait: float) -> dict:
             args = {"follower": name, "epoch": epoch, "seen": seen,
                     "wait_ms": long_poll_ms(database, wait)}
@@ -266,50 +196,10 @@ class Frontend(Service):
         def ask() -> RawResult:
             return self.customer.call_raw(customer_api.GET_SELLER_RATING, {
                 "role": self.role, "seller_id": shown}, request.session)
-        return self.sellers.read(lambda copy: copy.rating(shown), ask)
+        return self.accounts.read(lambda copy: copy.ratings.rating(shown), ask)
 
 
 def long_poll_ms(database: Client, wait: float) -> int:
     """How long (ms) a long poll on ``database`` may wait for news: ``wait``, but well inside
     the connection's timeout, so a quiet database is never taken for a dead one."""
     return int(min(wait, database.timeout / 3) * 1000)
-
-
-def frontend_main(frontend: type[Frontend], description: str, env_prefix: str, port: int,
-                  argv: list[str] | None = None) -> None:
-    parser = service_parser(description, env_prefix, port)
-    env_default(parser, "--customer-db", "CUSTOMER_DB_ADDR",
-                f"{DEFAULT_HOST}:{DEFAULT_CUSTOMER_DB_PORT}",
-                "customer database HOST:PORT", type=parse_address)
-    env_default(parser, "--product-db", "PRODUCT_DB_ADDR",
-                f"{DEFAULT_HOST}:{DEFAULT_PRODUCT_DB_PORT}",
-                "product database HOST:PORT", type=parse_address)
-    env_default(parser, "--db-timeout", "DB_TIMEOUT", DEFAULT_DB_TIMEOUT,
-                "seconds to wait for a database reply", type=float)
-    env_default(parser, "--db-pool", "DB_POOL", DEFAULT_DB_POOL,
-                "most connections kept open to each database (requests wait for a free one); "
-                "a database's --max-connections must cover the pools of all its frontends",
-                type=int)
-    env_default(parser, "--hash-cost", "HASH_COST", DEFAULT_HASH_COST,
-                "scrypt cost of new passwords, as log2 of its n "
-                f"({HASH_COST_MIN} to {HASH_COST_MAX}); lower is faster and weaker, for tests",
-                type=int,
-                choices=range(HASH_COST_MIN, HASH_COST_MAX + 1), metavar="N")
-    frontend.add_arguments(parser)
-    args = parser.parse_args(argv)
-    configure_logging(frontend.kind, args.log_level)
-    secret = read_secret(args.secret_file)
-
-    def database(address: tuple[str, int]) -> Client:
-        return Client(address, args.db_timeout, secret=secret, pool_size=max(1, args.db_pool),
-                      deadlines=True)
-
-    return_big_blocks_to_the_system()
-    customer, product = database(args.customer_db), database(args.product_db)
-    service = frontend(customer, product, PasswordHasher(args.hash_cost))
-    service.market_check = MarketCheck(customer, product)
-    service.configure(args)
-    service.start_watching(database(args.customer_db))
-    service.follow(service.items, database(args.product_db))
-    service.follow(service.sellers, database(args.customer_db))
-    serve(service, args)

@@ -137,6 +137,16 @@ class Client:
         self._waits = 0
         self._waiting = 0
 
+    def dedicated(self) -> "Client":
+        """A client of its own (one connection, outside this pool) to the same server, for a
+        long poll: every new connection it makes goes through the same checks as this one's
+        (the secret, deadlines, and ``on_hello``, read through this client when called)."""
+        def on_hello(hello: dict, clock_offset: float, hello_again: Callable[[], dict]) -> None:
+            if self.on_hello is not None:
+                self.on_hello(hello, clock_offset, hello_again)
+        return Client(self.address, self.timeout, max_idle=1, secret=self.secret, pool_size=1,
+                      deadlines=self.deadlines, on_hello=on_hello)
+
     def call(self, op: str | InternalOp, args: dict | None = None, session: str | None = None,
              read: bool = False) -> dict:
         """Send one request and return its ``result``; error replies raise ``ApiError``."""

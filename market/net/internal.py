@@ -2,16 +2,16 @@
 
 Each internal op is declared once, as an ``InternalOp``: its name, its argument schema,
 whether it needs a session, and whether it only reads. The declarations live in
-``market.customer.api`` and ``market.product.api`` (the ops both databases serve are
-below); a database builds its op table from
-them (``Database.serve``) and a frontend calls them (``Client.call(op, args, session)``),
-so a rename or a new argument is one edit, seen by both sides.
+``market.customer.api``, ``market.product.api`` and ``market.database.api`` (the ops both
+databases serve); a database builds its op table from them (``Database.add_ops``) and a
+frontend calls them (``Client.call(op, args, session)``), so a rename or a new argument is
+one edit, seen by both sides.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from protocol import Hex, Int, Omittable, Str, Validator
+from protocol import Validator
 
 
 @dataclass(frozen=True, eq=False)
@@ -33,13 +33,3 @@ class InternalOp:
     # ``latency_last_60s``, so an idle database does not look slow.
     long_poll: bool = False
 
-
-# Served by both databases (``market.database.Database``).
-HELLO = InternalOp("Hello", needs_session=False, read=True)
-CLAIM_MARKET = InternalOp("ClaimMarket", {"market": Hex(8)}, needs_session=False)
-# A frontend's long poll on the database's change feed (``market.replication.feed``): confirms the changes
-# up to ``seen`` of run ``epoch``, then waits up to ``wait_ms`` for more; ``after``: the next
-# page of a snapshot begun.
-FOLLOW = InternalOp("Follow", {
-    "follower": Str(16, 16), "epoch": Str(0, 16), "seen": Int(0), "after": Omittable(Int(1)),
-    "wait_ms": Int(0, 10_000)}, needs_session=False, read=True, long_poll=True)

@@ -10,8 +10,11 @@ import hashlib
 import hmac
 import logging
 import os
+import secrets
 
 from market.net.flags import exit_at_start
+from market.net.service import Peer
+from protocol import ApiError
 
 MAKE_SECRET = "python3 -c 'import secrets; print(secrets.token_hex(32))' > FILE; chmod 600 FILE"
 
@@ -44,3 +47,30 @@ def read_secret(path: str) -> bytes | None:
 def proof(secret: bytes, challenge: bytes) -> str:
     """What proves knowledge of ``secret`` for one ``challenge``: HMAC-SHA256, hex."""
     return hmac.new(secret, challenge, hashlib.sha256).hexdigest()
+
+
+class Handshake:
+    """A database's side of the proof: a fresh challenge in each ``Hello``, the answer checked
+    by ``Authenticate``; the connection (``Peer``) remembers that it proved the secret. Without
+    a secret every connection is let in (the open mode, loopback only)."""
+
+    def __init__(self, secret: bytes | None = None) -> None:
+        self.secret = secret
+
+    def challenge(self, peer: Peer) -> dict:
+        """What ``Hello`` adds: a new challenge for this connection (nothing without a secret)."""
+        if self.secret is None:
+            return {}
+        peer.challenge = secrets.token_bytes(32)
+        return {"challenge": peer.challenge.hex()}
+
+    def authenticate(self, peer: Peer, answer: str) -> None:
+        """Mark the connection proven if ``answer`` proves the secret, else ``forbidden``."""
+        if self.secret is None or not peer.challenge or not hmac.compare_digest(
+                answer.encode("utf-8", "replace"), proof(self.secret, peer.challenge).encode()):
+            raise ApiError("forbidden", "Wrong proof of the deployment secret (say Hello first).")
+        peer.authenticated, peer.challenge = True, b""
+
+    def admits(self, peer: Peer) -> bool:
+        """Whether the connection may use every op (it proved the secret, or none is set)."""
+        return self.secret is None or peer.authenticated

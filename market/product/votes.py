@@ -18,7 +18,7 @@ from __future__ import annotations
 import enum
 
 from market.config import VOTE_TTL
-from market.database.service import Recent
+from market.recent import Recent
 from market.product.catalog import Item
 
 

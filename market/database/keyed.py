@@ -1,0 +1,109 @@
+"""Keyed writes: each applied at most once per key, a resend told the first outcome.
+
+``KeyedOutcomes`` remembers per ``(scope, key)`` what the request was (its fingerprint)
+and, once it was applied, its outcome: a result, or a final error (``market.errors.
+FINAL_ERRORS``). A resend with the same key gets that outcome and changes nothing more;
+the same key with another request is ``conflict``. A scope names whose keys they are
+(``"buyer:7"``, ``"seller-name:alice"``), so one account's keys never meet another's.
+
+The outcome is journaled with the change it keys: a keyed record carries ``"keyed"``
+(scope, key, fingerprint, time) and its applier returns the result, which
+``Database.apply`` remembers, live and on replay alike.
+
+Entries are kept in the order they were made and dropped once older than ``KEY_TTL``:
+memory follows the write rate over ten minutes, not time. A key a frontend made for a
+write its client sent without one (``market.keys.frontend_key``) can only be resent by
+that frontend within seconds; it is kept ``FRONTEND_KEY_TTL``, so such writes cost little.
+"""
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+from market.config import FRONTEND_KEY_TTL, KEY_TTL
+from market.keys import is_frontends
+from protocol import ApiError
+
+
+@dataclass
+class Outcome:
+    """One key's entry: what was asked, when, and (once applied) what came of it."""
+
+    fingerprint: str
+    at: float  # wall-clock seconds, so that a replayed journal ages it correctly
+    result: Any = None
+    error: tuple[str, str] | None = None  # (code, message) of a final error
+
+    def replay(self) -> Any:
+        """The first outcome again: its result, or its final error raised."""
+        if self.error is not None:
+            raise ApiError(*self.error)
+        return self.result
+
+
+class KeyedOutcomes:
+    """``(scope, key) -> Outcome``, oldest first, clients' keys and frontends' apart (each
+    with its time to live). Not locked: its database's lock guards it."""
+
+    def __init__(self, ttl: float = KEY_TTL, frontend_ttl: float = FRONTEND_KEY_TTL) -> None:
+        self.ttl = ttl
+        self.frontend_ttl = frontend_ttl
+        self._clients: OrderedDict[tuple[str, str], Outcome] = OrderedDict()
+        self._frontends: OrderedDict[tuple[str, str], Outcome] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._clients) + len(self._frontends)
+
+    def _lane(self, key: str) -> OrderedDict[tuple[str, str], Outcome]:
+        return self._frontends if is_frontends(key) else self._clients
+
+    def find(self, scope: str, key: str, fingerprint: str) -> Outcome | None:
+        """The entry of this key, or None if it is new; ``conflict`` if it was used for
+        another request."""
+        entry = self._lane(key).get((scope, key))
+        if entry is None:
+            return None
+        if entry.fingerprint != fingerprint:
+            raise ApiError("conflict", "This idempotency_key was already used for another "
+                                       "request; use a new key for a new request.")
+        return entry
+
+    def remember(self, keyed: dict, result: Any = None,
+                 error: tuple[str, str] | None = None) -> Outcome:
+        """Record (or complete) the entry of a key; ``keyed`` is what a keyed record carries:
+        its scope, key, fingerprint and time."""
+        lane = self._lane(keyed["key"])
+        entry = lane.get((keyed["scope"], keyed["key"]))
+        if entry is None:
+            entry = lane[(keyed["scope"], keyed["key"])] = Outcome(keyed["fingerprint"],
+                                                                   keyed["at"])
+        if result is not None:
+            entry.result = result
+        if error is not None:
+            entry.error = error
+        return entry
+
+    def forget_expired(self, now: float | None = None) -> int:
+        """Drop entries older than their time to live; returns how many."""
+        now = time.time() if now is None else now
+        dropped = 0
+        for lane, ttl in ((self._clients, self.ttl), (self._frontends, self.frontend_ttl)):
+            while lane:
+                scope_key, entry = next(iter(lane.items()))
+                if entry.at >= now - ttl:
+                    break
+                del lane[scope_key]
+                dropped += 1
+        return dropped
+
+    def dump(self) -> list[list]:
+        return [[scope, key, e.fingerprint, e.at, e.result, list(e.error) if e.error else None]
+                for lane in (self._clients, self._frontends)
+                for (scope, key), e in lane.items()]
+
+    def restore(self, rows: list[list]) -> None:
+        for scope, key, fingerprint, at, result, error in rows:
+            self.remember({"scope": scope, "key": key, "fingerprint": fingerprint, "at": at},
+                          result, tuple(error) if error else None)

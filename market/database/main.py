@@ -1,0 +1,38 @@
+"""Starting a database: its flags beyond every service's, then the secret, the data
+directory and serving."""
+from __future__ import annotations
+
+import argparse
+
+from market.database.service import Database
+from market.errors import JournalError
+from market.net.flags import (configure_logging, env_default, exit_at_start, is_loopback,
+                              service_parser)
+from market.net.secret import Handshake, read_secret
+from market.net.server import serve
+
+
+def database_parser(description: str, env_prefix: str, port: int) -> argparse.ArgumentParser:
+    parser = service_parser(description, env_prefix, port)
+    env_default(parser, "--data-dir", f"{env_prefix}_DATA_DIR", "",
+                "keep a journal and snapshots here (default: memory only)")
+    # For tests: shift this database's clock (Hello's time, deadlines) by SECONDS.
+    parser.add_argument("--test-clock-offset", type=float, default=0.0, help=argparse.SUPPRESS)
+    return parser
+
+
+def database_main(database: Database, args: argparse.Namespace) -> None:
+    """Take the secret, open the data directory if asked (stop with a clear message if it is
+    damaged), then serve."""
+    configure_logging(database.kind, args.log_level)
+    database.handshake = Handshake(read_secret(args.secret_file))
+    database.clock_offset = args.test_clock_offset
+    if database.handshake.secret is None and not is_loopback(args.host):
+        exit_at_start(f"{database.name}: refusing to listen on {args.host} without a "
+                      "secret: beyond loopback anyone could change the data; pass --secret-file")
+    if args.data_dir:
+        try:
+            database.open_data_dir(args.data_dir)
+        except (JournalError, OSError) as exc:
+            exit_at_start(f"{database.name}: cannot load the data directory: {exc}")
+    serve(database, args)

@@ -1,0 +1,49 @@
+"""Starting a frontend: its flags beyond every service's, its two databases, then serving."""
+from __future__ import annotations
+
+from market.config import (DEFAULT_CUSTOMER_DB_PORT, DEFAULT_DB_POOL, DEFAULT_DB_TIMEOUT,
+                           DEFAULT_HASH_COST, DEFAULT_HOST, DEFAULT_PRODUCT_DB_PORT,
+                           HASH_COST_MAX, HASH_COST_MIN)
+from market.frontend.identity import MarketCheck
+from market.frontend.passwords import PasswordHasher, return_big_blocks_to_the_system
+from market.frontend.service import Frontend
+from market.net.client import Client, parse_address
+from market.net.flags import configure_logging, env_default, service_parser
+from market.net.secret import read_secret
+from market.net.server import serve
+
+
+def frontend_main(frontend: type[Frontend], description: str, env_prefix: str, port: int,
+                  argv: list[str] | None = None) -> None:
+    parser = service_parser(description, env_prefix, port)
+    env_default(parser, "--customer-db", "CUSTOMER_DB_ADDR",
+                f"{DEFAULT_HOST}:{DEFAULT_CUSTOMER_DB_PORT}",
+                "customer database HOST:PORT", type=parse_address)
+    env_default(parser, "--product-db", "PRODUCT_DB_ADDR",
+                f"{DEFAULT_HOST}:{DEFAULT_PRODUCT_DB_PORT}",
+                "product database HOST:PORT", type=parse_address)
+    env_default(parser, "--db-timeout", "DB_TIMEOUT", DEFAULT_DB_TIMEOUT,
+                "seconds to wait for a database reply", type=float)
+    env_default(parser, "--db-pool", "DB_POOL", DEFAULT_DB_POOL,
+                "most connections kept open to each database (requests wait for a free one); "
+                "a database's --max-connections must cover the pools of all its frontends",
+                type=int)
+    env_default(parser, "--hash-cost", "HASH_COST", DEFAULT_HASH_COST,
+                "scrypt cost of new passwords, as log2 of its n "
+                f"({HASH_COST_MIN} to {HASH_COST_MAX}); lower is faster and weaker, for tests",
+                type=int, choices=range(HASH_COST_MIN, HASH_COST_MAX + 1), metavar="N")
+    frontend.add_arguments(parser)
+    args = parser.parse_args(argv)
+    configure_logging(frontend.kind, args.log_level)
+    secret = read_secret(args.secret_file)
+
+    def database(address: tuple[str, int]) -> Client:
+        return Client(address, args.db_timeout, secret=secret, pool_size=max(1, args.db_pool),
+                      deadlines=True)
+
+    return_big_blocks_to_the_system()
+    customer, product = database(args.customer_db), database(args.product_db)
+    service = frontend(customer, product, PasswordHasher(args.hash_cost))
+    service.market_check = MarketCheck(customer, product)
+    service.configure(args)
+    serve(service, args)
