@@ -242,8 +242,9 @@ class CustomerDB(Database):
 
     def record_vote(self, request: Request, item_id: int, vote: str, key: str,
                     fingerprint: str) -> Acknowledged:
-        """Record a buyer's vote on an item it bought under the vote key derived from its
-        ``key``, once per key, and say where that vote is now (``state`` null: refused)."""
+        """Record a buyer's vote on an item it bought, under its vote key (one per buyer, item
+        and attempt: ``market.keys.vote_key``), once per client ``key``, and say where that
+        vote is now (``state`` null: refused)."""
         with self.lock:
             buyer_id = self._session(request, Role.BUYER)
             scope = f"buyer:{buyer_id}"
@@ -253,7 +254,8 @@ class CustomerDB(Database):
                 self.data.votes.check_new(buyer_id, item_id)
                 return self.change({"kind": "vote_recorded", "buyer_id": buyer_id,
                                     "item_id": item_id, "vote": vote,
-                                    "key": step_key(key, f"{scope}/vote"), "keyed": keyed})
+                                    "key": self.data.votes.next_key(buyer_id, item_id),
+                                    "keyed": keyed})
             done = self.keyed_write(request, scope, key, fingerprint, write)
             vote_key, voted = done.result["vote_key"], done.result["item_id"]
             state = self.data.votes.state(buyer_id, voted, vote_key)

@@ -22,11 +22,12 @@ from typing import Any, Callable
 from market.config import DEFAULT_PRODUCT_DB_PORT, RESERVATION_TTL
 from market.database.main import database_main, database_parser
 from market.database.service import Database
+from market.keys import read_vote_key
 from market.net.service import Request
 from market.product import api
 from market.product.data import ProductData, reserved
 from market.product.reservations import ReservationState
-from market.product.votes import VoteState
+from market.product.votes import Verdict
 from market.replication.feed import Acknowledged
 from protocol import ApiError, RawResult
 
@@ -174,9 +175,12 @@ class ProductDB(Database):
         with self.lock:
             state = self.data.votes.state(key)
             if state is not None:
-                return self.again({"counted": state is VoteState.COUNTED})
+                return self.again({"counted": state is Verdict.COUNTED})
             request.check_deadline()
             self.data.catalog.get(item_id)
+            named = read_vote_key(key)
+            if named is not None and named[1] != item_id:
+                raise ApiError("bad_request", f"Vote key {key} is not for item {item_id}.")
             return self.change({"kind": "vote_recorded", "key": key, "item_id": item_id,
                                 "vote": vote})
 
@@ -189,7 +193,7 @@ class ProductDB(Database):
             if fresh:
                 self.change({"kind": "votes_refused", "keys": fresh})
             counted = [key for key in keys
-                       if self.data.votes.state(key) is VoteState.COUNTED]
+                       if self.data.votes.state(key) is Verdict.COUNTED]
             return self.again({"counted": counted,
                                "refused": [key for key in keys if key not in counted]})
 

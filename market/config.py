@@ -57,11 +57,15 @@ SNAPSHOT_PAGE = 2000  # entries of a snapshot page at most (each page also under
 SESSION_CACHE_SHARE = 0.05
 
 # -- how long the databases remember what a resend may ask about -----------------------
-KEY_TTL = 600.0  # an idempotency key's outcome (contract §11: 10 minutes)
+KEY_TTL = 600.0  # an idempotency key's outcome (contract §11: 10 minutes; --key-ttl)
+# Keys one account may have remembered at once (contract §11): at most ~0.8 KiB each, so
+# one account holds at most ~8 MiB of a database's memory; at the default time to live,
+# about 16 keyed writes a second, sustained, with its own keys (a frontend's own keys
+# live a tenth as long).
+KEY_QUOTA = 10_000
 CLIENT_KEY_LENGTH = 64  # the longest idempotency key a client may send (contract §11)
 FRONTEND_KEY_LENGTH = 72  # a frontend's own keys: longer than any client's
 FRONTEND_KEY_TTL = 60.0  # the outcome of a frontend's own key (its one resend comes in seconds)
-VOTE_TTL = 600.0  # a vote key's verdict (counted or refused)
 RESERVATION_TTL = 120.0  # a settled reservation
 SNAPSHOT_EVERY = 100_000  # journal records between two snapshots of a data directory
 CANCELLED_TTL = 120.0  # a cancelled purchase id

@@ -10,6 +10,7 @@ step from its own (``step_key``). What a database remembers of each key is
 from __future__ import annotations
 
 import hashlib
+import hmac
 import itertools
 import json
 import re
@@ -71,6 +72,28 @@ def step_key(key: str, step: str) -> str:
     """The key of one step of a keyed write (``"purchase"``, ``"vote"``), derived from the
     write's key, so that a resend of the write finds each step's first outcome."""
     return hashlib.sha256(f"{key}/{step}".encode()).hexdigest()[:32]
+
+
+def card_print(key: bytes, card_number: str) -> str:
+    """What a purchase's fingerprint sees of a card number: an HMAC keyed with the deployment
+    secret (``key``), so that a journal read offline cannot be searched for card numbers."""
+    return hmac.new(key, card_number.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def vote_key(buyer_id: int, item_id: int, attempt: int) -> str:
+    """The key of one buyer's vote on one item, the same on both databases: ``attempt``
+    counts the buyer's votes on the item refused before this one."""
+    return f"{buyer_id}.{item_id}.{attempt}"
+
+
+def read_vote_key(key: str) -> tuple[int, int, int] | None:
+    """(buyer_id, item_id, attempt) of a ``vote_key``; None for a key of another shape (as
+    data written before vote keys had this one holds)."""
+    parts = key.split(".")
+    if len(parts) != 3 or not all(part.isascii() and part.isdigit() for part in parts):
+        return None
+    buyer_id, item_id, attempt = (int(part) for part in parts)
+    return buyer_id, item_id, attempt
 
 
 def fingerprint(op: str, args: dict) -> str:

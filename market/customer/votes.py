@@ -26,6 +26,7 @@ import enum
 import time
 from dataclasses import dataclass, field
 
+from market.keys import vote_key
 from protocol import ApiError
 
 
@@ -66,6 +67,9 @@ class Votes:
         self._votes: dict[tuple[int, int], Vote] = {}
         self._recorded: dict[str, Vote] = {}
         self._thumbs: dict[int, Thumbs] = {}
+        # (buyer, item) -> how many of the buyer's votes on the item were refused: the
+        # attempt of its next vote (``market.keys.vote_key``). Bounded by the votes made.
+        self._refusals: dict[tuple[int, int], int] = {}
 
     def check_new(self, buyer_id: int, item_id: int) -> None:
         """``conflict`` if the buyer has a vote on the item (counted, or still being settled)."""
@@ -77,6 +81,10 @@ class Votes:
         raise ApiError("conflict", f"Your earlier vote on item {item_id} is still being "
                                    "counted: resend that vote with its idempotency_key to "
                                    "learn its outcome, or vote again in a minute.")
+
+    def next_key(self, buyer_id: int, item_id: int) -> str:
+        """The key of the buyer's next vote on the item (one per buyer, item and attempt)."""
+        return vote_key(buyer_id, item_id, self._refusals.get((buyer_id, item_id), 0))
 
     def state(self, buyer_id: int, item_id: int, key: str) -> VoteState | None:
         """The state of the buyer's vote on the item if it is the vote of ``key``; None once
@@ -129,6 +137,8 @@ class Votes:
             vote = self._recorded.pop(key, None)
             if vote is not None:
                 del self._votes[vote.buyer_id, vote.item_id]
+                pair = vote.buyer_id, vote.item_id
+                self._refusals[pair] = self._refusals.get(pair, 0) + 1
 
     def _count(self, vote: Vote) -> None:
         thumbs = self._thumbs.setdefault(vote.seller_id, Thumbs())
@@ -140,12 +150,18 @@ class Votes:
     # -- snapshots ---------------------------------------------------------------------
 
     def dump(self) -> list[dict]:
-        return [{"buyer_id": v.buyer_id, "item_id": v.item_id, "seller_id": v.seller_id,
-                 "vote": v.thumb.value, "key": v.key, "state": v.state.value}
-                for v in self._votes.values()]
+        """Each vote, then each buyer's count of refused votes per item."""
+        return ([{"buyer_id": v.buyer_id, "item_id": v.item_id, "seller_id": v.seller_id,
+                  "vote": v.thumb.value, "key": v.key, "state": v.state.value}
+                 for v in self._votes.values()]
+                + [{"buyer_id": buyer_id, "item_id": item_id, "refusals": count}
+                   for (buyer_id, item_id), count in self._refusals.items()])
 
     def restore(self, state: list[dict]) -> None:
         """Take back what ``dump`` gave; a recorded vote's age starts again now."""
         for raw in state:
-            self.record(Vote(raw["buyer_id"], raw["item_id"], raw["seller_id"],
-                             Thumb(raw["vote"]), raw["key"], VoteState(raw["state"])))
+            if "refusals" in raw:
+                self._refusals[raw["buyer_id"], raw["item_id"]] = raw["refusals"]
+            else:
+                self.record(Vote(raw["buyer_id"], raw["item_id"], raw["seller_id"],
+                                 Thumb(raw["vote"]), raw["key"], VoteState(raw["state"])))

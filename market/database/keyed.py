@@ -10,10 +10,14 @@ The outcome is journaled with the change it keys: a keyed record carries ``"keye
 (scope, key, fingerprint, time) and its applier returns the result, which
 ``Database.apply`` remembers, live and on replay alike.
 
-Entries are kept in the order they were made and dropped once older than ``KEY_TTL``:
-memory follows the write rate over ten minutes, not time. A key a frontend made for a
-write its client sent without one (``market.keys.frontend_key``) can only be resent by
-that frontend within seconds; it is kept ``FRONTEND_KEY_TTL``, so such writes cost little.
+Entries are kept in the order they were made and dropped once older than ``ttl``
+(``--key-ttl``, ``KEY_TTL`` by default): memory follows the write rate over ten minutes,
+not time. A key a frontend made for a write its client sent without one
+(``market.keys.frontend_key``) can only be resent by that frontend within seconds; it is
+kept ``FRONTEND_KEY_TTL``, so such writes cost little. One account (one scope) may have at
+most ``KEY_QUOTA`` keys remembered at once: past that, a keyed write is refused
+(``resource_exhausted``) before it changes anything, so one account cannot fill a
+database's memory (``over_quota`` counts the refusals).
 """
 from __future__ import annotations
 
@@ -22,7 +26,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
-from market.config import FRONTEND_KEY_TTL, KEY_TTL
+from market.config import FRONTEND_KEY_TTL, KEY_QUOTA, KEY_TTL
 from market.keys import is_frontends
 from protocol import ApiError
 
@@ -47,11 +51,16 @@ class KeyedOutcomes:
     """``(scope, key) -> Outcome``, oldest first, clients' keys and frontends' apart (each
     with its time to live). Not locked: its database's lock guards it."""
 
-    def __init__(self, ttl: float = KEY_TTL, frontend_ttl: float = FRONTEND_KEY_TTL) -> None:
+    def __init__(self, ttl: float = KEY_TTL, frontend_ttl: float = FRONTEND_KEY_TTL,
+                 quota: int = KEY_QUOTA) -> None:
         self.ttl = ttl
         self.frontend_ttl = frontend_ttl
+        self.quota = quota
+        self.over_quota = 0  # keyed writes refused for their account's quota
+        # Invariant: _per_scope counts each scope's entries in both lanes (none at 0).
         self._clients: OrderedDict[tuple[str, str], Outcome] = OrderedDict()
         self._frontends: OrderedDict[tuple[str, str], Outcome] = OrderedDict()
+        self._per_scope: dict[str, int] = {}
 
     def __len__(self) -> int:
         return len(self._clients) + len(self._frontends)
@@ -70,6 +79,13 @@ class KeyedOutcomes:
                                        "request; use a new key for a new request.")
         return entry
 
+    def check_quota(self, scope: str) -> None:
+        """``resource_exhausted`` if ``scope`` has its fill of keys remembered."""
+        if self._per_scope.get(scope, 0) >= self.quota:
+            self.over_quota += 1
+            raise ApiError("resource_exhausted", "Too many requests from this account; nothing "
+                                                 "was changed; slow down and try again later.")
+
     def remember(self, keyed: dict, result: Any = None,
                  error: tuple[str, str] | None = None) -> Outcome:
         """Record (or complete) the entry of a key; ``keyed`` is what a keyed record carries:
@@ -79,6 +95,7 @@ class KeyedOutcomes:
         if entry is None:
             entry = lane[(keyed["scope"], keyed["key"])] = Outcome(keyed["fingerprint"],
                                                                    keyed["at"])
+            self._per_scope[keyed["scope"]] = self._per_scope.get(keyed["scope"], 0) + 1
         if result is not None:
             entry.result = result
         if error is not None:
@@ -91,12 +108,18 @@ class KeyedOutcomes:
         dropped = 0
         for lane, ttl in ((self._clients, self.ttl), (self._frontends, self.frontend_ttl)):
             while lane:
-                scope_key, entry = next(iter(lane.items()))
+                (scope, key), entry = next(iter(lane.items()))
                 if entry.at >= now - ttl:
                     break
-                del lane[scope_key]
+                del lane[scope, key]
+                left = self._per_scope.pop(scope) - 1
+                if left:
+                    self._per_scope[scope] = left
                 dropped += 1
         return dropped
+
+    def stats(self) -> dict:
+        return {"remembered": len(self), "quota": self.quota, "over_quota": self.over_quota}
 
     def dump(self) -> list[list]:
         return [[scope, key, e.fingerprint, e.at, e.result, list(e.error) if e.error else None]

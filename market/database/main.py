@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from market.config import KEY_TTL
 from market.database.service import Database
 from market.errors import JournalError
 from market.net.flags import (configure_logging, env_default, exit_at_start, is_loopback,
@@ -16,6 +17,9 @@ def database_parser(description: str, env_prefix: str, port: int) -> argparse.Ar
     parser = service_parser(description, env_prefix, port)
     env_default(parser, "--data-dir", f"{env_prefix}_DATA_DIR", "",
                 "keep a journal and snapshots here (default: memory only)")
+    env_default(parser, "--key-ttl", "KEY_TTL", KEY_TTL,
+                "seconds an idempotency key's first outcome is remembered (a resend with "
+                "the key within it is told that outcome)", type=float)
     # For tests: shift this database's clock (Hello's time, deadlines) by SECONDS.
     parser.add_argument("--test-clock-offset", type=float, default=0.0, help=argparse.SUPPRESS)
     return parser
@@ -27,6 +31,7 @@ def database_main(database: Database, args: argparse.Namespace) -> None:
     configure_logging(database.kind, args.log_level)
     database.handshake = Handshake(read_secret(args.secret_file))
     database.clock_offset = args.test_clock_offset
+    database.outcomes.ttl = args.key_ttl
     if database.handshake.secret is None and not is_loopback(args.host):
         exit_at_start(f"{database.name}: refusing to listen on {args.host} without a "
                       "secret: beyond loopback anyone could change the data; pass --secret-file")

@@ -39,11 +39,11 @@ class DataDirectory:
     def __init__(self, kind: str, name: str) -> None:
         self.kind = kind  # the database's Hello name, as the format marker records it
         self.name = name
-        self._journal: Journal | None = None
+        self.journal: Journal | None = None
 
     @property
     def journaling(self) -> bool:
-        return self._journal is not None
+        return self.journal is not None
 
     def open(self, directory: str, database: Stored) -> None:
         """Load ``directory`` into ``database`` (hold its lock) and journal from now on."""
@@ -74,7 +74,7 @@ class DataDirectory:
             journal.start_over(saved.generation, database.snapshot_state())
         if formats.read_marker(directory) is None or found != formats.CURRENT:
             formats.write_marker(directory, self.kind)
-        self._journal = journal
+        self.journal = journal
         if found != formats.CURRENT:
             log.warning("%s: upgraded %s from data format %d to %d; the old files are kept "
                         "in %s", self.name, directory, found, formats.CURRENT, backup)
@@ -82,18 +82,18 @@ class DataDirectory:
 
     def record(self, change: dict, database: Stored) -> None:
         """Journal one change already made (hold the database's lock)."""
-        if self._journal is None:
+        if self.journal is None:
             return
-        self._journal.append(change)
-        if self._journal.snapshot_due():
-            self._journal.snapshot(database.snapshot_state())
+        self.journal.append(change)
+        if self.journal.snapshot_due():
+            self.journal.snapshot(database.snapshot_state())
 
     def sync(self) -> None:
         """Return once every change journaled so far is on disk (call without the lock); at
         once when nothing is pending, or without a directory."""
-        if self._journal is not None:
-            self._journal.sync()
+        if self.journal is not None:
+            self.journal.sync()
 
     def stats(self) -> dict | None:
         """The journal's figures for ``Stats`` (None without a data directory)."""
-        return self._journal.stats() if self._journal else None
+        return self.journal.stats() if self.journal else None

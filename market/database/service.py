@@ -171,15 +171,17 @@ class Database(Service):
 
         A key already used in ``scope`` gets its first outcome ``again`` (even past the
         request's deadline: the write was made, and a resend must learn it), or ``conflict``
-        if it was used for another request (``fingerprint``). Otherwise the deadline is
-        checked and ``write(keyed)`` makes the change with ``keyed`` in its record and
-        returns what ``change`` returned. A final error of ``write`` is journaled too
-        (``key_refused``), so that no resend, even after a restart, applies what was refused.
+        if it was used for another request (``fingerprint``). Otherwise the deadline and the
+        account's quota of keys are checked, and ``write(keyed)`` makes the change with
+        ``keyed`` in its record and returns what ``change`` returned. A final error of
+        ``write`` is journaled too (``key_refused``), so that no resend, even after a
+        restart, applies what was refused.
         """
         entry = self.outcomes.find(scope, key, fingerprint)
         if entry is not None:
             return self.again(entry.replay())
         request.check_deadline()
+        self.outcomes.check_quota(scope)
         keyed = {"scope": scope, "key": key, "fingerprint": fingerprint,
                  "at": round(time.time(), 3)}
         try:
@@ -222,8 +224,9 @@ class Database(Service):
         journal's (None without one)."""
         with self.lock:
             data = self.data.stats()
-        return {**super().stats(request), "data": data, "feed": self.feed.stats(),
-                "journal": self.data_dir.stats()}
+            keys = self.outcomes.stats()
+        return {**super().stats(request), "data": data, "keys": keys,
+                "feed": self.feed.stats(), "journal": self.data_dir.stats()}
 
     def make_data(self, publish: Callable[[dict], int]) -> Data:
         """The state this database keeps (subclasses say); ``publish``: the change feed's."""

@@ -45,5 +45,7 @@ def frontend_main(frontend: type[Frontend], description: str, env_prefix: str, p
     customer, product = database(args.customer_db), database(args.product_db)
     service = frontend(customer, product, PasswordHasher(args.hash_cost))
     service.market_check = MarketCheck(customer, product)
+    if secret is not None:
+        service.card_key = secret
     service.configure(args)
     serve(service, args)

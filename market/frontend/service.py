@@ -21,7 +21,7 @@ from market.database.api import FOLLOW
 from market.fields import CREDENTIALS, LOGIN_CREDENTIALS
 from market.frontend.identity import MarketCheck
 from market.frontend.passwords import PasswordHasher
-from market.keys import OWN_KEY_FINGERPRINT, fingerprint, frontend_key, step_key
+from market.keys import OWN_KEY_FINGERPRINT, card_print, fingerprint, frontend_key, step_key
 from market.net.client import Client
 from market.net.service import ENVELOPE_FIELDS, Op, Request, Service
 from market.product.catalog import Catalog
@@ -45,6 +45,9 @@ class Frontend(Service):
     envelope_fields = ENVELOPE_FIELDS | {"idempotency_key"}
     local_ops = frozenset({"Hello", "Stats"})  # answered without the databases
     market_check: MarketCheck | None = None
+    # What card numbers are hashed with in fingerprints: the deployment secret (the same at
+    # every frontend, so a resend elsewhere matches); without one, this fixed text.
+    card_key = b"the open mode has no secret"
 
     def __init__(self, customer_db: Client, product_db: Client,
                  hasher: PasswordHasher | None = None) -> None:
@@ -110,6 +113,10 @@ class Frontend(Service):
 
     def configure(self, args: argparse.Namespace) -> None:
         """Take this frontend's own flags."""
+
+    def card_print(self, card_number: str) -> str:
+        """A card number as a purchase's fingerprint sees it (``market.keys.card_print``)."""
+        return card_print(self.card_key, card_number)
 
     @staticmethod
     def keyed(request: Request, args: dict) -> dict:

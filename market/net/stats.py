@@ -85,8 +85,8 @@ class RequestStats:
         ``ops``: per op, each outcome's count since start, and ``p50_ms``/``p99_ms``
         over the window (None without a request in it); ``ops_last_60s``: per op, each
         outcome's count over the window; ``latency_last_60s``: ``p50_ms`` and ``p99_ms``
-        of every request in the window, whatever its op but a long poll; ``window_s``: how many seconds
-        back the window reaches (up to 60; less in the service's first minute).
+        of every request in the window, whatever its op but a long poll; ``window_s``: how
+        many seconds back the window reaches (up to 60; less in the service's first minute).
         """
         current = int(now // SLOT_S)
         oldest = current - SLOTS + 1

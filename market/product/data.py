@@ -14,7 +14,7 @@ from typing import Any, Callable
 from market.config import SNAPSHOT_PAGE
 from market.product.catalog import Catalog, Item, item_result
 from market.product.reservations import Reservation, Reservations, Taken
-from market.product.votes import ItemVotes, VoteState
+from market.product.votes import ItemVotes, Verdict
 from protocol import encode_value
 
 
@@ -86,7 +86,7 @@ class ProductData:
         item = self.catalog[r["item_id"]]
         self.votes.record(r["key"], item, r["vote"])
         self._publish([item])
-        return {"counted": self.votes.state(r["key"]) is VoteState.COUNTED}
+        return {"counted": self.votes.state(r["key"]) is Verdict.COUNTED}
 
     # -- snapshots and figures --------------------------------------------------------------
 

@@ -9,7 +9,12 @@ Every data directory records its format in ``FORMAT``, a small JSON file:
    with a ``step`` of +1 or -1.
 2. commit 7883b9f: records name their kind in ``"kind"``; a purchase is started
    then committed; votes carry the key of the attempt that made them.
-3. this version.
+3. commit 9a04b0e: a purchase's and a vote's key derived from the client's key; an item
+   vote's refused keys kept for a while.
+4. this version: a vote's key names the buyer, the item and the attempt (the same on both
+   databases; ``market.keys.vote_key``), and the customer database counts each buyer's
+   refused votes per item (entries ``{"buyer_id", "item_id", "refusals"}`` among its
+   votes). Format 3's content is format 4's as it is: its keys keep their verdicts.
 
 Formats 1 and 2 wrote no marker: ``detect`` tells them apart by their content.
 An upgrade is a chain of steps, ``STEPS[n][database]`` turning the files'
@@ -29,7 +34,7 @@ from typing import Any, Callable
 from market.errors import JournalError
 from market.storage.journal import JOURNAL_NAME, SNAPSHOT_NAME, read_saved
 
-CURRENT = 3
+CURRENT = 4
 FIRST = 1
 MARKER = "FORMAT"
 BACKUP = "backup-format-{}"
@@ -124,9 +129,9 @@ def detect(database: str, state: Any, records: list[dict]) -> int | None:
 # -- the backup --------------------------------------------------------------------------
 
 def data_files(directory: str) -> list[str]:
-    """The names of the snapshot and journal files in ``directory``."""
+    """The names of the marker, snapshot and journal files in ``directory``."""
     return sorted(name for name in os.listdir(directory)
-                  if name == SNAPSHOT_NAME or JOURNAL_NAME.fullmatch(name))
+                  if name in (MARKER, SNAPSHOT_NAME) or JOURNAL_NAME.fullmatch(name))
 
 
 def back_up(directory: str, found: int) -> str:
@@ -368,9 +373,15 @@ def _customer_state_2_to_3(state: dict, taken_back: set[tuple[int, int]]) -> dic
                   if (raw["user_id"], item_id) not in taken_back]}
 
 
+def unchanged(state: Any, records: list[dict]) -> Content:
+    """Format 3 -> 4: the content stays as it is (format 4 only adds shapes)."""
+    return state, records
+
+
 STEPS: dict[int, dict[str, Step]] = {
     1: {"customer_db": customer_1_to_2, "product_db": product_1_to_2},
     2: {"customer_db": customer_2_to_3, "product_db": product_2_to_3},
+    3: {"customer_db": unchanged, "product_db": unchanged},
 }
 
 
