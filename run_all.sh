@@ -41,8 +41,9 @@ README.md) themselves.
 
 The frontends are named seller_server, seller_server_2, seller_server_3, ...
 and buyer_server, buyer_server_2, ...; each service NAME has NAME.pid,
-NAME.address and NAME.log in RUN_DIR. The logs of a service's 4 starts before
-the last are kept too: NAME.log.1 (the one before) to NAME.log.4 (the oldest).
+NAME.address, NAME.out (its ready line) and NAME.log in RUN_DIR. The logs of
+a service's 4 starts before the last are kept too: NAME.log.1 (the one before)
+to NAME.log.4 (the oldest).
 Each service gets $START_TIMEOUT s to say it is ready. ./status.sh says how each
 service is doing.
 END
@@ -203,13 +204,15 @@ for name in "${plan[@]}"; do
         continue
     fi
     rotate_log "$log"
+    # The log gets every time-stamped line (stderr); stdout only the bare ready line, which
+    # market.ops.launch reads as the tests and the benchmark do.
     PYTHONUNBUFFERED=1 nohup "$PYTHON" "$ROOT/$script.py" "${args[@]}" \
-        </dev/null >"$log" 2>&1 &
+        </dev/null >"$RUN_DIR/$name.out" 2>"$log" &
     pid=$!
     disown "$pid"  # no job notices; bash still reaps it, so kill -0 below sees an exit
     echo "$pid" >"$RUN_DIR/$name.pid"
-    # market.ops.launch reads the ready line as the tests and the benchmark do.
-    if ! where="$(cd "$ROOT" && "$PYTHON" -m market.ops.launch wait "$log" "$pid" "$START_TIMEOUT")"
+    if ! where="$(cd "$ROOT" && "$PYTHON" -m market.ops.launch wait "$RUN_DIR/$name.out" \
+            "$pid" "$START_TIMEOUT")"
     then
         kill -0 "$pid" 2>/dev/null || fail "$name" "$log" "it exited"
         fail "$name" "$log" "no ready line within $START_TIMEOUT s"

@@ -16,8 +16,11 @@ one row each:
   NAME     the service (seller_server_2 is the second seller frontend)
   PID      its process, as recorded by run_all.sh
   ADDRESS  where it listens
-  STATE    up (it answered Stats), down (not running), or no answer
-           (running, but Stats did not come back within $timeout s; a line says why)
+  STATE    up (it answered Stats); degraded (a frontend that answers but cannot
+           reach one of its databases, answers without its copy of one, or
+           whose databases belong to different markets; a line says why);
+           no answer (running, but Stats did not come back within $timeout s;
+           a line says why); down (not running)
   UPTIME   since the service started
   OK/S     requests answered ok per second over the last minute
   ERRORS   requests answered with an error over the last minute
@@ -39,7 +42,8 @@ Environment:
                       for (default RUN_DIR/secret, as run_all.sh makes it)
   PYTHON              the Python interpreter (python3)
 
-Exit status: 0 when every service is up, 1 when any is not, 2 for a bad option.
+Exit status: 0 when every service is up, 1 when one is degraded and none is
+worse, 2 when one is down or does not answer, 64 for a bad option.
 END
 }
 
@@ -52,7 +56,7 @@ for arg in "$@"; do
     case "$arg" in
         -h|--help) usage; exit 0 ;;
         --json) json=(--json) ;;
-        *) echo "status.sh: unknown argument: $arg" >&2; usage >&2; exit 2 ;;
+        *) echo "status.sh: unknown argument: $arg" >&2; usage >&2; exit 64 ;;
     esac
 done
 

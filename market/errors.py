@@ -21,8 +21,11 @@ Error replies become a reply line in one place (``market.net.service.Service.res
 how each code is treated is decided here, once:
 
 - ``USER_ERRORS``: a user's ordinary mistake, counted and logged at DEBUG like a success
-  (contract §13); every other code (``too_large``, ``unavailable``, ``deadline_exceeded``,
-  ``internal``) is for an operator: WARNING and up.
+  (contract §13).
+- ``TRANSIENT_ERRORS`` (below) are logged at INFO per request: their cause, a database
+  that does not answer, is logged once at WARNING by the link to it
+  (``market.net.client.Health``), not once per request that meets it. Every other code
+  (``too_large``, ``internal``) is for an operator: WARNING and up.
 - ``FINAL_ERRORS``: a keyed write's verdict; a resend with the same key is told it again.
 - ``TRANSIENT_ERRORS``: nothing was changed, or the outcome is not known yet; the same
   request may succeed later (at another frontend, or once a database answers).

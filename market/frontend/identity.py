@@ -139,6 +139,14 @@ class MarketCheck:
         raise ApiError("unavailable", "The marketplace's storage restarted; nothing was "
                                       "changed; try again.")
 
+    def one_market(self) -> bool | None:
+        """For ``Stats``: True while both databases are seen to share one market, False while
+        requests are refused for it, None before the pair was checked."""
+        with self._lock:
+            if self._serving is not None:
+                return True
+            return None if self._reported is None else self._reported[0] is Action.SERVE
+
     def require(self) -> None:
         """Return if both databases belong to one market (claiming one for a new market);
         else raise ``unavailable``."""

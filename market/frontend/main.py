@@ -7,7 +7,7 @@ from market.config import (DEFAULT_CUSTOMER_DB_PORT, DEFAULT_DB_POOL, DEFAULT_DB
 from market.frontend.identity import MarketCheck
 from market.frontend.passwords import PasswordHasher, return_big_blocks_to_the_system
 from market.frontend.service import Frontend
-from market.net.client import Client, parse_address
+from market.net.client import Client, Health, parse_address
 from market.net.flags import configure_logging, env_default, service_parser
 from market.net.secret import read_secret
 from market.net.server import serve
@@ -37,12 +37,13 @@ def frontend_main(frontend: type[Frontend], description: str, env_prefix: str, p
     configure_logging(frontend.kind, args.log_level)
     secret = read_secret(args.secret_file)
 
-    def database(address: tuple[str, int]) -> Client:
+    def database(what: str, address: tuple[str, int]) -> Client:
         return Client(address, args.db_timeout, secret=secret, pool_size=max(1, args.db_pool),
-                      deadlines=True)
+                      deadlines=True, health=Health(f"the {what} at %s:%d" % address))
 
     return_big_blocks_to_the_system()
-    customer, product = database(args.customer_db), database(args.product_db)
+    customer = database("customer database", args.customer_db)
+    product = database("product database", args.product_db)
     service = frontend(customer, product, PasswordHasher(args.hash_cost))
     service.market_check = MarketCheck(customer, product)
     if secret is not None:

@@ -99,11 +99,15 @@ class Frontend(Service):
             self.market_check.require()
 
     def stats(self, request: Request) -> dict:
-        """``Stats`` adds each database's pool, the passwords waiting to be hashed and
-        whether each copy is in use (``fresh``)."""
+        """``Stats`` adds each database's pool and whether it answers, whether the two
+        belong to one market, the passwords waiting to be hashed and whether each copy is
+        in use (``fresh``)."""
         return {**super().stats(request), "password_queue": self.hasher.waiting,
                 "pools": {"customer_db": self.customer.pool_stats(),
                           "product_db": self.product.pool_stats()},
+                "databases": {"customer_db": self.customer.health.state(),
+                              "product_db": self.product.health.state()},
+                "one_market": self.market_check.one_market() if self.market_check else None,
                 "copies": {"catalog": {"fresh": self.catalog.fresh()},
                            "accounts": {"fresh": self.accounts.fresh()}}}
 

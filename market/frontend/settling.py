@@ -24,6 +24,7 @@ from typing import Callable
 
 from market.config import SETTLE_BATCH
 from market.customer import api as customer_api
+from market.errors import TRANSIENT_ERRORS
 from market.net.client import Client
 from market.net.internal import InternalOp
 from market.product import api as product_api
@@ -57,7 +58,8 @@ class Settler:
         try:
             self.product.call(product_api.SETTLE_RESERVATIONS, verdict)
         except ApiError as error:
-            log.warning("settling %d reservations failed (%s); the settling thread will "
+            log.log(logging.INFO if error.code in TRANSIENT_ERRORS else logging.WARNING,
+                    "settling %d reservations failed (%s); the settling thread will "
                         "retry", len(verdict["sold"]) + len(verdict["released"]), error.code)
 
     def votes(self, keys: list[str], verdict: dict | None = None) -> dict:
@@ -93,4 +95,5 @@ class Settler:
                 if len(stale) < SETTLE_BATCH:
                     return
         except ApiError as error:
-            log.warning("settling unfinished %s failed: %s", listing.name, error.code)
+            log.log(logging.INFO if error.code in TRANSIENT_ERRORS else logging.WARNING,
+                    "settling unfinished %s failed: %s", listing.name, error.code)

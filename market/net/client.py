@@ -47,6 +47,7 @@ class Connection:
     """One persistent, blocking connection speaking the framing above."""
 
     def __init__(self, address: tuple[str, int], timeout: float) -> None:
+        self.timeout = timeout
         self.sock = socket.create_connection(address, timeout=timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         # Kernel timeouts on a blocking socket: no poll() before each call, and
@@ -71,9 +72,12 @@ class Connection:
 
     def exchange(self, payload: bytes) -> bytes:
         """Send one request line and return the reply line."""
+        sent = time.monotonic()
         self.sock.sendall(payload)
         line = read_line(self.rfile)
-        if line is None:
+        if line is None:  # the kernel's receive timeout ends a read as end of stream does
+            if time.monotonic() - sent >= 0.9 * self.timeout:
+                raise TimeoutError(f"no reply within {self.timeout:g} s")
             raise ConnectionError("connection closed before the reply")
         return line
 
@@ -84,6 +88,61 @@ class Connection:
         except OSError:
             pass
 
+
+
+class Health:
+    """Whether a server answers, as this process's latest exchanges with it found.
+
+    Logged once when it stops answering (WARNING), at most once a minute while it stays
+    silent, and once when it answers again (INFO, with the failures between folded into
+    that line), however many requests meet it meanwhile. ``state`` is what ``Stats`` shows.
+    """
+
+    REMIND_EVERY = 60.0  # seconds between two WARNINGs of one outage
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        # Guards the fields below: down_since is None exactly while the server answers.
+        self._lock = threading.Lock()
+        self.down_since: float | None = None  # time.monotonic() of the first failure
+        self._reason = ""
+        self._failures = 0  # since the latest WARNING
+        self._warned = 0.0
+
+    def failed(self, reason: object) -> None:
+        now = time.monotonic()
+        with self._lock:
+            first = self.down_since is None
+            if first:
+                self.down_since = now
+            self._reason, self._failures = str(reason), self._failures + 1
+            if not first and now - self._warned < self.REMIND_EVERY:
+                return
+            self._warned, folded, self._failures = now, self._failures - 1, 0
+        if first:
+            log.warning("cannot reach %s: %s", self.what, reason)
+        else:
+            log.warning("still cannot reach %s after %.0f s (%d more failures; the latest: "
+                        "%s)", self.what, now - self.down_since, folded, reason)
+
+    def answered(self) -> None:
+        if self.down_since is None:  # the common case: read without the lock
+            return
+        with self._lock:
+            if self.down_since is None:
+                return
+            down, failures = time.monotonic() - self.down_since, self._failures
+            self.down_since, self._failures = None, 0
+        log.info("%s answers again after %.1f s (%d more failures)", self.what, down,
+                 failures)
+
+    def state(self) -> dict:
+        """``{"up": true}``, or ``{"up": false, "for_s", "reason"}``."""
+        with self._lock:
+            if self.down_since is None:
+                return {"up": True}
+            return {"up": False, "for_s": round(time.monotonic() - self.down_since, 1),
+                    "reason": self._reason}
 
 
 class Client:
@@ -114,9 +173,10 @@ class Client:
                  max_idle: int = 256,
                  secret: bytes | None = None, pool_size: int | None = None,
                  deadlines: bool = False,
-                 on_hello: Callable[[dict, float, Callable[[], dict]], None] | None = None
-                 ) -> None:
+                 on_hello: Callable[[dict, float, Callable[[], dict]], None] | None = None,
+                 health: Health | None = None) -> None:
         self.address = address
+        self.health = health or Health("%s:%d" % address)
         self.timeout = timeout
         self.max_idle = max_idle
         self.secret = secret
@@ -145,7 +205,7 @@ class Client:
             if self.on_hello is not None:
                 self.on_hello(hello, clock_offset, hello_again)
         return Client(self.address, self.timeout, max_idle=1, secret=self.secret, pool_size=1,
-                      deadlines=self.deadlines, on_hello=on_hello)
+                      deadlines=self.deadlines, on_hello=on_hello, health=self.health)
 
     def call(self, op: str | InternalOp, args: dict | None = None, session: str | None = None,
              read: bool = False) -> dict:
@@ -207,9 +267,10 @@ class Client:
                 self._discard(conn)
                 if (read or keyed) and attempt == 1:
                     continue
-                log.warning("%s did not answer: %s", self._name(), exc)
+                self.health.failed(f"no answer: {exc}")
                 raise self._no_answer(read) from None
             self._checkin(conn)
+            self.health.answered()
             return line
         raise AssertionError("unreachable")
 
@@ -263,7 +324,7 @@ class Client:
             hello = self._greet(conn) if self.secret or self.on_hello else {}
         except (OSError, ConnectionError, ApiError) as exc:
             self._closed()
-            log.warning("cannot reach %s: %s", self._name(), exc)
+            self.health.failed(exc)
             raise ApiError("unavailable", f"{self.peer} is unreachable; nothing "
                                           "was changed; try again.") from None
         if self.on_hello is not None:

@@ -173,8 +173,8 @@ def allow_open_files(count: int) -> None:
 def serve(service: Service, args: argparse.Namespace) -> None:
     """Bind, print the ready line, serve until SIGTERM/SIGINT, then close cleanly.
 
-    The ready line goes to stdout exactly as ``READY`` says (scripts parse it); a
-    time-stamped log line says the same on stderr.
+    The ready line goes to stdout exactly as ``READY`` says (scripts parse it), and to
+    the log, time-stamped, with the pid.
     """
     configure_logging(service.kind, args.log_level)
     allow_open_files(2 * args.max_connections + 1024)  # clients, database pools, journals
@@ -186,8 +186,9 @@ def serve(service: Service, args: argparse.Namespace) -> None:
                       f"{exc.strerror}")
     service.start()
     host, port = server.server_address[:2]
-    print(READY.format(name=service.name, host=host, port=port), flush=True)
-    log.info("%s serving on %s:%d (pid %d)", service.name, host, port, os.getpid())
+    ready = READY.format(name=service.name, host=host, port=port)
+    print(ready, flush=True)
+    log.info("%s (pid %d)", ready, os.getpid())
 
     def stop(signum, frame) -> None:
         threading.Thread(target=server.shutdown, daemon=True).start()

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
 from market.config import MAX_LINE
-from market.errors import USER_ERRORS
+from market.errors import TRANSIENT_ERRORS, USER_ERRORS
 from market.keys import IDEMPOTENCY_KEY
 from market.net.stats import RequestStats, rss_bytes
 from protocol import (
@@ -138,7 +138,8 @@ class Service:
         op = message.get("op") if isinstance(message, dict) else None
         self.request_stats.record(op if isinstance(op, str) and op in self.ops else OTHER_OP,
                                   outcome, started, ended)
-        level = logging.DEBUG if outcome == "ok" or outcome in USER_ERRORS else logging.WARNING
+        level = (logging.DEBUG if outcome == "ok" or outcome in USER_ERRORS
+                 else logging.INFO if outcome in TRANSIENT_ERRORS else logging.WARNING)
         if outcome != "internal" and log.isEnabledFor(level):
             log.log(level, "%s %s in %.2f ms, peer %s", _op_name(message),
                     "ok" if outcome == "ok" else "failed: " + outcome,

@@ -4,8 +4,13 @@
 (PID and ADDRESS empty for a service that is not running). Each running
 service gets one ``Stats`` request (the databases after proving the secret);
 nothing is changed. The rates leave out ``Stats`` requests themselves, so that
-watching a service does not show up as its load. Exit status 0 only when
-every service answered.
+watching a service does not show up as its load.
+
+A row's state: ``up``; ``degraded`` (a frontend that answers but cannot reach one of its
+databases, answers without a copy, or whose databases belong to different markets: the
+reason is printed); ``no answer`` (running, but its ``Stats`` did not come back); ``down``
+(not running). Exit status: 0 when every service is up, 1 when one is degraded and none
+is worse, 2 when one is down or does not answer.
 """
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ import sys
 from typing import Any
 
 from market.config import STATUS_TIMEOUT
+from market.errors import NoAnswer
 from market.net.client import Client, parse_address
 from market.net.secret import read_secret
 from protocol import ApiError
@@ -24,9 +30,16 @@ COLUMNS = ("NAME", "PID", "ADDRESS", "STATE", "UPTIME", "OK/S", "ERRORS", "P99",
            "MEMORY")
 
 
+# What a row's state means for the exit status: the worst row decides.
+EXIT_STATUS = {"up": 0, "degraded": 1, "no answer": 2, "down": 2}
+DATABASE_NAMES = {"customer_db": "customer database", "product_db": "product database"}
+COPY_OF = {"catalog": "product database", "accounts": "customer database"}
+
+
 def service_status(name: str, pid: str, address: str, secret: bytes | None) -> dict[str, Any]:
-    """One service's row: "up" with its figures, "down" (not running) or "no answer"
-    (running, but ``Stats`` did not come back; ``error`` says why)."""
+    """One service's row: "up" or "degraded" with its figures, "down" (not running) or
+    "no answer" (running, but ``Stats`` did not come back; ``error`` says why, in an
+    operator's words)."""
     row: dict[str, Any] = {"name": name, "pid": int(pid) if pid else None,
                            "address": address or None, "state": "down"}
     if not pid:
@@ -41,12 +54,40 @@ def service_status(name: str, pid: str, address: str, secret: bytes | None) -> d
     try:
         stats = client.call("Stats")
     except ApiError as error:
-        row["error"] = f"{error.code}: {error.message}"
+        row["error"] = no_answer(error, client.health.state().get("reason", ""))
         return row
     finally:
         client.close()
-    row.update(state="up", **summary(stats), stats=stats)
+    reasons = degraded(stats)
+    row.update(state="degraded" if reasons else "up", **summary(stats), stats=stats)
+    if reasons:
+        row["error"] = "; ".join(reasons)
     return row
+
+
+def no_answer(error: ApiError, reason: str) -> str:
+    """Why a running service's ``Stats`` did not come back, for an operator."""
+    if isinstance(error, NoAnswer) or "timed out" in reason or "no reply within" in reason:
+        return (f"the process runs but did not answer within {STATUS_TIMEOUT:g} s (stopped, "
+                "or overloaded?)")
+    if "refused" in reason:
+        return "it refuses connections (is its port another program's?)"
+    if reason:
+        return f"it cannot be reached: {reason}"
+    return f"it answered {error.code}: {error.message}"
+
+
+def degraded(stats: dict[str, Any]) -> list[str]:
+    """Why a frontend that answers cannot serve as it should (none for a database)."""
+    reasons = [f"cannot reach the {DATABASE_NAMES[name]} for {state['for_s']:g} s "
+               f"({state['reason']})"
+               for name, state in stats.get("databases", {}).items() if not state["up"]]
+    if stats.get("one_market") is False:
+        reasons.append("its databases belong to different markets: it refuses every request "
+                       "(see its log)")
+    reasons += [f"answers without its copy of the {COPY_OF[name]} (asks it every time)"
+                for name, copy in stats.get("copies", {}).items() if not copy["fresh"]]
+    return reasons
 
 
 def summary(stats: dict[str, Any]) -> dict[str, Any]:
@@ -71,7 +112,7 @@ def summary(stats: dict[str, Any]) -> dict[str, Any]:
 
 def table_row(row: dict[str, Any]) -> tuple[str, ...]:
     shown = (row["name"], str(row["pid"] or "-"), row["address"] or "-", row["state"])
-    if row["state"] != "up":
+    if row["state"] not in ("up", "degraded"):
         return shown + ("-",) * (len(COLUMNS) - len(shown))
     p99 = row["p99_ms"]
     return shown + (duration(row["uptime_s"]), f"{row['ok_per_s']:.1f}", str(row["errors"]),
@@ -118,7 +159,7 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(rows, indent=2))
     else:
         print_table(rows)
-    sys.exit(0 if all(row["state"] == "up" for row in rows) else 1)
+    sys.exit(max([EXIT_STATUS[row["state"]] for row in rows], default=0))
 
 
 if __name__ == "__main__":

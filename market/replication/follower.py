@@ -6,7 +6,8 @@ snapshot page, or the changes since the last poll) to its ``Copy``, and confirms
 next poll. The copy is in use (``fresh``) until ``length`` seconds after the latest poll
 whose changes it applied was *sent*, so never after the database stopped waiting for it.
 When a poll fails, the copy goes out of use at once and the follower starts over with a
-snapshot: one WARNING when that happens, one INFO once the copy is in use again.
+snapshot (logged at INFO, both ways: the link's own ``Health`` says WARNING when the database
+stops answering).
 """
 from __future__ import annotations
 
@@ -77,8 +78,8 @@ class Follower:
             self._fresh_until = 0.0
         if self._down_since is None:
             self._down_since = time.monotonic()
-            log.warning("the copy of %s is out of use until it answers again: %s",
-                        self.what, error.message)
+            log.info("the copy of %s is out of use until its follower is answered again (%s)",
+                     self.what, error.code)
 
     def _apply(self, reply: dict, sent: float) -> tuple[str, int, int | None]:
         """Apply one poll's answer; the epoch, seen and ``after`` of the next poll."""
