@@ -1,7 +1,7 @@
 """Buyer frontend (spec section 5): search, items, carts, feedback, ratings."""
 from __future__ import annotations
 
-from conftest import CARD
+from helpers.market import CARD
 
 ITEM_FIELDS = {"item_id", "name", "category", "keywords", "condition", "price", "quantity",
                "seller_id", "thumbs_up", "thumbs_down"}

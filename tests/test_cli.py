@@ -3,44 +3,16 @@ from __future__ import annotations
 
 import os
 import re
-import select
 import signal
-import socket
 import subprocess
 import sys
 import time
 
 import pytest
-from conftest import ROOT, ServiceProcess, start_market
+from helpers.cli import Conversation, buyer_cli, cli, free_port, ok, row, seller_cli
+from helpers.market import ROOT, start_market
 
-
-def cli(script: str, port: int | None, *lines: str, env: dict | None = None):
-    """Run a CLI with ``lines`` on a piped stdin; return the finished process."""
-    flags = ["--port", str(port)] if port else []
-    return subprocess.run([sys.executable, str(ROOT / script), *flags],
-                          input="".join(line + "\n" for line in lines), text=True,
-                          capture_output=True, timeout=60, env={**os.environ, **(env or {})})
-
-
-def seller(market, *lines: str):
-    return cli("seller_client.py", market.seller_server.address[1], *lines)
-
-
-def buyer(market, *lines: str):
-    return cli("buyer_client.py", market.buyer_server.address[1], *lines)
-
-
-def ok(result) -> str:
-    """The output of a run that must have succeeded."""
-    assert (result.returncode, result.stderr) == (0, ""), result.stdout
-    return result.stdout
-
-
-def row(output: str, *cells: str) -> str:
-    """The one output line holding every cell."""
-    lines = [line for line in output.splitlines() if all(cell in line.split() for cell in cells)]
-    assert len(lines) == 1, (cells, output)
-    return lines[0]
+from market.ops.launch import ServiceProcess
 
 
 def assert_friendly(stderr: str, count: int) -> list[int]:
@@ -58,19 +30,13 @@ def assert_friendly(stderr: str, count: int) -> list[int]:
     return numbers
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_whole_story(market, unique):
     """Seller lists; buyer searches, fills and saves the cart, buys, rates; seller sees it."""
     alice, bob, word = unique("alice"), unique("bob"), unique("k")[:8]
-    out = ok(seller(market, f"signup {alice} pw",
-                    f"register lamp 3 new 17.50 5 desk,{word}",
-                    f'register "desk lamp" 3 used $1200 2 {word}',
-                    "list"))
+    out = ok(seller_cli(market, f"signup {alice} pw",
+                        f"register lamp 3 new 17.50 5 desk,{word}",
+                        f'register "desk lamp" 3 used $1200 2 {word}',
+                        "list"))
     assert f"Logged in as {alice}" in out
     lamp, desk_lamp = [int(line.split()[-1].rstrip("."))
                        for line in out.splitlines() if line.startswith("Listed as item")]
@@ -80,43 +46,43 @@ def test_whole_story(market, unique):
     # The price column is right-aligned under its header: a person can scan it.
     assert lamp_row.index("$17.50") + len("$17.50") == header.index("Price") + len("Price")
 
-    out = ok(buyer(market, f"signup {bob} secret", f"search 3 {word}"))
+    out = ok(buyer_cli(market, f"signup {bob} secret", f"search 3 {word}"))
     assert row(out, str(lamp), "lamp", "$17.50", "5") and row(out, str(desk_lamp), "$1,200.00")
-    out = ok(buyer(market, f"login {bob} secret",
-                   f"add {lamp} 2", f"add {desk_lamp} 1", f"remove {desk_lamp} 1", "save"))
-    out = ok(buyer(market, f"login {bob} secret", "cart"))  # the saved cart is back
+    out = ok(buyer_cli(market, f"login {bob} secret",
+                       f"add {lamp} 2", f"add {desk_lamp} 1", f"remove {desk_lamp} 1", "save"))
+    out = ok(buyer_cli(market, f"login {bob} secret", "cart"))  # the saved cart is back
     assert row(out, str(lamp), "lamp", "$17.50", "2", "$35.00")
     assert "desk lamp" not in out and out.endswith("Total: $35.00\n")
 
-    out = ok(buyer(market, f"login {bob} secret",
-                   'buy "Bob Buyer" "4111 1111 1111 1111" 12/99',
-                   "cart", "purchases", f"rate {lamp} up", f"item {lamp}"))
+    out = ok(buyer_cli(market, f"login {bob} secret",
+                       'buy "Bob Buyer" "4111 1111 1111 1111" 12/99',
+                       "cart", "purchases", f"rate {lamp} up", f"item {lamp}"))
     assert "Bought for $35.00, paid with the card ending 1111." in out
     assert "Your cart is empty." in out
     assert "Units bought in all: 2." in out
     assert "Thanks, your vote is counted." in out
     assert "units left  3" in out and "votes       1 up, 0 down" in out
 
-    out = ok(seller(market, f"login {alice} pw", "rating", "list"))
+    out = ok(seller_cli(market, f"login {alice} pw", "rating", "list"))
     assert "1 thumbs up, 0 thumbs down, 2 units sold." in out
     assert "+1/-0" in row(out, str(lamp), "lamp", "3")
 
 
 def test_values_are_checked_before_sending(market, unique):
     name = unique("carol")
-    result = seller(market,
-                    "list",                                  # not logged in yet
-                    f"signup {name} pw",
-                    "register lamp 3 new 17.555 5",         # three decimals
-                    "register lamp 100 new 17.50 5",        # category out of range
-                    "register lamp 3 mint 17.50 5",         # no such condition
-                    "register lamp 3 new 17.50 5 a,b,c,d,e,f",  # six keywords
-                    "register lamp 3 new 17.50",            # quantity missing
-                    'register "lamp 3 new 1 1',             # quote not closed
-                    "price 1",                               # price missing
-                    "list everything",                       # too many values
-                    "sell lamp",                             # no such command
-                    "list")
+    result = seller_cli(market,
+                        "list",                                  # not logged in yet
+                        f"signup {name} pw",
+                        "register lamp 3 new 17.555 5",         # three decimals
+                        "register lamp 100 new 17.50 5",        # category out of range
+                        "register lamp 3 mint 17.50 5",         # no such condition
+                        "register lamp 3 new 17.50 5 a,b,c,d,e,f",  # six keywords
+                        "register lamp 3 new 17.50",            # quantity missing
+                        'register "lamp 3 new 1 1',             # quote not closed
+                        "price 1",                               # price missing
+                        "list everything",                       # too many values
+                        "sell lamp",                             # no such command
+                        "list")
     assert assert_friendly(result.stderr, 10) == [1, 3, 4, 5, 6, 7, 8, 9, 10, 11]
     assert "Log in first" in result.stderr.splitlines()[0]
     assert "line 3: Price in dollars must be a number above 0" in result.stderr
@@ -129,10 +95,10 @@ def test_values_are_checked_before_sending(market, unique):
 
 def test_server_errors_are_one_sentence(market, unique):
     name = unique("dave")
-    result = buyer(market, f"signup {name} pw", f"signup {name} pw", "logout",
-                   f"login {name} wrong", f"login {name} pw",
-                   "add 999999 1", "buy Dave 4111111111111111 12/99", "rate 999999 up",
-                   "rating 999999")
+    result = buyer_cli(market, f"signup {name} pw", f"signup {name} pw", "logout",
+                       f"login {name} wrong", f"login {name} pw",
+                       "add 999999 1", "buy Dave 4111111111111111 12/99", "rate 999999 up",
+                       "rating 999999")
     assert assert_friendly(result.stderr, 6) == [2, 4, 6, 7, 8, 9]
     assert "line 4: Wrong username or password." in result.stderr
     assert "line 2: " in result.stderr and "taken" in result.stderr
@@ -162,63 +128,6 @@ def test_help_names_every_op():
         helped = ok(cli(script, free_port(), *(f"help {op}" for op in ops)))
         for op in ops:
             assert f"({op})." in helped
-
-
-class Conversation:
-    """A running CLI, written to line by line and read as it answers."""
-
-    def __init__(self, proc: subprocess.Popen, read_fd: int, write_fd: int) -> None:
-        self.proc, self.read_fd, self.write_fd = proc, read_fd, write_fd
-        self.seen = b""
-
-    @classmethod
-    def piped(cls, script: str, port: int) -> "Conversation":
-        """stdin a pipe (script mode); stdout and stderr merged into one pipe."""
-        proc = subprocess.Popen([sys.executable, str(ROOT / script), "--port", str(port)],
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT)
-        return cls(proc, proc.stdout.fileno(), proc.stdin.fileno())
-
-    @classmethod
-    def at_terminal(cls, script: str, port: int) -> "Conversation":
-        """stdin, stdout and stderr a pseudo-terminal (interactive mode)."""
-        controller, terminal = os.openpty()
-        proc = subprocess.Popen([sys.executable, str(ROOT / script), "--port", str(port)],
-                                stdin=terminal, stdout=terminal, stderr=terminal,
-                                start_new_session=True, env={**os.environ, "TERM": "dumb"})
-        os.close(terminal)
-        return cls(proc, controller, controller)
-
-    def say(self, line: str, expect: str) -> str:
-        os.write(self.write_fd, line.encode() + b"\n")
-        return self.expect(expect)
-
-    def expect(self, text: str, timeout: float = 15) -> str:
-        """Everything up to and including ``text``, once the CLI has written it."""
-        deadline = time.monotonic() + timeout
-        while text.encode() not in self.seen:
-            left = deadline - time.monotonic()
-            assert left > 0 and select.select([self.read_fd], [], [], left)[0], self.seen
-            try:
-                chunk = os.read(self.read_fd, 65536)
-            except OSError:  # a pseudo-terminal whose other end has closed
-                chunk = b""
-            assert chunk, self.seen
-            self.seen += chunk
-        before, _, self.seen = self.seen.partition(text.encode())
-        return before.decode() + text
-
-    def finish(self) -> int:
-        """Close stdin (a pipe), wait for the exit; the exit status."""
-        self.proc.stdin.close()
-        status = self.proc.wait(15)
-        self.seen += self.proc.stdout.read()
-        return status
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
 
 
 def test_frontend_down_then_back(fresh_market, unique):

@@ -6,19 +6,21 @@ import os
 import subprocess
 import sys
 
-from conftest import ROOT, listing
-from test_cli import cli, free_port, ok, row
-from test_cli_manners import CTRL_C, CTRL_D, Terminal, port_of
+from helpers.cli import (
+    CTRL_C,
+    CTRL_D,
+    Terminal,
+    buyer_cli,
+    cli,
+    free_port,
+    ok,
+    port_of,
+    row,
+    seller_cli,
+)
+from helpers.market import ROOT, listing
 
 UP_ARROW, TAB = b"\x1b[A", b"\t"
-
-
-def buyer_cli(market, *lines: str):
-    return cli("buyer_client.py", port_of(market.buyer_server), *lines)
-
-
-def seller_cli(market, *lines: str):
-    return cli("seller_client.py", port_of(market.seller_server), *lines)
 
 
 def saved_items(market, name: str) -> list[int]:

@@ -9,9 +9,11 @@ import json
 import re
 
 import pytest
-from conftest import ServiceProcess, listing, stall, start_market, units
-from proxy import ReplyDropper
-from test_cli import Conversation, cli, free_port
+from helpers.cli import Conversation, cli, free_port
+from helpers.market import listing, stall, start_market, units
+from helpers.proxy import ReplyDropper
+
+from market.ops.launch import ServiceProcess
 
 KEY = re.compile(r"[A-Za-z0-9_-]{16,64}")
 READS = {"Hello", "Login", "Logout", "SearchItemsForSale", "GetItem", "DisplayCart",
@@ -46,22 +48,12 @@ class Recorder(ReplyDropper):
                 if request["op"] == op]
 
 
-def frontend(market, script: str, product_db: str | None = None) -> ServiceProcess:
-    """One more frontend of ``market`` (``product_db``: another address for that database)."""
-    return ServiceProcess(script, "--product-db", product_db or market.product_db.where,
-                          "--customer-db", market.customer_db.where,
-                          "--db-timeout", "2").start()
-
-
 @pytest.fixture(scope="module")
-def market():
-    """A market with a second buyer and a second seller frontend (``buyer_b``, ``seller_b``)."""
-    m = start_market()
-    m.buyer_b, m.seller_b = frontend(m, "buyer_server.py"), frontend(m, "seller_server.py")
-    yield m
-    m.buyer_b.stop()
-    m.seller_b.stop()
-    m.stop()
+def market(two_frontends):
+    """This module's market has a second buyer and a second seller frontend (``buyer_b``,
+    ``seller_b``); it overrides conftest's ``market`` so that the ``buyer`` fixture is a
+    buyer of it too."""
+    return two_frontends
 
 
 @pytest.fixture
@@ -149,7 +141,7 @@ def test_a_frontend_killed_after_a_write_the_next_one_tells_its_outcome(market, 
     write, with its key, to the other frontend, and it happens once."""
     seller = seller_of(market, unique)
     item = listing(seller, price=5, quantity=10)
-    victim = frontend(market, f"{side}_server.py")
+    victim = market.another_frontend(f"{side}_server.py")
     try:
         first = proxies.add(victim.address, kill=victim)
         other = market.buyer_b if side == "buyer" else market.seller_b
@@ -199,7 +191,8 @@ def test_a_frontend_cut_off_from_a_database_is_left_for_the_next_with_the_same_k
     try changed nothing, but an earlier send with the key might have): the CLI asks it once
     more, then the next one, with the same key, says so in one line, and stays with it."""
     item = listing(seller_of(market, unique), price=5)
-    cut_off = frontend(market, "buyer_server.py", product_db=f"127.0.0.1:{free_port()}")
+    cut_off = market.another_frontend("buyer_server.py",
+                                      "--product-db", f"127.0.0.1:{free_port()}")
     try:
         first = proxies.add(cut_off.address)
         second = proxies.add(market.buyer_b.address)

@@ -2,62 +2,16 @@
 terminal, messages that say what is wrong, the unsaved cart, several frontends, --help."""
 from __future__ import annotations
 
-import fcntl
 import os
 import re
 import subprocess
 import sys
-import termios
-import time
 
 import pytest
-from conftest import ROOT, ServiceProcess, failure, listing, start_market
-from test_cli import Conversation, cli, row
+from helpers.cli import CTRL_C, CTRL_D, Conversation, Terminal, cli, port_of, row
+from helpers.market import ROOT, failure, listing, start_market
 
-CTRL_C, CTRL_D = b"\x03", b"\x04"
-
-
-def _take_the_terminal() -> None:
-    """In the child, after setsid: make stdin (the pty) the controlling terminal, so that
-    Ctrl-C typed on it sends SIGINT, as in a real terminal."""
-    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
-
-
-class Terminal(Conversation):
-    """A CLI on a pseudo-terminal that is its controlling terminal (Ctrl-C works)."""
-
-    @classmethod
-    def start(cls, script: str, port: int) -> "Terminal":
-        controller, terminal = os.openpty()
-        proc = subprocess.Popen([sys.executable, str(ROOT / script), "--port", str(port)],
-                                stdin=terminal, stdout=terminal, stderr=terminal,
-                                start_new_session=True, preexec_fn=_take_the_terminal,
-                                env={**os.environ, "TERM": "dumb"})
-        os.close(terminal)
-        return cls(proc, controller, controller)
-
-    def say(self, line: str, expect: str, timeout: float = 10) -> str:
-        os.write(self.write_fd, line.encode() + b"\n")
-        return self.expect(expect, timeout)
-
-    def press(self, key: bytes, expect: str, timeout: float = 10) -> str:
-        """Press a control key a moment after the last output, as a person would: a
-        SIGINT landing while readline is still handling the previous key is only acted
-        on at the next Enter (CPython's readline loop), a race no person wins."""
-        time.sleep(0.3)
-        os.write(self.write_fd, key)
-        return self.expect(expect, timeout)
-
-    def __enter__(self) -> "Terminal":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.kill()
-        os.close(self.read_fd)
-
-
-def port_of(service: ServiceProcess) -> int:
-    return service.address[1]
+from market.ops.launch import ServiceProcess
 
 
 # -- 1. the wrong server --------------------------------------------------------------

@@ -7,8 +7,7 @@ import bisect
 import threading
 import time
 
-import pytest
-from conftest import CARD, listing, sigstop, start_market, wait_until
+from helpers.market import CARD, listing, sigstop, start_market, wait_until
 
 from market.net.client import Client
 
@@ -207,14 +206,6 @@ def test_stats_show_the_copies_in_use_and_the_databases_followers(market):
             assert client.call("Stats", {})["feed"]["followers"] == 2
         finally:
             client.close()
-
-
-@pytest.fixture
-def durable_market(tmp_path):
-    market = start_market(product_args=("--data-dir", str(tmp_path / "product")),
-                          customer_args=("--data-dir", str(tmp_path / "customer")))
-    yield market
-    market.stop()
 
 
 def test_after_a_product_db_restart_the_copies_show_every_write(durable_market, unique):

@@ -7,31 +7,16 @@ import sys
 import threading
 import time
 
-import pytest
-from conftest import CARD, ROOT, Api, Market, ServiceProcess, every_page, keyed
+from helpers.market import CARD, ROOT, Api, every_page, keyed
 
 from market.frontend.service import scrypt
 from market.net.client import Client
+from market.ops.launch import ServiceProcess
 from protocol import ApiError
 
 
-def durable_market(data_dir) -> Market:
-    product_db = ServiceProcess("product_db.py", "--data-dir", str(data_dir / "product")).start()
-    customer_db = ServiceProcess("customer_db.py", "--data-dir", str(data_dir / "customer")).start()
-    dbs = ["--product-db", "%s:%d" % product_db.address,
-           "--customer-db", "%s:%d" % customer_db.address, "--db-timeout", "2"]
-    return Market(product_db, customer_db, ServiceProcess("seller_server.py", *dbs).start(),
-                  ServiceProcess("buyer_server.py", *dbs).start())
-
-
-@pytest.fixture
-def market(tmp_path):
-    m = durable_market(tmp_path)
-    yield m
-    m.stop()
-
-
-def test_state_survives_kill_9_of_both_databases(market):
+def test_state_survives_kill_9_of_both_databases(durable_market):
+    market = durable_market
     seller, buyer = market.seller(), market.buyer()
     seller.register("sally")
     item_id = seller("RegisterItemForSale", name="lamp", category=1, keywords=["desk"],
@@ -60,7 +45,8 @@ def test_state_survives_kill_9_of_both_databases(market):
                   condition="used", price=1, quantity=1)["item_id"] == item_id + 1
 
 
-def test_acknowledged_writes_survive_kill_during_write_load(market):
+def test_acknowledged_writes_survive_kill_during_write_load(durable_market):
+    market = durable_market
     """Writers register items as fast as they can; kill -9 the product db mid-load."""
     seller = market.seller()
     seller.register("loader")
@@ -104,7 +90,7 @@ def test_snapshot_and_journal_replay_agree(tmp_path):
     """Many writes across several snapshots come back exactly."""
     sys.path.insert(0, str(ROOT))
     import product_db
-    from market.net.server import Request
+    from market.net.service import Request
 
     db = product_db.ProductDB()
     db.open_data_dir(str(tmp_path))

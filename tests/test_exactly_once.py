@@ -6,33 +6,21 @@ import decimal
 import json
 import os
 import signal
-import socket
 import threading
 import time
 from decimal import Decimal
 
-from conftest import (
-    CARD,
-    Api,
-    at_once,
-    failure,
-    listing,
-    stall,
-    start_market,
-    units,
-    wait_until,
-)
+from helpers.market import CARD, at_once, failure, listing, stall, start_market, units, wait_until
+from helpers.wire import Wire, line_of
 
-from market.net.client import Client
 from protocol import ApiError
 
 
 def raw_call(address, op: str, session: str, args: dict | None = None) -> dict:
     """One request over a plain socket; the reply's numbers parsed exactly (``Decimal``)."""
     message = {"op": op, "session": session, **({"args": args} if args else {})}
-    with socket.create_connection(address, timeout=30) as sock:
-        sock.sendall(json.dumps(message).encode() + b"\n")
-        line = sock.makefile("rb").readline()
+    with Wire(address, timeout=30) as wire:
+        line = wire.exchange(line_of(message))
     return json.loads(line, parse_float=decimal.Decimal)
 
 
@@ -120,8 +108,7 @@ def test_a_vote_counts_once_when_the_product_db_stalls(unique):
         seller = market.seller()
         seller_id = seller.register(unique("seller"))
         item_id = listing(seller)
-        buyer = Api(Client(market.buyer_server.address, timeout=30))
-        market.clients.append(buyer.client)
+        buyer = market.client_of(market.buyer_server)
         buyer.register(unique("buyer"))
         buyer("AddItemToCart", item_id=item_id, quantity=1)
         buyer("MakePurchase", **CARD)

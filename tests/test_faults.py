@@ -12,7 +12,7 @@ import threading
 import time
 
 import pytest
-from conftest import CARD, Market, sigstop, start_market, wait_until
+from helpers.market import CARD, sigstop, start_market, wait_until
 
 from market.net.client import Client
 from protocol import ApiError
@@ -58,15 +58,9 @@ class Worker(threading.Thread):
         return [code for start, _, code in self.calls if since <= start < until]
 
 
-def start_lasting_market(data_dir, **args) -> Market:
-    """``start_market``, with both databases keeping their data in ``data_dir``."""
-    return start_market(product_args=("--data-dir", str(data_dir / "product")),
-                        customer_args=("--data-dir", str(data_dir / "customer")), **args)
-
-
 @pytest.mark.parametrize("database", ["product_db", "customer_db"])
 def test_database_killed_under_load_then_back(database, unique, tmp_path):
-    market = start_lasting_market(tmp_path)
+    market = start_market(data_dir=tmp_path)
     try:
         seller = market.seller()
         seller.register(unique("seller"))
@@ -153,8 +147,8 @@ def test_frontends_killed_and_restarted_keep_sessions(unique):
 def purchase_market(tmp_path_factory):
     """A market whose buyer frontend pauses 1 s between taking units and recording
     the purchase, and settles unfinished purchases after 1 s."""
-    market = start_lasting_market(tmp_path_factory.mktemp("purchase_market"),
-                                  buyer_args=("--test-commit-delay", "1", "--settle-after", "1"))
+    market = start_market(data_dir=tmp_path_factory.mktemp("purchase_market"),
+                          buyer_args=("--test-commit-delay", "1", "--settle-after", "1"))
     yield market
     market.stop()
 

@@ -17,11 +17,10 @@ from __future__ import annotations
 import json
 import os
 import random
-import socket
-import struct
 
 import pytest
-from conftest import keyed, start_market
+from helpers.market import keyed, start_market
+from helpers.wire import Wire
 
 from buyer_server import BuyerFrontend
 from customer_db import CustomerDB
@@ -188,30 +187,6 @@ def echoed_id(line: bytes):
         return None
 
 
-class Conn:
-    """One raw connection to a service: send a line, get the one reply line."""
-
-    def __init__(self, address: tuple[str, int]) -> None:
-        self.sock = socket.create_connection(address, timeout=10)
-        self.rfile = self.sock.makefile("rb")
-
-    def ask(self, line: bytes) -> bytes:
-        self.sock.sendall(line)
-        return self.rfile.readline()
-
-    def is_closed(self) -> bool:
-        try:
-            return self.rfile.readline() == b""
-        except ConnectionResetError:
-            return True
-
-    def close(self, reset: bool = False) -> None:
-        if reset:  # SO_LINGER 0: the close sends a TCP reset
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        self.rfile.close()
-        self.sock.close()
-
-
 def check_reply(raw: bytes, line: bytes, where: str, expect: str | None = None,
                 request_id=None) -> dict:
     """Assert the reply is one well-formed line, free of internals; return it parsed."""
@@ -301,10 +276,9 @@ class World:
 @pytest.fixture(scope="module")
 def market(tmp_path_factory):
     """The databases keep data directories, so ids start at 1, as the values above assume
-    (a memory-only database starts its ids at the time, to never reuse one)."""
-    data = tmp_path_factory.mktemp("fuzz-data")
-    m = start_market(product_args=("--data-dir", str(data / "product")),
-                     customer_args=("--data-dir", str(data / "customer")))
+    (a memory-only database starts its ids at the time, to never reuse one). Its own, not
+    conftest's: ``world`` needs those ids, for the whole module."""
+    m = start_market(data_dir=tmp_path_factory.mktemp("fuzz-data"))
     yield m
     m.stop()
 
@@ -412,10 +386,10 @@ def might_write(line: bytes) -> bool:
 
 def run_cases(world: World, service: str, cases: list[tuple[bytes, str | None]]) -> int:
     """Send each case on one connection and check its one reply; return the count sent."""
-    conn = Conn(world.addresses[service])
+    conn = Wire(world.addresses[service], timeout=10)
     try:
         for line, expect in cases:
-            check_reply(conn.ask(line), line, service, expect)
+            check_reply(conn.exchange(line), line, service, expect)
     finally:
         conn.close()
     return len(cases)
@@ -455,18 +429,18 @@ def test_deep_nesting_huge_numbers_and_constants(world, unchanged, service):
     read_op = {"product_db": "GetItem", "customer_db": "CheckSession",
                "seller": "DisplayItemsForSale", "buyer": "DisplayCart"}[service]
     args, session = world.requests[service][read_op]
-    conn = Conn(world.addresses[service])
+    conn = Wire(world.addresses[service], timeout=10)
     bad = [b"[" * 100_000, b"{" * 100_000, b'{"op":' + b"[" * 100_000, b"1e999999", b"NaN",
            b'{"op":"GetItem","args":' + b"[" * 100_000 + b"]" * 100_000 + b"}",
            b"[" * 100_000 + b"]" * 100_000, b"1" + b"0" * 5000, b'"' + b"\\ud800" * 1000 + b'"']
     for line in bad:
-        check_reply(conn.ask(line + b"\n"), line, service, "bad_request")
+        check_reply(conn.exchange(line + b"\n"), line, service, "bad_request")
     for raw in BAD_IDS:
         line = request_line(read_op, args, session, HOLE, raw)
-        check_reply(conn.ask(line), line, service, "bad_request")
+        check_reply(conn.exchange(line), line, service, "bad_request")
     for request_id in [[[[[[[1]]]]]], {"a": [1.5, None, "é"]}, 10 ** 300, -0.0, 1e300, "𝄞"]:
         line = request_line(read_op, args, session, request_id=request_id)
-        reply = check_reply(conn.ask(line), line, service)
+        reply = check_reply(conn.exchange(line), line, service)
         assert reply["ok"] and reply["id"] == request_id, reply
     conn.close()
 
@@ -481,19 +455,19 @@ def test_lines_just_under_and_over_one_mib(world, unchanged, service):
     def padded(size: int) -> bytes:  # ``line`` with ``size`` bytes of JSON
         return line[:-2] + b" " * (size - len(line) + 1) + b"}\n"
 
-    conn = Conn(world.addresses[service])
+    conn = Wire(world.addresses[service], timeout=10)
     for size in (MAX_LINE - 1, MAX_LINE):
-        reply = check_reply(conn.ask(padded(size)), line, service, request_id=7)
+        reply = check_reply(conn.exchange(padded(size)), line, service, request_id=7)
         assert reply["ok"], reply
     junk = b"x" * MAX_LINE + b"\n"
-    check_reply(conn.ask(junk), junk[:100], service, "bad_request")
+    check_reply(conn.exchange(junk), junk[:100], service, "bad_request")
     conn.close()
     for size in (MAX_LINE + 1, 3 * MAX_LINE):
-        conn = Conn(world.addresses[service])
+        conn = Wire(world.addresses[service], timeout=10)
         try:
-            raw = conn.ask(padded(size))
+            raw = conn.exchange(padded(size))
         except (BrokenPipeError, ConnectionResetError):  # closed before all was sent
-            raw = conn.rfile.readline()
+            raw = conn.read_line()
         check_reply(raw, line, service, "too_large")
         assert conn.is_closed(), "the connection should be closed after too_large"
         conn.close()
@@ -517,12 +491,12 @@ def test_many_requests_pipelined_on_one_connection(world, unchanged, service):
         lines.append(line)
         expects.append(expect)
         ids.append(echoed_id(line))
-    conn = Conn(world.addresses[service])
-    conn.sock.sendall(b"".join(lines))
+    conn = Wire(world.addresses[service], timeout=10)
+    conn.write(b"".join(lines))
     for line, expect, request_id in zip(lines, expects, ids):
-        check_reply(conn.rfile.readline(), line, service, expect, request_id)
+        check_reply(conn.read_line(), line, service, expect, request_id)
     probe = request_line("NoSuchOp", {}, None, request_id="last")
-    check_reply(conn.ask(probe), probe, service, "unknown_op", "last")
+    check_reply(conn.exchange(probe), probe, service, "unknown_op", "last")
     conn.close()
 
 
@@ -536,12 +510,12 @@ def test_connections_closing_mid_line(world, unchanged, service):
         op_name = rng.choice(writes)
         args, session = requests[op_name]
         line = request_line(op_name, args, session)[:-1]
-        conn = Conn(world.addresses[service])
-        conn.sock.sendall(line if n % 2 else line[:rng.randrange(1, len(line))])
+        conn = Wire(world.addresses[service], timeout=10)
+        conn.write(line if n % 2 else line[:rng.randrange(1, len(line))])
         conn.close(reset=n % 4 == 0)
     probe = request_line("NoSuchOp", {}, None, request_id="alive")
-    conn = Conn(world.addresses[service])
-    check_reply(conn.ask(probe), probe, service, "unknown_op", "alive")
+    conn = Wire(world.addresses[service], timeout=10)
+    check_reply(conn.exchange(probe), probe, service, "unknown_op", "alive")
     conn.close()
 
 

@@ -7,20 +7,18 @@ One module-scoped marketplace; the heavy data (1,001 long-named items, a cart of
 """
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import re
-import socket
 import statistics
-import subprocess
-import sys
 import threading
 import time
 from types import SimpleNamespace
 
 import pytest
-from conftest import CARD, ROOT, Api, ServiceProcess, failure, listing, start_market
+from helpers.cli import cli
+from helpers.market import CARD, Api, failure, listing, start_market, unique_name
+from helpers.wire import Wire, line_of
 
 from market.config import CART_MAX
 from market.net.client import Client
@@ -34,50 +32,30 @@ BAD_LIMITS = [0, -1, 501, "5", True, 1.5]
 PURCHASE_TIMEOUT = 2
 COMMIT_DELAY = 4.5
 
-_names = itertools.count(1)
-
-
-def fresh(prefix: str) -> str:
-    return f"{prefix}{next(_names)}g{os.getpid() % 1000}"
-
-
 def big_name(i: int) -> str:
     """A 32-character item name of 88 UTF-8 bytes, distinct for each ``i``."""
     return f"{i:04d}" + "€" * 28
 
 
-# -- plain sockets, to measure the bytes of a reply ---------------------------
+# -- plain sockets (helpers.wire), to measure the bytes of a reply ---------------------
 
-def line_of(message: dict) -> bytes:
-    return json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+def bounded(wire: Wire, message: dict | bytes) -> bytes:
+    """The raw reply line to ``message``, checked to be one line of at most MAX_LINE bytes."""
+    reply = wire.exchange(message if isinstance(message, bytes) else line_of(message),
+                          limit=MAX_LINE + 2)  # enough to see an oversize reply
+    assert reply.endswith(b"\n") and len(reply) <= MAX_LINE + 1, \
+        f"reply of {len(reply)} bytes, not one line of at most {MAX_LINE}"
+    return reply
 
 
-class Wire:
-    """A plain socket to one service: sends a message, returns the raw reply line."""
-
-    def __init__(self, address: tuple[str, int]) -> None:
-        self.sock = socket.create_connection(address, timeout=60)
-        self.rfile = self.sock.makefile("rb")
-
-    def send(self, message: dict | bytes) -> bytes:
-        self.sock.sendall(message if isinstance(message, bytes) else line_of(message))
-        reply = self.rfile.readline(MAX_LINE + 2)  # enough to see an oversize reply
-        assert reply.endswith(b"\n") and len(reply) <= MAX_LINE + 1, \
-            f"reply of {len(reply)} bytes, not one line of at most {MAX_LINE}"
-        return reply
-
-    def call(self, op: str, args: dict | None = None, session: str | None = None,
+def measured(wire: Wire, op: str, args: dict | None = None, session: str | None = None,
              request_id=1) -> tuple[dict, int]:
-        """The decoded reply envelope and the reply line's length in bytes."""
-        message = {"op": op, "args": args or {}, "id": request_id}
-        if session:
-            message["session"] = session
-        reply = self.send(message)
-        return json.loads(reply), len(reply)
-
-    def close(self) -> None:
-        self.rfile.close()
-        self.sock.close()
+    """The decoded reply envelope and the reply line's length in bytes."""
+    message = {"op": op, "args": args or {}, "id": request_id}
+    if session:
+        message["session"] = session
+    reply = bounded(wire, message)
+    return json.loads(reply), len(reply)
 
 
 def ok_result(envelope: dict) -> dict:
@@ -119,13 +97,12 @@ def buy(buyer: Api, item_id: int, units: int) -> dict:
 @pytest.fixture(scope="module")
 def market():
     """This module's marketplace; ``slow_buyer`` is a second buyer frontend whose
-    purchases outlast the customer database's purchase timeout."""
+    purchases outlast the customer database's purchase timeout. (Its own, not conftest's:
+    the customer database's purchase timeout is short, and the ``seller`` fixture the
+    tests take is a seller of this market.)"""
     m = start_market(customer_args=("--purchase-timeout", str(PURCHASE_TIMEOUT)))
-    m.slow_buyer = ServiceProcess(
-        "buyer_server.py", "--product-db", m.product_db.where, "--customer-db",
-        m.customer_db.where, "--db-timeout", "2", "--test-commit-delay", str(COMMIT_DELAY)).start()
+    m.slow_buyer = m.another_frontend("buyer_server.py", "--test-commit-delay", str(COMMIT_DELAY))
     yield m
-    m.slow_buyer.stop()
     m.stop()
 
 
@@ -157,12 +134,12 @@ def big(market):
     CART_MAX of them (1 unit each, saved); three purchases of that cart, by three other
     sessions of the buyer; and a fourth such session, ``waiting``, not bought yet."""
     seller = market.seller()
-    seller_name = fresh("bigseller")
+    seller_name = unique_name("bigseller")
     seller.seller_id = seller.register(seller_name)
     item_ids = [seller("RegisterItemForSale", name=big_name(i), category=90, keywords=["bulk"],
                        condition="new", price=99_999.99, quantity=10)["item_id"]
                 for i in range(CART_MAX + 1)]
-    name = fresh("bigbuyer")
+    name = unique_name("bigbuyer")
     cart = market.buyer()
     cart.buyer_id = cart.register(name)
     fill_cart(cart, item_ids[:CART_MAX])
@@ -186,7 +163,7 @@ def test_items_come_in_pages_of_100_by_item_id(market, seller):
     for item_id in sold_out:
         seller("UpdateUnitsForSale", item_id=item_id, quantity=1)
     other = market.seller()
-    other.register(fresh("other"))
+    other.register(unique_name("other"))
     listing(other, name="not mine")  # another seller's item, between the pages' ids
     pages = all_pages(seller, "DisplayItemsForSale", "items")
     assert [len(page["items"]) for page in pages] == [100, 100, 50]
@@ -212,7 +189,7 @@ def test_items_come_in_pages_of_100_by_item_id(market, seller):
 
 def test_a_seller_without_items_gets_an_empty_last_page(market):
     seller = market.seller()
-    seller.register(fresh("empty"))
+    seller.register(unique_name("empty"))
     assert seller("DisplayItemsForSale") == {"items": [], "next": None}
 
 
@@ -221,7 +198,7 @@ def test_a_seller_without_items_gets_an_empty_last_page(market):
 def test_items_added_while_paging_appear_at_the_end(market, seller):
     ids = [listing(seller, name=f"g{i}") for i in range(30)]
     other = market.seller()
-    other.register(fresh("rival"))
+    other.register(unique_name("rival"))
     seen, after, turns = [], None, 0
     while True:
         page = seller("DisplayItemsForSale", limit=7,
@@ -253,7 +230,7 @@ def test_malformed_and_foreign_cursors_are_bad_requests(market, seller, buyer):
     mine = first["next"]
     assert isinstance(mine, str)
     other = market.seller()
-    other.register(fresh("foreign"))
+    other.register(unique_name("foreign"))
     listing(other, name="a")
     listing(other, name="b")
     theirs = other("DisplayItemsForSale", limit=1)["next"]
@@ -264,7 +241,7 @@ def test_malformed_and_foreign_cursors_are_bad_requests(market, seller, buyer):
     purchases_next = buyer("GetBuyerPurchases", limit=1)["next"]
     assert isinstance(purchases_next, str)
     second_buyer = market.buyer()
-    second_buyer.register(fresh("buyer"))
+    second_buyer.register(unique_name("buyer"))
     buy(second_buyer, ids[2], 1)
     buy(second_buyer, ids[2], 1)
     second_next = second_buyer("GetBuyerPurchases", limit=1)["next"]
@@ -325,11 +302,11 @@ def test_a_page_is_cut_short_by_size_but_never_empty(market, big):
     assert sum(sizes) > PAGE_BYTES  # three do not fit in one page's budget
     buyer = market.buyer()
     buyer.login(big.buyer_name)
-    wire = Wire(market.buyer_server.address)
+    wire = Wire(market.buyer_server.address, timeout=60)
     shown, after, counts = [], None, []
     for _ in range(4):
         args = {"limit": 100} if after is None else {"limit": 100, "after": after}
-        envelope, size = wire.call("GetBuyerPurchases", args, buyer.session)
+        envelope, size = measured(wire, "GetBuyerPurchases", args, buyer.session)
         result = ok_result(envelope)
         assert size <= MAX_LINE + 1
         assert result["items_purchased"] == 3 * CART_MAX
@@ -359,25 +336,27 @@ def cart_lines(result: dict) -> list[tuple[int, int]]:
 
 def test_a_cart_holds_at_most_1000_distinct_items(market, big):
     cart = big.cart
-    wire = Wire(market.buyer_server.address)
-    envelope, size = wire.call("DisplayCart", {}, cart.session)
+    wire = Wire(market.buyer_server.address, timeout=60)
+    envelope, size = measured(wire, "DisplayCart", {}, cart.session)
     before = ok_result(envelope)
     assert size <= MAX_LINE + 1
     assert sorted(cart_lines(before)) == [(item_id, 1) for item_id in big.item_ids[:CART_MAX]]
     extra, first = big.item_ids[CART_MAX], big.item_ids[0]
 
-    envelope, size = wire.call("AddItemToCart", {"item_id": extra, "quantity": 1}, cart.session)
+    envelope, size = measured(wire, "AddItemToCart", {"item_id": extra, "quantity": 1},
+                              cart.session)
     assert error_code(envelope) == "conflict" and size <= MAX_LINE + 1
     assert cart("DisplayCart") == before  # nothing changed
     assert cart("GetItem", item_id=extra)["item"]["quantity"] == 10
 
-    envelope, size = wire.call("AddItemToCart", {"item_id": first, "quantity": 2}, cart.session)
+    envelope, size = measured(wire, "AddItemToCart", {"item_id": first, "quantity": 2},
+                              cart.session)
     after = ok_result(envelope)  # more units of a line already there: fine
     assert size <= MAX_LINE + 1
     assert len(after["cart"]["lines"]) == CART_MAX
     assert dict(cart_lines(after))[first] == 3
     for op in ("SaveCart", "DisplayCart"):
-        envelope, size = wire.call(op, {}, cart.session)
+        envelope, size = measured(wire, op, {}, cart.session)
         assert size <= MAX_LINE + 1 and cart_lines(ok_result(envelope)) == cart_lines(after)
 
     # Room again once a line is gone; then full again.
@@ -438,9 +417,9 @@ def assert_too_large(envelope: dict, sent_id: str) -> None:
 def test_a_huge_id_never_makes_a_reply_over_one_mib(market, big):
     seller = market.seller()
     seller.login(big.seller_name)
-    wire = Wire(market.seller_server.address)
+    wire = Wire(market.seller_server.address, timeout=60)
     args = {"limit": 500}
-    small, small_size = wire.call("DisplayItemsForSale", args, seller.session, request_id="")
+    small, small_size = measured(wire, "DisplayItemsForSale", args, seller.session, request_id="")
     page = ok_result(small)
     assert len(page["items"]) == 500 and small_size > 100_000
 
@@ -449,41 +428,41 @@ def test_a_huge_id_never_makes_a_reply_over_one_mib(market, big):
                             "session": seller.session, "id": ""})) - 1
     huge = "i" * (MAX_LINE - skeleton)
     assert small_size + len(huge) > MAX_LINE + 1
-    envelope, size = wire.call("DisplayItemsForSale", args, seller.session, request_id=huge)
+    envelope, size = measured(wire, "DisplayItemsForSale", args, seller.session, request_id=huge)
     assert_too_large(envelope, huge)
 
     # An id that just fits is echoed: a reply of exactly MAX_LINE bytes (plus newline).
-    one, one_size = wire.call("DisplayItemsForSale", {"limit": 1}, seller.session,
-                              request_id="")
+    one, one_size = measured(wire, "DisplayItemsForSale", {"limit": 1}, seller.session,
+                             request_id="")
     fits = "f" * (MAX_LINE + 1 - one_size)
-    envelope, size = wire.call("DisplayItemsForSale", {"limit": 1}, seller.session,
-                               request_id=fits)
+    envelope, size = measured(wire, "DisplayItemsForSale", {"limit": 1}, seller.session,
+                              request_id=fits)
     assert size == MAX_LINE + 1
     assert envelope == {**one, "id": fits}
-    envelope, size = wire.call("DisplayItemsForSale", {"limit": 1}, seller.session,
-                               request_id=fits + "f")
+    envelope, size = measured(wire, "DisplayItemsForSale", {"limit": 1}, seller.session,
+                              request_id=fits + "f")
     assert_too_large(envelope, fits + "f")
 
     # The same connection goes on serving.
-    again, _ = wire.call("DisplayItemsForSale", args, seller.session, request_id=7)
+    again, _ = measured(wire, "DisplayItemsForSale", args, seller.session, request_id=7)
     assert again == {**small, "id": 7}
     wire.close()
 
     # A buyer's search of 500 long-named items, with a ~900 KB id.
     buyer = market.buyer()
     buyer.login(big.buyer_name)
-    wire = Wire(market.buyer_server.address)
+    wire = Wire(market.buyer_server.address, timeout=60)
     search = {"category": 90, "keywords": ["bulk"], "limit": 500}
-    found, found_size = wire.call("SearchItemsForSale", search, buyer.session, request_id=0)
+    found, found_size = measured(wire, "SearchItemsForSale", search, buyer.session, request_id=0)
     assert len(ok_result(found)["items"]) == 500
     big_id = "s" * 900_000
-    envelope, size = wire.call("SearchItemsForSale", search, buyer.session, request_id=big_id)
+    envelope, size = measured(wire, "SearchItemsForSale", search, buyer.session, request_id=big_id)
     assert size <= MAX_LINE + 1
     if found_size - 1 + len(big_id) + 2 <= MAX_LINE + 1:
         assert envelope == {**found, "id": big_id}
     else:
         assert_too_large(envelope, big_id)
-    assert wire.call("SearchItemsForSale", search, buyer.session, request_id=1)[0] == \
+    assert measured(wire, "SearchItemsForSale", search, buyer.session, request_id=1)[0] == \
         {**found, "id": 1}
     wire.close()
 
@@ -494,13 +473,13 @@ def test_a_request_of_exactly_one_mib_gets_a_bounded_reply(market, service):
     """Every service: a Hello whose id fills the request line to MAX_LINE bytes would
     echo it in a longer reply; the reply is too_large with a null id instead, and the
     connection keeps serving."""
-    wire = Wire(getattr(market, service).address)
+    wire = Wire(getattr(market, service).address, timeout=60)
     skeleton = len(line_of({"op": "Hello", "id": ""})) - 1
     request = line_of({"op": "Hello", "id": "h" * (MAX_LINE - skeleton)})
     assert len(request) == MAX_LINE + 1
-    envelope = json.loads(wire.send(request))
+    envelope = json.loads(bounded(wire, request))
     assert_too_large(envelope, "h" * (MAX_LINE - skeleton))
-    envelope, _ = wire.call("Hello", request_id=2)
+    envelope, _ = measured(wire, "Hello", request_id=2)
     assert envelope["ok"] is True and envelope["id"] == 2
     wire.close()
 
@@ -509,7 +488,7 @@ def test_a_request_of_exactly_one_mib_gets_a_bounded_reply(market, service):
 
 def test_search_returns_the_best_matches_in_order(market, seller):
     """Most shared keywords first, ties by item_id; only in-stock items of the category."""
-    w1, w2, w3, w4 = (fresh("k")[-8:] for _ in range(4))
+    w1, w2, w3, w4 = (unique_name("k")[-8:] for _ in range(4))
 
     def item(keywords: list[str], category: int = 61, quantity: int = 5) -> int:
         return seller("RegisterItemForSale", name="s", category=category, keywords=keywords,
@@ -527,7 +506,7 @@ def test_search_returns_the_best_matches_in_order(market, seller):
     item([w1, w2, w3], category=62)  # another category
     only_w4 = item([w4])  # shares none of w1, w2, w3
     buyer = market.buyer()
-    buyer.register(fresh("searcher"))
+    buyer.register(unique_name("searcher"))
 
     def search(limit: int, keywords=(w1, w2, w3)) -> list[int]:
         return ids_of(buyer("SearchItemsForSale", category=61, keywords=list(keywords),
@@ -545,12 +524,6 @@ def test_search_returns_the_best_matches_in_order(market, seller):
 
 # -- 9. the CLIs page through a pipe ---------------------------------------------------
 
-def run_cli(script: str, port: int, *lines: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(ROOT / script), "--port", str(port)],
-                          input="".join(line + "\n" for line in lines), text=True,
-                          capture_output=True, timeout=60)
-
-
 def table_blocks(output: str) -> list[list[str]]:
     """The output split at each table header ("ID ..."): the lines after each header."""
     blocks: list[list[str]] = []
@@ -563,12 +536,12 @@ def table_blocks(output: str) -> list[list[str]]:
 
 
 def test_seller_cli_lists_a_page_at_a_time(market):
-    name = fresh("clis")
+    name = unique_name("clis")
     seller = market.seller()
     seller.register(name)
     ids = [listing(seller, name=f"cli{i}") for i in range(102)]
-    run = run_cli("seller_client.py", market.seller_server.address[1],
-                  f"login {name} pw", "list", "list more", "list more")
+    run = cli("seller_client.py", market.seller_server.address[1],
+              f"login {name} pw", "list", "list more", "list more")
     assert run.returncode == 1, run.stderr
     assert run.stderr == "line 4: Nothing more to show; 'list' shows the first page.\n"
     lines = run.stdout.splitlines()
@@ -581,8 +554,8 @@ def test_seller_cli_lists_a_page_at_a_time(market):
     assert [int(line.split()[0]) for line in second] == ids[100:]
 
     # 'list' starts again at the first page; 'list more' before any 'list' has nothing.
-    run = run_cli("seller_client.py", market.seller_server.address[1],
-                  f"login {name} pw", "list more", "list", "list more", "list")
+    run = cli("seller_client.py", market.seller_server.address[1],
+              f"login {name} pw", "list more", "list", "list more", "list")
     assert run.returncode == 1
     assert run.stderr == "line 2: Nothing more to show; 'list' shows the first page.\n"
     blocks = table_blocks(run.stdout)
@@ -594,8 +567,8 @@ PURCHASE_HEADER = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d UTC, \$[\d,]+\.\d\d, c
 
 
 def test_buyer_cli_shows_purchases_a_page_at_a_time(market, big):
-    run = run_cli("buyer_client.py", market.buyer_server.address[1],
-                  f"login {big.buyer_name} pw", "purchases", "purchases more", "purchases more")
+    run = cli("buyer_client.py", market.buyer_server.address[1],
+              f"login {big.buyer_name} pw", "purchases", "purchases more", "purchases more")
     assert run.returncode == 1, run.stderr
     assert run.stderr == "line 4: Nothing more to show; 'purchases' shows the first page.\n"
     more = "There is more: type 'purchases more'."
@@ -615,9 +588,9 @@ def test_buyer_cli_shows_purchases_a_page_at_a_time(market, big):
 @pytest.mark.skipif(not BIG_TESTS, reason="set MARKET_BIG_TESTS=1 for the spec-scale run")
 def test_a_seller_of_12000_items_pages_through_all_at_flat_cost(market):
     seller = market.seller()
-    seller.register(fresh("huge"))
+    seller.register(unique_name("huge"))
     small = market.seller()
-    small.register(fresh("tiny"))
+    small.register(unique_name("tiny"))
     listing(small, name="one")
 
     def page_ms(api: Api, **args) -> float:

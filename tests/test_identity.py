@@ -8,75 +8,23 @@ door answers any proof with ``forbidden`` or ``bad_request`` and refuses weak se
 """
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, Market, listing, stall, wait_until
+from helpers.identity import MISMATCH, market_of, refused
+from helpers.market import ROOT, listing, log_of, stall, start_logged, wait_until
+from helpers.wire import Wire
 
-from market.net.client import Client
-from market.net.internal import HELLO
 from market.ops.launch import ServiceProcess
 
-MISMATCH = "do not belong together"
 MARKET_ID = re.compile(r"^[0-9a-f]{16}$")
-
-
-def start_logged(tmp_path: Path, product_args: tuple = (), customer_args: tuple = (),
-                 frontend_args: tuple = ()) -> Market:
-    """The four services on free ports, each logging into ``tmp_path/logs/<script>.log``."""
-    def proc(script: str, *args: str) -> ServiceProcess:
-        return ServiceProcess(script, *args, log=tmp_path / "logs" / f"{script}.log").start()
-
-    product = proc("product_db.py", *product_args)
-    customer = proc("customer_db.py", *customer_args)
-    dbs = ["--product-db", product.where, "--customer-db", customer.where,
-           "--db-timeout", "2", *frontend_args]
-    return Market(product, customer, proc("seller_server.py", *dbs),
-                  proc("buyer_server.py", *dbs))
-
-
-def log_of(tmp_path: Path, script: str) -> str:
-    path = tmp_path / "logs" / f"{script}.log"
-    return path.read_text(errors="replace") if path.exists() else ""
-
-
-def market_of(proc: ServiceProcess) -> str | None:
-    """The market identity a database's Hello names (the tests' databases have no secret)."""
-    client = Client(proc.address)
-    try:
-        return client.call(HELLO)["market"]
-    finally:
-        client.close()
-
-
-def refused(api, op: str = "CreateAccount", **args) -> bool:
-    """True if ``op`` is refused because the databases belong to different markets
-    (by default: a new account, with a fresh name)."""
-    if op == "CreateAccount" and not args:
-        args = {"username": f"probe{time.monotonic_ns()}", "password": "pw"}
-    try:
-        api(op, **args)
-    except Exception as error:  # noqa: BLE001 - an ApiError or a transport error
-        return getattr(error, "code", "") == "unavailable" and MISMATCH in str(error)
-    return False
-
-
-@pytest.fixture
-def stoppable():
-    """Markets started by a test, stopped after it."""
-    markets: list[Market] = []
-    yield markets
-    for market in markets:
-        market.stop()
 
 
 def test_a_fresh_market_shares_one_identity_and_hands_out_short_ids(fresh_market, unique):
@@ -192,20 +140,14 @@ def test_any_proof_is_forbidden_or_bad_request_never_internal(tmp_path):
     db = ServiceProcess("product_db.py", "--secret-file", str(secret),
                         log=tmp_path / "db.log").start()
     try:
-        with socket.create_connection(db.address, timeout=5) as sock:
-            lines = sock.makefile("rb")
-
-            def ask(message: dict) -> dict:
-                sock.sendall(json.dumps(message).encode() + b"\n")
-                return json.loads(lines.readline())
-
+        with Wire(db.address) as wire:
             codes = set()
             for proof in PROOFS:
-                assert ask({"op": "Hello"})["ok"]
-                reply = ask({"op": "Authenticate", "args": {"proof": proof}})
+                assert wire.ask("Hello")["ok"]
+                reply = wire.ask("Authenticate", {"proof": proof})
                 codes.add(reply["error"]["code"])
-            codes.add(ask({"op": "Authenticate", "args": {}})["error"]["code"])
-            codes.add(ask({"op": "GetItem", "args": {"item_id": 1}})["error"]["code"])
+            codes.add(wire.ask("Authenticate", {})["error"]["code"])
+            codes.add(wire.ask("GetItem", {"item_id": 1})["error"]["code"])
         assert codes == {"forbidden", "bad_request"}
     finally:
         db.stop()

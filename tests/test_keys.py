@@ -1,17 +1,15 @@
 """Contract §11, idempotency keys: a write resent with its key, at any frontend, after a lost
 reply, a stalled database or a restart, gives its first outcome and changes nothing more.
 
-Real processes over real sockets; ``tests/proxy.py`` loses chosen replies between the buyer
+Real processes over real sockets; ``tests/helpers/proxy.py`` loses chosen replies between the buyer
 frontend and the customer database.
 """
 from __future__ import annotations
 
 import pytest
-from conftest import Api, Market, listing, sigstop, stall, start_market, units
-from proxy import ReplyDropper
+from helpers.market import Api, Market, listing, sigstop, stall, start_market, units
+from helpers.proxy import ReplyDropper
 
-from market.net.client import Client
-from market.ops.launch import ServiceProcess
 from protocol import ApiError, decode, encode, result_of
 
 
@@ -27,35 +25,6 @@ def refused(api: Api, op: str, key: object = None, **args) -> ApiError:
     with pytest.raises(ApiError) as caught:
         send(api, op, key, **args)
     return caught.value
-
-
-def frontend(market: Market, script: str, *args: str) -> ServiceProcess:
-    """One more frontend of ``market`` (stopped with it)."""
-    extra = ServiceProcess(script, "--product-db", market.product_db.where, "--customer-db",
-                           market.customer_db.where, "--db-timeout", "2", *args).start()
-    market.extra.append(extra)
-    return extra
-
-
-def client_of(market: Market, where: ServiceProcess, session: str | None,
-              timeout: float = 30) -> Api:
-    api = Api(Client(where.address, timeout=timeout))
-    api.session = session
-    market.clients.append(api.client)
-    return api
-
-
-@pytest.fixture(scope="module")
-def two():
-    """A market with a second buyer frontend and a second seller frontend."""
-    market = start_market()
-    market.extra = []
-    market.buyer2 = frontend(market, "buyer_server.py")
-    market.seller2 = frontend(market, "seller_server.py")
-    yield market
-    for extra in market.extra:
-        extra.stop()
-    market.stop()
 
 
 def item_of(seller: Api, item_id: int) -> dict:
@@ -80,10 +49,10 @@ def cart_lines(reply: dict) -> list[tuple[int, int]]:
 
 # -- resent at a second frontend: the first outcome, nothing changed twice -------------------
 
-def test_seller_writes_resent_at_another_frontend_apply_once(two, unique):
-    here = two.seller()
+def test_seller_writes_resent_at_another_frontend_apply_once(two_frontends, unique):
+    here = two_frontends.seller()
     here.register(unique("sue"))
-    there = client_of(two, two.seller2, here.session)
+    there = two_frontends.client_of(two_frontends.seller_b, here.session)
     item = {"name": "vase", "category": 4, "keywords": ["clay"], "condition": "new",
             "price": 5, "quantity": 5}
     first = send(here, "RegisterItemForSale", "register-key-0001", **item)
@@ -110,13 +79,13 @@ def test_seller_writes_resent_at_another_frontend_apply_once(two, unique):
         "conflict", too_many.message)
 
 
-def test_cart_writes_resent_at_another_frontend_apply_once(two, unique):
-    seller = two.seller()
+def test_cart_writes_resent_at_another_frontend_apply_once(two_frontends, unique):
+    seller = two_frontends.seller()
     seller.register(unique("sue"))
     vase, bowl = listing(seller, "vase", quantity=10), listing(seller, "bowl", quantity=10)
-    here, name = two.buyer(), unique("bea")
+    here, name = two_frontends.buyer(), unique("bea")
     here.register(name)
-    there = client_of(two, two.buyer2, here.session)
+    there = two_frontends.client_of(two_frontends.buyer_b, here.session)
 
     added = send(here, "AddItemToCart", "add-key-00000001", item_id=vase, quantity=5)
     assert send(there, "AddItemToCart", "add-key-00000001", item_id=vase, quantity=5) == added
@@ -132,7 +101,7 @@ def test_cart_writes_resent_at_another_frontend_apply_once(two, unique):
     # A cart change's resend shows the cart as it is now; it saves nothing again.
     assert cart_lines(send(there, "SaveCart", "save-key-0000001")) == [(vase, 3), (bowl, 1)]
     assert cart_lines(saved) == [(vase, 3)]
-    fresh = two.buyer()
+    fresh = two_frontends.buyer()
     fresh.login(name)
     assert cart_lines(fresh("DisplayCart")) == [(vase, 3)]  # the saved cart is the first one
 
@@ -141,9 +110,9 @@ def test_cart_writes_resent_at_another_frontend_apply_once(two, unique):
     assert cart_lines(send(there, "ClearCart", "clear-key-000001")) == [(bowl, 2)]
 
 
-def test_create_account_resent_at_another_frontend_creates_one(two, unique):
+def test_create_account_resent_at_another_frontend_creates_one(two_frontends, unique):
     name = unique("cy")
-    here, there = two.buyer(), client_of(two, two.buyer2, None)
+    here, there = two_frontends.buyer(), two_frontends.client_of(two_frontends.buyer_b, None)
     first = send(here, "CreateAccount", "account-key-0001", username=name, password="pw")
     assert send(there, "CreateAccount", "account-key-0001", username=name, password="pw") == first
     assert refused(there, "CreateAccount", "account-key-0001", username=name,
@@ -152,18 +121,18 @@ def test_create_account_resent_at_another_frontend_creates_one(two, unique):
     # Without a key a second CreateAccount is a second request: the name is taken.
     assert refused(here, "CreateAccount", username=name, password="pw").code == "conflict"
     # The same key for the same name as a seller is another account's key.
-    seller = send(two.seller(), "CreateAccount", "account-key-0001", username=name,
-                  password="pw")
+    seller = send(two_frontends.seller(), "CreateAccount", "account-key-0001",
+                  username=name, password="pw")
     assert set(seller) == {"seller_id"}
 
 
 # -- what a key may be, and where ---------------------------------------------------------
 
-def test_the_same_key_for_another_request_is_conflict(two, unique):
-    seller = two.seller()
+def test_the_same_key_for_another_request_is_conflict(two_frontends, unique):
+    seller = two_frontends.seller()
     seller.register(unique("sue"))
     item_id = listing(seller, quantity=10)
-    buyer = two.buyer()
+    buyer = two_frontends.buyer()
     buyer.register(unique("bea"))
     send(buyer, "AddItemToCart", "some-key-0000001", item_id=item_id, quantity=1)
     assert refused(buyer, "AddItemToCart", "some-key-0000001", item_id=item_id,
@@ -172,7 +141,7 @@ def test_the_same_key_for_another_request_is_conflict(two, unique):
                    quantity=1).code == "conflict"
     assert cart_lines(buyer("DisplayCart")) == [(item_id, 1)]
     # Keys are per account: another buyer's same key is its own.
-    other = two.buyer()
+    other = two_frontends.buyer()
     other.register(unique("bob"))
     assert cart_lines(send(other, "AddItemToCart", "some-key-0000001", item_id=item_id,
                            quantity=2)) == [(item_id, 2)]
@@ -182,14 +151,15 @@ def test_the_same_key_for_another_request_is_conflict(two, unique):
     ("DisplayCart", {}), ("GetItem", {"item_id": 1}), ("Logout", {}),
     ("Login", {"username": "x", "password": "y"}), ("GetBuyerPurchases", {}),
     ("SearchItemsForSale", {"category": 1})])
-def test_a_key_on_an_op_that_takes_none_is_bad_request(two, op, args):
-    assert refused(two.buyer(), op, "read-key-0000001", **args).code == "bad_request"
+def test_a_key_on_an_op_that_takes_none_is_bad_request(two_frontends, op, args):
+    buyer = two_frontends.buyer()
+    assert refused(buyer, op, "read-key-0000001", **args).code == "bad_request"
 
 
 @pytest.mark.parametrize("key", ["short", "x" * 65, "has space 000000", "ключ-ключ-ключ-ключ",
                                  16, ["k" * 16]])
-def test_a_malformed_key_is_bad_request_and_changes_nothing(two, unique, key):
-    buyer = two.buyer()
+def test_a_malformed_key_is_bad_request_and_changes_nothing(two_frontends, unique, key):
+    buyer = two_frontends.buyer()
     buyer.register(unique("bea"))
     error = refused(buyer, "ClearCart", key)
     assert error.code == "bad_request" and "idempotency_key" in error.message
@@ -201,12 +171,10 @@ def test_a_lost_cart_reply_is_asked_again_with_the_key(unique):
     """The customer database applies RemoveFromCart and its reply is lost: the frontend's
     resend with the same key gets the first outcome (units removed once)."""
     market = start_market()
-    market.extra = []
     proxy = ReplyDropper(market.customer_db.address)
     try:
-        behind = frontend(market, "buyer_server.py", "--customer-db", proxy.addr)
-        _, item_id, buyer = seller_item_buyer(market, unique,
-                                              buyer=client_of(market, behind, None))
+        behind = market.another_frontend("buyer_server.py", "--customer-db", proxy.addr)
+        _, item_id, buyer = seller_item_buyer(market, unique, buyer=market.client_of(behind))
         buyer("AddItemToCart", item_id=item_id, quantity=5)
 
         proxy.drop("RemoveFromCart")
@@ -223,8 +191,6 @@ def test_a_lost_cart_reply_is_asked_again_with_the_key(unique):
         assert cart_lines(buyer("DisplayCart")) == [(item_id, 1)]
     finally:
         proxy.close()
-        for extra in market.extra:
-            extra.stop()
         market.stop()
 
 
@@ -305,8 +271,7 @@ def test_a_write_to_a_stalled_database_is_deadline_exceeded_and_its_key_tells(da
 def test_a_key_outlives_a_database_restart(tmp_path, unique):
     """With --data-dir the outcome is journaled with the change it keys: a resend after a
     kill -9 and a restart still gets it (and a snapshot keeps it as well)."""
-    market = start_market(product_args=("--data-dir", str(tmp_path / "product")),
-                          customer_args=("--data-dir", str(tmp_path / "customer")))
+    market = start_market(data_dir=tmp_path)
     try:
         seller, item_id, buyer = seller_item_buyer(market, unique, units=5)
         buyer("AddItemToCart", item_id=item_id, quantity=4)

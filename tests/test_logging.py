@@ -7,9 +7,10 @@ import re
 import subprocess
 import sys
 
-from conftest import ROOT, ServiceProcess, wait_until
+from helpers.market import ROOT, wait_until
 
 from market.net.client import Client
+from market.ops.launch import ServiceProcess
 from protocol import ApiError
 
 DEAD = "127.0.0.1:1"  # nothing listens: every database call is 'unavailable'

@@ -14,7 +14,7 @@ import sys
 import unicodedata
 
 import pytest
-from conftest import CARD, ROOT, failure, listing, start_market
+from helpers.market import CARD, ROOT, failure, listing, start_market
 
 BIDI = [0x061C, 0x200E, 0x200F, 0x202A, 0x202B, 0x202C, 0x202D, 0x202E,
         0x2066, 0x2067, 0x2068, 0x2069]

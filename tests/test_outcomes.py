@@ -1,7 +1,7 @@
 """Contract §11, purchases and votes: what a client is told is the truth, and a vote or a
 purchase finishes without the frontend (issue 16, findings 2 to 5; keyed resends).
 
-Real processes on 127.0.0.1. A ``ReplyDropper`` (tests/proxy.py) sits between the
+Real processes on 127.0.0.1. A ``ReplyDropper`` (tests/helpers/proxy.py) sits between the
 frontends and one database where a test loses replies. Buyer frontends settle what
 was left unfinished after 1 s (``--settle-after 1``) and wait 2 s for a database.
 """
@@ -11,8 +11,8 @@ import threading
 import time
 
 import pytest
-from conftest import CARD, Api, Market, listing, stall
-from proxy import ReplyDropper
+from helpers.market import CARD, Api, Market, listing, stall
+from helpers.proxy import ReplyDropper
 
 from market.keys import fresh_key
 from market.net.client import Client
@@ -25,7 +25,7 @@ SETTLED_WITHIN = 15.0  # seconds: a settling round every 0.5 s, a stalled reques
 
 class ProxiedMarket(Market):
     """A market whose frontends reach ``proxied`` ("product_db" or "customer_db") through a
-    ``ReplyDropper``; ``more_buyer_frontends()`` starts another buyer frontend."""
+    ``ReplyDropper``; ``another_buyer_frontend()`` starts another buyer frontend."""
 
     def __init__(self, proxied: str | None = None) -> None:
         product_db = ServiceProcess("product_db.py").start()
@@ -40,7 +40,6 @@ class ProxiedMarket(Market):
         super().__init__(product_db, customer_db,
                          self._frontend("seller_server.py", "--db-timeout", "2"),
                          self._frontend("buyer_server.py", *BUYER_ARGS))
-        self.others: list[ServiceProcess] = []
 
     def _frontend(self, script: str, *args: str) -> ServiceProcess:
         return ServiceProcess(script, "--product-db", self.addresses["product_db"],
@@ -48,14 +47,10 @@ class ProxiedMarket(Market):
 
     def another_buyer_frontend(self) -> Api:
         """A client of a second buyer frontend of this market."""
-        self.others.append(self._frontend("buyer_server.py", *BUYER_ARGS))
-        api = Api(Client(self.others[-1].address, timeout=30))
-        self.clients.append(api.client)
-        return api
+        self.extra.append(self._frontend("buyer_server.py", *BUYER_ARGS))  # stopped with it
+        return self.client_of(self.extra[-1])
 
     def stop(self) -> None:
-        for other in self.others:
-            other.stop()
         super().stop()
         if self.proxy:
             self.proxy.close()
@@ -84,17 +79,12 @@ class Shopper:
         self.seller = market.seller()
         self.seller_id = self.seller.register(f"seller{fresh_key()[:8]}")
         self.item_id = listing(self.seller, quantity=10)
-        self.buyer = self.client_of(market.buyer_server)
+        self.buyer = market.client_of(market.buyer_server)
         self.name = f"buyer{fresh_key()[:8]}"
         self.buyer.register(self.name)
         if buy:
             self.buyer("AddItemToCart", item_id=self.item_id, quantity=1)
             self.buyer("MakePurchase", **CARD)
-
-    def client_of(self, frontend: ServiceProcess) -> Api:
-        api = Api(Client(frontend.address, timeout=30))
-        self.market.clients.append(api.client)
-        return api
 
     def thumbs(self) -> tuple[int, int]:
         """(the item's thumbs up, its seller's thumbs up)."""
@@ -258,7 +248,7 @@ def test_a_purchase_refused_is_refused_the_same_when_resent(make_market):
     market = make_market()
     shop = Shopper(market, buy=False)
     shop.buyer("AddItemToCart", item_id=shop.item_id, quantity=10)
-    rival = shop.client_of(market.buyer_server)
+    rival = market.client_of(market.buyer_server)
     rival.register(f"rival{fresh_key()[:8]}")
     rival("AddItemToCart", item_id=shop.item_id, quantity=1)
     rival("MakePurchase", **CARD)  # 9 left: the first cart is one too many

@@ -16,7 +16,6 @@ from __future__ import annotations
 import collections
 import hashlib
 import hmac
-import json
 import os
 import resource
 import secrets
@@ -27,9 +26,11 @@ import threading
 import time
 
 import pytest
-from conftest import CARD, ROOT, ServiceProcess, start_market, wait_until
+from helpers.market import CARD, ROOT, start_market, wait_until
+from helpers.wire import Wire
 
 from market.net.client import Client
+from market.ops.launch import ServiceProcess
 from protocol import ApiError
 
 MEMORY_LIMIT_MB = 150
@@ -43,55 +44,13 @@ def peak_memory_mb(proc: ServiceProcess) -> float:
     return proc.peak_rss_kb() / 1024
 
 
-class Raw:
-    """A plain socket speaking newline-delimited JSON; keeps every reply line it got."""
-
-    def __init__(self, address, timeout: float = 5.0) -> None:
-        self.sock = socket.create_connection(address, timeout=timeout)
-        self.rfile = self.sock.makefile("rb")
-        self.replies: list[bytes] = []
-
-    def ask(self, op: str, args: dict | None = None, session: str | None = None) -> dict | None:
-        """The reply to one request, or None if the server closed the connection."""
-        message: dict = {"op": op}
-        if args is not None:
-            message["args"] = args
-        if session is not None:
-            message["session"] = session
-        try:
-            self.sock.sendall(json.dumps(message).encode() + b"\n")
-            line = self.rfile.readline()
-        except (ConnectionResetError, BrokenPipeError):
-            return None
-        if not line:
-            return None
-        self.replies.append(line)
-        return json.loads(line)
-
-    def code(self, op: str, args: dict | None = None, session: str | None = None) -> str:
-        """'ok', the error code, or 'closed'."""
-        reply = self.ask(op, args, session)
-        if reply is None:
-            return "closed"
-        return "ok" if reply["ok"] else reply["error"]["code"]
-
-    def result(self, op: str, args: dict | None = None, session: str | None = None) -> dict:
-        reply = self.ask(op, args, session)
-        assert reply is not None and reply["ok"], (op, reply)
-        return reply["result"]
-
-    def close(self) -> None:
-        self.rfile.close()
-        self.sock.close()
-
-
 def proof(secret: bytes, challenge_hex: str) -> str:
     return hmac.new(secret, bytes.fromhex(challenge_hex), hashlib.sha256).hexdigest()
 
 
-def authenticated(address, secret: bytes) -> Raw:
+def authenticated(address, secret: bytes) -> Wire:
     """A raw connection to a database that has answered its challenge."""
-    conn = Raw(address)
+    conn = Wire(address)
     hello = conn.result("Hello")
     assert conn.result("Authenticate", {"proof": proof(secret, hello["challenge"])}) == {}
     return conn
@@ -181,10 +140,10 @@ def test_two_hundred_logins_of_unknown_names_at_once_are_all_auth_failed(unique)
 def test_databases_with_a_secret_serve_only_connections_that_prove_it(secret_file, unique):
     path, secret = secret_file
     market = start_market(secret_file=path)
-    conns: list[Raw] = []
+    conns: list[Wire] = []
 
-    def connect(address) -> Raw:
-        conns.append(Raw(address))
+    def connect(address) -> Wire:
+        conns.append(Wire(address))
         return conns[-1]
 
     try:
@@ -289,9 +248,9 @@ def test_databases_with_a_secret_serve_only_connections_that_prove_it(secret_fil
 
 def test_databases_without_a_secret_on_loopback_stay_open():
     market = start_market()
-    conns: list[Raw] = []
+    conns: list[Wire] = []
     try:
-        conns += [Raw(market.product_db.address), Raw(market.customer_db.address)]
+        conns += [Wire(market.product_db.address), Wire(market.customer_db.address)]
         product, customer = conns
         hello = product.result("Hello")
         assert hello["service"] == "product_db" and "challenge" not in hello, hello
@@ -328,7 +287,7 @@ def test_a_database_beyond_loopback_needs_a_secret(script, secret_file):
     conn = None
     try:
         db.start()
-        conn = Raw(("127.0.0.1", db.address[1]))
+        conn = Wire(("127.0.0.1", db.address[1]))
         assert conn.ask("Hello")["result"]["challenge"]
         assert conn.code("CheckSession" if "customer" in script else "GetItem",
                          {"role": "buyer"} if "customer" in script else {"item_id": 1},
@@ -408,7 +367,7 @@ def test_database_connections_are_reused_past_1024_descriptors(unique):
 
         # A raw client (its own descriptor is not the point here); every database
         # connection the frontend opens from now on is past descriptor 1,024.
-        client = Raw(market.buyer_server.address, timeout=10)
+        client = Wire(market.buyer_server.address, timeout=10)
         name = unique("fd_buyer")
         assert client.code("CreateAccount", {"username": name, "password": "pw"}) == "ok"
         session = client.result("Login", {"username": name, "password": "pw"})["session"]

@@ -5,12 +5,13 @@ import sys
 from dataclasses import dataclass
 
 import pytest
-from conftest import CARD, ROOT, ServiceProcess, every_page, start_market
+from helpers.market import CARD, ROOT, every_page, start_market
 
 from bench.deploy import Deployment
 from bench.echo import ECHO_RESULT, start_echo_chain
 from bench.loadgen import KEYWORD_CHOICES
 from market.net.client import Client
+from market.ops.launch import ServiceProcess
 from protocol import ApiError
 
 SCENARIO_FIELDS = ["buyers", "sellers", "runs", "ops_per_client", "avg_ms", "p50_ms", "p95_ms",

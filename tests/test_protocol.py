@@ -6,48 +6,21 @@ spec, so these tests prove the wire format, not our own client.
 from __future__ import annotations
 
 import json
-import socket
 import threading
 
 import pytest
+from helpers.wire import Wire
 
 MIB = 1 << 20  # the spec's line limit, in bytes of JSON (the newline not counted)
 
 
-class Raw:
-    """One raw TCP connection: send bytes, read one reply line."""
-
-    def __init__(self, address: tuple[str, int]) -> None:
-        self.sock = socket.create_connection(address, timeout=5)
-        self.rfile = self.sock.makefile("rb")
-
-    def send(self, data: bytes) -> dict | None:
-        """Send raw bytes; the parsed reply line, or ``None`` if the server closed."""
-        self.sock.sendall(data)
-        line = self.rfile.readline()
-        return json.loads(line) if line else None
-
-    def call(self, message: dict) -> dict:
-        return self.send(json.dumps(message).encode() + b"\n")
-
-    def is_closed(self) -> bool:
-        try:
-            return self.sock.recv(1) == b""
-        except ConnectionResetError:
-            return True
-
-    def close(self) -> None:
-        self.rfile.close()
-        self.sock.close()
-
-
 @pytest.fixture
 def raw_to():
-    """raw_to(address) -> a ``Raw`` connection, closed after the test."""
+    """raw_to(address) -> a ``Wire`` connection, closed after the test."""
     opened = []
 
     def open_raw(address):
-        opened.append(Raw(address))
+        opened.append(Wire(address))
         return opened[-1]
 
     yield open_raw
@@ -72,7 +45,7 @@ def assert_error(reply: dict, code: str, request_id=None) -> None:
     assert reply.get("id") == request_id
 
 
-def assert_usable(conn: Raw) -> None:
+def assert_usable(conn: Wire) -> None:
     assert_error(conn.send(PROBE), "unknown_op", "probe")
 
 
@@ -112,20 +85,20 @@ def test_bad_lines_get_bad_request_and_the_connection_stays_usable(market, raw_t
 def test_unknown_op_and_id_echo(market, raw_to, service):
     conn = raw_to(all_services(market)[service])
     for request_id in ["abc", 0, -17, 2.5, {"a": [1, None, True]}, [1, "x"], True, None, ""]:
-        reply = conn.call({"op": "Teleport", "args": {}, "id": request_id})
+        reply = conn.send_json({"op": "Teleport", "args": {}, "id": request_id})
         assert_error(reply, "unknown_op", request_id)
         assert set(reply) == {"ok", "error", "id"}
     # A frontend does not answer the other frontend's ops, nor the databases' own.
     other = {"seller": "SearchItemsForSale", "buyer": "RegisterItemForSale",
              "product_db": "MakePurchase", "customer_db": "DisplayItemsForSale"}[service]
-    assert_error(conn.call({"op": other, "id": 9}), "unknown_op", 9)
+    assert_error(conn.send_json({"op": other, "id": 9}), "unknown_op", 9)
 
 
 def test_id_echoed_on_success(market, raw_to, unique):
     conn = raw_to(market.seller_server.address)
     for request_id in ["s", 12, {"k": [1, 2]}]:
-        reply = conn.call({"op": "CreateAccount", "id": request_id,
-                           "args": {"username": unique("idecho"), "password": "pw"}})
+        reply = conn.send_json({"op": "CreateAccount", "id": request_id,
+                                "args": {"username": unique("idecho"), "password": "pw"}})
         assert reply["ok"] is True and reply["id"] == request_id
         assert set(reply) == {"ok", "result", "id"}
         assert isinstance(reply["result"]["seller_id"], int)
@@ -173,8 +146,8 @@ def test_line_of_exactly_one_mib_passes_framing(market, raw_to, service):
 
 def test_many_requests_pipelined_on_one_connection_answer_in_order(market, raw_to):
     conn = raw_to(market.seller_server.address)
-    conn.sock.sendall(b"".join(b'{"op":"Nope","id":%d}\n' % i for i in range(200)))
-    ids = [json.loads(conn.rfile.readline())["id"] for _ in range(200)]
+    conn.write(b"".join(b'{"op":"Nope","id":%d}\n' % i for i in range(200)))
+    ids = [json.loads(conn.read_line())["id"] for _ in range(200)]
     assert ids == list(range(200))
 
 
@@ -182,18 +155,18 @@ def test_abuse_on_one_connection_never_stalls_another(market, raw_to):
     """A stalled half line and a stream of junk on some connections; another client is served."""
     address = market.seller_server.address
     stalled = raw_to(address)
-    stalled.sock.sendall(b'{"op": "Login", "args": {"user')
+    stalled.write(b'{"op": "Login", "args": {"user')
     failures, served = [], []
     stop = threading.Event()
 
     def steady_client() -> None:
-        conn = Raw(address)
+        conn = Wire(address)
         try:
             for i in range(10_000):
                 if stop.is_set():
                     return
-                reply = conn.call({"op": "Login", "id": i,
-                                   "args": {"username": "nobody", "password": "x"}})
+                reply = conn.send_json({"op": "Login", "id": i,
+                                        "args": {"username": "nobody", "password": "x"}})
                 (served if reply["error"]["code"] == "auth_failed" else failures).append(reply)
         finally:
             conn.close()
@@ -212,30 +185,31 @@ def test_abuse_on_one_connection_never_stalls_another(market, raw_to):
         thread.join(10)
     assert not failures
     assert served, "the steady client was not served while others misbehaved"
-    stalled.sock.sendall(b'name": "nobody", "password": "x"}}\n')
-    assert_error(json.loads(stalled.rfile.readline()), "auth_failed")
+    stalled.write(b'name": "nobody", "password": "x"}}\n')
+    assert_error(json.loads(stalled.read_line()), "auth_failed")
 
 
 def test_session_field_rules(market, raw_to, unique):
     conn = raw_to(market.seller_server.address)
     name = unique("sessrule")
-    assert conn.call({"op": "CreateAccount", "args": {"username": name, "password": "pw"}})["ok"]
+    assert conn.send_json({"op": "CreateAccount",
+                           "args": {"username": name, "password": "pw"}})["ok"]
     for message in [{"op": "Logout"}, {"op": "Logout", "session": ""},
                     {"op": "Logout", "session": None}, {"op": "Logout", "session": "nope"}]:
-        assert_error(conn.call(message), "invalid_session")
+        assert_error(conn.send_json(message), "invalid_session")
     for session in [7, ["t"], {"t": 1}, True]:
-        assert_error(conn.call({"op": "Logout", "session": session}), "bad_request")
-        assert_error(conn.call({"op": "Login", "session": session,
-                                "args": {"username": name, "password": "pw"}}), "bad_request")
+        assert_error(conn.send_json({"op": "Logout", "session": session}), "bad_request")
+        assert_error(conn.send_json({"op": "Login", "session": session,
+                                     "args": {"username": name, "password": "pw"}}), "bad_request")
     # Login and CreateAccount ignore a (string) session; args may be omitted when empty.
-    login = conn.call({"op": "Login", "session": "stale",
-                       "args": {"username": name, "password": "pw"}})
+    login = conn.send_json({"op": "Login", "session": "stale",
+                            "args": {"username": name, "password": "pw"}})
     assert login["ok"]
-    reply = conn.call({"op": "DisplayItemsForSale", "session": login["result"]["session"]})
+    reply = conn.send_json({"op": "DisplayItemsForSale", "session": login["result"]["session"]})
     assert reply == {"ok": True, "result": {"items": [], "next": None}, "id": None}
 
 
-def hand(conn: Raw, line: str) -> dict:
+def hand(conn: Wire, line: str) -> dict:
     """Send one hand-written JSON line; return the result of a success reply."""
     reply = conn.send(line.encode() + b"\n")
     assert reply["ok"] is True, (line, reply)

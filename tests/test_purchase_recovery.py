@@ -6,17 +6,12 @@ import threading
 import time
 
 import pytest
-from conftest import CARD, start_market, wait_until
+from helpers.market import CARD, keyed, start_market, wait_until
 
 from market.frontend.service import scrypt
 from market.keys import fresh_key
 from market.net.client import Client
 from protocol import ApiError
-
-
-def keyed() -> dict:
-    """The ``key`` and ``fingerprint`` args of a keyed internal write."""
-    return {"key": fresh_key(), "fingerprint": "0" * 32}
 
 
 @pytest.fixture

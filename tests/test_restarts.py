@@ -8,8 +8,8 @@ state, so no id ever names two things.
 """
 from __future__ import annotations
 
-from conftest import CARD, listing, wait_until
-from test_identity import MISMATCH, log_of, market_of, refused, start_logged, stoppable  # noqa: F401 - a fixture
+from helpers.identity import MISMATCH, market_of, refused
+from helpers.market import CARD, listing, log_of, start_logged, wait_until
 
 BURST = 300  # items listed before the restart
 

@@ -9,39 +9,19 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT, Api, wait_until
+from helpers.market import ROOT, Api, wait_until
+from helpers.scripts import PORT_VARIABLES, SERVICES, run_env, running, script
 
 from market import config
 from market.net.client import Client
 from protocol import ApiError
 
-SERVICES = ["product_db", "customer_db", "seller_server", "buyer_server"]
-PORT_VARIABLES = ["PRODUCT_DB_PORT", "CUSTOMER_DB_PORT", "SELLER_SERVER_PORT",
-                  "BUYER_SERVER_PORT"]
-
-
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    for sock in sockets:
-        sock.bind(("127.0.0.1", 0))
-    ports = [sock.getsockname()[1] for sock in sockets]
-    for sock in sockets:
-        sock.close()
-    return ports
-
 
 @pytest.fixture
 def env(tmp_path):
     """The environment of one run: its own run directory and four free ports."""
-    ports = dict(zip(PORT_VARIABLES, map(str, free_ports(4))))
-    yield {**os.environ, "RUN_DIR": str(tmp_path / "run"), "PYTHON": sys.executable,
-           "STOP_GRACE": "3", **ports}
+    yield run_env(tmp_path)
     script("stop_all.sh", env={**os.environ, "RUN_DIR": str(tmp_path / "run")})  # just in case
-
-
-def script(name: str, env: dict, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([str(ROOT / name), *args], env=env, capture_output=True, text=True,
-                          timeout=60)
 
 
 def consecutive_free_ports(count: int) -> int:
@@ -63,15 +43,6 @@ def consecutive_free_ports(count: int) -> int:
             for sock in sockets:
                 sock.close()
     raise RuntimeError(f"no {count} consecutive free ports")
-
-
-def running(pid: int) -> bool:
-    """Alive and not a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rpartition(")")[2].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 def recorded_pids(run_dir: str, names=SERVICES) -> dict[str, int]:

@@ -6,19 +6,20 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import socket
 import subprocess
 import sys
 import time
 
 import pytest
-from conftest import ROOT, Market, ServiceProcess, keyed, wait_until
+from helpers.market import ROOT, keyed, start_market, wait_until
+from helpers.wire import Wire
 
 import customer_db
 from buyer_server import BuyerFrontend
 from market.customer.accounts import Role
 from market.net.internal import InternalOp
 from market.net.service import Op, Service
+from market.ops.launch import ServiceProcess
 from protocol import ApiError
 
 PASSWORD = "Zq9-s3cret-Pa55"
@@ -26,21 +27,6 @@ CARD_NUMBER = "4539148803436467"  # passes the Luhn check
 REJECTED_CARD = "4539148803436468"  # fails it
 CARD = {"card_name": "Sec Tester", "card_number": CARD_NUMBER, "expiry": "12/99"}
 SCRIPTS = ["product_db.py", "customer_db.py", "seller_server.py", "buyer_server.py"]
-
-
-def start_logged_market(tmp_path, env: dict | None = None) -> Market:
-    """Four services logging at DEBUG into tmp_path/*.log; databases keep a data dir."""
-    env = {"LOG_LEVEL": "DEBUG", **(env or {})}
-
-    def proc(script: str, *args: str) -> ServiceProcess:
-        return ServiceProcess(script, *args, env=env, log=tmp_path / f"{script}.log").start()
-
-    product = proc("product_db.py", "--data-dir", str(tmp_path / "product-data"))
-    customer = proc("customer_db.py", "--data-dir", str(tmp_path / "customer-data"))
-    dbs = ["--product-db", "%s:%d" % product.address,
-           "--customer-db", "%s:%d" % customer.address, "--db-timeout", "2"]
-    return Market(product, customer, proc("seller_server.py", *dbs),
-                  proc("buyer_server.py", *dbs))
 
 
 def written(tmp_path, pattern: str = "*") -> str:
@@ -53,7 +39,8 @@ def written(tmp_path, pattern: str = "*") -> str:
 def logged(tmp_path_factory):
     """A market whose whole story (accounts, failures, a purchase) is on disk in ``path``."""
     path = tmp_path_factory.mktemp("logged")
-    market = start_logged_market(path)
+    # Each service logs at DEBUG into path/<script>.log; the databases keep a data dir.
+    market = start_market(data_dir=path, log_dir=path, env={"LOG_LEVEL": "DEBUG"})
     seller, buyer = market.seller(), market.buyer()
     seller.register("sec_seller", PASSWORD)
     buyer.register("sec_buyer", PASSWORD)
@@ -102,7 +89,7 @@ def test_passwords_are_salted_scrypt_hashes():
         line = json.dumps({"op": "CreateAccount", "args": {"username": name,
                                                           "password": PASSWORD}})
         assert json.loads(frontend.respond(line.encode() + b"\n"))["ok"]
-    twins = [db.accounts.named(Role.BUYER, name) for name in ("twin1", "twin2")]
+    twins = [db.data.accounts.named(Role.BUYER, name) for name in ("twin1", "twin2")]
     assert twins[0].salt != twins[1].salt and len(twins[0].salt) >= 16
     assert twins[0].password_hash != twins[1].password_hash
     for account in twins:
@@ -116,11 +103,11 @@ def test_passwords_are_salted_scrypt_hashes():
         assert json.loads(frontend.respond(line.encode() + b"\n"))["ok"] is ok
     assert customer.sent and not [line for line in customer.sent if PASSWORD in line]
     stored = twins[0].password_hash
-    assert db.accounts.verify(Role.BUYER, "twin1", stored) is twins[0]
+    assert db.data.accounts.verify(Role.BUYER, "twin1", stored) is twins[0]
     for wrong in (stored[:-1] + bytes([stored[-1] ^ 1]), bytes(32), twins[1].password_hash,
                   stored[:16], stored + b"\0"):
         with pytest.raises(ApiError) as refused:
-            db.accounts.verify(Role.BUYER, "twin1", wrong)
+            db.data.accounts.verify(Role.BUYER, "twin1", wrong)
         assert refused.value.code == "auth_failed"
 
 
@@ -139,7 +126,7 @@ def test_wrong_password_and_unknown_name_look_alike(market):
 def test_password_and_card_number_never_logged_or_stored(logged):
     logs, everything = written(logged["path"], "*.log"), written(logged["path"])
     assert "DEBUG" in logs and "Login ok" in logs, "the services logged nothing: test is blind"
-    assert "sec_buyer" in written(logged["path"] / "customer-data"), "no data files: test is blind"
+    assert "sec_buyer" in written(logged["path"] / "customer"), "no data files: test is blind"
     assert [s for s in (PASSWORD, CARD_NUMBER, REJECTED_CARD) if s in everything] == []
     # The customer database's journal holds session tokens; no log may.
     assert [token for token in logged["tokens"] if token in logs] == []
@@ -241,49 +228,29 @@ def test_an_internal_error_reply_carries_no_detail():
 
 # -- resource limits ------------------------------------------------------------
 
-def raw(address, timeout: float = 5):
-    sock = socket.create_connection(address, timeout=timeout)
-    return sock, sock.makefile("rb")
-
-
-def ask(conn, line: bytes = b'{"op": "GetItem", "args": {"item_id": 1}, "id": 1}\n') -> dict:
-    sock, rfile = conn
-    sock.sendall(line)
-    return json.loads(rfile.readline())
-
-
-def closed(conn) -> bool:
-    try:
-        return conn[1].readline() == b""
-    except ConnectionResetError:
-        return True
-
-
-def close(conn) -> None:
-    conn[1].close()
-    conn[0].close()
+GET_ITEM = b'{"op": "GetItem", "args": {"item_id": 1}, "id": 1}\n'
 
 
 def test_connections_over_the_cap_get_unavailable_and_are_closed():
     db = ServiceProcess("product_db.py", env={"MAX_CONNECTIONS": "5"}).start()
     try:
-        admitted = [raw(db.address) for _ in range(5)]
-        assert all(ask(conn)["error"]["code"] == "not_found" for conn in admitted)
-        extra = raw(db.address)
-        reply = json.loads(extra[1].readline())
+        admitted = [Wire(db.address) for _ in range(5)]
+        assert all(conn.send(GET_ITEM)["error"]["code"] == "not_found" for conn in admitted)
+        extra = Wire(db.address)
+        reply = json.loads(extra.read_line())
         assert reply["ok"] is False and reply["error"]["code"] == "unavailable"
-        assert closed(extra)
-        close(extra)
-        close(admitted.pop())
+        assert extra.is_closed()
+        extra.close()
+        admitted.pop().close()
         later = []
 
         def served() -> bool:  # once the server has seen the close, a slot is free
-            later.append(raw(db.address))
-            return ask(later[-1]).get("error", {}).get("code") == "not_found"
+            later.append(Wire(db.address))
+            return later[-1].send(GET_ITEM).get("error", {}).get("code") == "not_found"
 
         assert wait_until(served, timeout=5)
         for conn in admitted + later:
-            close(conn)
+            conn.close()
     finally:
         db.stop()
 
@@ -292,22 +259,22 @@ def test_slow_senders_are_cut_off_by_the_read_timeout():
     db = ServiceProcess("product_db.py", "--read-timeout", "1").start()
     try:
         whole = b'{"op": "GetItem", "args": {"item_id": 1}, "id": 1}\n'
-        split = raw(db.address)
-        split[0].sendall(whole[:20])
+        split = Wire(db.address)
+        split.write(whole[:20])
         time.sleep(0.4)
-        assert ask(split, whole[20:] + whole[:30])["error"]["code"] == "not_found"
+        assert split.send(whole[20:] + whole[:30])["error"]["code"] == "not_found"
         time.sleep(0.4)  # the pipelined half line has its own full second
-        assert ask(split, whole[30:])["error"]["code"] == "not_found"
-        close(split)
+        assert split.send(whole[30:])["error"]["code"] == "not_found"
+        split.close()
 
-        trickle = raw(db.address)
+        trickle = Wire(db.address)
         start = time.monotonic()
         with pytest.raises(OSError):
             for byte in whole * 10:  # a byte every 0.1 s: 10 s if never cut off
-                trickle[0].send(bytes([byte]))
+                trickle.sock.send(bytes([byte]))
                 time.sleep(0.1)
         assert time.monotonic() - start < 3
-        close(trickle)
+        trickle.close()
     finally:
         db.stop()
 
@@ -315,14 +282,14 @@ def test_slow_senders_are_cut_off_by_the_read_timeout():
 def test_idle_connections_are_closed_after_the_idle_timeout():
     db = ServiceProcess("product_db.py", "--idle-timeout", "1", "--read-timeout", "5").start()
     try:
-        busy, idle = raw(db.address), raw(db.address)
+        busy, idle = Wire(db.address), Wire(db.address)
         start = time.monotonic()
         while time.monotonic() - start < 2:  # busy stays open past the idle limit
-            assert ask(busy)["error"]["code"] == "not_found"
+            assert busy.send(GET_ITEM)["error"]["code"] == "not_found"
             time.sleep(0.3)
-        assert closed(idle) and time.monotonic() - start < 3
-        close(idle)
-        close(busy)
+        assert idle.is_closed() and time.monotonic() - start < 3
+        idle.close()
+        busy.close()
     finally:
         db.stop()
 
@@ -331,50 +298,51 @@ def test_a_client_that_never_reads_is_dropped():
     """Its unread replies fill the socket buffers; the blocked send times out, freeing the slot."""
     db = ServiceProcess("product_db.py", "--read-timeout", "1", "--max-connections", "1").start()
     try:
-        seller = raw(db.address)
+        seller = Wire(db.address)
         item_ids = []
         for n in range(100):  # so that each short Search gets a long reply
             item = {"seller_id": 1, "name": f"{n:032d}", "category": 1, "condition": "new",
                     "keywords": ["kw1", "kw2", "kw3", "kw4", "kw5"], "price": 1, "quantity": 1,
                     **keyed()}
-            reply = ask(seller, json.dumps({"op": "RegisterItem", "args": item}).encode() + b"\n")
+            reply = seller.send(json.dumps({"op": "RegisterItem", "args": item}).encode() + b"\n")
             assert reply["ok"], reply
             item_ids.append(reply["result"]["item_id"])
-        close(seller)
+        seller.close()
         get_item = json.dumps({"op": "GetItem", "args": {"item_id": item_ids[0]}}).encode() + b"\n"
 
         def served() -> bool:
-            conn = raw(db.address)
-            ok = ask(conn, get_item).get("ok") is True
-            close(conn)
+            conn = Wire(db.address)
+            ok = conn.send(get_item).get("ok") is True
+            conn.close()
             return ok
 
         assert wait_until(served, timeout=5)
-        hog = raw(db.address, timeout=2)
+        hog = Wire(db.address, timeout=2)
         search = b'{"op": "Search", "args": {"category": 1, "keywords": [], "limit": 500}}\n'
         try:
             for _ in range(10_000):  # until the server stops reading (or drops us)
-                hog[0].sendall(search * 100)
+                hog.write(search * 100)
         except OSError:
             pass
         assert wait_until(served, timeout=8)
-        close(hog)
+        hog.close()
     finally:
         db.stop()
 
 
 def test_five_hundred_idle_connections_do_not_stop_a_client(market):
-    idle = [raw(market.buyer_server.address) for _ in range(500)]
-    idle += [raw(market.product_db.address) for _ in range(100)]
+    idle = [Wire(market.buyer_server.address) for _ in range(500)]
+    idle += [Wire(market.product_db.address) for _ in range(100)]
     try:
         for conn in idle[::3]:
-            conn[0].sendall(b'{"op": "Ping"')  # half a line each
+            conn.write(b'{"op": "Ping"')  # half a line each
         buyer = market.buyer()
         start = time.monotonic()
         buyer.register("crowded")
         assert buyer("SearchItemsForSale", category=1)["items"] is not None
         assert time.monotonic() - start < 5
-        assert ask(idle[1])["error"]["code"] == "invalid_session"  # an idle one still works
+        # An idle one still works.
+        assert idle[1].send(GET_ITEM)["error"]["code"] == "invalid_session"
     finally:
         for conn in idle:
-            close(conn)
+            conn.close()

@@ -1,10 +1,8 @@
 """Seller frontend (spec section 4), account validation of both frontends (section 2)."""
 from __future__ import annotations
 
-import json
-import socket
-
 import pytest
+from helpers.wire import Wire
 
 ITEM_FIELDS = {"item_id", "name", "category", "keywords", "condition", "price", "quantity",
                "seller_id", "thumbs_up", "thumbs_down"}
@@ -14,9 +12,8 @@ LAMP = {"name": "lamp", "category": 3, "keywords": ["desk"], "condition": "new",
 
 def send_raw(address: tuple[str, int], line: str) -> dict:
     """One hand-written JSON line (for numbers a float cannot spell) -> the reply."""
-    with socket.create_connection(address, timeout=5) as sock:
-        sock.sendall(line.encode() + b"\n")
-        return json.loads(sock.makefile("rb").readline())
+    with Wire(address) as wire:
+        return wire.send(line.encode() + b"\n")
 
 
 # -- accounts (both frontends) ------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from conftest import Api, start_market
+from helpers.market import Api, start_market
 
 from market.net.client import Client
 from market.ops.launch import ServiceProcess

@@ -5,7 +5,7 @@ import os
 import time
 
 import pytest
-from conftest import keyed, start_market
+from helpers.market import keyed, start_market
 
 from market.frontend.service import scrypt
 from market.net.client import Client

@@ -5,7 +5,7 @@ import subprocess
 import sys
 import threading
 
-from conftest import CARD, ROOT, start_market, wait_until
+from helpers.market import CARD, ROOT, start_market, wait_until
 
 from market.net.client import Client
 from protocol import ApiError

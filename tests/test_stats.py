@@ -4,13 +4,14 @@ connection that proved the deployment's secret."""
 from __future__ import annotations
 
 import secrets
-import socket
 import time
 
 import pytest
-from conftest import ServiceProcess, start_market, wait_until
+from helpers.market import start_market, wait_until
+from helpers.wire import Wire
 
 from market.net.client import Client
+from market.ops.launch import ServiceProcess
 from protocol import ApiError
 
 DEAD = "127.0.0.1:1"  # nothing listens: a frontend that never needs its databases
@@ -34,13 +35,6 @@ def rise(before: dict, after: dict) -> dict[str, dict[str, int]]:
             if n != before.get(op, {}).get(outcome, 0):
                 risen.setdefault(op, {})[outcome] = n - before.get(op, {}).get(outcome, 0)
     return risen
-
-
-@pytest.fixture(scope="module")
-def market():
-    m = start_market()
-    yield m
-    m.stop()
 
 
 def test_counters_rise_by_exactly_the_requests_served(market, unique):
@@ -108,8 +102,8 @@ def test_connections_are_the_ones_held_open_and_refusals_are_counted():
             held.append(Client(frontend.address))
             held[-1].call("Hello")
         assert stats(watcher)["connections"] == {"open": 4, "max": 4, "refused": 0}
-        with socket.create_connection(frontend.address, timeout=5) as refused:
-            assert b'"unavailable"' in refused.recv(4096)
+        with Wire(frontend.address) as refused:
+            assert b'"unavailable"' in refused.read_line()
         assert stats(watcher)["connections"]["refused"] == 1
         for client in held:
             client.close()

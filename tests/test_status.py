@@ -9,8 +9,8 @@ import signal
 import sys
 
 import pytest
-from conftest import wait_until
-from test_scripts import PORT_VARIABLES, SERVICES, free_ports, running, script
+from helpers.market import wait_until
+from helpers.scripts import PORT_VARIABLES, SERVICES, run_env, running, script
 
 from market import config
 from market.net.client import Client
@@ -20,8 +20,7 @@ from protocol import ApiError
 @pytest.fixture
 def run(tmp_path):
     """A market started by run_all.sh in its own run directory; its environment."""
-    env = {**os.environ, "RUN_DIR": str(tmp_path / "run"), "PYTHON": sys.executable,
-           "STOP_GRACE": "3", **dict(zip(PORT_VARIABLES, map(str, free_ports(4))))}
+    env = run_env(tmp_path)
     started = script("run_all.sh", env)
     assert started.returncode == 0, started.stderr
     yield env

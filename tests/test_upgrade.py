@@ -16,7 +16,9 @@ import time
 from decimal import Decimal
 
 import pytest
-from conftest import ROOT, Market, ServiceProcess, every_page, wait_until
+from helpers.market import ROOT, Market, every_page, wait_until
+
+from market.ops.launch import ServiceProcess
 
 FIXTURES = ROOT / "tests" / "fixtures"
 SETTLE_AFTER = 1  # seconds the settler leaves a reservation held before asking for the verdict

@@ -2,14 +2,11 @@
 from __future__ import annotations
 
 import pytest
+from helpers.inprocess import HASH, SALT, create_account, dispatch, log_in
 
 import customer_db
 from market.customer.accounts import Accounts, Role, Sessions
 from protocol import ApiError
-
-from . import keyed
-
-SALT, HASH = "00" * 16, "11" * 32
 
 
 def account(user_id: int, name: str) -> dict:
@@ -100,20 +97,9 @@ def test_sessions_restore_in_order_of_last_use():
 
 # -- the cap through CustomerDB, journaled ------------------------------------------------
 
-def create(db: customer_db.CustomerDB, role: str, name: str) -> int:
-    return db.dispatch({"op": "CreateAccount", "args": {
-        "role": role, "username": name, "salt": SALT, "hash": HASH, "cost": 10,
-        **keyed()}})["user_id"]
-
-
-def login(db: customer_db.CustomerDB, role: str, name: str) -> str:
-    return db.dispatch({"op": "Login", "args": {"role": role, "username": name,
-                                                 "hash": HASH}})["session"]
-
-
 def valid(db: customer_db.CustomerDB, token: str, role: str = "buyer") -> bool:
     try:
-        db.dispatch({"op": "CheckSession", "args": {"role": role}, "session": token})
+        dispatch(db, "CheckSession", token, role=role)
     except ApiError as error:
         assert error.code == "invalid_session"
         return False
@@ -124,12 +110,12 @@ def test_a_login_past_the_cap_ends_the_least_recently_used_session_for_good(tmp_
     db = customer_db.CustomerDB()
     db.open_data_dir(str(tmp_path))
     db.sessions.per_account = 5
-    create(db, "buyer", "ann")
-    create(db, "buyer", "bob")
-    tokens = [login(db, "buyer", "ann") for _ in range(5)]
-    bob = login(db, "buyer", "bob")
+    create_account(db, "buyer", "ann")
+    create_account(db, "buyer", "bob")
+    tokens = [log_in(db, "buyer", "ann") for _ in range(5)]
+    bob = log_in(db, "buyer", "bob")
     assert valid(db, tokens[0])  # using the first makes the second the least recent
-    sixth = login(db, "buyer", "ann")
+    sixth = log_in(db, "buyer", "ann")
     assert [valid(db, token) for token in tokens] == [True, False, True, True, True]
     assert valid(db, sixth) and valid(db, bob)
     assert len(db.sessions) == 6
@@ -142,11 +128,11 @@ def test_a_login_past_the_cap_ends_the_least_recently_used_session_for_good(tmp_
 
 def test_data_stats_counts_accounts_and_live_sessions():
     db = customer_db.CustomerDB()
-    create(db, "buyer", "ann")
-    create(db, "seller", "sam")
-    login(db, "buyer", "ann")
-    login(db, "seller", "sam")
-    token = login(db, "seller", "sam")
-    db.dispatch({"op": "Logout", "args": {"role": "seller"}, "session": token})
+    create_account(db, "buyer", "ann")
+    create_account(db, "seller", "sam")
+    log_in(db, "buyer", "ann")
+    log_in(db, "seller", "sam")
+    token = log_in(db, "seller", "sam")
+    dispatch(db, "Logout", token, role="seller")
     assert db.data_stats() == {"accounts": 2, "live_sessions": 2, "purchases": 0,
                                "pending_purchases": 0}

@@ -2,15 +2,12 @@
 from __future__ import annotations
 
 import pytest
+from helpers.inprocess import create_account, dispatch, keyed, log_in
 
 import customer_db
 from market.config import CART_MAX
 from market.customer.carts import EMPTY, Cart, Carts, added, removed
 from protocol import ApiError
-
-from . import keyed
-
-SALT, HASH = "00" * 16, "11" * 32
 
 
 def test_a_cart_change_makes_a_new_cart_and_keeps_the_order_of_first_adding():
@@ -85,16 +82,13 @@ def test_sessions_share_the_saved_cart_until_they_change_it():
 
 def test_a_thousand_logins_through_the_database_copy_no_saved_cart():
     db = customer_db.CustomerDB()
-    db.dispatch({"op": "CreateAccount", "args": {"role": "buyer", "username": "ann",
-                                                  "salt": SALT, "hash": HASH, "cost": 10,
-                                                  **keyed()}})
+    create_account(db, "buyer", "ann")
 
     def login() -> str:
-        return db.dispatch({"op": "Login", "args": {"role": "buyer", "username": "ann",
-                                                     "hash": HASH}})["session"]
+        return log_in(db, "buyer", "ann")
 
     def call(op: str, token: str, **args) -> dict:
-        return db.dispatch({"op": op, "args": args, "session": token})
+        return dispatch(db, op, token, **args)
 
     first = login()
     for item_id in range(1, 1001):

@@ -5,12 +5,13 @@ import time
 import types
 
 import pytest
+from helpers.inprocess import reply_to
 
 from market.database import service as database
 from market.database.service import Database, Recent
 from market.net.secret import proof as auth_proof
 from market.net.service import Op, Peer, Request
-from protocol import ApiError, Int, decode
+from protocol import ApiError, Int
 
 
 @pytest.fixture
@@ -98,10 +99,6 @@ class Tiny(Database):
         return {"value": value}
 
 
-def reply(db, message: bytes, peer=None) -> dict:
-    return decode(db.respond(message + b"\n", peer), exact=False)
-
-
 def test_writing_refuses_a_request_past_its_deadline_and_releases_the_lock():
     db = Tiny()
     late = Request("Set", None, deadline=time.time() - 1)
@@ -124,16 +121,16 @@ def test_writing_holds_the_lock_for_a_request_in_time():
 def test_a_request_arriving_after_its_deadline_changes_nothing():
     db = Tiny()
     late = b'{"op":"Set","args":{"value":5},"deadline":%.3f}' % (time.time() - 1)
-    assert reply(db, late)["error"]["code"] == "unavailable"
+    assert reply_to(db, late)["error"]["code"] == "unavailable"
     in_time = b'{"op":"Set","args":{"value":6},"deadline":%.3f}' % (time.time() + 60)
-    assert reply(db, in_time)["result"] == {"value": 6}
+    assert reply_to(db, in_time)["result"] == {"value": 6}
     assert db.value == 6
 
 
 @pytest.mark.parametrize("deadline", [b"true", b'"1"', b"-1", b"1e13", b"[1]"])
 def test_a_malformed_deadline_is_bad_request(deadline):
     db = Tiny()
-    answer = reply(db, b'{"op":"Set","args":{"value":5},"deadline":' + deadline + b"}")
+    answer = reply_to(db, b'{"op":"Set","args":{"value":5},"deadline":' + deadline + b"}")
     assert answer["error"]["code"] == "bad_request" and db.value == 0
 
 
@@ -143,25 +140,26 @@ def test_with_a_secret_only_hello_and_authenticate_are_open_until_proven():
     db = Tiny()
     db.secret = b"s" * 32
     peer = Peer()
-    assert reply(db, b'{"op":"Set","args":{"value":1}}', peer)["error"]["code"] == "forbidden"
-    challenge = reply(db, b'{"op":"Hello"}', peer)["result"]["challenge"]
+    assert reply_to(db, b'{"op":"Set","args":{"value":1}}', peer)["error"]["code"] == "forbidden"
+    challenge = reply_to(db, b'{"op":"Hello"}', peer)["result"]["challenge"]
     wrong = auth_proof(b"x" * 32, bytes.fromhex(challenge))
-    answer = reply(db, b'{"op":"Authenticate","args":{"proof":"%s"}}' % wrong.encode(), peer)
+    answer = reply_to(db, b'{"op":"Authenticate","args":{"proof":"%s"}}' % wrong.encode(), peer)
     assert answer["error"]["code"] == "forbidden"
-    challenge = reply(db, b'{"op":"Hello"}', peer)["result"]["challenge"]
+    challenge = reply_to(db, b'{"op":"Hello"}', peer)["result"]["challenge"]
     proof = auth_proof(db.secret, bytes.fromhex(challenge))
-    assert reply(db, b'{"op":"Authenticate","args":{"proof":"%s"}}' % proof.encode(), peer)["ok"]
-    assert reply(db, b'{"op":"Set","args":{"value":1}}', peer)["result"] == {"value": 1}
-    assert reply(db, b'{"op":"Set","args":{"value":2}}', Peer())["error"]["code"] == "forbidden"
+    line = b'{"op":"Authenticate","args":{"proof":"%s"}}' % proof.encode()
+    assert reply_to(db, line, peer)["ok"]
+    assert reply_to(db, b'{"op":"Set","args":{"value":1}}', peer)["result"] == {"value": 1}
+    assert reply_to(db, b'{"op":"Set","args":{"value":2}}', Peer())["error"]["code"] == "forbidden"
 
 
 def test_a_proof_is_spent_with_its_challenge():
     db = Tiny()
     db.secret = b"s" * 32
     peer = Peer()
-    challenge = reply(db, b'{"op":"Hello"}', peer)["result"]["challenge"]
+    challenge = reply_to(db, b'{"op":"Hello"}', peer)["result"]["challenge"]
     line = b'{"op":"Authenticate","args":{"proof":"%s"}}' % auth_proof(
         db.secret, bytes.fromhex(challenge)).encode()
-    assert reply(db, line, peer)["ok"]
-    assert reply(db, line, peer)["error"]["code"] == "forbidden"  # replayed
-    assert reply(db, line, Peer())["error"]["code"] == "forbidden"  # another connection
+    assert reply_to(db, line, peer)["ok"]
+    assert reply_to(db, line, peer)["error"]["code"] == "forbidden"  # replayed
+    assert reply_to(db, line, Peer())["error"]["code"] == "forbidden"  # another connection

@@ -10,13 +10,12 @@ import threading
 import time
 
 import pytest
+from helpers.inprocess import in_thread
 
 from market.customer.ratings import RatingsCopy
 from market.product.catalog import Catalog, Item
 from market.replication.feed import ChangeFeed, Follower
 from protocol import ApiError, RawResult
-
-from . import in_thread
 
 ENTRIES = [{"id": number} for number in range(1, 6)]
 

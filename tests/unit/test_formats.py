@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from helpers.inprocess import call
 
 from customer_db import CustomerDB
 from market.errors import JournalError
@@ -272,14 +273,6 @@ def test_customer_2_to_3_snapshot_keeps_accounts_sessions_carts_purchases_and_vo
 
 # -- whole directories, loaded by this version's databases (in process) -------------------
 
-def ask(db, op: str, session: str | None = None, **args) -> dict:
-    """The result of one request line, as over a socket."""
-    message = {"op": op, "args": args, **({"session": session} if session else {})}
-    reply = json.loads(db.respond(json.dumps(message).encode() + b"\n"))
-    assert reply["ok"], reply
-    return reply["result"]
-
-
 def test_a_format_1_customer_journal_replays_in_this_version(tmp_path):
     sellers = [{**ACCOUNT_1, "role": "seller", "user_id": n, "name": name}
                for n, name in ((1, "sally"), (2, "sam"))]
@@ -295,11 +288,11 @@ def test_a_format_1_customer_journal_replays_in_this_version(tmp_path):
     (tmp_path / "journal-0.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
     db = CustomerDB()
     db.open_data_dir(str(tmp_path))
-    history = ask(db, "GetPurchases", "tok", limit=10)
+    history = call(db, "GetPurchases", "tok", limit=10)
     assert [p["purchase_id"] for p in history["purchases"]] == ["p1"]
     assert history["items_purchased"] == 3
-    assert ask(db, "GetCart", "tok")["cart"] == [[2, 1]]
-    ratings = [ask(db, "GetSellerRating", "tok", role="buyer", seller_id=n) for n in (1, 2)]
+    assert call(db, "GetCart", "tok")["cart"] == [[2, 1]]
+    ratings = [call(db, "GetSellerRating", "tok", role="buyer", seller_id=n) for n in (1, 2)]
     assert [(r["thumbs_up"], r["thumbs_down"], r["items_sold"]) for r in ratings] == [
         (1, 0, 2), (0, 0, 1)]
     saved = db.dump()["carts"]["saved"]

@@ -1,14 +1,12 @@
 """market/identity.py's rules for a pair of databases, and the identity a database keeps."""
 from __future__ import annotations
 
-import json
-
 import pytest
+from helpers.inprocess import call, keyed
 
 from market.frontend.identity import Action, Seen, Verdict, decide
 from product_db import ProductDB
 
-from . import keyed
 
 NEW, OLD = Seen(None, True), Seen(None, False)  # no identity: empty, or holding data
 
@@ -47,12 +45,6 @@ def test_seen_from_hello(hello, expected):
     assert Seen.from_hello(hello) == expected
 
 
-def ask(db: ProductDB, op: str, **args) -> dict:
-    reply = json.loads(db.respond(json.dumps({"op": op, "args": args}).encode() + b"\n"))
-    assert reply["ok"], reply
-    return reply["result"]
-
-
 ITEM = {"seller_id": 1, "name": "lamp", "category": 1, "keywords": [], "condition": "new",
         "price": 100, "quantity": 1}
 
@@ -60,30 +52,30 @@ ITEM = {"seller_id": 1, "name": "lamp", "category": 1, "keywords": [], "conditio
 def test_a_market_is_claimed_once_and_kept_by_the_data_dir_and_its_snapshots(tmp_path):
     db = ProductDB()
     db.open_data_dir(str(tmp_path))
-    assert (ask(db, "Hello")["market"], ask(db, "Hello")["empty"]) == (None, True)
-    assert ask(db, "ClaimMarket", market="00000000000000aa")["market"] == "00000000000000aa"
-    assert ask(db, "ClaimMarket", market="00000000000000bb")["market"] == "00000000000000aa"
-    assert ask(db, "Hello")["empty"] is True  # an identity alone is no data
+    assert (call(db, "Hello")["market"], call(db, "Hello")["empty"]) == (None, True)
+    assert call(db, "ClaimMarket", market="00000000000000aa")["market"] == "00000000000000aa"
+    assert call(db, "ClaimMarket", market="00000000000000bb")["market"] == "00000000000000aa"
+    assert call(db, "Hello")["empty"] is True  # an identity alone is no data
 
     again = ProductDB()
     again.open_data_dir(str(tmp_path))
-    assert (ask(again, "Hello")["market"], ask(again, "Hello")["empty"]) == (
+    assert (call(again, "Hello")["market"], call(again, "Hello")["empty"]) == (
         "00000000000000aa", True)
     again._journal.snapshot_every = 1  # the next change writes a snapshot
-    assert ask(again, "RegisterItem", **ITEM, **keyed())["item_id"] == 1
-    assert ask(again, "Hello")["empty"] is False
+    assert call(again, "RegisterItem", **ITEM, **keyed())["item_id"] == 1
+    assert call(again, "Hello")["empty"] is False
 
     third = ProductDB()
     third.open_data_dir(str(tmp_path))
-    hello = ask(third, "Hello")
+    hello = call(third, "Hello")
     assert (hello["market"], hello["empty"]) == ("00000000000000aa", False)
-    assert ask(third, "RegisterItem", **ITEM, **keyed())["item_id"] == 2
+    assert call(third, "RegisterItem", **ITEM, **keyed())["item_id"] == 2
 
 
 def test_a_memory_only_database_starts_with_no_market_and_ids_from_one():
     db = ProductDB()
-    hello = ask(db, "Hello")
+    hello = call(db, "Hello")
     assert (hello["market"], hello["empty"]) == (None, True)
     assert isinstance(hello["time"], float)
-    assert ask(db, "RegisterItem", **ITEM, **keyed())["item_id"] == 1
-    assert ask(db, "Hello")["empty"] is False
+    assert call(db, "RegisterItem", **ITEM, **keyed())["item_id"] == 1
+    assert call(db, "Hello")["empty"] is False

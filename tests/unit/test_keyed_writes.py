@@ -2,28 +2,17 @@
 (even a late one), journaled with its change, forgotten after KEY_TTL."""
 from __future__ import annotations
 
-import json
 import time
+
+from helpers.inprocess import HASH, SALT, ask, in_thread
 
 import customer_db
 from market.keys import KEY_TTL
 from market.storage.journal import read_saved
 from product_db import ProductDB
 
-from . import in_thread
-
-SALT, HASH = "00" * 16, "11" * 32
 ITEM = {"seller_id": 1, "name": "lamp", "category": 1, "keywords": [], "condition": "new",
         "price": 100, "quantity": 5}
-
-
-def ask(db, op: str, session: str | None = None, deadline: float | None = None,
-        **args) -> dict:
-    """The decoded reply to one request line, as over a socket."""
-    message = {"op": op, "args": args, "session": session}
-    if deadline is not None:
-        message["deadline"] = deadline
-    return json.loads(db.respond(json.dumps(message).encode() + b"\n"))
 
 
 def keyed(key: str, fingerprint: str = "f" * 32) -> dict:

@@ -1,24 +1,10 @@
 """ProductDB in process: every record kind replays to the state it made live."""
 from __future__ import annotations
 
-import json
-
 import pytest
+from helpers.inprocess import ask, call, keyed
 
 from product_db import ProductDB
-
-from . import keyed
-
-
-def ask(db: ProductDB, op: str, **args: object) -> dict:
-    """The decoded reply to one request line, as over a socket."""
-    return json.loads(db.respond(json.dumps({"op": op, "args": args}).encode() + b"\n"))
-
-
-def call(db: ProductDB, op: str, **args: object) -> dict:
-    reply = ask(db, op, **args)
-    assert reply["ok"], reply
-    return reply["result"]
 
 
 def every_change(db: ProductDB) -> None:

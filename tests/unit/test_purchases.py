@@ -5,15 +5,12 @@ import json
 import time
 
 import pytest
+from helpers.inprocess import dispatch, keyed, signed_up
 
 import customer_db
 from market.customer.carts import EMPTY, Cart
 from market.customer.purchases import Purchases, PurchaseState, purchase_record
 from protocol import ApiError
-
-from . import keyed
-
-SALT, HASH = "00" * 16, "11" * 32
 
 
 def line(item_id: int, quantity: int, price: int = 250, seller_id: int = 7) -> dict:
@@ -145,17 +142,13 @@ def test_a_snapshot_keeps_every_state(purchases):
 def test_purchases_move_cart_lines_and_replay_after_a_restart(tmp_path):
     db = customer_db.CustomerDB()
     db.open_data_dir(str(tmp_path))
-    db.dispatch({"op": "CreateAccount", "args": {"role": "buyer", "username": "ann",
-                                                  "salt": SALT, "hash": HASH, "cost": 10,
-                                                  **keyed()}})
-    token = db.dispatch({"op": "Login", "args": {"role": "buyer", "username": "ann",
-                                                  "hash": HASH}})["session"]
+    token = signed_up(db, "buyer", "ann")
 
     def call(op: str, **args):
-        return db.dispatch({"op": op, "args": args, "session": token})
+        return dispatch(db, op, token, **args)
 
     def cart(database=db) -> list:
-        return database.dispatch({"op": "GetCart", "session": token})["cart"]
+        return dispatch(database, "GetCart", token)["cart"]
 
     call("AddToCart", item_id=1, quantity=2, available=5, **keyed())
     call("SaveCart", **keyed())

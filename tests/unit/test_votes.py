@@ -5,14 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from helpers.inprocess import dispatch, keyed, signed_up
 
 import customer_db
 from market.customer.votes import Thumb, Vote, Votes, VoteState
 from protocol import ApiError
-
-from . import keyed
-
-SALT, HASH = "00" * 16, "11" * 32
 
 
 def conflict(call, *args, **kwargs) -> bool:
@@ -84,20 +81,13 @@ def test_a_snapshot_keeps_states_and_thumbs():
 def test_through_the_database_a_vote_is_recorded_once_per_key_and_settled(tmp_path):
     db = customer_db.CustomerDB()
     db.open_data_dir(str(tmp_path))
-    for role, name in (("buyer", "ann"), ("seller", "sam")):
-        db.dispatch({"op": "CreateAccount", "args": {"role": role, "username": name,
-                                                      "salt": SALT, "hash": HASH, "cost": 10,
-                                                      **keyed()}})
-    token, seller = (db.dispatch({"op": "Login", "args": {"role": role, "username": name,
-                                                          "hash": HASH}})["session"]
-                     for role, name in (("buyer", "ann"), ("seller", "sam")))
+    token, seller = signed_up(db, "buyer", "ann"), signed_up(db, "seller", "sam")
 
     def call(op: str, **args):
-        return db.dispatch({"op": op, "args": args, "session": token})
+        return dispatch(db, op, token, **args)
 
     def rating(database=db) -> tuple:
-        reply = database.dispatch({"op": "GetSellerRating", "args": {"role": "seller"},
-                                   "session": seller})
+        reply = dispatch(database, "GetSellerRating", seller, role="seller")
         return reply["thumbs_up"], reply["thumbs_down"], reply["items_sold"]
 
     up, down = {"key": "u" * 16, "fingerprint": "1" * 32}, {"key": "d" * 16,

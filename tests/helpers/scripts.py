@@ -1,0 +1,48 @@
+"""run_all.sh, stop_all.sh and status.sh as the tests run them: in a run directory of
+their own, on free ports, and what to look at after."""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from .market import ROOT
+
+SERVICES = ["product_db", "customer_db", "seller_server", "buyer_server"]
+PORT_VARIABLES = ["PRODUCT_DB_PORT", "CUSTOMER_DB_PORT", "SELLER_SERVER_PORT",
+                  "BUYER_SERVER_PORT"]
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` different ports that are free now."""
+    sockets = [socket.socket() for _ in range(count)]
+    for sock in sockets:
+        sock.bind(("127.0.0.1", 0))
+    ports = [sock.getsockname()[1] for sock in sockets]
+    for sock in sockets:
+        sock.close()
+    return ports
+
+
+def run_env(tmp_path: Path) -> dict:
+    """The environment of one run: its own run directory (``tmp_path/run``) and four free
+    ports, the tests' Python, and a short grace between TERM and KILL."""
+    return {**os.environ, "RUN_DIR": str(tmp_path / "run"), "PYTHON": sys.executable,
+            "STOP_GRACE": "3", **dict(zip(PORT_VARIABLES, map(str, free_ports(4))))}
+
+
+def script(name: str, env: dict, *args: str) -> subprocess.CompletedProcess:
+    """Run one of the project's shell scripts with ``env``; its outcome."""
+    return subprocess.run([str(ROOT / name), *args], env=env, capture_output=True, text=True,
+                          timeout=60)
+
+
+def running(pid: int) -> bool:
+    """Alive and not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rpartition(")")[2].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
