@@ -4,15 +4,24 @@ from __future__ import annotations
 
 import decimal
 import json
-import os
-import signal
 import threading
 import time
 from decimal import Decimal
 
-from helpers.market import CARD, at_once, failure, listing, stall, start_market, units, wait_until
+from helpers.market import (
+    CARD,
+    at_once,
+    failure,
+    listing,
+    settling_rounds,
+    stall,
+    start_market,
+    units,
+    wait_until,
+)
 from helpers.wire import Wire, line_of
 
+from market.net.client import Client
 from protocol import ApiError
 
 
@@ -113,16 +122,13 @@ def test_a_vote_counts_once_when_the_product_db_stalls(unique):
         buyer("AddItemToCart", item_id=item_id, quantity=1)
         buyer("MakePurchase", **CARD)
 
-        resume = threading.Timer(6.0, stall(market, market.product_db))
+        resume = stall(market, market.product_db)
         try:
-            resume.start()
             # unavailable: the verdict came in time (refused); deadline_exceeded: it did not
             assert buyer.error("ProvideFeedback", item_id=item_id, vote="up") in (
                 "unavailable", "deadline_exceeded")
-            resume.join()
         finally:
-            resume.cancel()
-            os.kill(market.product_db.proc.pid, signal.SIGCONT)
+            resume()  # woken once the vote was answered, past its deadline (not after 6 s)
 
         def votes() -> tuple[int, int]:
             return (buyer("GetItem", item_id=item_id)["item"]["thumbs_up"],
@@ -134,7 +140,7 @@ def test_a_vote_counts_once_when_the_product_db_stalls(unique):
 
         assert wait_until(lambda: failure_or_ok(vote_again) == "ok", timeout=10)
         assert votes() == (1, 1)
-        time.sleep(1.2)  # settling rounds later, the first attempt still changes nothing
+        settling_rounds(market, 2)  # and later still, the first attempt changes nothing
         assert votes() == (1, 1)
     finally:
         market.stop()
@@ -152,7 +158,14 @@ def test_an_expired_session_stays_expired_after_a_crash(tmp_path, unique):
         idle.register(name)
         leaving.login(name)
         leaving("Logout")
-        time.sleep(2.5)  # past the 1 s timeout; the sweeper runs every 0.25 s
+        # Until the sweeper has ended the idle session (past the 1 s timeout; it runs every
+        # 0.25 s), read in the customer database's Stats, which do not touch the session.
+        customer_db = Client(market.customer_db.address)
+        try:
+            assert wait_until(lambda: customer_db.call("Stats")["data"]["live_sessions"] == 0,
+                              timeout=10)
+        finally:
+            customer_db.close()
         market.customer_db.kill()
         market.customer_db.restart()
 

@@ -12,7 +12,7 @@ import threading
 import time
 
 import pytest
-from helpers.market import CARD, sigstop, start_market, wait_until
+from helpers.market import CARD, settling_rounds, sigstop, start_market, wait_until
 
 from market.net.client import Client
 from protocol import ApiError
@@ -82,9 +82,19 @@ def test_database_killed_under_load_then_back(database, unique, tmp_path):
             worker.start()
         assert wait_until(lambda: all("ok" in w.codes(0) for w in workers), timeout=5)
 
+        # A session check may be answered from a lease (market.replication.leases) for up to half a lease
+        # (0.5 s here) after the customer database went down; a read from the frontends'
+        # copy of the catalog (market.replication.feed) until the follower sees its Follow connection
+        # drop, at once for a killed process, give or take the thread's turn (0.25 s under
+        # a loaded test run). Then nothing is answered.
+        leased_for = 0.5 if database == "customer_db" else 0.25
+
         getattr(market, database).kill()  # SIGKILL
         down = time.monotonic()
-        time.sleep(1.5)
+        # Down until every worker has had the five answers past the leases that the checks
+        # below look at, and for 1.5 s at most.
+        wait_until(lambda: all(len(w.codes(down + leased_for)) >= 5 for w in workers),
+                   timeout=1.5, interval=0.02)
         back = time.monotonic()
         getattr(market, database).restart()  # same port, same data
         relisted = time.monotonic()
@@ -96,12 +106,6 @@ def test_database_killed_under_load_then_back(database, unique, tmp_path):
             worker.join(10)
             assert not worker.is_alive()
 
-        # A session check may be answered from a lease (market.replication.leases) for up to half a lease
-        # (0.5 s here) after the customer database went down; a read from the frontends'
-        # copy of the catalog (market.replication.feed) until the follower sees its Follow connection
-        # drop, at once for a killed process, give or take the thread's turn (0.25 s under
-        # a loaded test run). Then nothing is answered.
-        leased_for = 0.5 if database == "customer_db" else 0.25
         for worker in workers:
             outage = worker.codes(down + leased_for, back)
             assert len(outage) >= 5 and set(outage) == {"unavailable"}, (worker.op, outage)
@@ -235,7 +239,7 @@ def test_customer_db_down_before_start(shop):
         assert shop.units() == UNITS
     finally:
         shop.market.customer_db.restart()
-    time.sleep(1.5)  # a settling round has passed: still nothing taken
+    settling_rounds(shop.market, 2)  # settling rounds have passed: still nothing taken
     assert shop.units() == UNITS
 
 
@@ -288,7 +292,12 @@ def test_database_stalled_mid_purchase(shop, database):
         outcome = shop.purchase_paused_after_reserve()
         resume = sigstop(process)
     try:
-        time.sleep(2.5)  # past the frontend's 2 s database timeout
+        # A sleep, the point of the test: the database wakes up at a set moment, whatever
+        # the frontend is doing by then: the product database past the frontend's 2 s wait
+        # for ReserveUnits; the customer database near the deadline of the commit, sent
+        # after the 1 s pause with 1.5 s of the frontend's 2 s (either way it decides must
+        # hold). Nothing the frontend shows marks these moments while the database sleeps.
+        time.sleep(2.5)
     finally:
         resume()
     # conflict: a settling thread's verdict (cancelled) reached the database first;
@@ -297,7 +306,7 @@ def test_database_stalled_mid_purchase(shop, database):
                                               None), outcome
     assert wait_until(lambda: shop.whole_state() in ("completed", "undone"), timeout=10), \
         shop.whole_state()
-    time.sleep(1.5)  # a settling round later it still holds
+    settling_rounds(shop.market, 2)  # settling rounds later it still holds
     assert shop.whole_state() in ("completed", "undone")
     if "purchase" in outcome:
         assert shop.whole_state() == "completed"

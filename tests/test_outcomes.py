@@ -11,15 +11,17 @@ import threading
 import time
 
 import pytest
-from helpers.market import CARD, Api, Market, listing, stall
+from helpers.market import CARD, Api, Market, listing, settling_rounds, stall, wait_until
 from helpers.proxy import ReplyDropper
 
+from market.config import DEADLINE_SHARE
 from market.keys import fresh_key
 from market.net.client import Client
 from market.ops.launch import ServiceProcess
 from protocol import ApiError, decode, encode, envelope, result_of
 
-BUYER_ARGS = ("--db-timeout", "2", "--settle-after", "1")
+DB_TIMEOUT = 2  # seconds a frontend waits for a database
+BUYER_ARGS = ("--db-timeout", str(DB_TIMEOUT), "--settle-after", "1")
 SETTLED_WITHIN = 15.0  # seconds: a settling round every 0.5 s, a stalled request 2 x 2 s
 
 
@@ -120,6 +122,11 @@ def keyed_call(api: Api, op: str, key: str | None, **args) -> dict:
     return result_of(decode(line))
 
 
+def recorded_votes(customer_db: Client) -> int:
+    """Votes the customer database has recorded so far (``RecordVote`` answered ok)."""
+    return customer_db.call("Stats")["ops"].get("RecordVote", {}).get("ok", 0)
+
+
 def outcome(call, *args, **kwargs) -> str:
     try:
         call(*args, **kwargs)
@@ -135,23 +142,33 @@ def test_a_vote_finishes_on_both_sides_or_neither_when_its_frontend_dies(make_ma
     past the deadline: seller 1 up, item 0, and voting again was `conflict` for good."""
     market = make_market()
     shop = Shopper(market)
+    customer_db = Client(market.customer_db.address)
+    market.clients.append(customer_db)
+    recorded_before = recorded_votes(customer_db)
     resume = stall(market, market.product_db)
     try:
         answered: list[str] = []
         thread = threading.Thread(target=lambda: answered.append(shop.vote(fresh_key())))
         thread.start()
-        time.sleep(1)
+        # Step 1 done, the vote recorded at the customer database: the frontend goes on to
+        # send it to the stalled product database and waits there (up to 2 s) ...
+        assert wait_until(lambda: recorded_votes(customer_db) > recorded_before, interval=0.02)
+        time.sleep(0.2)  # ... a moment to send it (nothing shows it has), then dies
         market.buyer_server.kill()  # SIGKILL
+        killed = time.monotonic()
         thread.join(10)
         assert answered == ["deadline_exceeded"]  # its client's: the frontend died
-        time.sleep(2)  # past the deadline of the RecordVote the product database holds
+        # A sleep, the point of the test: the product database wakes up only once the
+        # deadline of the RecordVote it holds has passed (sent before the kill, with
+        # DEADLINE_SHARE of the frontend's 2 s), so it must refuse it then.
+        time.sleep(max(0.0, killed + DEADLINE_SHARE * DB_TIMEOUT + 0.25 - time.monotonic()))
     finally:
         resume()
     market.buyer_server.restart()  # any buyer frontend settles any vote
     shop.buyer.client = Client(market.buyer_server.address, timeout=30)
     market.clients.append(shop.buyer.client)
     assert shop.vote_again_until_counted() == (1, 1)
-    time.sleep(1.1)  # settling rounds later it still holds
+    settling_rounds(market, 2)  # settling rounds later it still holds
     assert shop.thumbs() == (1, 1) and shop.vote() == "conflict"
 
 
@@ -175,7 +192,7 @@ def test_a_vote_whose_reply_is_lost_counts_once_on_both(make_market, database, l
     assert answer in ("ok", "deadline_exceeded")
     assert shop.vote(key) in ("ok", "conflict")  # counted, or not counted: never unknown
     assert shop.vote_again_until_counted() == (1, 1)
-    time.sleep(1.1)
+    settling_rounds(market, 2)
     assert shop.thumbs() == (1, 1) and shop.vote() == "conflict"
 
 
@@ -195,7 +212,7 @@ def test_a_vote_counted_on_the_item_is_not_counted_twice_after_a_crash(make_mark
     shop.buyer.client = Client(market.buyer_server.address, timeout=30)
     market.clients.append(shop.buyer.client)
     assert shop.vote_again_until_counted() == (1, 1)
-    time.sleep(1.1)
+    settling_rounds(market, 2)
     assert shop.thumbs() == (1, 1) and shop.vote() == "conflict"
 
 

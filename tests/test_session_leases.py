@@ -71,6 +71,10 @@ def test_expired_session_is_refused_at_once_at_every_frontend(two_buyer_frontend
     assert leased(there, stats) and leased(here, stats)
     # The database counts the lease's first half (2 s) as use: the session expires 3 to
     # 3.25 s after the lease began (the sweeper runs every 0.25 s), and the lease ends at 4 s.
+    # A sleep, the point of the test: the session must lie unused until it has expired, and
+    # be checked before the lease would have ended; the database shows the session gone
+    # before it has told the frontends, so there is nothing to wait on that the checks
+    # below do not test themselves.
     time.sleep(LONG_LEASE / 2 + TIMEOUT + 0.5)
     assert there.error("SearchItemsForSale", category=1) == "invalid_session"
     assert here.error("SearchItemsForSale", category=1) == "invalid_session"

@@ -12,11 +12,10 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from decimal import Decimal
 
 import pytest
-from helpers.market import ROOT, Market, every_page, wait_until
+from helpers.market import ROOT, Market, every_page, settling_rounds, wait_until
 
 from market.ops.launch import ServiceProcess
 
@@ -81,7 +80,7 @@ def test_every_account_item_rating_purchase_and_saved_cart_is_as_before(upgraded
     # The held purchase was never committed: the settler gives its units back ...
     assert wait_until(settled, timeout=10 * SETTLE_AFTER)
     # ... and only those: every committed purchase's units stay sold.
-    time.sleep(3 * SETTLE_AFTER)  # a few more rounds of the settler
+    settling_rounds(upgraded, 3)  # a few more rounds of the settler
     items_before[held["item_id"]]["quantity"] += held["units"]
 
     for name, seller in expected["sellers"].items():

@@ -227,6 +227,29 @@ def every_page(api: Api, op: str, key: str) -> list:
             return entries
 
 
+def settling_rounds(market: Market, rounds: int = 1, timeout: float = 15.0) -> None:
+    """Return once the buyer frontends' settling threads (``market.frontend.settling``)
+    have gone ``rounds`` whole rounds more: each has listed what was left unfinished and
+    settled it, purchases and then votes, that many times since the call. Instead of a
+    sleep of a few rounds' length: this waits exactly as long as that takes.
+
+    A round ends by listing the unfinished votes at the customer database
+    (``RecordedVotes``, counted in its ``Stats``), then settling them; a thread may be
+    anywhere in a round now, so each is waited for one listing more than ``rounds``."""
+    settlers = sum(1 for proc in [market.buyer_server, *market.extra]
+                   if proc.script == "buyer_server.py" and proc.proc.poll() is None)
+    customer_db = Client(market.customer_db.address)
+    try:
+        def listings() -> int:
+            return customer_db.call("Stats")["ops"].get("RecordedVotes", {}).get("ok", 0)
+
+        target = listings() + (rounds + 1) * settlers
+        assert wait_until(lambda: listings() >= target, timeout=timeout), \
+            f"the settling threads did not go round {rounds} times within {timeout} s"
+    finally:
+        customer_db.close()
+
+
 def stall(market: Market, database: ServiceProcess):
     """SIGSTOP one of ``market``'s databases (``sigstop``) and return once neither frontend
     answers from its copy of that database's data any more (within ``LEASE``)."""
