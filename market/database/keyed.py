@@ -14,10 +14,12 @@ Entries are kept in the order they were made and dropped once older than ``ttl``
 (``--key-ttl``, ``KEY_TTL`` by default): memory follows the write rate over ten minutes,
 not time. A key a frontend made for a write its client sent without one
 (``market.keys.frontend_key``) can only be resent by that frontend within seconds; it is
-kept ``FRONTEND_KEY_TTL``, so such writes cost little. One account (one scope) may have at
-most ``KEY_QUOTA`` keys remembered at once: past that, a keyed write is refused
-(``resource_exhausted``) before it changes anything, so one account cannot fill a
-database's memory (``over_quota`` counts the refusals).
+kept ``FRONTEND_KEY_TTL``, so such writes cost little, and their memory is bounded by that
+minute times the database's write rate, whoever writes. One account (one scope) may have at
+most ``KEY_QUOTA`` of its clients' keys remembered at once: past that, a write with a
+client's key is refused (``resource_exhausted``) before it changes anything, so no account
+can fill a database's memory over the ten minutes those keys live (``over_quota`` counts
+the refusals).
 """
 from __future__ import annotations
 
@@ -57,7 +59,7 @@ class KeyedOutcomes:
         self.frontend_ttl = frontend_ttl
         self.quota = quota
         self.over_quota = 0  # keyed writes refused for their account's quota
-        # Invariant: _per_scope counts each scope's entries in both lanes (none at 0).
+        # Invariant: _per_scope counts each scope's entries of clients' keys (none at 0).
         self._clients: OrderedDict[tuple[str, str], Outcome] = OrderedDict()
         self._frontends: OrderedDict[tuple[str, str], Outcome] = OrderedDict()
         self._per_scope: dict[str, int] = {}
@@ -79,9 +81,10 @@ class KeyedOutcomes:
                                        "request; use a new key for a new request.")
         return entry
 
-    def check_quota(self, scope: str) -> None:
-        """``resource_exhausted`` if ``scope`` has its fill of keys remembered."""
-        if self._per_scope.get(scope, 0) >= self.quota:
+    def check_quota(self, scope: str, key: str) -> None:
+        """``resource_exhausted`` if ``key`` is a client's and ``scope`` has its fill of
+        clients' keys remembered."""
+        if not is_frontends(key) and self._per_scope.get(scope, 0) >= self.quota:
             self.over_quota += 1
             raise ApiError("resource_exhausted", "Too many requests from this account; nothing "
                                                  "was changed; slow down and try again later.")
@@ -95,7 +98,8 @@ class KeyedOutcomes:
         if entry is None:
             entry = lane[(keyed["scope"], keyed["key"])] = Outcome(keyed["fingerprint"],
                                                                    keyed["at"])
-            self._per_scope[keyed["scope"]] = self._per_scope.get(keyed["scope"], 0) + 1
+            if lane is self._clients:
+                self._per_scope[keyed["scope"]] = self._per_scope.get(keyed["scope"], 0) + 1
         if result is not None:
             entry.result = result
         if error is not None:
@@ -112,14 +116,18 @@ class KeyedOutcomes:
                 if entry.at >= now - ttl:
                     break
                 del lane[scope, key]
-                left = self._per_scope.pop(scope) - 1
-                if left:
-                    self._per_scope[scope] = left
+                if lane is self._clients:
+                    left = self._per_scope.pop(scope) - 1
+                    if left:
+                        self._per_scope[scope] = left
                 dropped += 1
         return dropped
 
     def stats(self) -> dict:
-        return {"remembered": len(self), "quota": self.quota, "over_quota": self.over_quota}
+        """For ``Stats``: keys remembered (``clients'``: those clients sent), the quota of
+        clients' keys per account and how many writes it refused."""
+        return {"remembered": len(self), "clients": len(self._clients), "quota": self.quota,
+                "over_quota": self.over_quota}
 
     def dump(self) -> list[list]:
         return [[scope, key, e.fingerprint, e.at, e.result, list(e.error) if e.error else None]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from market.config import KEY_TTL
+from market.config import KEY_QUOTA, KEY_TTL
 from market.database.service import Database
 from market.errors import JournalError
 from market.net.flags import (configure_logging, env_default, exit_at_start, is_loopback,
@@ -22,6 +22,8 @@ def database_parser(description: str, env_prefix: str, port: int) -> argparse.Ar
                 "the key within it is told that outcome)", type=float)
     # For tests: shift this database's clock (Hello's time, deadlines) by SECONDS.
     parser.add_argument("--test-clock-offset", type=float, default=0.0, help=argparse.SUPPRESS)
+    # For tests: a quota of clients' keys per account this low (KEY_QUOTA by default).
+    parser.add_argument("--test-key-quota", type=int, default=KEY_QUOTA, help=argparse.SUPPRESS)
     return parser
 
 
@@ -31,7 +33,7 @@ def database_main(database: Database, args: argparse.Namespace) -> None:
     configure_logging(database.kind, args.log_level)
     database.handshake = Handshake(read_secret(args.secret_file))
     database.clock_offset = args.test_clock_offset
-    database.outcomes.ttl = args.key_ttl
+    database.outcomes.ttl, database.outcomes.quota = args.key_ttl, args.test_key_quota
     if database.handshake.secret is None and not is_loopback(args.host):
         exit_at_start(f"{database.name}: refusing to listen on {args.host} without a "
                       "secret: beyond loopback anyone could change the data; pass --secret-file")
