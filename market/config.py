@@ -58,10 +58,10 @@ SESSION_CACHE_SHARE = 0.05
 
 # -- how long the databases remember what a resend may ask about -----------------------
 KEY_TTL = 600.0  # an idempotency key's outcome (contract §11: 10 minutes; --key-ttl)
-# Keys one account may have remembered at once (contract §11): at most ~0.8 KiB each, so
-# one account holds at most ~8 MiB of a database's memory; at the default time to live,
-# about 16 keyed writes a second, sustained, with its own keys (a frontend's own keys
-# live a tenth as long).
+# Clients' keys one account may have remembered at once (contract §11): at most ~0.8 KiB
+# each, so one account holds at most ~8 MiB of a database's memory; at the default time to
+# live, about 16 writes a second, sustained, with keys of its own. (A frontend's own keys,
+# for writes sent without one, live FRONTEND_KEY_TTL and count toward no quota.)
 KEY_QUOTA = 10_000
 CLIENT_KEY_LENGTH = 64  # the longest idempotency key a client may send (contract §11)
 FRONTEND_KEY_LENGTH = 72  # a frontend's own keys: longer than any client's

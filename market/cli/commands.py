@@ -11,14 +11,11 @@ import re
 import shlex
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 from market.cli.views import table
 from market.errors import CliError
 from protocol import ApiError, Int, Omittable, OneOf, Price, Validator, json_safe
-
-if TYPE_CHECKING:
-    from market.cli.shell import Shell
 
 QUIT_WORDS = ("quit", "exit")
 HELP_WORDS = ("help", "?", "menu")
@@ -132,7 +129,9 @@ class Command:
     # able to tell ("cart"; {name} is the value of that name: "item {item_id}").
     check: str = ""
     needs_session: bool = True
-    run: Callable[["Shell", dict], str] | None = None  # replaces sending ``op`` + ``show``
+    # Replaces sending ``op`` + ``show``: called with the shell running the command
+    # (``market.cli.shell.Shell``, which imports this module) and the values.
+    run: Callable[[Any, dict], str] | None = None
     paged: bool = False  # a list read a page at a time (its args: ``MORE``)
 
     def usage(self) -> str:

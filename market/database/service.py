@@ -181,7 +181,7 @@ class Database(Service):
         if entry is not None:
             return self.again(entry.replay())
         request.check_deadline()
-        self.outcomes.check_quota(scope)
+        self.outcomes.check_quota(scope, key)
         keyed = {"scope": scope, "key": key, "fingerprint": fingerprint,
                  "at": round(time.time(), 3)}
         try:

@@ -94,7 +94,7 @@ class Server(socketserver.ThreadingTCPServer):
         # ``max_connections``; one leaves when its handler thread ends.
         self._lock = threading.Lock()
         self._open: set[socket.socket] = set()
-        service.server = self
+        service.connections = self.connections
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         super().__init__(address, RequestHandler)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 from market.config import MAX_LINE
 from market.errors import TRANSIENT_ERRORS, USER_ERRORS
@@ -30,9 +30,6 @@ from protocol import (
     json_safe,
     validate,
 )
-
-if TYPE_CHECKING:
-    from market.net.server import Server
 
 OTHER_OP = "other"  # what Stats counts a request under when its op is none of the service's
 CONTRACT_VERSION = "2026-11-25"
@@ -82,7 +79,10 @@ class Service:
         self.ops: dict[str, Op] = {"Hello": Op(self.hello, needs_session=False),
                                    "Stats": Op(self.stats, needs_session=False)}
         self.request_stats = RequestStats(time.perf_counter())
-        self.server: Server | None = None  # set by the Server serving this service
+        # The connections served now, the cap, and how many were refused (the Server that
+        # serves this service says; ``market.net.server``).
+        self.connections: Callable[[], dict[str, int]] = lambda: {"open": 0, "max": 0,
+                                                                  "refused": 0}
 
     def start(self) -> None:
         """Called once the server is bound, before serving (start threads here)."""
@@ -94,8 +94,7 @@ class Service:
         """How this service is doing (README "Operating" says what each field means).
         A ``Stats`` request is counted once answered, so its own reply leaves it out."""
         figures = self.request_stats.snapshot(time.perf_counter())
-        connections = (self.server.connections() if self.server
-                       else {"open": 0, "max": 0, "refused": 0})
+        connections = self.connections()
         return {"service": self.kind, "version": CONTRACT_VERSION,
                 "uptime_s": figures.pop("uptime_s"), "connections": connections, **figures,
                 "rss_bytes": rss_bytes(), "cpu_s": round(time.process_time(), 6)}

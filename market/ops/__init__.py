@@ -1,1 +1,5 @@
-"""TODO"""
+"""Running the services.
+
+    launch  starting a service as a process and reading its ready line
+    status  what status.sh prints: each service's Stats, up, degraded or down
+"""

@@ -1,1 +1,5 @@
-"""TODO"""
+"""A database's data on disk (``--data-dir``).
+
+    journal   the journal (one JSON line per change, group commit) and snapshots
+    formats   a data directory's format: the marker, older formats and their upgrades
+"""

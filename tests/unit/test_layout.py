@@ -1,42 +1,81 @@
-"""The README's layout table and ``market``'s module map name exactly the files there are."""
+"""The folders tell the architecture: each package's docstring names exactly its modules,
+imports run one way (no circles, type-only imports included), and the domain packages
+import no service machinery."""
 from __future__ import annotations
 
+import ast
+import importlib
 import re
 from pathlib import Path
 
-import market
-
 ROOT = Path(__file__).resolve().parent.parent.parent  # the project directory
+PACKAGE = ROOT / "market"
+# What the domain (the databases' state and rules) may import from market: plain values and
+# shared vocabulary, never sockets, services, storage or replication.
+DOMAIN = ("market.customer", "market.product")
+SHARED = {"market.config", "market.errors", "market.fields", "market.keys", "market.paging",
+          "market.recent"}
 
 
-def project_files() -> set[str]:
-    """Every file the layout table must name: the top level's programs and scripts, and the
-    modules of ``market`` and ``bench`` (a package's ``__init__.py`` holds its own map)."""
-    found = {path.name for pattern in ("*.py", "*.sh") for path in ROOT.glob(pattern)}
-    for package in ("market", "bench"):
-        found |= {f"{package}/{path.name}" for path in (ROOT / package).glob("*.py")
-                  if path.name != "__init__.py"}
+def modules() -> dict[str, Path]:
+    """Every module of ``market`` by its dotted name (packages by their ``__init__``)."""
+    found = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        found[name] = path
     return found
 
 
-def layout_table() -> set[str]:
-    """The files in the first column of the README's "How the code is laid out" table."""
-    readme = (ROOT / "README.md").read_text()
-    section = readme.split("\n## How the code is laid out\n", 1)[1].split("\n## ", 1)[0]
-    rows = [line for line in section.splitlines() if line.startswith("| `")]
-    return {name for row in rows for name in re.findall(r"`([^`]+)`", row.split("|")[1])}
+def imports(path: Path) -> set[str]:
+    """The ``market`` modules ``path`` imports, at any depth (``if TYPE_CHECKING`` too)."""
+    names = modules()
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            candidates = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            candidates = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+        else:
+            continue
+        found |= {name for name in candidates if name in names and name != "market"}
+    return found
 
 
-def test_the_layout_table_names_every_file_and_only_files_there_are():
-    table, files = layout_table(), project_files()
-    assert len(table) > 40, "the table was not found: the test is blind"
-    assert sorted(files - table) == [], "files missing from README's layout table"
-    assert sorted(table - files) == [], "README's layout table names files that do not exist"
+def test_each_packages_docstring_names_exactly_its_modules():
+    packages = [path.parent for path in PACKAGE.rglob("__init__.py")]
+    assert len(packages) >= 10, "the packages were not found: the test is blind"
+    for package in packages:
+        doc = importlib.import_module(
+            ".".join(package.relative_to(ROOT).parts)).__doc__ or ""
+        named = set(re.findall(r"^    (\w+)/?  ", doc, re.M))
+        there = ({path.stem for path in package.glob("*.py")} - {"__init__"}) | {
+            path.parent.name for path in package.glob("*/__init__.py")}
+        assert named == there, (package, sorted(named ^ there))
 
 
-def test_the_module_map_of_market_names_every_module():
-    mapped = set(re.findall(r"^    (\w+)  ", market.__doc__, re.M))
-    modules = {path.stem for path in (ROOT / "market").glob("*.py")} - {"__init__"}
-    assert len(mapped) > 20, "the map was not found: the test is blind"
-    assert sorted(modules - mapped) == [], "modules missing from market/__init__.py's map"
-    assert sorted(mapped - modules) == [], "market/__init__.py maps modules that do not exist"
+def test_no_import_circles():
+    graph = {name: imports(path) for name, path in modules().items()}
+    assert sum(map(len, graph.values())) > 50, "no imports found: the test is blind"
+
+    def visit(name: str, trail: list[str]) -> None:
+        if name in trail:
+            raise AssertionError("import circle: " + " -> ".join(trail[trail.index(name):]
+                                                                  + [name]))
+        for other in graph[name]:
+            visit(other, trail + [name])
+    for name in graph:
+        visit(name, [])
+
+
+def test_the_domain_imports_no_service_machinery():
+    checked = 0
+    for name, path in modules().items():
+        if not name.startswith(DOMAIN):
+            continue
+        checked += 1
+        allowed = SHARED | {other for other in modules() if other.startswith(DOMAIN)}
+        if name.endswith(".api"):  # an internal API is declared with the net's InternalOp
+            allowed.add("market.net.internal")
+        assert imports(path) <= allowed, (name, sorted(imports(path) - allowed))
+    assert checked >= 10
