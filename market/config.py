@@ -83,6 +83,10 @@ SEARCH_LIMIT_MAX, SEARCH_LIMIT_DEFAULT = 500, 100  # matches of one search
 CLI_TIMEOUT = 20.0  # seconds a CLI waits for a frontend: longer than its database timeouts
 STATUS_TIMEOUT = 3.0  # seconds status.sh waits for a service's Stats
 
+# -- encryption in transit (contract §14) ------------------------------------------------------
+TLS_CERT_DAYS = 365  # days a certificate of make_certs.sh is valid (its --days)
+TLS_COMPLAINT_EVERY = 60.0  # seconds between two WARNINGs of one kind of refused TLS client
+
 # A card every check accepts (the well-known Visa test number): the buyer CLI fills
 # the fields not asked yet with it to check one field alone; tests buy with it.
 SAMPLE_CARD = {"card_name": "A Buyer", "card_number": "4111111111111111", "expiry": "12/99"}

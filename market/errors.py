@@ -11,8 +11,15 @@ One module for all of them, as httpx's ``_exceptions.py``; the tree::
                              different markets (logged for the operator already)
       JournalError           a data directory cannot be loaded; the message names the
                              file and line
+      OSError
+        ConnectionError
+          TlsError           TLS failed: a handshake, a record, or loading the files
+                             (``market.net.tls``); the message is one sentence fragment
+                             about the other end, naming the flag to change
       CliError               one sentence for the person at a CLI, which then goes on
         WrongServer          the server is not a frontend of the CLI's role (the CLI stops)
+          NotSecure          TLS at one end and not the other, or a certificate refused
+                             (the CLI stops: retrying cannot help)
         SessionEnded         the frontend no longer knows the session
         Unsure               a write whose outcome no frontend could tell
         Cancelled            the person cancelled the question at hand (Ctrl-C, Enter)
@@ -54,6 +61,13 @@ class NotOneMarket(ApiError):
     """``unavailable``: the databases belong to different markets (logged already)."""
 
 
+class TlsError(ConnectionError):
+    """TLS failed (``market.net.tls``): the other end's certificate, ours, a plaintext peer,
+    or a file that does not load. The message is a fragment about the other end ("its TLS
+    certificate has expired: ..."), naming the flag to change. A ConnectionError, so a
+    client's handling of a lost connection covers it."""
+
+
 class JournalError(Exception):
     """The data directory cannot be loaded; the message names the file and line."""
 
@@ -64,6 +78,11 @@ class CliError(Exception):
 
 class WrongServer(CliError):
     """The server is not a frontend of this CLI's role: the CLI stops (exit status 2)."""
+
+
+class NotSecure(WrongServer):
+    """The frontend and the CLI do not agree on TLS: plaintext at one end, or a certificate
+    that fails the checks. The CLI stops (exit status 2), as for a wrong server."""
 
 
 class SessionEnded(CliError):

@@ -1,5 +1,5 @@
-"""Starting a database: its flags beyond every service's, then the secret, the data
-directory and serving."""
+"""Starting a database: its flags beyond every service's, then the secret, TLS (mutual:
+clients must present a certificate of the CA), the data directory and serving."""
 from __future__ import annotations
 
 import argparse
@@ -8,7 +8,7 @@ from market.config import KEY_QUOTA, KEY_TTL
 from market.database.service import Database
 from market.errors import JournalError
 from market.net.flags import (configure_logging, env_default, exit_at_start, is_loopback,
-                              service_parser)
+                              load_tls, service_parser)
 from market.net.secret import Handshake, read_secret
 from market.net.server import serve
 
@@ -28,10 +28,11 @@ def database_parser(description: str, env_prefix: str, port: int) -> argparse.Ar
 
 
 def database_main(database: Database, args: argparse.Namespace) -> None:
-    """Take the secret, open the data directory if asked (stop with a clear message if it is
-    damaged), then serve."""
+    """Take the secret and the TLS files, open the data directory if asked (stop with a clear
+    message if it is damaged), then serve."""
     configure_logging(database.kind, args.log_level)
     database.handshake = Handshake(read_secret(args.secret_file))
+    tls = load_tls(args, mutual=True)
     database.clock_offset = args.test_clock_offset
     database.outcomes.ttl, database.outcomes.quota = args.key_ttl, args.test_key_quota
     if database.handshake.secret is None and not is_loopback(args.host):
@@ -42,4 +43,4 @@ def database_main(database: Database, args: argparse.Namespace) -> None:
             database.open_data_dir(args.data_dir)
         except (JournalError, OSError) as exc:
             exit_at_start(f"{database.name}: cannot load the data directory: {exc}")
-    serve(database, args)
+    serve(database, args, tls)

@@ -1,4 +1,9 @@
-"""Starting a frontend: its flags beyond every service's, its two databases, then serving."""
+"""Starting a frontend: its flags beyond every service's, its two databases, then serving.
+
+With TLS files, the frontend serves TLS only and dials its databases over TLS (the request
+pools and the long polls alike), verifying each database's certificate against the CA and
+the host name in ``--customer-db``/``--product-db``, and presenting its own certificate;
+reloaded files (SIGHUP) are used by the connections made from then on."""
 from __future__ import annotations
 
 from market.config import (DEFAULT_CUSTOMER_DB_PORT, DEFAULT_DB_POOL, DEFAULT_DB_TIMEOUT,
@@ -8,7 +13,7 @@ from market.frontend.identity import MarketCheck
 from market.frontend.passwords import PasswordHasher, return_big_blocks_to_the_system
 from market.frontend.service import Frontend
 from market.net.client import Client, Health, parse_address
-from market.net.flags import configure_logging, env_default, service_parser
+from market.net.flags import configure_logging, env_default, load_tls, service_parser
 from market.net.secret import read_secret
 from market.net.server import serve
 
@@ -36,10 +41,12 @@ def frontend_main(frontend: type[Frontend], description: str, env_prefix: str, p
     args = parser.parse_args(argv)
     configure_logging(frontend.kind, args.log_level)
     secret = read_secret(args.secret_file)
+    tls = load_tls(args, mutual=False)
 
     def database(what: str, address: tuple[str, int]) -> Client:
         return Client(address, args.db_timeout, secret=secret, pool_size=max(1, args.db_pool),
-                      deadlines=True, health=Health(f"the {what} at %s:%d" % address))
+                      deadlines=True, health=Health(f"the {what} at %s:%d" % address),
+                      tls=tls.client if tls else None)
 
     return_big_blocks_to_the_system()
     customer = database("customer database", args.customer_db)
@@ -48,5 +55,7 @@ def frontend_main(frontend: type[Frontend], description: str, env_prefix: str, p
     service.market_check = MarketCheck(customer, product)
     if secret is not None:
         service.card_key = secret
+    if tls is not None:
+        tls.on_reload(lambda files: [db.use_tls(files.client) for db in (customer, product)])
     service.configure(args)
-    serve(service, args)
+    serve(service, args, tls)

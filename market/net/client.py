@@ -16,15 +16,18 @@ import argparse
 import collections
 import logging
 import socket
+import ssl
 import threading
 import time
 from typing import Callable
 
 from market.config import DEADLINE_SHARE, DEFAULT_DB_TIMEOUT, DEFAULT_HOST, MAX_LINE
-from market.errors import NoAnswer
+from market.errors import NoAnswer, TlsError
 from market.net.internal import InternalOp
 from market.net.secret import proof as secret_proof
 from market.net.sockets import set_socket_timeout
+from market.net.tls import TlsStream
+from market.net.tls import connect as tls_connect
 from protocol import (
     NO_ID_SUFFIX,
     OK_PREFIX,
@@ -44,26 +47,41 @@ PEEK_NOW = int(socket.MSG_PEEK | socket.MSG_DONTWAIT)
 
 
 class Connection:
-    """One persistent, blocking connection speaking the framing above."""
+    """One persistent, blocking connection speaking the framing above; with ``tls`` (a
+    client ``ssl.SSLContext``), over TLS, the server's certificate verified against the
+    context's CA and ``server_hostname`` (default: the host dialled)."""
 
-    def __init__(self, address: tuple[str, int], timeout: float) -> None:
+    def __init__(self, address: tuple[str, int], timeout: float,
+                 tls: ssl.SSLContext | None = None, server_hostname: str | None = None) -> None:
         self.timeout = timeout
-        self.sock = socket.create_connection(address, timeout=timeout)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        # Kernel timeouts on a blocking socket: no poll() before each call, and
-        # the liveness peek below returns at once.
-        self.sock.settimeout(None)
-        set_socket_timeout(self.sock, socket.SO_RCVTIMEO, timeout)
-        set_socket_timeout(self.sock, socket.SO_SNDTIMEO, timeout)
+        self.raw = socket.create_connection(address, timeout=timeout)
+        try:
+            self.raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            # Kernel timeouts on a blocking socket: no poll() before each call, and
+            # the liveness peek below returns at once.
+            self.raw.settimeout(None)
+            set_socket_timeout(self.raw, socket.SO_RCVTIMEO, timeout)
+            set_socket_timeout(self.raw, socket.SO_SNDTIMEO, timeout)
+            self.sock: socket.socket | TlsStream = self.raw
+            if tls is not None:  # the handshake, within the timeout
+                self.sock = tls_connect(self.raw, tls, server_hostname or address[0], timeout)
+                set_socket_timeout(self.raw, socket.SO_RCVTIMEO, timeout)
+        except BaseException:
+            self.raw.close()
+            raise
         self.rfile = self.sock.makefile("rb")
+        self.answered = False  # a reply has come on it
 
     def looks_closed(self) -> bool:
         """True if the peer has closed (or sent junk on) an idle connection.
 
         A non-blocking peek, not ``select()``: that fails for descriptors past 1,024.
+        (Over TLS too: the servers send nothing unasked, see ``market.net.tls``.)
         """
+        if self.sock is not self.raw and self.sock.pending():
+            return True  # junk
         try:
-            self.sock.recv(1, PEEK_NOW)  # end of stream, or junk
+            self.raw.recv(1, PEEK_NOW)  # end of stream, or junk
             return True
         except BlockingIOError:
             return False  # nothing to read: alive and idle
@@ -79,15 +97,15 @@ class Connection:
             if time.monotonic() - sent >= 0.9 * self.timeout:
                 raise TimeoutError(f"no reply within {self.timeout:g} s")
             raise ConnectionError("connection closed before the reply")
+        self.answered = True
         return line
 
     def close(self) -> None:
         try:
             self.rfile.close()
-            self.sock.close()
+            self.raw.close()
         except OSError:
             pass
-
 
 
 class Health:
@@ -167,6 +185,12 @@ class Client:
     ``on_hello(hello, clock_offset, hello_again)`` sees the reply before the connection
     is used (``hello_again()`` asks once more on it; an ``ApiError`` it raises refuses
     the request; the connection is kept).
+
+    With ``tls`` (a client ``ssl.SSLContext``, ``market.net.tls``) every connection is TLS,
+    the server's certificate verified against the context's CA and ``server_hostname``
+    (default: the host of ``address``); a failure of those checks is logged by ``health``
+    and raised as ``unavailable`` caused by the ``TlsError`` that says why
+    (``__cause__``). ``use_tls`` changes the context for the connections made from then on.
     """
 
     def __init__(self, address: tuple[str, int], timeout: float = DEFAULT_DB_TIMEOUT,
@@ -174,8 +198,13 @@ class Client:
                  secret: bytes | None = None, pool_size: int | None = None,
                  deadlines: bool = False,
                  on_hello: Callable[[dict, float, Callable[[], dict]], None] | None = None,
-                 health: Health | None = None) -> None:
+                 health: Health | None = None, tls: ssl.SSLContext | None = None,
+                 server_hostname: str | None = None) -> None:
         self.address = address
+        self.tls = tls
+        self.server_hostname = server_hostname or address[0]
+        # The context of a new connection: this client's, or its parent's (``dedicated``).
+        self._context: Callable[[], ssl.SSLContext | None] = lambda: self.tls
         self.health = health or Health("%s:%d" % address)
         self.timeout = timeout
         self.max_idle = max_idle
@@ -200,12 +229,20 @@ class Client:
     def dedicated(self) -> "Client":
         """A client of its own (one connection, outside this pool) to the same server, for a
         long poll: every new connection it makes goes through the same checks as this one's
-        (the secret, deadlines, and ``on_hello``, read through this client when called)."""
+        (TLS with this client's context, the secret, deadlines, and ``on_hello``, read
+        through this client when called)."""
         def on_hello(hello: dict, clock_offset: float, hello_again: Callable[[], dict]) -> None:
             if self.on_hello is not None:
                 self.on_hello(hello, clock_offset, hello_again)
-        return Client(self.address, self.timeout, max_idle=1, secret=self.secret, pool_size=1,
-                      deadlines=self.deadlines, on_hello=on_hello, health=self.health)
+        child = Client(self.address, self.timeout, max_idle=1, secret=self.secret, pool_size=1,
+                       deadlines=self.deadlines, on_hello=on_hello, health=self.health,
+                       server_hostname=self.server_hostname)
+        child._context = self._context
+        return child
+
+    def use_tls(self, context: ssl.SSLContext) -> None:
+        """Dial with ``context`` from now on (reloaded files); open connections stay."""
+        self.tls = context
 
     def call(self, op: str | InternalOp, args: dict | None = None, session: str | None = None,
              read: bool = False) -> dict:
@@ -265,6 +302,11 @@ class Client:
                     from None
             except (OSError, ConnectionError) as exc:
                 self._discard(conn)
+                if isinstance(exc, TlsError) and not conn.answered:
+                    # Refused at the handshake: over TLS 1.3 a server's verdict on our
+                    # certificate comes with its first record, the request unread.
+                    self.health.failed(exc)
+                    raise self._unreachable() from exc
                 if (read or keyed) and attempt == 1:
                     continue
                 self.health.failed(f"no answer: {exc}")
@@ -273,6 +315,10 @@ class Client:
             self.health.answered()
             return line
         raise AssertionError("unreachable")
+
+    def _unreachable(self) -> ApiError:
+        return ApiError("unavailable", f"{self.peer} is unreachable; nothing was changed; "
+                                       "try again.")
 
     def _no_answer(self, read: bool) -> NoAnswer:
         if read:
@@ -320,13 +366,18 @@ class Client:
                     raise ApiError("unavailable", "The server is too busy right now; nothing "
                                                   "was changed; try again.")
         try:
-            conn = Connection(self.address, self.timeout)
-            hello = self._greet(conn) if self.secret or self.on_hello else {}
-        except (OSError, ConnectionError, ApiError) as exc:
+            conn = Connection(self.address, self.timeout, self._context(), self.server_hostname)
+        except (OSError, ConnectionError) as exc:
             self._closed()
             self.health.failed(exc)
-            raise ApiError("unavailable", f"{self.peer} is unreachable; nothing "
-                                          "was changed; try again.") from None
+            raise self._unreachable() from (exc if isinstance(exc, TlsError) else None)
+        try:
+            hello = self._greet(conn) if self.secret or self.on_hello else {}
+        except (OSError, ConnectionError, ApiError) as exc:
+            conn.close()
+            self._closed()
+            self.health.failed(exc)
+            raise self._unreachable() from (exc if isinstance(exc, TlsError) else None)
         if self.on_hello is not None:
             try:
                 self.on_hello(hello, self.clock_offset, lambda: self._hello(conn))

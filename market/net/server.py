@@ -6,8 +6,13 @@ Class tree, from the request inwards::
       RequestHandler                            one connection: lines in, replies out
         Service.respond                         one line (``market.net.service``)
 
-``serve`` binds, prints the ready line (``READY``) and serves until SIGTERM/SIGINT;
-``parse_ready_line`` reads that line back (tests, the benchmark, run_all.sh).
+``serve`` binds, prints the ready line (``READY``) and serves until SIGTERM/SIGINT (with
+TLS files, SIGHUP reloads them); ``parse_ready_line`` reads that line back (tests, the
+benchmark, run_all.sh).
+
+With ``tls`` (``market.net.tls.TlsFiles``) a server serves TLS only: each connection's
+handshake runs in its own thread, under the read timeout, once it is admitted (so it
+counts against the cap, and a client that never finishes it holds up no one else).
 """
 from __future__ import annotations
 
@@ -31,6 +36,8 @@ from market.config import (
 from market.net.flags import configure_logging, exit_at_start
 from market.net.service import OTHER_OP, Peer, Service
 from market.net.sockets import LineReader, set_socket_timeout
+from market.net.tls import Complaints, Refused, TlsFiles, answer_tls_at_plaintext_port
+from market.net.tls import accept as tls_accept
 from protocol import ApiError, encode, error_reply
 
 READY = "{name} ready on {host}:{port}"  # the line a service prints once it serves
@@ -48,11 +55,15 @@ class RequestHandler(socketserver.BaseRequestHandler):
         self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         # A client that stops reading its replies is dropped like a slow sender.
         set_socket_timeout(self.request, socket.SO_SNDTIMEO, self.server.read_timeout)
-        self.lines = LineReader(self.request, self.server.idle_timeout,
-                                self.server.read_timeout)
         self.peer = Peer("%s:%s" % self.client_address[:2])
+        self.stream = self.server.opened(self.request, self.peer)  # None: not to be served
+        if self.stream is not None:
+            self.lines = LineReader(self.stream, self.server.idle_timeout,
+                                    self.server.read_timeout)
 
     def handle(self) -> None:
+        if self.stream is None:
+            return
         while True:
             try:
                 line = self.lines.read_line()
@@ -67,7 +78,7 @@ class RequestHandler(socketserver.BaseRequestHandler):
 
     def _send(self, reply: bytes) -> bool:
         try:
-            self.request.sendall(reply)
+            self.stream.sendall(reply)
             return True
         except OSError:
             return False
@@ -84,8 +95,11 @@ class Server(socketserver.ThreadingTCPServer):
     def __init__(self, address: tuple[str, int], service: Service,
                  idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
                  read_timeout: float = DEFAULT_READ_TIMEOUT,
-                 max_connections: int = DEFAULT_MAX_CONNECTIONS) -> None:
+                 max_connections: int = DEFAULT_MAX_CONNECTIONS,
+                 tls: TlsFiles | None = None) -> None:
         self.service = service
+        self.tls = tls
+        self.complaints = Complaints()  # refused TLS connections, logged without a flood
         self.idle_timeout = idle_timeout
         self.read_timeout = read_timeout
         self.max_connections = max_connections
@@ -112,6 +126,26 @@ class Server(socketserver.ThreadingTCPServer):
         except RuntimeError:  # no thread could be started
             self._connection_ended(request)
             raise
+
+    def opened(self, request: socket.socket, peer: Peer):
+        """In the connection's own thread, before its first request: the stream to serve it
+        on (the socket, or over TLS a ``TlsStream`` after the handshake), or None when it is
+        not to be served (logged through ``complaints``). A TLS client at a plaintext port,
+        or a plaintext client at a TLS port, is told so in one plaintext line."""
+        if self.tls is None:
+            set_socket_timeout(request, socket.SO_RCVTIMEO, self.idle_timeout)
+            if not answer_tls_at_plaintext_port(request):
+                return request
+            self.complaints.refused(peer.address, Refused(
+                "it opened a TLS handshake at this plaintext port (it was told so; start "
+                "this service with --tls-cert, --tls-key and --tls-ca, or the client "
+                "without --tls-ca)", "TLS at plaintext"))
+            return None
+        try:
+            return tls_accept(request, self.tls.server, self.read_timeout)
+        except Refused as refusal:
+            self.complaints.refused(peer.address, refusal)
+            return None
 
     def process_request_thread(self, request, client_address) -> None:
         try:
@@ -147,15 +181,17 @@ class Server(socketserver.ThreadingTCPServer):
             time.sleep(0.02)
 
     def refuse(self, request: socket.socket, client_address) -> None:
-        """Answer one ``unavailable`` line and close, without a thread."""
+        """Answer one ``unavailable`` line and close, without a thread (over TLS, close
+        only: a line needs the handshake, which needs a thread)."""
         self.refused += 1
         log.warning("refused %s: %d connections are open", client_address, self.max_connections)
-        error = ApiError("unavailable", "The server has too many connections; retry later.")
-        try:
-            request.setblocking(False)
-            request.send(encode(error_reply(error, None)))
-        except OSError:
-            pass
+        if self.tls is None:
+            error = ApiError("unavailable", "The server has too many connections; retry later.")
+            try:
+                request.setblocking(False)
+                request.send(encode(error_reply(error, None)))
+            except OSError:
+                pass
         self.shutdown_request(request)
 
     def handle_error(self, request, client_address) -> None:
@@ -170,8 +206,9 @@ def allow_open_files(count: int) -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
 
 
-def serve(service: Service, args: argparse.Namespace) -> None:
-    """Bind, print the ready line, serve until SIGTERM/SIGINT, then close cleanly.
+def serve(service: Service, args: argparse.Namespace, tls: TlsFiles | None = None) -> None:
+    """Bind, print the ready line, serve until SIGTERM/SIGINT, then close cleanly; with
+    ``tls``, serve TLS only and reload its files on SIGHUP (for new connections).
 
     The ready line goes to stdout exactly as ``READY`` says (scripts parse it), and to
     the log, time-stamped, with the pid.
@@ -180,7 +217,7 @@ def serve(service: Service, args: argparse.Namespace) -> None:
     allow_open_files(2 * args.max_connections + 1024)  # clients, database pools, journals
     try:
         server = Server((args.host, args.port), service, args.idle_timeout, args.read_timeout,
-                        args.max_connections)
+                        args.max_connections, tls)
     except OSError as exc:
         exit_at_start(f"{service.name}: cannot listen on {args.host}:{args.port}: "
                       f"{exc.strerror}")
@@ -188,13 +225,18 @@ def serve(service: Service, args: argparse.Namespace) -> None:
     host, port = server.server_address[:2]
     ready = READY.format(name=service.name, host=host, port=port)
     print(ready, flush=True)
-    log.info("%s (pid %d)", ready, os.getpid())
+    log.info("%s (pid %d)%s", ready, os.getpid(),
+             "" if tls is None else f", TLS only ({tls.cert}"
+             + (", clients need a certificate of the CA" if tls.mutual else "") + ")")
 
     def stop(signum, frame) -> None:
         threading.Thread(target=server.shutdown, daemon=True).start()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    if tls is not None:
+        signal.signal(signal.SIGHUP, lambda signum, frame: threading.Thread(
+            target=tls.reload, daemon=True).start())
     try:
         server.serve_forever(poll_interval=0.2)
     finally:
