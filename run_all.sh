@@ -35,13 +35,25 @@ $((DEFAULT_SELLER_FRONTEND_PORT + 3)), ...)
                       a restart (RUN_DIR/data); empty: in memory only
   MARKET_SECRET_FILE  the deployment's shared secret (RUN_DIR/secret, made
                       readable by its owner only if missing)
+  TLS                 1: every service serves TLS only, and the frontends dial
+                      the databases over TLS with certificates (mutual TLS);
+                      the certificates are made with ./make_certs.sh in TLS_DIR
+                      when missing, and the line to export for the CLIs is
+                      printed. Unset: plaintext on loopback, as ever (the
+                      MARKET_TLS_* variables are then not passed on)
+  TLS_DIR             where the certificates are (RUN_DIR/tls)
   PYTHON              the Python interpreter (python3)
 The services read their other variables (SESSION_TIMEOUT, LOG_LEVEL, ... see
 README.md) themselves.
 
+Send a service SIGHUP to have it load its certificate files anew (after
+./make_certs.sh --dir TLS_DIR); the connections it opens or accepts from then on
+use them.
+
 The frontends are named seller_server, seller_server_2, seller_server_3, ...
 and buyer_server, buyer_server_2, ...; each service NAME has NAME.pid,
-NAME.address, NAME.out (its ready line) and NAME.log in RUN_DIR. The logs of
+NAME.address, NAME.out (its ready line), NAME.log and, when it serves TLS,
+NAME.tls (TLS_DIR, for status.sh) in RUN_DIR. The logs of
 a service's 4 starts before the last are kept too: NAME.log.1 (the one before)
 to NAME.log.4 (the oldest).
 Each service gets $START_TIMEOUT s to say it is ready. ./status.sh says how each
@@ -90,6 +102,11 @@ for variable in SELLER_FRONTENDS BUYER_FRONTENDS; do
     [[ "${!variable}" =~ ^[1-9][0-9]{0,3}$ ]] \
         || bad_setting "$variable must be a whole number from 1 up, not '${!variable}'"
 done
+case "${TLS:-}" in
+    1) TLS=1 ;;
+    ""|0) TLS="" ;;
+    *) bad_setting "TLS must be 1 (TLS on) or unset (off), not '$TLS'" ;;
+esac
 PRODUCT_DB_PORT="${PRODUCT_DB_PORT:-$DEFAULT_PRODUCT_DB_PORT}"
 CUSTOMER_DB_PORT="${CUSTOMER_DB_PORT:-$DEFAULT_CUSTOMER_DB_PORT}"
 SELLER_SERVER_PORT="${SELLER_SERVER_PORT:-$DEFAULT_SELLER_FRONTEND_PORT}"
@@ -131,6 +148,30 @@ mkdir -p "$RUN_DIR"
 RUN_DIR="$(cd "$RUN_DIR" && pwd)"
 if [ "$RUN_DIR" = "$ROOT/run" ]; then STOP_ALL="./stop_all.sh"; else STOP_ALL="RUN_DIR=$RUN_DIR ./stop_all.sh"; fi
 
+# Encryption in transit (contract §14): TLS=1 starts every service with TLS, and only
+# then; the MARKET_TLS_* variables are for the CLIs (and for services started by hand).
+TLS_DIR="${TLS_DIR:-$RUN_DIR/tls}"
+if [ -z "$TLS" ] && [ -n "${MARKET_TLS_CA:-}${MARKET_TLS_CERT:-}${MARKET_TLS_KEY:-}" ]; then
+    echo "Note: MARKET_TLS_* is set, but without TLS=1 the services start in plaintext" \
+         "(TLS=1 ./run_all.sh for TLS); a CLI with MARKET_TLS_CA will refuse them." >&2
+fi
+unset MARKET_TLS_CA MARKET_TLS_CERT MARKET_TLS_KEY
+
+# A service still running from an earlier run with TLS on while this run has it off (or
+# the reverse) could not talk to the ones started now: say which, before starting any.
+for name in "${plan[@]}"; do
+    live_pid "$name" >/dev/null || continue
+    if [ -f "$RUN_DIR/$name.tls" ] && [ -z "$TLS" ]; then
+        echo "run_all.sh: $name runs with TLS (started earlier) and this run is without:" \
+             "stop it first ($STOP_ALL) or run TLS=1 ./run_all.sh." >&2
+        exit 1
+    elif [ ! -f "$RUN_DIR/$name.tls" ] && [ -n "$TLS" ]; then
+        echo "run_all.sh: $name runs without TLS (started earlier) and this run is with" \
+             "TLS=1: stop it first ($STOP_ALL) or run without TLS=1." >&2
+        exit 1
+    fi
+done
+
 # A service still running from an earlier run (say, with fewer seller
 # frontends) may hold a port this run wants: say which, before starting any.
 declare -A HELD_BY=()  # port -> the running service recorded there
@@ -160,6 +201,19 @@ if [ -z "${MARKET_SECRET_FILE:-}" ]; then
     fi
 fi
 export MARKET_SECRET_FILE
+
+# TLS=1: the CA and a certificate per service in TLS_DIR, made when one is missing.
+if [ -n "$TLS" ]; then
+    for file in ca.crt "${SERVICES[@]/%/.crt}" "${SERVICES[@]/%/.key}"; do
+        if [ ! -s "$TLS_DIR/$file" ]; then
+            "$ROOT/make_certs.sh" --dir "$TLS_DIR" >/dev/null \
+                || { echo "run_all.sh: could not make the certificates in $TLS_DIR" >&2; exit 1; }
+            echo "made the TLS certificates in $TLS_DIR (./make_certs.sh --help says more)"
+            break
+        fi
+    done
+    TLS_DIR="$(cd "$TLS_DIR" && pwd)"
+fi
 
 # The databases keep their data in DATA_DIR (a journal and snapshots), so that a
 # restarted one carries on where it stopped; DATA_DIR= (empty) keeps it in memory.
@@ -198,12 +252,17 @@ for name in "${plan[@]}"; do
         product_db|customer_db) args=(--port "${PORT[$name]}") ;;
         *) args=(--port "${PORT[$name]}" "${DATABASES[@]}") ;;
     esac
+    if [ -n "$TLS" ]; then  # each service its own certificate; further frontends their role's
+        args+=(--tls-cert "$TLS_DIR/$script.crt" --tls-key "$TLS_DIR/$script.key"
+               --tls-ca "$TLS_DIR/ca.crt")
+    fi
     log="$RUN_DIR/$name.log"
     if pid="$(live_pid "$name")"; then
         echo "$name is already running (pid $pid)"
         continue
     fi
     rotate_log "$log"
+    if [ -n "$TLS" ]; then echo "$TLS_DIR" >"$RUN_DIR/$name.tls"; else rm -f "$RUN_DIR/$name.tls"; fi
     # The log gets every time-stamped line (stderr); stdout only the bare ready line, which
     # market.ops.launch reads as the tests and the benchmark do.
     PYTHONUNBUFFERED=1 nohup "$PYTHON" "$ROOT/$script.py" "${args[@]}" \
@@ -246,4 +305,8 @@ for name in "${shown[@]}"; do
 done
 echo "For the CLIs to use every frontend (the next when one stops answering):"
 echo "export SELLER_SERVERS=${SERVERS[SELLER_SERVERS]:-} BUYER_SERVERS=${SERVERS[BUYER_SERVERS]:-}"
+if [ -n "$TLS" ]; then
+    echo "They serve TLS only; for the CLIs to verify them with the CA:"
+    echo "export MARKET_TLS_CA=$TLS_DIR/ca.crt"
+fi
 echo "Stop them with $STOP_ALL; see how they are doing with ${STOP_ALL/stop_all/status}"

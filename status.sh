@@ -40,6 +40,13 @@ Environment:
   RUN_DIR             the run directory, as for run_all.sh (default ./run)
   MARKET_SECRET_FILE  the deployment's shared secret, which the databases ask
                       for (default RUN_DIR/secret, as run_all.sh makes it)
+  MARKET_TLS_CA       the CA to verify the services' TLS certificates with; set,
+                      every service is asked over TLS (default: those run_all.sh
+                      started with TLS=1, verified with the CA it used)
+  MARKET_TLS_CERT, MARKET_TLS_KEY
+                      the certificate shown to a database over TLS, which asks
+                      for one signed by the CA (default: the seller frontend's,
+                      in the TLS directory run_all.sh used)
   PYTHON              the Python interpreter (python3)
 
 Exit status: 0 when every service is up, 1 when one is degraded and none is
@@ -67,9 +74,10 @@ secret=()
 services=()
 while read -r name; do
     pid="$(live_pid "$name")" || pid=""
-    address=""
+    address="" tls_dir=""
     [ -z "$pid" ] || address="$(cat "$RUN_DIR/$name.address" 2>/dev/null)" || address=""
-    services+=("$name=$pid=$address")
+    [ -z "$pid" ] || tls_dir="$(cat "$RUN_DIR/$name.tls" 2>/dev/null)" || tls_dir=""
+    services+=("$name=$pid=$address=$tls_dir")
 done < <(known_services)
 
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"

@@ -93,7 +93,8 @@ stop_services() {
         else
             echo "$name is not running"
         fi
-        rm -f "$RUN_DIR/$name.pid" "$RUN_DIR/$name.address" "$RUN_DIR/$name.out"
+        rm -f "$RUN_DIR/$name.pid" "$RUN_DIR/$name.address" "$RUN_DIR/$name.out" \
+            "$RUN_DIR/$name.tls"
     done
     for i in "${!pids[@]}"; do
         while runs "${pids[$i]}" "${names[$i]}" && [ "$waited" -lt $((grace * 10)) ]; do

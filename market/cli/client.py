@@ -15,17 +15,23 @@ frontend, its ``Hello`` must name this CLI's role (``WrongServer`` otherwise).
 It speaks of them as "the buyer frontend at HOST:PORT" (the glossary's word).
 A move to another frontend is told through ``on_move`` (one line for a person).
 
+With ``tls`` (a client context: ``--tls-ca``) every frontend is dialled over TLS and must
+show a certificate of that CA valid for the host dialled; without it, plaintext. Either
+way a mismatch is ``NotSecure``, one sentence naming the cause and the flag: no fallback.
+
 Exceptions, beyond ``market.net.client``'s::
 
     ApiError
       NotSent      no frontend could be reached: the request never left
     CliError       one sentence for a person (``send`` raises only these)
       WrongServer  a server that is not a frontend of this role
+        NotSecure  TLS at one end only, or a certificate that fails the checks
       SessionEnded the frontend no longer knows the session
       Unsure       a write whose outcome no frontend could tell
 """
 from __future__ import annotations
 
+import ssl
 from typing import Callable
 
 from market.config import CLI_TIMEOUT
@@ -33,13 +39,16 @@ from market.errors import (
     TRANSIENT_ERRORS,
     CliError,
     NoAnswer,
+    NotSecure,
     NotSent,
     SessionEnded,
+    TlsError,
     Unsure,
     WrongServer,
 )
 from market.keys import fresh_key
-from market.net.client import Client, Connection
+from market.net.client import Client, Connection, Health
+from market.net.tls import PLAINTEXT_AT_TLS_PORT
 from protocol import ApiError, encode, envelope, result_of
 
 SERVICE_NAMES = {"seller": "seller frontend", "buyer": "buyer frontend",
@@ -83,17 +92,36 @@ class CliClient(Client):
         try:
             return super()._checkout(peek)
         except ApiError as error:
+            if isinstance(error.__cause__, TlsError):
+                raise self.not_secure(error.__cause__) from None
             raise NotSent(error.code, error.message) from None
+
+    def exchange(self, payload: Callable[[], bytes], read: bool = False,
+                 keyed: bool = False) -> bytes:
+        try:
+            return super().exchange(payload, read, keyed)
+        except ApiError as error:
+            if isinstance(error.__cause__, TlsError):
+                raise self.not_secure(error.__cause__) from None
+            raise
+
+    def not_secure(self, why: TlsError) -> NotSecure:
+        """One sentence: the frontend (``health.what``) failed the TLS checks, and why."""
+        return NotSecure(f"Cannot talk to {self.health.what} securely: {why}; nothing was "
+                         "sent.")
 
 
 class Frontends:
     """The frontends of ``role`` a CLI may use, in order of preference."""
 
     def __init__(self, role: str, addresses: list[tuple[str, int]],
-                 timeout: float = CLI_TIMEOUT) -> None:
+                 timeout: float = CLI_TIMEOUT, tls: ssl.SSLContext | None = None) -> None:
         self.role = role
         self.addresses = addresses
-        self.clients = [CliClient(address, timeout) for address in addresses]
+        self.tls = tls
+        self.clients = [CliClient(address, timeout, tls=tls,
+                                  health=Health(f"the {role} frontend at {host}:{port}"))
+                        for address in addresses for host, port in [address]]
         self.checked = [False] * len(addresses)  # said Hello as a frontend of ``role``
         self.current = 0  # the one in use
         self.on_move: Callable[[str], None] = lambda note: None
@@ -214,7 +242,11 @@ class Frontends:
             raise
         except NoAnswer as failure:
             raise NotSent(failure.code, failure.message) from None
-        except ApiError:
+        except ApiError as error:
+            if error.message == PLAINTEXT_AT_TLS_PORT:
+                raise NotSecure(f"{self.where(index)} speaks TLS only: give this CLI the "
+                                "marketplace's CA with --tls-ca FILE (or MARKET_TLS_CA); "
+                                "nothing was sent.") from None
             hello = {}
         kind = hello.get("service")
         if kind != self.role:

@@ -22,12 +22,14 @@ from typing import Any
 
 from market.cli import prompts
 from market.cli.client import Frontends
-from market.errors import CliError, NotSent, SessionEnded, Unsure, WrongServer
+from market.errors import CliError, NotSent, SessionEnded, TlsError, Unsure, WrongServer
 from market.cli.commands import HELP_WORDS, QUIT_WORDS, Arg, Command, CommandSet, menu
 from market.cli.views import shown
 from market.config import DEFAULT_HOST
 from market.fields import LOGIN_USERNAME, PASSWORD, USERNAME
 from market.net.client import parse_address
+from market.net.flags import add_tls_ca_flag
+from market.net.tls import client_context
 
 CLI_SYNTAX = """\
 At a terminal the CLI shows this menu and asks for the values left off the line
@@ -372,7 +374,12 @@ def cli_main(role: str, commands: list[Command], env_prefix: str, port: int, exa
                              "when one stops answering (env "
                              f"{env_prefix}S=HOST:PORT,HOST:PORT, the line run_all.sh "
                              "prints; default --host and --port)")
+    add_tls_ca_flag(parser)
     args = parser.parse_args(argv)
+    try:
+        tls = client_context(args.tls_ca) if args.tls_ca else None
+    except TlsError as error:
+        parser.error(str(error))
     try:
         servers = os.environ.get(f"{env_prefix}S", "")
         addresses = args.server or [parse_address(text) for text in servers.split(",") if text]
@@ -380,7 +387,8 @@ def cli_main(role: str, commands: list[Command], env_prefix: str, port: int, exa
         parser.error(f"{env_prefix}S: {error}")
     sys.stdout.reconfigure(line_buffering=True)  # each result as soon as it is known
     logging.getLogger("market").addHandler(logging.NullHandler())  # a CLI logs nothing
-    shell = Shell(role, commands, Frontends(role, addresses or [(args.host, args.port)]),
+    shell = Shell(role, commands,
+                  Frontends(role, addresses or [(args.host, args.port)], tls=tls),
                   sys.stdin.isatty(), hooks)
     for name in ("SIGTERM", "SIGHUP"):  # log out on these too
         if hasattr(signal, name):

@@ -1,9 +1,16 @@
 """What ./status.sh prints: each service of a run directory, asked for its ``Stats``.
 
-``python3 -m market.ops.status [--json] [--secret-file FILE] NAME=PID=ADDRESS ...``
-(PID and ADDRESS empty for a service that is not running). Each running
-service gets one ``Stats`` request (the databases after proving the secret);
-nothing is changed. The rates leave out ``Stats`` requests themselves, so that
+``python3 -m market.ops.status [--json] [--secret-file FILE] [--tls-ca FILE] [--tls-cert
+FILE --tls-key FILE] NAME=PID=ADDRESS[=TLS_DIR] ...`` (PID and ADDRESS empty for a service
+that is not running; TLS_DIR where the certificates of a service that run_all.sh started
+with TLS are). Each running service gets one ``Stats`` request (the databases after
+proving the secret); nothing is changed.
+
+Over TLS (a TLS_DIR, or ``--tls-ca`` / MARKET_TLS_CA for every service: no plaintext
+fallback) the service's certificate is verified against the CA (``--tls-ca``, else
+TLS_DIR/ca.crt) and the host in ADDRESS; a database, which asks for a client certificate,
+is shown ``--tls-cert`` (else the seller frontend's, TLS_DIR/seller_server.crt: status.sh
+acts for the deployment, as it proves its secret). The rates leave out ``Stats`` requests themselves, so that
 watching a service does not show up as its load.
 
 A row's state: ``up``; ``degraded`` (a frontend that answers but cannot reach one of its
@@ -21,8 +28,11 @@ from typing import Any
 
 from market.config import STATUS_TIMEOUT
 from market.errors import NoAnswer
+from market.errors import TlsError
 from market.net.client import Client, parse_address
+from market.net.flags import add_tls_flags
 from market.net.secret import read_secret
+from market.net.tls import client_context
 from protocol import ApiError
 
 DATABASES = ("product_db", "customer_db")
@@ -36,18 +46,24 @@ DATABASE_NAMES = {"customer_db": "customer database", "product_db": "product dat
 COPY_OF = {"catalog": "product database", "accounts": "customer database"}
 
 
-def service_status(name: str, pid: str, address: str, secret: bytes | None) -> dict[str, Any]:
+def service_status(name: str, pid: str, address: str, secret: bytes | None,
+                   tls_dir: str = "", tls: argparse.Namespace | None = None) -> dict[str, Any]:
     """One service's row: "up" or "degraded" with its figures, "down" (not running) or
     "no answer" (running, but ``Stats`` did not come back; ``error`` says why, in an
-    operator's words)."""
+    operator's words). Asked over TLS when ``tls_dir`` or ``tls.tls_ca`` is given."""
     row: dict[str, Any] = {"name": name, "pid": int(pid) if pid else None,
                            "address": address or None, "state": "down"}
     if not pid:
         return row
     row["state"] = "no answer"
     try:
+        context = tls_context(name, tls_dir, tls)
+    except TlsError as error:
+        row["error"] = f"it serves TLS, but {error}"
+        return row
+    try:
         client = Client(parse_address(address), STATUS_TIMEOUT,
-                        secret=secret if name in DATABASES else None)
+                        secret=secret if name in DATABASES else None, tls=context)
     except argparse.ArgumentTypeError:
         row["error"] = "its address file is missing or unreadable"
         return row
@@ -63,6 +79,21 @@ def service_status(name: str, pid: str, address: str, secret: bytes | None) -> d
     if reasons:
         row["error"] = "; ".join(reasons)
     return row
+
+
+def tls_context(name: str, tls_dir: str, tls: argparse.Namespace | None):
+    """The context to ask service ``name`` with over TLS, or None for plaintext: the CA of
+    ``--tls-ca`` or else of ``tls_dir``; for a database, a certificate to show too."""
+    ca = (tls.tls_ca if tls else "") or (f"{tls_dir}/ca.crt" if tls_dir else "")
+    if not ca:
+        return None
+    cert = key = ""
+    if name in DATABASES:  # mutual TLS
+        cert = (tls.tls_cert if tls else "") or (f"{tls_dir}/seller_server.crt"
+                                                 if tls_dir else "")
+        key = (tls.tls_key if tls else "") or (f"{tls_dir}/seller_server.key"
+                                               if tls_dir else "")
+    return client_context(ca, cert, key)
 
 
 def no_answer(error: ApiError, reason: str) -> str:
@@ -151,10 +182,14 @@ def main(argv: list[str] | None = None) -> None:
                                      description="Ask each service for its Stats (status.sh).")
     parser.add_argument("--json", action="store_true", help="print JSON, not a table")
     parser.add_argument("--secret-file", default="", help="the deployment's secret")
-    parser.add_argument("services", nargs="*", metavar="NAME=PID=ADDRESS")
+    add_tls_flags(parser, client=True)
+    parser.add_argument("services", nargs="*", metavar="NAME=PID=ADDRESS[=TLS_DIR]")
     args = parser.parse_args(argv)
     secret = read_secret(args.secret_file)
-    rows = [service_status(*entry.split("=", 2), secret) for entry in args.services]
+    rows = []
+    for entry in args.services:
+        name, pid, address, tls_dir = (entry.split("=", 3) + [""])[:4]
+        rows.append(service_status(name, pid, address, secret, tls_dir, args))
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
