@@ -55,6 +55,13 @@ figure keeps how it was read (``services_cpu_resolution`` per run,
 ("< 10 ms tick"), and a ratio to the echo chain built on one as "n/a". One run has
 no spread: figures from one run are shown without ±, charts without error bars.
 
+``--tls`` runs the same over TLS: certificates are made once (``make_certs.sh``, in
+``--out``/tls), every service serves TLS only, the frontends dial the databases over TLS
+with certificates (mutual TLS), and the clients verify their frontend; the echo chain is
+built the same way (the relay dials the echo over TLS with a certificate), so the ratio
+stays a fair one. Connections are made before the clock starts and kept, so handshakes
+are not timed. Run it back to back with a run without ``--tls`` to see what TLS costs.
+
 ``--target`` points the clients at running frontends instead (see ``--help``:
 it touches only what it creates, and takes its items off sale after each run).
 The services are not ours to measure then; instead each frontend, and each
@@ -101,7 +108,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.charts import draw_charts, draw_size_chart, draw_soak_chart
-from bench.deploy import Deployment, start_market
+from bench.deploy import Deployment, make_certs, start_market
 from bench.echo import start_echo_chain
 from bench.loadgen import (
     BUYER_MIX,
@@ -139,7 +146,10 @@ from bench.report import (
 )
 from bench.target import Target, parse_target
 from market.config import PAGE_LIMIT_DEFAULT
+from market.errors import TlsError
+from market.net.flags import add_tls_flags
 from market.net.secret import read_secret
+from market.net.tls import client_context
 
 DEFAULT_SCENARIOS = "1x1,10x10,100x100"
 FULL = {"scenarios": DEFAULT_SCENARIOS, "ops": 1000, "runs": 10}
@@ -206,19 +216,20 @@ def run_scenario(args: argparse.Namespace, index: int, echo: Deployment, target:
         seed = f"{name}-{run}"
         market = None
         if target is None:
-            market = start_market(args.out / "logs", args.data_dir)
+            market = start_market(args.out / "logs", args.data_dir, args.tls_dir)
         try:
             ours.append(run_load(target.addresses if target else market.addresses, buyers,
                                  sellers, args.procs, args.ops, RUN_TIME_LIMIT,
                                  f"{label}, marketplace", seed, market,
                                  take_stats=target.stats if target else None,
-                                 withdraw=target is not None, only=args.only))
+                                 withdraw=target is not None, only=args.only,
+                                 tls_ca=clients_ca(args, target)))
         finally:
             if market:
                 market.stop()
         theirs.append(run_load(echo.addresses, buyers, sellers, args.procs, args.ops,
                                RUN_TIME_LIMIT, f"{label}, echo chain", seed, echo,
-                               only=args.only))
+                               only=args.only, tls_ca=clients_ca(args, None)))
         left = progress.advance(2 * (buyers + sellers) * args.ops)
         a, b = ours[-1].figures(), theirs[-1].figures()
         show(f"{label}: {a['throughput_ops']:,.0f} ok ops/s, p50 {a['p50_ms']:.2f} ms, "
@@ -227,10 +238,18 @@ def run_scenario(args: argparse.Namespace, index: int, echo: Deployment, target:
     return summarize(args.ops, buyers, sellers, ours, theirs)
 
 
+def clients_ca(args: argparse.Namespace, target: Target | None) -> str:
+    """The CA file the clients verify their frontends with: the one made for ``--tls``, or
+    ``--tls-ca`` for a ``--target``; "" for plaintext."""
+    if target is not None:
+        return args.tls_ca
+    return str(args.tls_dir / "ca.crt") if args.tls_dir else ""
+
+
 def benchmark(args: argparse.Namespace, target: Target | None) -> dict:
     shutil.rmtree(args.out / "logs", ignore_errors=True)
     host = machine()  # before the load, so the load average shows what else was running
-    echo = start_echo_chain(args.out / "logs")
+    echo = start_echo_chain(args.out / "logs", args.tls_dir)
     progress = Progress(args.scenarios, args.runs, args.ops)
     try:
         rows = [run_scenario(args, index, echo, target, progress)
@@ -241,6 +260,7 @@ def benchmark(args: argparse.Namespace, target: Target | None) -> dict:
             "config": {"command": " ".join(["python3", "performance.py", *sys.argv[1:]]),
                        "runs": args.runs, "ops_per_client": args.ops,
                        "target": args.target, "target_dbs": args.target_dbs,
+                       "tls": bool(args.tls_dir or (target and args.tls_ca)),
                        "fresh_state_per_run": target is None,
                        "data_dir": str(args.data_dir) if args.data_dir else None,
                        "seller_mix": SELLER_MIX, "buyer_mix": BUYER_MIX, "only": args.only},
@@ -251,7 +271,7 @@ def soak(args: argparse.Namespace, target: Target | None) -> dict:
     """Steady load of the last scenario for ``args.soak`` seconds, with figures per full
     ``SOAK_WINDOW`` (a shorter tail apart) and each service's RSS at the end of each."""
     buyers, sellers = args.scenarios[-1]
-    market = None if target else start_market(args.out / "logs", args.data_dir)
+    market = None if target else start_market(args.out / "logs", args.data_dir, args.tls_dir)
     samples: list[dict] = []
 
     def sample(elapsed: float) -> None:
@@ -262,7 +282,7 @@ def soak(args: argparse.Namespace, target: Target | None) -> dict:
         result = run_load(target.addresses if target else market.addresses, buyers, sellers,
                           args.procs, None, args.soak, f"soak {buyers}x{sellers}", "soak",
                           market, sample, SOAK_WINDOW, target.stats if target else None,
-                          withdraw=target is not None)
+                          withdraw=target is not None, tls_ca=clients_ca(args, target))
         if market:
             samples.append({"t_s": round(result.wall_s, 1), "rss_kb": market.rss_kb()})
     finally:
@@ -379,6 +399,10 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Target | Non
         parser.error(f"--soak reports per full minute: give at least {SOAK_WINDOW:g} seconds")
     if (args.target_dbs or args.secret_file) and not args.target:
         parser.error("--target-dbs and --secret-file go with --target")
+    if args.tls and (args.target or args.large_market):
+        parser.error("--tls starts services of its own with TLS: it goes with the scenarios "
+                     "and --soak; for a --target over TLS give --tls-ca")
+    args.tls_dir = make_certs(args.out / "tls") if args.tls else None
     if args.large_market:
         defaults = SIZE_QUICK if args.quick else SIZE_FULL
     else:
@@ -387,9 +411,16 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Target | Non
                                                                     DEFAULT_SCENARIOS))
     args.ops = args.ops or defaults["ops"]
     args.runs = args.runs or defaults["runs"]
-    target = (parse_target(args.target, args.target_dbs,
-                           read_secret(str(args.secret_file or "")))
-              if args.target else None)
+    target = None
+    if args.target:
+        try:
+            tls = client_context(args.tls_ca) if args.tls_ca else None
+            db_tls = (client_context(args.tls_ca, args.tls_cert, args.tls_key)
+                      if args.tls_ca and args.tls_cert else tls)
+        except TlsError as error:
+            parser.error(str(error))
+        target = parse_target(args.target, args.target_dbs,
+                              read_secret(str(args.secret_file or "")), tls, db_tls)
     return args, target
 
 
@@ -459,6 +490,11 @@ def add_market_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", type=Path,
                         help="start the databases with --data-dir in a fresh directory under "
                              "this one (removed after each run)")
+    parser.add_argument("--tls", action="store_true",
+                        help="run the services and the echo chain over TLS (certificates made "
+                             "once in OUT/tls with make_certs.sh; mutual TLS between the "
+                             "frontends and the databases, as TLS=1 ./run_all.sh)")
+    add_tls_flags(parser, client=True)  # for --target over TLS
 
 
 def report_soak(args: argparse.Namespace, target: Target | None) -> None:

@@ -7,10 +7,13 @@ spent less than what could be seen is said to have, not shown as 0."""
 from __future__ import annotations
 
 import shutil
+import ssl
+import subprocess
 import tempfile
 from pathlib import Path
 
-from market.ops.launch import CpuReading, ServiceProcess
+from market.net.tls import client_context
+from market.ops.launch import ROOT, CpuReading, ServiceProcess
 
 
 class Deployment:
@@ -49,10 +52,38 @@ class Deployment:
             shutil.rmtree(self.scratch, ignore_errors=True)
 
 
-def start_market(logs: Path, data_root: Path | None) -> Deployment:
+def make_certs(tls_dir: Path) -> Path:
+    """The CA and a certificate per service in ``tls_dir`` (./make_certs.sh), made once."""
+    if not (tls_dir / "ca.crt").exists():
+        subprocess.run([str(ROOT / "make_certs.sh"), "--dir", str(tls_dir)], check=True,
+                       capture_output=True, text=True)
+    return tls_dir
+
+
+def tls_args(tls_dir: Path | None, name: str) -> list[str]:
+    """The TLS flags of service ``name`` (product_db, ..., seller_server) with the
+    certificates in ``tls_dir``; none without."""
+    if tls_dir is None:
+        return []
+    return ["--tls-cert", str(tls_dir / f"{name}.crt"), "--tls-key", str(tls_dir / f"{name}.key"),
+            "--tls-ca", str(tls_dir / "ca.crt")]
+
+
+def tls_stats_context(tls_dir: Path | None) -> ssl.SSLContext | None:
+    """What the benchmark asks its services for ``Stats`` with over TLS: the CA, and a
+    frontend's certificate for the databases (which ask for one); None without TLS."""
+    if tls_dir is None:
+        return None
+    return client_context(str(tls_dir / "ca.crt"), str(tls_dir / "seller_server.crt"),
+                          str(tls_dir / "seller_server.key"))
+
+
+def start_market(logs: Path, data_root: Path | None, tls_dir: Path | None = None) -> Deployment:
     """The four services on free ports, databases first.
 
-    With ``data_root`` the databases keep their data in a fresh directory under it.
+    With ``data_root`` the databases keep their data in a fresh directory under it; with
+    ``tls_dir`` (certificates of ``make_certs``) every service serves TLS only and the
+    frontends dial the databases over TLS.
     """
     started: list[ServiceProcess] = []
     scratch = None
@@ -60,14 +91,17 @@ def start_market(logs: Path, data_root: Path | None) -> Deployment:
         data_root.mkdir(parents=True, exist_ok=True)
         scratch = Path(tempfile.mkdtemp(prefix="market-", dir=data_root))
     try:
+        stats_tls = tls_stats_context(tls_dir)
         for script in ("product_db.py", "customer_db.py"):
-            extra = ["--data-dir", str(scratch / Path(script).stem)] if scratch else []
-            started.append(ServiceProcess(script, *extra,
-                                          log=logs / f"{Path(script).stem}.log").start())
+            name = Path(script).stem
+            extra = ["--data-dir", str(scratch / name)] if scratch else []
+            started.append(ServiceProcess(script, *extra, *tls_args(tls_dir, name),
+                                          log=logs / f"{name}.log", tls=stats_tls).start())
         dbs = ["--product-db", started[0].where, "--customer-db", started[1].where]
         for script in ("seller_server.py", "buyer_server.py"):
-            started.append(ServiceProcess(script, *dbs,
-                                          log=logs / f"{Path(script).stem}.log").start())
+            name = Path(script).stem
+            started.append(ServiceProcess(script, *dbs, *tls_args(tls_dir, name),
+                                          log=logs / f"{name}.log", tls=stats_tls).start())
     except BaseException:
         Deployment(started, {}, scratch).stop()
         raise

@@ -5,7 +5,10 @@ every request to the echo over pooled persistent connections, and the echo
 answers every op at once with a small fixed result. Both answer ``Stats`` themselves,
 through the ``Service`` path like every service (the benchmark reads their ``cpu_s``),
 and only ``Stats``: one comparison in front of the echo. ``python3 -m bench.echo
-echo|relay ECHO_ADDRESS`` serves one part; ``start_echo_chain`` starts both.
+echo|relay ECHO_ADDRESS [--tls-cert FILE --tls-key FILE --tls-ca FILE]`` serves one part;
+``start_echo_chain`` starts both. Over TLS (``performance.py --tls``) the chain is built as
+the market is: the echo asks for a client certificate as a database does, and the relay
+dials it over TLS presenting its own, so the yardstick pays for TLS on both hops too.
 """
 from __future__ import annotations
 
@@ -13,9 +16,9 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from bench.deploy import Deployment
+from bench.deploy import Deployment, tls_args, tls_stats_context
 from market.net.client import Client, parse_address
-from market.net.flags import service_parser
+from market.net.flags import load_tls, service_parser
 from market.net.server import serve
 from market.net.service import Peer, Service
 from market.ops.launch import ServiceProcess
@@ -54,11 +57,17 @@ class RelayService(Service):
         return super().dispatch(message, peer)
 
 
-def start_echo_chain(logs: Path) -> Deployment:
-    echo = ServiceProcess("-m", "bench.echo", "echo", log=logs / "echo.log").start()
+def start_echo_chain(logs: Path, tls_dir: Path | None = None) -> Deployment:
+    """The echo, then the relay in front of it; with ``tls_dir`` (certificates of
+    ./make_certs.sh) both serve TLS, the echo with a database's certificate and the
+    relay with a frontend's."""
+    stats_tls = tls_stats_context(tls_dir)
+    echo = ServiceProcess("-m", "bench.echo", "echo", *tls_args(tls_dir, "product_db"),
+                          log=logs / "echo.log", tls=stats_tls).start()
     try:
         relay = ServiceProcess("-m", "bench.echo", "relay", echo.where,
-                               log=logs / "relay.log").start()
+                               *tls_args(tls_dir, "seller_server"), log=logs / "relay.log",
+                               tls=stats_tls).start()
     except BaseException:
         echo.stop()
         raise
@@ -74,11 +83,17 @@ def main(argv: list[str] | None = None) -> Any:
         if part == "relay":
             sub.add_argument("echo", type=parse_address)
         sub.add_argument("--port", type=int, default=0)
+        for flag in ("--tls-cert", "--tls-key", "--tls-ca"):
+            sub.add_argument(flag, default="")
     args = parser.parse_args(argv)
+    flags = service_parser(f"The {args.what} of the echo chain.", "BENCH_ECHO", 0).parse_args(
+        ["--port", str(args.port), "--log-level", "WARNING", "--tls-cert", args.tls_cert,
+         "--tls-key", args.tls_key, "--tls-ca", args.tls_ca])
+    tls = load_tls(flags, mutual=args.what == "echo")  # the echo stands for a database
     service = (EchoService() if args.what == "echo"
-               else RelayService(Client(args.echo, max_idle=1024)))
-    flags = service_parser(f"The {service.name} of the echo chain.", "BENCH_ECHO", 0)
-    return serve(service, flags.parse_args(["--port", str(args.port), "--log-level", "WARNING"]))
+               else RelayService(Client(args.echo, max_idle=1024,
+                                        tls=tls.client if tls else None)))
+    return serve(service, flags, tls)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ import random
 import resource
 import secrets
 import socket
+import ssl
 import statistics
 import sys
 import threading
@@ -32,6 +33,8 @@ from collections import Counter
 from typing import Any, Callable
 
 from market.config import SAMPLE_CARD
+from market.net.tls import client_context
+from market.net.tls import connect as tls_connect
 from market.paging import page_args
 from protocol import ApiError, decode, encode, envelope, read_line
 
@@ -87,12 +90,14 @@ class BenchClient:
     role = ""
     mix: dict[str, int] = {}
 
-    def __init__(self, address: tuple[str, int], username: str, seed: str) -> None:
+    def __init__(self, address: tuple[str, int], username: str, seed: str,
+                 tls: ssl.SSLContext | None = None) -> None:
         self.address = address
+        self.tls = tls  # with a context: over TLS, verifying the frontend with its CA
         self.username = username
         self.rng = random.Random(seed)
         self.session: str | None = None
-        self.sock: socket.socket | None = None
+        self.sock: Any = None  # a socket, or a TlsStream over one
         self.rfile: Any = None
         self.tally = Tally()
         self.ops_done = 0  # operations performed, whatever their outcome (for progress)
@@ -106,8 +111,15 @@ class BenchClient:
         self.ops_names, self.weights = [op], [1]
 
     def connect(self) -> None:
-        self.sock = socket.create_connection(self.address, timeout=OP_TIMEOUT)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock = socket.create_connection(self.address, timeout=OP_TIMEOUT)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self.tls is not None:
+            try:
+                sock = tls_connect(sock, self.tls, self.address[0], OP_TIMEOUT)
+            except BaseException:
+                sock.close()
+                raise
+        self.sock = sock
         self.rfile = self.sock.makefile("rb")
 
     def close(self) -> None:
@@ -387,7 +399,7 @@ def frontend_of(addresses: tuple[str, int] | list[tuple[str, int]],
 
 def worker_main(conn, specs: list[tuple[str, int]], addresses: dict[str, Any],
                 tag: str, seed: str, ops: int | None, seconds: float, window: float, progress,
-                slot: int, only: dict[str, str] | None = None) -> None:
+                slot: int, only: dict[str, str] | None = None, tls_ca: str = "") -> None:
     """One generator process: sets its clients up, then runs them on the parent's word
     (tallying by ``window`` of seconds too, when not 0).
 
@@ -396,8 +408,9 @@ def worker_main(conn, specs: list[tuple[str, int]], addresses: dict[str, Any],
     "end"; any failure -> ("failed", text).
     """
     kinds = {"seller": SellerBench, "buyer": BuyerBench}
+    tls = client_context(tls_ca) if tls_ca else None  # one per process: not picklable
     clients = [kinds[role](frontend_of(addresses[role], index), f"bench-{tag}-{role[0]}{index}",
-                           f"{seed}-{role}-{index}") for role, index in specs]
+                           f"{seed}-{role}-{index}", tls) for role, index in specs]
     if only:
         for client in clients:
             client.only(only[client.role])
@@ -534,7 +547,8 @@ def run_load(addresses: dict[str, Any], buyers: int, sellers: int, procs: int,
              ops: int | None, seconds: float, label: str, seed: str,
              deployment: Any = None, on_tick=None, window: float = 0.0,
              take_stats: Callable[[], dict] | None = None,
-             withdraw: bool = False, only: dict[str, str] | None = None) -> LoadResult:
+             withdraw: bool = False, only: dict[str, str] | None = None,
+             tls_ca: str = "") -> LoadResult:
     """Set up ``sellers`` + ``buyers`` clients in ``procs`` processes, run them, collect.
 
     With ``deployment``, its services' CPU time during the timed part is measured too
@@ -542,7 +556,8 @@ def run_load(addresses: dict[str, Any], buyers: int, sellers: int, procs: int,
     ``take_stats`` (each service's ``Stats``) is called just before and just after it;
     with ``window`` (seconds), outcomes are tallied per window as well (``window_figures``);
     with ``withdraw``, the sellers take their items' units off sale afterwards; with
-    ``only`` ({"seller": op, "buyer": op}), each role performs that one op.
+    ``only`` ({"seller": op, "buyer": op}), each role performs that one op; with ``tls_ca``
+    (a CA file), every client connects over TLS and verifies its frontend with it.
     """
     specs = [("seller", i) for i in range(sellers)] + [("buyer", i) for i in range(buyers)]
     procs = max(1, min(procs, len(specs)))
@@ -554,7 +569,7 @@ def run_load(addresses: dict[str, Any], buyers: int, sellers: int, procs: int,
         mine, theirs = context.Pipe()
         process = context.Process(target=worker_main, daemon=True, args=(
             theirs, specs[slot::procs], addresses, tag, seed, ops, seconds, window, progress,
-            slot, only))
+            slot, only, tls_ca))
         process.start()
         workers.append((process, mine))
     try:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import select
+import ssl
 import subprocess
 import sys
 import time
@@ -70,14 +71,16 @@ class ServiceProcess:
     arguments.
 
     ``start`` runs it on a port (0: any free one) and reads its address from the
-    ready line; its log (stderr) is appended to ``log``, else dropped.
+    ready line; its log (stderr) is appended to ``log``, else dropped. ``tls`` (a client
+    ``ssl.SSLContext``) is what its ``Stats`` are asked over, for a service serving TLS.
     """
 
     def __init__(self, script: str, *args: str, env: dict | None = None,
-                 log: Path | None = None) -> None:
+                 log: Path | None = None, tls: ssl.SSLContext | None = None) -> None:
         self.script = script
         self.args = list(args)
         self.log = log
+        self.tls = tls
         self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
         self.proc: subprocess.Popen | None = None
         self.name = ""
@@ -151,7 +154,7 @@ class ServiceProcess:
         cannot be asked (gone, no answer, a database wanting the secret) or has none."""
         if self.proc is None or self.proc.poll() is not None or self.address is None:
             return None
-        client = Client(self.address, STATUS_TIMEOUT)
+        client = Client(self.address, STATUS_TIMEOUT, tls=self.tls)
         try:
             value = client.call("Stats", read=True).get("cpu_s")
         except (ApiError, OSError):
