@@ -234,9 +234,17 @@ class Client:
         def on_hello(hello: dict, clock_offset: float, hello_again: Callable[[], dict]) -> None:
             if self.on_hello is not None:
                 self.on_hello(hello, clock_offset, hello_again)
-        child = Client(self.address, self.timeout, max_idle=1, secret=self.secret, pool_size=1,
-                       deadlines=self.deadlines, on_hello=on_hello, health=self.health,
-                       server_hostname=self.server_hostname)
+        return self.sibling(max_idle=1, pool_size=1, deadlines=self.deadlines,
+                            on_hello=on_hello, health=self.health)
+
+    def sibling(self, **options) -> "Client":
+        """Another client of the same server, reached as this one is (TLS with this
+        client's context, read through it when a connection is made; the host name
+        checked; the secret; the timeout), with ``options`` (``Client``'s other keyword
+        arguments) for the rest: none of this one's ``on_hello``, deadlines or pool unless
+        given."""
+        child = Client(self.address, self.timeout, secret=self.secret,
+                       server_hostname=self.server_hostname, **options)
         child._context = self._context
         return child
 

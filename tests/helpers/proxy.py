@@ -78,13 +78,79 @@ class ReplyDropper:
                 except ValueError:
                     op = None
                 server.sendall(line)
+                if op in self.early and self._take_drop(op):
+                    client.shutdown(socket.SHUT_RDWR)
+                    return
                 reply = replies.readline()
                 if not reply:
                     return
                 if isinstance(op, str) and self._take_drop(op):
                     client.shutdown(socket.SHUT_RDWR)
                     return
+                if self.delays.get(op):
+                    time.sleep(self.delays[op])
                 client.sendall(reply)
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class Recorder:
+    """A byte proxy that keeps a copy of everything it passes, both ways: listens on
+    127.0.0.1 (a free port) and forwards each connection to ``upstream`` as it is, bytes
+    in, bytes out (TLS included, which a line proxy would break). ``seen()`` is every
+    byte so far, from clients and from the server, joined."""
+
+    def __init__(self, upstream: tuple[str, int]) -> None:
+        self.upstream = upstream
+        self.lock = threading.Lock()
+        self.chunks: list[bytes] = []
+        self.connections = 0
+        proxy = self
+
+        class Handler(socketserver.BaseRequestHandler):
+            def handle(self) -> None:
+                proxy._relay(self.request)
+
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.address = self.server.server_address[:2]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def addr(self) -> str:
+        return "%s:%d" % self.address
+
+    def seen(self) -> bytes:
+        with self.lock:
+            return b"".join(self.chunks)
+
+    def _relay(self, client: socket.socket) -> None:
+        with self.lock:
+            self.connections += 1
+        with socket.create_connection(self.upstream) as server:
+            for sock in (client, server):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            back = threading.Thread(target=self._pump, args=(server, client), daemon=True)
+            back.start()
+            self._pump(client, server)
+            back.join()
+
+    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
+        """Copy ``source`` to ``sink`` until either end closes; then close both ways."""
+        try:
+            while chunk := source.recv(65536):
+                with self.lock:
+                    self.chunks.append(chunk)
+                sink.sendall(chunk)
+        except OSError:
+            pass
+        for sock in (source, sink):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     def close(self) -> None:
         self.server.shutdown()
