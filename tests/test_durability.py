@@ -9,7 +9,7 @@ import time
 
 from helpers.market import CARD, ROOT, Api, every_page, keyed
 
-from market.frontend.service import scrypt
+from market.frontend.passwords import scrypt
 from market.net.client import Client
 from market.ops.launch import ServiceProcess
 from protocol import ApiError
@@ -94,7 +94,7 @@ def test_snapshot_and_journal_replay_agree(tmp_path):
 
     db = product_db.ProductDB()
     db.open_data_dir(str(tmp_path))
-    db._journal.snapshot_every = 50
+    db.data_dir.journal.snapshot_every = 50
     request = Request("x", None)
     for n in range(1, 181):
         db.dispatch({"op": "RegisterItem", "args": {
@@ -106,10 +106,10 @@ def test_snapshot_and_journal_replay_agree(tmp_path):
             db.dispatch({"op": "SettleReservations", "args": {"sold": [], "released": [f"p{n}"]}})
         elif n % 4 == 0:
             db.dispatch({"op": "SettleReservations", "args": {"sold": [f"p{n}"], "released": []}})
-    assert db._journal.generation >= 3
+    assert db.data_dir.journal.generation >= 3
     again = product_db.ProductDB()
     again.open_data_dir(str(tmp_path))
-    assert again.dump() == db.dump()
+    assert again.data.dump() == db.data.dump()
     assert again.search(request, 1, ["K"], 500) == db.search(request, 1, ["K"], 500)
 
 

@@ -24,7 +24,7 @@ from helpers.wire import Wire
 
 from buyer_server import BuyerFrontend
 from customer_db import CustomerDB
-from market.frontend.service import scrypt
+from market.frontend.passwords import scrypt
 from market.keys import IdempotencyKey
 from market.net.client import Client
 from market.paging import CURSOR

@@ -8,7 +8,7 @@ import time
 import pytest
 from helpers.market import CARD, keyed, start_market, wait_until
 
-from market.frontend.service import scrypt
+from market.frontend.passwords import scrypt
 from market.keys import fresh_key
 from market.net.client import Client
 from protocol import ApiError

@@ -7,7 +7,7 @@ import time
 import pytest
 from helpers.market import keyed, start_market
 
-from market.frontend.service import scrypt
+from market.frontend.passwords import scrypt
 from market.net.client import Client
 
 TIMEOUT = 1.0

@@ -15,6 +15,8 @@ import sys
 from decimal import Decimal
 
 import pytest
+
+from market.storage import formats
 from helpers.market import ROOT, Market, every_page, settling_rounds, wait_until
 
 from market.ops.launch import ServiceProcess
@@ -40,7 +42,7 @@ def files(directory) -> dict[str, bytes]:
             for path in sorted(directory.rglob("*")) if path.is_file()}
 
 
-@pytest.fixture(params=["format-1", "format-2"])
+@pytest.fixture(params=["format-1", "format-2", "format-3"])
 def upgraded(request, tmp_path):
     """This version's four services on a copy of an old version's market."""
     shutil.copytree(FIXTURES / request.param, tmp_path / "market")
@@ -113,9 +115,10 @@ def test_the_old_files_are_kept_as_they_were_and_never_appended_to(upgraded):
     for name in ("product", "customer"):
         assert files(data / name / old) == files(upgraded.fixture / name)
         marker = json.loads((data / name / "FORMAT").read_text())
-        assert marker == {"format": 3, "database": f"{name}_db"}
+        assert marker == {"format": formats.CURRENT, "database": f"{name}_db"}
         log = (upgraded.logs / f"{name}.log").read_text()
-        assert f"upgraded {data / name} from data format {expected['format']} to 3" in log
+        assert (f"upgraded {data / name} from data format {expected['format']} "
+                f"to {formats.CURRENT}") in log
 
 
 def test_a_newer_format_is_refused_and_nothing_is_changed(tmp_path):
@@ -127,6 +130,6 @@ def test_a_newer_format_is_refused_and_nothing_is_changed(tmp_path):
                              "--data-dir", str(data)], capture_output=True, text=True,
                             timeout=20)
     assert result.returncode != 0
-    assert "data format 99" in result.stderr and "writes 3" in result.stderr
+    assert "data format 99" in result.stderr and f"writes {formats.CURRENT}" in result.stderr
     assert "Traceback" not in result.stderr
     assert files(data) == before and sorted(os.listdir(data)) == sorted(before)

@@ -107,22 +107,28 @@ class MarketCheck:
     connection and, until both agree, before every request."""
 
     def __init__(self, customer: Client, product: Client) -> None:
-        self._clients = {"customer": customer, "product": product}
-        for name, client in self._clients.items():
+        for name, client in (("customer", customer), ("product", product)):
             client.on_hello = functools.partial(self.saw, name)
+        # The pair is checked, and a market claimed, through clients of their own, which no
+        # ``saw`` refuses (the frontend's clients, and their dedicated ones, are checked).
+        self._checkers = {name: client.sibling(health=client.health)
+                          for name, client in (("customer", customer), ("product", product))}
         # Guards the fields below. ``_serving`` is the identity both databases were last
-        # seen to share (None: check before the next request); ``_reported`` the state
-        # last logged; ``_skew`` each database's clock offset last warned about.
+        # seen to share (None: check before the next request); ``_served`` the one served
+        # last (None: none yet), which every new connection must show; ``_reported`` the
+        # state last logged; ``_skew`` each database's clock offset last warned about.
         self._lock = threading.Lock()
         self._serving: str | None = None
+        self._served: str | None = None
         self._reported: tuple | None = None
         self._skew: dict[str, float] = {}
 
     def saw(self, database: str, hello: dict, clock_offset: float,
             hello_again: Callable[[], dict]) -> None:
-        """A new connection's ``Hello``: if that database no longer holds the market being
-        served, refuse the request about to use the connection, and check the pair again
-        before the next one.
+        """A new connection's ``Hello``: if that database no longer holds the market served
+        last, refuse the request about to use the connection (it may have passed
+        ``require`` before the change was seen), and check the pair again before the next
+        request.
 
         A ``Hello`` answered while another thread was claiming the market may show none
         yet; so a mismatch is asked once more on the same connection, after this thread
@@ -132,7 +138,7 @@ class MarketCheck:
         for ask in (lambda: hello, hello_again):
             market = Seen.from_hello(ask()).market
             with self._lock:
-                if self._serving is None or market == self._serving:
+                if self._served is None or market == self._served:
                     return
         with self._lock:
             self._serving = None
@@ -154,11 +160,11 @@ class MarketCheck:
             return
         for _ in range(2):  # a claim, then a look at what the databases now hold
             seen = {name: Seen.from_hello(client.call(HELLO))
-                    for name, client in self._clients.items()}
+                    for name, client in self._checkers.items()}
             verdict = decide(seen["customer"], seen["product"])
             if verdict.action is Action.SERVE:
                 with self._lock:
-                    self._serving = verdict.market
+                    self._serving = self._served = verdict.market
                 self._report(Action.SERVE, seen)
                 return
             if verdict.action is Action.REFUSE:
@@ -174,7 +180,7 @@ class MarketCheck:
         frontends claiming at once agree."""
         for name in DATABASES:
             if seen[name].market is None:
-                market = self._clients[name].call(CLAIM_MARKET, {"market": market})["market"]
+                market = self._checkers[name].call(CLAIM_MARKET, {"market": market})["market"]
                 log.info("the %s database now belongs to market %s", name, market)
             else:
                 market = seen[name].market

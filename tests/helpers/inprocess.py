@@ -75,3 +75,21 @@ def in_thread(target, *args, **kwargs) -> threading.Thread:
     thread = threading.Thread(target=target, args=args, kwargs=kwargs, daemon=True)
     thread.start()
     return thread
+
+
+class NoData:
+    """A database's data holding nothing (for a test database of its own: ``make_data``)."""
+
+    appliers: dict = {}
+
+    def followed_page(self, after: int) -> tuple[list[dict], int | None]:
+        return [], None
+
+    def dump(self) -> dict:
+        return {}
+
+    def restore(self, state: dict) -> None:
+        pass
+
+    def stats(self) -> dict:
+        return {}

@@ -16,7 +16,7 @@ from market.keys import fresh_key
 from market.net.client import Client
 from market.ops.launch import ServiceProcess
 from market.paging import page_args
-from protocol import ApiError
+from protocol import ApiError, decode, encode, result_of
 
 ROOT = Path(__file__).resolve().parents[2]  # the project directory
 
@@ -84,6 +84,19 @@ class Api:
     def __call__(self, op: str, **args):
         """Call ``op`` with the current session; return the result or raise ``ApiError``."""
         return self.client.call(op, args, self.session)
+
+    def keyed(self, op: str, key: str, **args) -> dict:
+        """Call ``op`` with ``idempotency_key`` ``key``; return the result or raise."""
+        message = {"op": op, "args": args, "session": self.session, "idempotency_key": key}
+        return result_of(decode(self.client.exchange(lambda: encode(message)), exact=False))
+
+    def failure_of(self, op: str, key: str, **args) -> ApiError:
+        """Call ``op`` with ``idempotency_key`` ``key`` expecting failure; return the error."""
+        try:
+            result = self.keyed(op, key, **args)
+        except ApiError as error:
+            return error
+        raise AssertionError(f"{op} succeeded unexpectedly: {result}")
 
     def error(self, op: str, **args) -> str:
         """Call ``op`` expecting failure; return the error code."""

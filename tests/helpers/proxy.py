@@ -3,10 +3,12 @@
 ``ReplyDropper`` forwards each request line to the server and its reply back, except
 that for an op named in ``drop`` it lets the server apply the request, then drops the
 reply and closes the client's connection: the client sees a lost reply, as when a
-network or a process fails after the server acted. With ``then_cut``, once those
+network or a process fails after the server acted (with ``early``, the connection is
+closed as soon as the request is passed on, while the server may still be working on it). With ``then_cut``, once those
 replies are lost every later request is too, unforwarded (the server unreachable),
-until ``reconnect``. Requests and replies are passed through as bytes; only the op
-name is read.
+until ``reconnect``. ``delay(op, seconds)`` holds each reply to ``op`` that long before
+passing it on (a slow link, not a failure). Requests and replies are passed through as
+bytes; only the op name is read.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import json
 import socket
 import socketserver
 import threading
+import time
 from collections import Counter
 
 
@@ -26,7 +29,9 @@ class ReplyDropper:
         self.to_drop: Counter[str] = Counter()  # op -> replies still to drop
         self.dropped: Counter[str] = Counter()  # op -> replies dropped so far
         self.cut_after: set[str] = set()  # ops whose last drop cuts the proxy off
+        self.early: set[str] = set()  # ops whose dropped replies are not waited for
         self.cut = False  # every request is lost, unforwarded
+        self.delays: dict[str, float] = {}  # op -> seconds each reply is held
         proxy = self
 
         class Handler(socketserver.StreamRequestHandler):
@@ -42,13 +47,22 @@ class ReplyDropper:
     def addr(self) -> str:
         return "%s:%d" % self.address
 
-    def drop(self, op: str, times: int = 1, then_cut: bool = False) -> None:
-        """Lose the next ``times`` replies to ``op`` (after the server applied it); with
-        ``then_cut``, every request after the last of them too (without forwarding it)."""
+    def drop(self, op: str, times: int = 1, then_cut: bool = False,
+             early: bool = False) -> None:
+        """Lose the next ``times`` replies to ``op`` (after the server applied it; with
+        ``early``, without waiting for the reply); with ``then_cut``, every request after
+        the last of them too (without forwarding it)."""
         with self.lock:
             self.to_drop[op] += times
             if then_cut:
                 self.cut_after.add(op)
+            if early:
+                self.early.add(op)
+
+    def delay(self, op: str, seconds: float) -> None:
+        """Hold every reply to ``op`` for ``seconds`` before passing it on (0: no more)."""
+        with self.lock:
+            self.delays[op] = seconds
 
     def reconnect(self) -> None:
         """Forward requests again after a cut."""

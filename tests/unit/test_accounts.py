@@ -109,7 +109,7 @@ def valid(db: customer_db.CustomerDB, token: str, role: str = "buyer") -> bool:
 def test_a_login_past_the_cap_ends_the_least_recently_used_session_for_good(tmp_path):
     db = customer_db.CustomerDB()
     db.open_data_dir(str(tmp_path))
-    db.sessions.per_account = 5
+    db.data.sessions.per_account = 5
     create_account(db, "buyer", "ann")
     create_account(db, "buyer", "bob")
     tokens = [log_in(db, "buyer", "ann") for _ in range(5)]
@@ -118,7 +118,7 @@ def test_a_login_past_the_cap_ends_the_least_recently_used_session_for_good(tmp_
     sixth = log_in(db, "buyer", "ann")
     assert [valid(db, token) for token in tokens] == [True, False, True, True, True]
     assert valid(db, sixth) and valid(db, bob)
-    assert len(db.sessions) == 6
+    assert len(db.data.sessions) == 6
 
     again = customer_db.CustomerDB()
     again.open_data_dir(str(tmp_path))
@@ -134,5 +134,5 @@ def test_data_stats_counts_accounts_and_live_sessions():
     log_in(db, "seller", "sam")
     token = log_in(db, "seller", "sam")
     dispatch(db, "Logout", token, role="seller")
-    assert db.data_stats() == {"accounts": 2, "live_sessions": 2, "purchases": 0,
+    assert db.data.stats() == {"accounts": 2, "live_sessions": 2, "purchases": 0,
                                "pending_purchases": 0}

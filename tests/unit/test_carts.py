@@ -96,8 +96,8 @@ def test_a_thousand_logins_through_the_database_copy_no_saved_cart():
     call("SaveCart", first, **keyed())
     tokens = [login() for _ in range(1000)]
     live = tokens[-100:]  # the cap of 100 sessions ended the others
-    saved = db.carts.saved(1)
-    assert all(db.carts.of(token) is saved for token in live)
+    saved = db.data.carts.saved(1)
+    assert all(db.data.carts.of(token) is saved for token in live)
     call("RemoveFromCart", live[0], item_id=1, quantity=1, **keyed())
     assert len(call("GetCart", live[0])["cart"]) == 999
-    assert len(call("GetCart", live[1])["cart"]) == 1000 and db.carts.of(live[1]) is saved
+    assert len(call("GetCart", live[1])["cart"]) == 1000 and db.data.carts.of(live[1]) is saved

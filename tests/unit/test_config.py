@@ -40,5 +40,6 @@ def test_the_defaults_fit_together():
     assert config.CLI_TIMEOUT > config.DEFAULT_DB_TIMEOUT
     # A frontend's pool of each database fits in the database's connection cap many times.
     assert config.DEFAULT_MAX_CONNECTIONS >= 16 * config.DEFAULT_DB_POOL
-    # A watching frontend asks again within WATCH_WAIT, so it is never taken for gone.
-    assert config.WATCH_WAIT < config.LEASE_HOLDER_GONE < config.LEASE_HOLDER_FORGOTTEN
+    # A follower polls again well within its lease, so a quiet database keeps it holding;
+    # a session is answered from a copy for at most half a lease.
+    assert config.LONG_POLL_WAIT < config.LEASE / 2 < config.FOLLOWER_FORGOTTEN

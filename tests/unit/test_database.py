@@ -1,85 +1,19 @@
-"""market/database.py: Recent's bounded bookkeeping; writing() and deadlines; the secret."""
+"""market/database/service.py: writing() and deadlines; the secret (market/net/secret.py's
+Handshake) as a database uses it."""
 from __future__ import annotations
 
 import time
 import types
 
 import pytest
-from helpers.inprocess import reply_to
+from helpers.inprocess import NoData, reply_to
 
-from market.database import service as database
-from market.database.service import Database, Recent
+from market.database.service import Database
+from market.net.secret import Handshake
 from market.net.secret import proof as auth_proof
 from market.net.service import Op, Peer, Request
 from protocol import ApiError, Int
 
-
-@pytest.fixture
-def clock(monkeypatch):
-    """A fake ``time.monotonic`` for market.database.service only; advance with ``clock.now += s``."""
-    fake = types.SimpleNamespace(now=1000.0)
-    fake.monotonic = lambda: fake.now
-    monkeypatch.setattr(database, "time", fake)
-    return fake
-
-
-# -- Recent -------------------------------------------------------------------------
-
-def test_recent_get_contains_and_default():
-    recent = Recent(ttl=60)
-    recent.put("a", {"v": 1})
-    recent.put("b")
-    assert recent.get("a") == {"v": 1} and recent.get("b") is True
-    assert recent.get("zz") is None and recent.get("zz", "dflt") == "dflt"
-    assert "a" in recent and "zz" not in recent
-    assert len(recent) == 2
-
-
-def test_recent_put_drops_entries_older_than_ttl(clock):
-    recent = Recent(ttl=10)
-    recent.put("old")
-    clock.now += 5
-    recent.put("mid")
-    clock.now += 10.5  # "old" is 15.5 s old, "mid" 10.5 s
-    recent.put("new")
-    assert "old" not in recent and "mid" not in recent and "new" in recent
-    assert recent.get("old", "gone") == "gone"
-    assert recent.items() == [("new", True)]
-
-
-def test_recent_keeps_an_entry_exactly_ttl_old(clock):
-    recent = Recent(ttl=10)
-    recent.put("a")
-    clock.now += 10
-    recent.put("b")
-    assert "a" in recent and len(recent) == 2
-
-
-def test_recent_put_again_renews_the_key(clock):
-    recent = Recent(ttl=10)
-    recent.put("a", 1)
-    clock.now += 8
-    recent.put("a", 2)  # renewed: now added at 8
-    clock.now += 8
-    recent.put("b")
-    assert recent.get("a") == 2 and len(recent) == 2
-
-
-def test_recent_length_follows_the_rate_not_the_age(clock):
-    recent = Recent(ttl=10)
-    for i in range(1000):
-        recent.put(str(i))
-        clock.now += 1
-    assert len(recent) == 11  # the keys added in the last 10 s, plus the newest
-    assert "989" in recent and "988" not in recent
-
-
-def test_recent_with_the_real_clock_and_a_tiny_ttl():
-    recent = Recent(ttl=0.01)
-    recent.put("a")
-    time.sleep(0.02)
-    recent.put("b")
-    assert "a" not in recent and len(recent) == 1
 
 
 # -- Database: writing() and deadlines ------------------------------------------
@@ -92,6 +26,9 @@ class Tiny(Database):
         super().__init__()
         self.value = 0
         self.ops["Set"] = Op(self.set, {"value": Int()}, needs_session=False)
+
+    def make_data(self, publish) -> NoData:
+        return NoData()
 
     def set(self, request: Request, value: int) -> dict:
         with self.writing(request):
@@ -106,16 +43,16 @@ def test_writing_refuses_a_request_past_its_deadline_and_releases_the_lock():
         with db.writing(late):
             db.value = 99
     assert info.value.code == "unavailable" and db.value == 0
-    assert not db._lock.locked()
+    assert not db.lock.locked()
 
 
 def test_writing_holds_the_lock_for_a_request_in_time():
     db = Tiny()
     with db.writing(Request("Set", None, deadline=time.time() + 60)):
-        assert db._lock.locked()
+        assert db.lock.locked()
     with db.writing(Request("Set", None)):  # no deadline at all
-        assert db._lock.locked()
-    assert not db._lock.locked()
+        assert db.lock.locked()
+    assert not db.lock.locked()
 
 
 def test_a_request_arriving_after_its_deadline_changes_nothing():
@@ -138,7 +75,7 @@ def test_a_malformed_deadline_is_bad_request(deadline):
 
 def test_with_a_secret_only_hello_and_authenticate_are_open_until_proven():
     db = Tiny()
-    db.secret = b"s" * 32
+    db.handshake = Handshake(b"s" * 32)
     peer = Peer()
     assert reply_to(db, b'{"op":"Set","args":{"value":1}}', peer)["error"]["code"] == "forbidden"
     challenge = reply_to(db, b'{"op":"Hello"}', peer)["result"]["challenge"]
@@ -146,7 +83,7 @@ def test_with_a_secret_only_hello_and_authenticate_are_open_until_proven():
     answer = reply_to(db, b'{"op":"Authenticate","args":{"proof":"%s"}}' % wrong.encode(), peer)
     assert answer["error"]["code"] == "forbidden"
     challenge = reply_to(db, b'{"op":"Hello"}', peer)["result"]["challenge"]
-    proof = auth_proof(db.secret, bytes.fromhex(challenge))
+    proof = auth_proof(db.handshake.secret, bytes.fromhex(challenge))
     line = b'{"op":"Authenticate","args":{"proof":"%s"}}' % proof.encode()
     assert reply_to(db, line, peer)["ok"]
     assert reply_to(db, b'{"op":"Set","args":{"value":1}}', peer)["result"] == {"value": 1}
@@ -155,11 +92,11 @@ def test_with_a_secret_only_hello_and_authenticate_are_open_until_proven():
 
 def test_a_proof_is_spent_with_its_challenge():
     db = Tiny()
-    db.secret = b"s" * 32
+    db.handshake = Handshake(b"s" * 32)
     peer = Peer()
     challenge = reply_to(db, b'{"op":"Hello"}', peer)["result"]["challenge"]
     line = b'{"op":"Authenticate","args":{"proof":"%s"}}' % auth_proof(
-        db.secret, bytes.fromhex(challenge)).encode()
+        db.handshake.secret, bytes.fromhex(challenge)).encode()
     assert reply_to(db, line, peer)["ok"]
     assert reply_to(db, line, peer)["error"]["code"] == "forbidden"  # replayed
     assert reply_to(db, line, Peer())["error"]["code"] == "forbidden"  # another connection

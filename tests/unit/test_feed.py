@@ -1,7 +1,9 @@
-"""Change feeds (market.replication.feed) without sockets: the database's ChangeFeed (snapshots in pages,
-changes queued per follower, replies waiting for confirmations, leases running out), a
-frontend's Follower (when its copy answers), and the copies it keeps: Catalog.put/clear/
-feed_page (market.product.catalog) and RatingsCopy (market.customer.ratings)."""
+"""Change feeds without sockets: the database's ChangeFeed (market.replication.feed:
+snapshots in pages, changes queued per follower, which followers hold writes, replies
+waiting for confirmations, leases running out, the bound on followers), a frontend's
+Follower (market.replication.follower: when its copy answers), and the copies it keeps:
+Catalog.put/clear/feed_page (market.product.catalog) and the AccountsCopy of ratings and
+sessions (market.customer.copy)."""
 from __future__ import annotations
 
 import json
@@ -12,9 +14,11 @@ import time
 import pytest
 from helpers.inprocess import in_thread
 
-from market.customer.ratings import RatingsCopy
+from market import config
+from market.customer.copy import AccountsCopy, RatingsCopy
 from market.product.catalog import Catalog, Item
-from market.replication.feed import ChangeFeed, Follower
+from market.replication.feed import ChangeFeed
+from market.replication.follower import Follower
 from protocol import ApiError, RawResult
 
 ENTRIES = [{"id": number} for number in range(1, 6)]
@@ -38,10 +42,13 @@ def poll(feed: ChangeFeed, seen: int = 0, after: int | None = None, wait: float 
 
 
 def joined(feed: ChangeFeed, follower: str = "f" * 16) -> int:
-    """Make ``follower`` a complete follower (one-page snapshot); the ``seen`` it confirms."""
+    """Make ``follower`` a follower holding a lease: a one-page snapshot, then a poll that
+    confirms it; the ``seen`` its next poll confirms."""
     reply = poll(feed, epoch="", follower=follower)
     assert reply["first"] and reply["next"] is None
-    return reply["upto"]
+    confirmed = poll(feed, seen=reply["upto"], follower=follower)
+    assert feed.holds(follower)
+    return confirmed["upto"]
 
 
 # -- ChangeFeed --------------------------------------------------------------------------
@@ -81,15 +88,10 @@ def test_a_reply_waits_until_the_live_follower_confirmed_the_change():
     assert not replying.is_alive() and time.monotonic() - started < 5.0  # not the 30 s lease
 
 
-def test_a_thread_takes_the_latest_change_it_published_or_acknowledges_once():
+def test_publish_numbers_each_change():
     feed = ChangeFeed(30.0)
-    assert feed.take_acknowledged() is None
-    feed.publish({"id": 1, "v": "a"})
-    feed.publish({"id": 1, "v": "b"})
-    in_thread(feed.publish, {"id": 2, "v": "another thread's"}).join()
-    assert feed.take_acknowledged() == 2 and feed.take_acknowledged() is None
-    feed.acknowledges(feed.published)
-    assert feed.take_acknowledged() == 3
+    assert [feed.publish({"id": 1, "v": v}) for v in "ab"] == [1, 2]
+    assert feed.published == 2
 
 
 def test_a_resent_poll_gets_the_unconfirmed_changes_again():
@@ -118,11 +120,12 @@ def test_a_reply_waits_out_a_lease_never_confirmed_and_a_later_change_means_a_ne
     assert reply["first"] and reply["snapshot"] == ENTRIES and reply["upto"] == feed.published
 
 
-def test_a_lease_run_out_with_no_change_meanwhile_resumes_with_the_changes():
+def test_a_lease_run_out_means_a_new_snapshot_even_with_no_change_meanwhile():
     feed = ChangeFeed(0.1)
     seen = joined(feed)
     time.sleep(0.2)
-    assert poll(feed, seen=seen) == {"epoch": feed.epoch, "upto": seen, "changes": []}
+    assert not feed.holds("f" * 16)
+    assert poll(feed, seen=seen)["first"]
 
 
 def test_a_restart_waits_out_the_previous_runs_copies_without_any_follower():
@@ -168,8 +171,58 @@ def test_changes_made_between_polls_go_in_one_reply_in_order():
     reply = poll(feed, seen=seen, wait=30.0)
     assert reply["changes"] == [{"id": 1, "v": number} for number in range(5)]
     assert reply["upto"] == seen + 5
-    assert feed.stats() == {"published": seen + 5, "followers": 1, "polls_with_changes": 1,
-                            "changes_sent": 5}
+    assert feed.stats() == {"published": seen + 5, "followers": 1, "holding": 1,
+                            "polls_with_changes": 1, "changes_sent": 5}
+
+
+def test_a_follower_being_snapshotted_holds_no_write():
+    """Issue 28, 4: snapshot pages kept a new follower's lease, and every write waited."""
+    feed = ChangeFeed(30.0)
+    poll(feed, epoch="", size=2)  # the first of three pages
+    feed.publish({"id": 1, "v": "during"})
+    started = time.monotonic()
+    feed.wait_seen(feed.published)
+    assert time.monotonic() - started < 0.1 and not feed.holds("f" * 16)
+    third = poll(feed, seen=0, after=poll(feed, seen=0, after=2, size=2)["next"], size=2)
+    assert third["next"] is None and not feed.holds("f" * 16)
+    reply = poll(feed, seen=third["upto"])  # confirms the snapshot: now it holds
+    assert reply["changes"] == [{"id": 1, "v": "during"}] and feed.holds("f" * 16)
+
+
+def test_a_follower_that_confirms_less_than_it_was_sent_renews_nothing():
+    """Issue 28, 4: a stranger polling with seen=0 kept its lease and held every write."""
+    feed = ChangeFeed(0.3)
+    seen = joined(feed)
+    feed.publish({"id": 1, "v": "sent, never confirmed"})
+    assert poll(feed, seen=seen)["changes"]
+    ends = time.monotonic() + 1.0
+    while "first" not in poll(feed, seen=seen):  # polls on, confirming nothing
+        assert time.monotonic() < ends  # the lease ran out: a new snapshot
+        time.sleep(0.05)
+    assert not feed.holds("f" * 16)
+    started = time.monotonic()
+    feed.wait_seen(feed.published)
+    assert time.monotonic() - started < 0.1
+
+
+def test_a_stranger_that_never_confirms_its_snapshot_never_holds():
+    feed = ChangeFeed(30.0)
+    feed.publish({"id": 1, "v": "before"})
+    poll(feed, epoch="")
+    for _ in range(3):
+        poll(feed, seen=0)
+    assert not feed.holds("f" * 16)
+
+
+def test_followers_are_bounded(monkeypatch):
+    monkeypatch.setattr("market.replication.feed.MAX_FOLLOWERS", 3)
+    feed = ChangeFeed(30.0)
+    for number in range(3):
+        poll(feed, epoch="", follower=f"{number:016d}")
+    with pytest.raises(ApiError) as error:
+        poll(feed, epoch="", follower="x" * 16)
+    assert error.value.code == "unavailable"
+    assert config.MAX_FOLLOWERS >= 64  # a frontend is one per database
 
 
 # -- Follower ------------------------------------------------------------------------------
@@ -228,15 +281,16 @@ def changes(entries: list[dict], upto: int) -> dict:
 
 
 def copied_thumbs(follower: Follower, seller_id: int):
-    return follower.read(lambda copy: json.loads(copy.rating(seller_id).json)["thumbs_up"],
-                         lambda: "asked the database")
+    return follower.read(
+        lambda copy: json.loads(copy.ratings.rating(seller_id).json)["thumbs_up"],
+        lambda: "asked the database")
 
 
 @pytest.fixture
 def follower():
-    copy = RatingsCopy()
+    copy = AccountsCopy()
     copy.put([rating(9)])  # from before: the first page clears it
-    return Follower(copy, length=30.0)
+    return Follower(copy, "the customer database", length=30.0)
 
 
 def test_the_copy_answers_only_once_changes_after_the_snapshot_are_applied(follower):
@@ -251,7 +305,7 @@ def test_the_copy_answers_only_once_changes_after_the_snapshot_are_applied(follo
         assert follower.fresh()
         assert copied_thumbs(follower, 1) == 3 and copied_thumbs(follower, 2) == 0
         with pytest.raises(ApiError) as error:
-            follower.read(lambda copy: copy.rating(9), lambda: "asked the database")
+            follower.read(lambda copy: copy.ratings.rating(9), lambda: "asked the database")
         assert error.value.code == "not_found"
     finally:
         database.stop()
@@ -270,7 +324,7 @@ def test_an_unavailable_database_puts_the_copy_out_of_use_until_a_new_snapshot(f
 
 
 def test_the_copy_goes_out_of_use_length_after_the_poll_was_sent_when_no_reply_comes():
-    follower = Follower(RatingsCopy(), length=0.8)
+    follower = Follower(AccountsCopy(), "the customer database", length=0.8)
     database = ScriptedDatabase(follower)
     try:
         database.answer(page([rating(1)], 4, None, True))
@@ -304,7 +358,7 @@ def test_an_acknowledged_change_shows_in_a_fresh_copy():
         items.add(item(item_id))
     lock = threading.Lock()  # the database's
     feed = ChangeFeed(30.0)
-    follower = Follower(Catalog(), length=30.0)
+    follower = Follower(Catalog(), "the product database", length=30.0)
     stop = threading.Event()
 
     def follow(name: str, epoch: str, seen: int, after: int | None, wait: float) -> dict:
@@ -374,10 +428,23 @@ def test_ratings_copy_answers_the_latest_rating_put():
     with pytest.raises(ApiError) as error:
         copy.rating(5)
     assert error.value.code == "not_found"
-    copy.put([rating(5), rating(6)])
-    copy.put([rating(5, up=2)])
+    for entry in (rating(5), rating(6), rating(5, up=2)):
+        copy.put(entry)
     assert json.loads(copy.rating(5).json) == rating(5, up=2)
     assert json.loads(copy.rating(6).json) == rating(6)
+
+
+def test_a_sessions_end_reaches_the_accounts_copy_and_drops_its_session():
+    copy = AccountsCopy()
+    sent = time.monotonic()
+    generation = copy.sessions.generation()
+    copy.sessions.keep("t1", 7, 30.0, sent, generation)
+    copy.sessions.keep("t2", 8, 30.0, sent, generation)
+    assert copy.sessions.lookup("t1") == 7
+    copy.put([{"ended": "t1"}, rating(5)])
+    assert copy.sessions.lookup("t1") is None and copy.sessions.lookup("t2") == 8
+    assert json.loads(copy.ratings.rating(5).json) == rating(5)
     copy.clear()
+    assert copy.sessions.lookup("t2") is None
     with pytest.raises(ApiError):
-        copy.rating(6)
+        copy.ratings.rating(5)

@@ -295,7 +295,7 @@ def test_a_format_1_customer_journal_replays_in_this_version(tmp_path):
     ratings = [call(db, "GetSellerRating", "tok", role="buyer", seller_id=n) for n in (1, 2)]
     assert [(r["thumbs_up"], r["thumbs_down"], r["items_sold"]) for r in ratings] == [
         (1, 0, 2), (0, 0, 1)]
-    saved = db.dump()["carts"]["saved"]
+    saved = db.data.dump()["carts"]["saved"]
     assert saved in ([], [{"buyer_id": 1, "cart": []}])  # format 1 emptied it on the purchase
     assert sorted(os.listdir(tmp_path)) == ["FORMAT", "backup-format-1", "journal-1.jsonl",
                                             "snapshot.json"]
@@ -310,12 +310,12 @@ def test_an_upgrade_cut_short_before_its_marker_ends_the_same(tmp_path):
     (directory / "FORMAT").unlink()  # as if it crashed right before writing the marker
     again = ProductDB()
     again.open_data_dir(str(directory))
-    assert again.dump() == first.dump()
+    assert again.data.dump() == first.data.dump()
     backup = directory / "backup-format-2"
     assert {p.name: p.read_bytes() for p in backup.iterdir()} == {
         p.name: p.read_bytes() for p in fixture.iterdir()}
     for db in (first, again):
-        db._journal._file.close()
+        db.data_dir.journal._file.close()
 
 
 @pytest.mark.parametrize("fixture", ["format-1", "format-2"])
@@ -329,8 +329,8 @@ def test_each_fixture_upgrades_into_this_versions_database(tmp_path, fixture, na
     upgraded.open_data_dir(str(directory))
     again = database()
     again.open_data_dir(str(directory))
-    assert again.dump() == upgraded.dump()
+    assert again.data.dump() == upgraded.data.dump()
     assert formats.read_marker(str(directory)) == {"format": formats.CURRENT,
                                                    "database": database.kind}
     for db in (upgraded, again):
-        db._journal._file.close()
+        db.data_dir.journal._file.close()

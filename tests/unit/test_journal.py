@@ -168,24 +168,18 @@ def test_sync_covers_every_record_appended_by_anyone(tmp_path, journals):
         assert f.read() == b'{"n":1}\n'
 
 
-class Tally(Database):
-    """A database of one counter: ``Add`` changes it, ``Read`` shows it."""
-
-    name = "tally"
-    kind = "tally"
+class Counter:
+    """A database's data of one counter."""
 
     def __init__(self) -> None:
-        super().__init__()
         self.count = 0
-        self.appliers.update({"add": self._apply_add})
-        self.ops["Read"] = Op(self.read, {}, needs_session=False)
+        self.appliers = {"add": self._add}
 
-    def _apply_add(self, record: dict) -> None:
+    def _add(self, record: dict) -> None:
         self.count += 1
 
-    def read(self, request) -> dict:
-        with self._lock:
-            return {"count": self.count}
+    def followed_page(self, after: int) -> tuple[list[dict], int | None]:
+        return [], None
 
     def dump(self) -> dict:
         return {"count": self.count}
@@ -193,13 +187,34 @@ class Tally(Database):
     def restore(self, state: dict) -> None:
         self.count = state["count"]
 
+    def stats(self) -> dict:
+        return {"count": self.count}
+
+
+class Tally(Database):
+    """A database of one counter: the ``add`` record changes it, ``Read`` shows it."""
+
+    name = "tally"
+    kind = "tally"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ops["Read"] = Op(self.read, {}, needs_session=False)
+
+    def make_data(self, publish) -> Counter:
+        return Counter()
+
+    def read(self, request) -> dict:
+        with self.lock:
+            return {"count": self.data.count}
+
 
 def test_no_reply_shows_a_change_before_it_is_on_disk(tmp_path):
     """Another request's change, applied but not yet synced by its own thread, may be
     seen by a reply only once it is on disk: the reply waits for it too."""
     db = Tally()
     db.open_data_dir(str(tmp_path))
-    with db._lock:  # a request's change; its thread has not reached its wait yet
+    with db.lock:  # a request's change; its thread has not reached its wait yet
         db.change({"kind": "add"})
     replies = []
     reader = threading.Thread(target=lambda: replies.append(db.dispatch({"op": "Read"})))
@@ -207,4 +222,4 @@ def test_no_reply_shows_a_change_before_it_is_on_disk(tmp_path):
     reader.join(10)
     assert replies == [{"count": 1}]
     assert (tmp_path / "journal-0.jsonl").read_bytes() == b'{"kind":"add"}\n'
-    db._journal._file.close()
+    db.data_dir.journal._file.close()

@@ -7,7 +7,7 @@ import time
 from helpers.inprocess import HASH, SALT, ask, in_thread
 
 import customer_db
-from market.keys import KEY_TTL
+from market.config import KEY_TTL
 from market.storage.journal import read_saved
 from product_db import ProductDB
 
@@ -61,7 +61,7 @@ def test_a_late_resend_gets_the_first_outcome_and_a_late_new_key_nothing():
     assert outcome(again) == {"item_id": item_id}
     assert outcome(ask(db, "RegisterItem", deadline=past, **ITEM,
                        **keyed("register-00000002"))) == "unavailable"
-    assert len(db.dump()["items"]) == 1
+    assert len(db.data.dump()["items"]) == 1
 
 
 def test_outcomes_are_journaled_with_their_change_and_kept_by_snapshots(tmp_path):
@@ -76,7 +76,7 @@ def test_outcomes_are_journaled_with_their_change_and_kept_by_snapshots(tmp_path
     replayed.open_data_dir(str(tmp_path))
     assert outcome(ask(replayed, "RemoveUnits", **remove)) == first
     assert outcome(ask(replayed, "GetItem", item_id=item_id))["item"]["quantity"] == 3
-    replayed._journal.snapshot_every = 1  # the next change writes a snapshot
+    replayed.data_dir.journal.snapshot_every = 1  # the next change writes a snapshot
     ask(replayed, "ChangePrice", seller_id=1, item_id=item_id, price=250,
         **keyed("price-00000000001"))
 
@@ -115,13 +115,19 @@ def test_records_written_before_keys_replay_without_outcomes():
 # -- which replies wait for the frontends' copies ------------------------------------------
 
 def copied_but_never_confirmed(db) -> None:
-    """A follower joins ``db``'s feed with a 30 s lease and then never confirms a change."""
+    """A follower joins ``db``'s feed, confirms its copy (so it holds a 30 s lease), and then
+    never confirms a change."""
     db.feed.length = 30.0
-    ask(db, "Follow", follower="f" * 16, epoch="", seen=0, wait_ms=0)
+    snapshot = ask(db, "Follow", follower="f" * 16, epoch="", seen=0, wait_ms=0)["result"]
+    ask(db, "Follow", follower="f" * 16, epoch=snapshot["epoch"], seen=snapshot["upto"],
+        wait_ms=0)
 
 
 def confirm_all(db) -> None:
-    ask(db, "Follow", follower="f" * 16, epoch=db.feed.epoch, seen=db.feed.published,
+    """The follower takes the changes queued for it (a follower confirms only what it was
+    sent), then confirms them."""
+    sent = ask(db, "Follow", follower="f" * 16, epoch=db.feed.epoch, seen=0, wait_ms=0)
+    ask(db, "Follow", follower="f" * 16, epoch=db.feed.epoch, seen=sent["result"]["upto"],
         wait_ms=0)
 
 

@@ -37,7 +37,7 @@ def test_the_changes_show_live():
     assert item[3]["quantity"] == 10 - 3 * 3 + 3 and item[4]["quantity"] == 10 - 3 + 1
     assert (item[5]["thumbs_up"], item[6]["thumbs_down"]) == (1, 0)
     assert call(db, "HeldReservations", older_than=0, limit=10) == {"purchase_ids": ["held"]}
-    assert db.data_stats() == {"items": 6, "pending_purchases": 1}
+    assert db.data.stats() == {"items": 6, "pending_purchases": 1}
     assert call(db, "GetItems", item_ids=[1, 99]) == {
         "items": [{"item_id": 1, "name": "i1", "price_cents": 999, "quantity": 10}]}
 
@@ -59,11 +59,11 @@ def test_a_reservation_answers_the_same_when_asked_again():
 def test_journal_and_snapshots_replay_to_the_same_state(tmp_path, snapshot_every):
     db = ProductDB()
     db.open_data_dir(str(tmp_path))
-    db._journal.snapshot_every = snapshot_every
+    db.data_dir.journal.snapshot_every = snapshot_every
     every_change(db)
     again = ProductDB()
     again.open_data_dir(str(tmp_path))
-    assert again.dump() == db.dump()
+    assert again.data.dump() == db.data.dump()
     for i in range(1, 7):
         assert call(again, "GetItem", item_id=i) == call(db, "GetItem", item_id=i)
     assert call(again, "Search", category=0, keywords=["desk"], limit=10) == \

@@ -171,15 +171,15 @@ def test_purchases_move_cart_lines_and_replay_after_a_restart(tmp_path):
     assert call("StartPurchase", card_problem="", **second) == {"purchase_id": p2,
                                                                 "state": "committed"}
     assert json.loads(call("GetPurchase", purchase_id=p2).json)["purchase"]["total"] == 7.5
-    assert db.carts.saved(1).lines() == []  # what was bought left the saved cart
+    assert db.data.carts.saved(1).lines() == []  # what was bought left the saved cart
     call("AddToCart", item_id=3, quantity=1, available=5, **keyed())
     p3 = call("StartPurchase", card_problem="", **keyed())["purchase_id"]
-    assert db.data_stats() == {"accounts": 1, "live_sessions": 1, "purchases": 1,
+    assert db.data.stats() == {"accounts": 1, "live_sessions": 1, "purchases": 1,
                                "pending_purchases": 1}
 
     again = customer_db.CustomerDB()
     again.open_data_dir(str(tmp_path))
-    assert again.dump() == db.dump()
-    assert [again.purchases.state(p) for p in (started["purchase_id"], p2, p3)] == [
+    assert again.data.dump() == db.data.dump()
+    assert [again.data.purchases.state(p) for p in (started["purchase_id"], p2, p3)] == [
         PurchaseState.CANCELLED, PurchaseState.COMMITTED, PurchaseState.STARTED]
-    assert again.purchases.held_items(token) == {3} and cart(again) == []
+    assert again.data.purchases.held_items(token) == {3} and cart(again) == []

@@ -74,8 +74,11 @@ def test_a_snapshot_keeps_states_and_thumbs():
     again = Votes()
     again.restore(json.loads(json.dumps(votes.dump())))
     assert again.dump() == votes.dump()
-    assert [raw["state"] for raw in again.dump()] == [VoteState.COUNTED, VoteState.RECORDED]
+    assert [raw.get("state") for raw in again.dump()] == [VoteState.COUNTED,
+                                                          VoteState.RECORDED, None]
+    assert again.dump()[-1] == {"buyer_id": 3, "item_id": 10, "refusals": 1}
     assert thumbs(again, 7) == (1, 0) and again.recorded_longer_than(0, 10) == ["k2"]
+    assert again.next_key(3, 10) == "3.10.1" and again.next_key(1, 10) == "1.10.0"
 
 
 def test_through_the_database_a_vote_is_recorded_once_per_key_and_settled(tmp_path):
@@ -118,4 +121,4 @@ def test_through_the_database_a_vote_is_recorded_once_per_key_and_settled(tmp_pa
 
     again = customer_db.CustomerDB()
     again.open_data_dir(str(tmp_path))
-    assert again.dump() == db.dump() and rating(again) == (0, 1, 1)
+    assert again.data.dump() == db.data.dump() and rating(again) == (0, 1, 1)
