@@ -13,6 +13,7 @@ from types import SimpleNamespace
 
 import pytest
 
+import performance
 from helpers.tls import make_certs
 from market.errors import TlsError
 from market.net import tls
@@ -268,3 +269,19 @@ def test_a_server_and_a_client_over_tls_in_process(certs):
     finally:
         client.close()
         server.server_close()
+
+
+def test_the_benchmark_runs_its_own_services_over_tls_or_verifies_a_target(certs, tmp_path,
+                                                                          monkeypatch):
+    for name in ("MARKET_TLS_CA", "MARKET_TLS_CERT", "MARKET_TLS_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    args, target = performance.parse_args(["--tls", "--quick", "--out", str(tmp_path)])
+    assert target is None and (args.tls_dir / "ca.crt").exists()
+    assert performance.clients_ca(args, None) == str(args.tls_dir / "ca.crt")
+    _, target = performance.parse_args([
+        "--target", "127.0.0.1:1,127.0.0.1:2", "--target-dbs", "127.0.0.1:3",
+        "--tls-ca", str(certs / "ca.crt"), "--tls-cert", str(certs / "seller_server.crt"),
+        "--tls-key", str(certs / "seller_server.key")])
+    assert target.tls is not None and target.db_tls is not None
+    with pytest.raises(SystemExit):
+        performance.parse_args(["--tls", "--target", "127.0.0.1:1,127.0.0.1:2"])
