@@ -366,6 +366,15 @@ def first_byte(sock: socket.socket) -> int | None:
     return start[0] if start else None
 
 
+def is_client_hello(start: bytes) -> bool:
+    """Whether the first bytes of a connection are a TLS ClientHello: a handshake record
+    (0x16) of version 3.x (SSL 3 to TLS 1.3 all say 3.0 to 3.4 there) holding a ClientHello
+    (1). A line of JSON never starts so; a line of junk that happened to would be taken
+    for TLS, which takes six given bytes in a row."""
+    return (len(start) >= 6 and start[0] == HANDSHAKE_RECORD and start[1] == 3
+            and start[2] <= 4 and start[5] == 1)
+
+
 def accept(sock: socket.socket, context: ssl.SSLContext, timeout: float) -> TlsStream:
     """The server's side of a new connection on a blocking ``sock``, within ``timeout``
     seconds: a client speaking plaintext is answered ``PLAINTEXT_REPLY`` (in plaintext);
@@ -407,7 +416,7 @@ def answer_tls_at_plaintext_port(sock: socket.socket) -> bool:
     ``TLS_AT_PLAINTEXT_REPLY`` (its TLS library reads that as plaintext) and return True.
     Waits for the client's first byte as long as the socket's receive timeout."""
     try:
-        if first_byte(sock) != HANDSHAKE_RECORD:
+        if not is_client_hello(sock.recv(6, socket.MSG_PEEK)):
             return False
         sock.sendall(TLS_AT_PLAINTEXT_REPLY)
     except OSError:

@@ -201,6 +201,15 @@ def test_a_plaintext_port_answers_a_tls_handshake_and_lets_plaintext_through(cer
     assert server_sock.recv(100) == b'{"op":"Hello"}\n'  # only looked at, not taken
 
 
+@pytest.mark.parametrize("start, hello", [
+    (b"\x16\x03\x01\x02\x00\x01\x00", True), (b"\x16\x03\x03\x00\x80\x01", True),
+    (b"\x16\x03\x01\x02\x00", False), (b"\x16{\"op\":1}\n", False),
+    (b"\x16\x03\x09\x02\x00\x01", False), (b'{"op":"Hello"}\n', False), (b"", False),
+])
+def test_only_a_client_hello_is_taken_for_tls_at_a_plaintext_port(start, hello):
+    assert tls.is_client_hello(start) is hello
+
+
 def test_reload_loads_new_files_and_keeps_the_old_ones_when_one_fails(certs, tmp_path, caplog):
     for name in ("ca.crt", "product_db.crt", "product_db.key"):
         shutil.copy(certs / name, tmp_path / name)
