@@ -135,8 +135,8 @@ def test_rate_shows_up_or_down_everywhere(market):
     helped = subprocess.run([sys.executable, str(ROOT / "buyer_client.py"), "--help"],
                             capture_output=True, text=True, timeout=30).stdout
     assert usage in helped
-    readme = (ROOT / "README.md").read_text()
-    assert re.search(r"`rate ITEM_ID up\\?\|down`", readme), "README's rate usage"
+    cli_doc = (ROOT / "docs" / "cli.md").read_text()
+    assert re.search(r"`rate ITEM_ID up\\?\|down`", cli_doc), "docs/cli.md's rate usage"
 
 
 # -- 5. the unsaved cart ---------------------------------------------------------------
