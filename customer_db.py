@@ -62,6 +62,7 @@ class CustomerDB(Database):
         return CustomerData(self.session_timeout, publish)
 
     def start(self) -> None:
+        super().start()
         threading.Thread(target=sweep_forever, args=(self,), name="sweeper",
                          daemon=True).start()
 
@@ -281,21 +282,25 @@ class CustomerDB(Database):
 
 
 def sweep_forever(db: CustomerDB) -> None:
-    """Forever: end idle sessions, cancel purchases left unfinished (each sweep on disk
-    before the next, so an expired session stays expired after a crash), and forget the
-    outcomes of keys past their time."""
+    """Forever: end idle sessions, cancel purchases left unfinished (each sweep stored before
+    the next, so an expired session stays expired after a crash; a standby replica leaves
+    that to the active one), and forget the outcomes of keys past their time."""
     interval = min(1.0, db.session_timeout / 4)
     while True:
         time.sleep(interval)
         now = time.monotonic()
         with db.lock:
-            for token in db.data.sessions.idle(now):
-                db.change({"kind": "logout", "token": token})
-            stale = db.data.purchases.stale(now, db.purchase_timeout)
-            if stale:
-                db.change({"kind": "purchases_cancelled", "purchase_ids": stale})
+            if db.storage.writable():
+                for token in db.data.sessions.idle(now):
+                    db.change({"kind": "logout", "token": token})
+                stale = db.data.purchases.stale(now, db.purchase_timeout)
+                if stale:
+                    db.change({"kind": "purchases_cancelled", "purchase_ids": stale})
             db.outcomes.forget_expired()
-        db.data_dir.sync()
+        try:
+            db.storage.sync()
+        except ApiError:  # a replica deposed meanwhile: its state was loaded anew
+            continue
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -57,6 +57,7 @@ class ProductDB(Database):
         return ProductData(publish)
 
     def start(self) -> None:
+        super().start()
         threading.Thread(target=self._forget_old, name="sweeper", daemon=True).start()
 
     def _forget_old(self) -> None:

@@ -70,6 +70,16 @@ RESERVATION_TTL = 120.0  # a settled reservation
 SNAPSHOT_EVERY = 100_000  # journal records between two snapshots of a data directory
 CANCELLED_TTL = 120.0  # a cancelled purchase id
 
+# -- databases replicated on etcd (contract §16) ---------------------------------------------
+ETCD_TIMEOUT = 2.0  # seconds a database waits for one answer of etcd
+ETCD_LEADER_TTL = 3  # seconds the active process's leadership lasts after its last renewal
+ETCD_RENEW_EVERY = 0.5  # seconds between two renewals of it
+# The active process answers only while its leadership is certain: until this long before
+# the leadership it renewed last could run out (a follower's poll waiting for news fits).
+ETCD_LEADER_MARGIN = 1.0
+ETCD_CHUNK = 512 << 10  # bytes of a snapshot's chunk, under etcd's 1.5 MiB per request
+ETCD_QUIET = 10.0  # seconds a standby's watch may stay quiet before it is renewed
+
 # -- the contract's limits -----------------------------------------------------------
 MAX_LINE = 1 << 20  # bytes of JSON on one line, not counting the newline
 MAX_ECHO_DEPTH = 100  # nesting levels of a value echoed back (a request's ``id``)

@@ -16,6 +16,8 @@ One module for all of them, as httpx's ``_exceptions.py``; the tree::
           TlsError           TLS failed: a handshake, a record, or loading the files
                              (``market.net.tls``); the message is one sentence fragment
                              about the other end, naming the flag to change
+          EtcdError          etcd did not answer, or refused a request
+            Deposed          this process no longer leads its database: no more appends
       CliError               one sentence for the person at a CLI, which then goes on
         WrongServer          the server is not a frontend of the CLI's role (the CLI stops)
           NotSecure          TLS at one end and not the other, or a certificate refused
@@ -66,6 +68,15 @@ class TlsError(ConnectionError):
     or a file that does not load. The message is a fragment about the other end ("its TLS
     certificate has expired: ..."), naming the flag to change. A ConnectionError, so a
     client's handling of a lost connection covers it."""
+
+
+class EtcdError(ConnectionError):
+    """etcd (``market.storage.etcd``) did not answer, or refused a request."""
+
+
+class Deposed(EtcdError):
+    """This database process no longer holds the leadership of its database in etcd: it
+    may not append, and forgets what it applied but could not append."""
 
 
 class JournalError(Exception):

@@ -94,7 +94,7 @@ def test_snapshot_and_journal_replay_agree(tmp_path):
 
     db = product_db.ProductDB()
     db.open_data_dir(str(tmp_path))
-    db.data_dir.journal.snapshot_every = 50
+    db.storage.journal.snapshot_every = 50
     request = Request("x", None)
     for n in range(1, 181):
         db.dispatch({"op": "RegisterItem", "args": {
@@ -106,7 +106,7 @@ def test_snapshot_and_journal_replay_agree(tmp_path):
             db.dispatch({"op": "SettleReservations", "args": {"sold": [], "released": [f"p{n}"]}})
         elif n % 4 == 0:
             db.dispatch({"op": "SettleReservations", "args": {"sold": [f"p{n}"], "released": []}})
-    assert db.data_dir.journal.generation >= 3
+    assert db.storage.journal.generation >= 3
     again = product_db.ProductDB()
     again.open_data_dir(str(tmp_path))
     assert again.data.dump() == db.data.dump()

@@ -163,6 +163,11 @@ class Sessions:
         self._by_token.move_to_end(session.token)
         self._by_account[session.role, session.user_id].move_to_end(session.token)
 
+    def touch_all(self, now: float) -> None:
+        """Mark every session used now (their order of use stays)."""
+        for session in self._by_token.values():
+            session.last_active = now
+
     def idle(self, now: float) -> list[str]:
         """The tokens of sessions idle longer than ``timeout``."""
         tokens = []

@@ -5,6 +5,7 @@
     keyed        keyed writes: each key's first outcome, remembered, within a quota
     identity     the market a database belongs to
     persistence  loading a data directory and journaling every change
+    replica      one database kept by several processes on etcd: standby, active, failover
     api          the internal ops both databases serve (Hello, ClaimMarket, Follow)
     main         a database's flags, and starting one
 """

@@ -1,22 +1,37 @@
 """Starting a database: its flags beyond every service's, then the secret, TLS (mutual:
-clients must present a certificate of the CA), the data directory and serving."""
+clients must present a certificate of the CA), its storage (a data directory, or etcd with
+other processes of the same database) and serving."""
 from __future__ import annotations
 
 import argparse
 
-from market.config import KEY_QUOTA, KEY_TTL
+from market.config import ETCD_TIMEOUT, KEY_QUOTA, KEY_TTL
+from market.database.replica import Replica
 from market.database.service import Database
 from market.errors import JournalError
-from market.net.flags import (configure_logging, env_default, exit_at_start, is_loopback,
-                              load_tls, service_parser)
+from market.net.flags import (
+    configure_logging,
+    env_default,
+    exit_at_start,
+    is_loopback,
+    load_tls,
+    service_parser,
+)
 from market.net.secret import Handshake, read_secret
 from market.net.server import serve
+from market.storage.etcd import Etcd
 
 
 def database_parser(description: str, env_prefix: str, port: int) -> argparse.ArgumentParser:
     parser = service_parser(description, env_prefix, port)
     env_default(parser, "--data-dir", f"{env_prefix}_DATA_DIR", "",
                 "keep a journal and snapshots here (default: memory only)")
+    env_default(parser, "--etcd", "MARKET_ETCD", "",
+                "keep the data in etcd instead (URL[,URL...] of its members, http:// or "
+                "https://), one of two or more processes of this database, the active one or "
+                "a standby (contract §16)")
+    env_default(parser, "--replica-name", f"{env_prefix}_REPLICA_NAME", "",
+                "this process's name among the processes of this database (default: random)")
     env_default(parser, "--key-ttl", "KEY_TTL", KEY_TTL,
                 "seconds an idempotency key's first outcome is remembered (a resend with "
                 "the key within it is told that outcome)", type=float)
@@ -38,7 +53,17 @@ def database_main(database: Database, args: argparse.Namespace) -> None:
     if database.handshake.secret is None and not is_loopback(args.host):
         exit_at_start(f"{database.name}: refusing to listen on {args.host} without a "
                       "secret: beyond loopback anyone could change the data; pass --secret-file")
-    if args.data_dir:
+    if args.etcd and args.data_dir:
+        exit_at_start(f"{database.name}: --etcd and --data-dir both name where the data is "
+                      "kept: give one of them")
+    if args.etcd:
+        urls = [url.strip() for url in args.etcd.split(",") if url.strip()]
+        try:
+            etcd = Etcd(urls, ETCD_TIMEOUT, tls.client if tls else None)
+        except ValueError as exc:
+            exit_at_start(f"{database.name}: --etcd: {exc}")
+        database.storage = Replica(etcd, database, args.replica_name or None)
+    elif args.data_dir:
         try:
             database.open_data_dir(args.data_dir)
         except (JournalError, OSError) as exc:

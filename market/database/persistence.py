@@ -94,6 +94,18 @@ class DataDirectory:
         if self.journal is not None:
             self.journal.sync()
 
-    def stats(self) -> dict | None:
-        """The journal's figures for ``Stats`` (None without a data directory)."""
-        return self.journal.stats() if self.journal else None
+    def stats(self) -> dict:
+        """``{"journal"}``: the journal's figures for ``Stats`` (None without a directory)."""
+        return {"journal": self.journal.stats() if self.journal else None}
+
+    def refusal(self, op: str) -> None:
+        """A single process serves every request."""
+
+    def writable(self) -> bool:
+        return True
+
+    def hello(self) -> dict:
+        return {}
+
+    def start(self, address: str) -> None:
+        """Nothing runs on its own."""

@@ -11,11 +11,15 @@ A request goes, as in Redis's ``call()`` then ``propagatePendingCommands()``:
    the applier's result and the number of the change it published to the frontends' copies
    (``market.replication.feed``). Every write's handler returns an ``Acknowledged``, for
    a change it made or, for an earlier outcome given again, ``again``.
-3. ``propagate``: the reply waits until every change so far is on disk and the copies show
-   the change it acknowledges. Nothing else in the request path waits on other processes.
+3. ``propagate``: the reply waits until every change so far is stored (on disk, or in etcd)
+   and the copies show the change it acknowledges. Nothing else in the request path waits
+   on other processes.
 
 Also here: ``keyed_write`` (each key applied once, ``market.database.keyed``), the market
-identity (``market.database.identity``, set by ``ClaimMarket``) and the ``Follow`` op.
+identity (``market.database.identity``, set by ``ClaimMarket``) and the ``Follow`` op. Where
+the changes are stored is the ``storage``'s: a data directory, or nowhere
+(``market.database.persistence``), or etcd, where one of several processes is active
+(``market.database.replica``).
 """
 from __future__ import annotations
 
@@ -55,6 +59,35 @@ class Data(Protocol):
     def stats(self) -> dict:
         """How much data it holds, for ``Stats``."""
 
+    def take_over(self, now: float) -> None:
+        """This process takes over from another one that held the same data (a replica's
+        promotion): count whatever the other one renewed without a record as renewed now."""
+
+
+class Storage(Protocol):
+    """Where a database's changes are stored (``DataDirectory``, ``Replica``)."""
+
+    def record(self, change: dict, database: Any) -> None:
+        """Store one change already made (hold the database's lock)."""
+
+    def sync(self) -> None:
+        """Return once every change made so far is stored (call without the lock)."""
+
+    def refusal(self, op: str) -> ApiError | None:
+        """Why this process may not serve ``op`` now (None: it may)."""
+
+    def writable(self) -> bool:
+        """Whether this process may make changes now (its background work asks)."""
+
+    def hello(self) -> dict:
+        """What ``Hello`` says of it."""
+
+    def stats(self) -> dict:
+        """What ``Stats`` says of it."""
+
+    def start(self, address: str) -> None:
+        """The service is bound to ``address``: start whatever runs on its own."""
+
 
 class Database(Service):
     """A service whose state (``data``) lives under one lock and changes only through
@@ -70,21 +103,33 @@ class Database(Service):
         # Guards the state: every piece the subclass keeps, the identity and the outcomes.
         self.lock = threading.Lock()
         self.handshake = Handshake()
-        self.identity = MarketIdentity()
         self.outcomes = KeyedOutcomes()
-        self.feed = ChangeFeed()  # the followed data's changes, to the frontends' copies
-        self.data = self.make_data(self.feed.publish)
-        self.data_dir = DataDirectory(self.kind, self.name)
+        self.reset()
+        self.storage: Storage = DataDirectory(self.kind, self.name)
         self.clock_offset = 0.0  # seconds this database's clock is shifted (tests only)
-        # Each record kind and the method that applies it; subclasses add theirs (update).
-        self.appliers: dict[str, Callable[[dict], Any]] = {
-            "market": self.identity.apply, "key_refused": self._apply_refusal,
-            **self.data.appliers}
         self.keyed_ops: set[str] = set()  # the internal ops declared keyed
         self.writes: set[str] = set()  # the internal ops that are no reads
         self.ops["Authenticate"] = Op(self.authenticate, {"proof": SECRET_PROOF},
                                       needs_session=False)
         self.add_ops({CLAIM_MARKET: self.claim_market, FOLLOW: self.follow})
+
+    def reset(self) -> None:
+        """A new, empty state (hold the lock, but at construction): the identity, the keys'
+        outcomes, the change feed (a new epoch: every copy starts over) and the data, and
+        each record kind's applier."""
+        self.identity = MarketIdentity()
+        self.outcomes = KeyedOutcomes(self.outcomes.ttl, quota=self.outcomes.quota)
+        self.feed = ChangeFeed()  # the followed data's changes, to the frontends' copies
+        self.data = self.make_data(self.feed.publish)
+        # Each record kind and the method that applies it; subclasses add theirs (update).
+        self.appliers: dict[str, Callable[[dict], Any]] = {
+            "market": self.identity.apply, "key_refused": self._apply_refusal,
+            **self.data.appliers}
+
+    def start(self) -> None:
+        """Start the storage's own work (a replica's), once bound."""
+        host, port = self.address
+        self.storage.start(f"{host}:{port}")
 
     def add_ops(self, table: dict[InternalOp, Callable[..., Any]]) -> None:
         """Add internal ops to the op table: each declaration with its handler."""
@@ -102,6 +147,9 @@ class Database(Service):
     def admit(self, request: Request, message: dict) -> None:
         if not self.handshake.admits(request.peer) and request.op not in self.open_ops:
             raise ApiError("forbidden", "This connection has not proven the deployment secret.")
+        refusal = self.storage.refusal(request.op)
+        if refusal is not None:
+            raise refusal
         deadline = message.get("deadline")
         if deadline is not None:
             if type(deadline) not in (int, Decimal) or not 0 <= deadline < 2 ** 40:
@@ -124,11 +172,11 @@ class Database(Service):
         return self.propagate(reply)
 
     def propagate(self, reply: Any) -> Any:
-        """Hold a reply until every change so far is on disk (nothing is shown before it is
+        """Hold a reply until every change so far is stored (nothing is shown before it is
         durable: a reply may show another request's change) and, for an ``Acknowledged``
         one, until the frontends' copies show the change it acknowledges; return its result.
         """
-        self.data_dir.sync()
+        self.storage.sync()
         if not isinstance(reply, Acknowledged):
             return reply
         if reply.change:
@@ -149,7 +197,7 @@ class Database(Service):
         number of the change it published to the copies (0: none)."""
         before = self.feed.published
         result = self.apply(record)
-        self.data_dir.record(record, self)
+        self.storage.record(record, self)
         return Acknowledged(result, self.feed.published if self.feed.published > before else 0)
 
     def apply(self, record: dict) -> Any:
@@ -199,7 +247,7 @@ class Database(Service):
 
     def hello(self, request: Request) -> dict:
         # Read without the lock (each field is written whole), so Hello never waits.
-        return {**super().hello(request), **self.identity.hello(),
+        return {**super().hello(request), **self.identity.hello(), **self.storage.hello(),
                 "time": round(time.time() + self.clock_offset, 3),
                 **self.handshake.challenge(request.peer)}
 
@@ -220,13 +268,13 @@ class Database(Service):
                               self.data.followed_page, self.lock)
 
     def stats(self, request: Request) -> dict:
-        """``Stats`` adds the data held, the change feed's and, with a data directory, the
-        journal's (None without one)."""
+        """``Stats`` adds the data held, the keys remembered, the change feed's and the
+        storage's (a data directory's journal, or a replica's role and log)."""
         with self.lock:
             data = self.data.stats()
             keys = self.outcomes.stats()
         return {**super().stats(request), "data": data, "keys": keys,
-                "feed": self.feed.stats(), "journal": self.data_dir.stats()}
+                "feed": self.feed.stats(), **self.storage.stats()}
 
     def make_data(self, publish: Callable[[dict], int]) -> Data:
         """The state this database keeps (subclasses say); ``publish``: the change feed's."""
@@ -248,4 +296,4 @@ class Database(Service):
         """Load the state saved in ``directory`` and journal every change from now on."""
         self.feed.restarted()
         with self.lock:
-            self.data_dir.open(directory, self)
+            self.storage.open(directory, self)

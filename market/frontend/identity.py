@@ -93,7 +93,7 @@ MISMATCH = ("this frontend refuses every request: its databases do not belong to
             "(customer database: {customer}; product database: {product}). If one of them "
             "lost its data directory, stop it and restore the directory from a backup; to "
             "start a new, empty market instead, start both databases on fresh data "
-            "directories (README: 'One market, one identity')")
+            "directories (docs/operations.md: 'One market, one identity')")
 
 
 

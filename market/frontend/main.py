@@ -12,7 +12,7 @@ from market.config import (DEFAULT_CUSTOMER_DB_PORT, DEFAULT_DB_POOL, DEFAULT_DB
 from market.frontend.identity import MarketCheck
 from market.frontend.passwords import PasswordHasher, return_big_blocks_to_the_system
 from market.frontend.service import Frontend
-from market.net.client import Client, Health, parse_address
+from market.net.client import Client, Health, parse_addresses
 from market.net.flags import configure_logging, env_default, load_tls, service_parser
 from market.net.secret import read_secret
 from market.net.server import serve
@@ -23,10 +23,12 @@ def frontend_main(frontend: type[Frontend], description: str, env_prefix: str, p
     parser = service_parser(description, env_prefix, port)
     env_default(parser, "--customer-db", "CUSTOMER_DB_ADDR",
                 f"{DEFAULT_HOST}:{DEFAULT_CUSTOMER_DB_PORT}",
-                "customer database HOST:PORT", type=parse_address)
+                "customer database HOST:PORT (HOST:PORT,HOST:PORT,...: its processes, one "
+                "active, when it is replicated)", type=parse_addresses)
     env_default(parser, "--product-db", "PRODUCT_DB_ADDR",
                 f"{DEFAULT_HOST}:{DEFAULT_PRODUCT_DB_PORT}",
-                "product database HOST:PORT", type=parse_address)
+                "product database HOST:PORT (HOST:PORT,HOST:PORT,...: its processes, one "
+                "active, when it is replicated)", type=parse_addresses)
     env_default(parser, "--db-timeout", "DB_TIMEOUT", DEFAULT_DB_TIMEOUT,
                 "seconds to wait for a database reply", type=float)
     env_default(parser, "--db-pool", "DB_POOL", DEFAULT_DB_POOL,
@@ -43,10 +45,12 @@ def frontend_main(frontend: type[Frontend], description: str, env_prefix: str, p
     secret = read_secret(args.secret_file)
     tls = load_tls(args, mutual=False)
 
-    def database(what: str, address: tuple[str, int]) -> Client:
-        return Client(address, args.db_timeout, secret=secret, pool_size=max(1, args.db_pool),
-                      deadlines=True, health=Health(f"the {what} at %s:%d" % address),
-                      tls=tls.client if tls else None)
+    def database(what: str, addresses: list[tuple[str, int]]) -> Client:
+        where = ",".join("%s:%d" % address for address in addresses)
+        return Client(addresses[0], args.db_timeout, secret=secret,
+                      pool_size=max(1, args.db_pool), deadlines=True,
+                      health=Health(f"the {what} at {where}"), tls=tls.client if tls else None,
+                      alternates=tuple(addresses[1:]))
 
     return_big_blocks_to_the_system()
     customer = database("customer database", args.customer_db)

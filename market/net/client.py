@@ -186,6 +186,10 @@ class Client:
     is used (``hello_again()`` asks once more on it; an ``ApiError`` it raises refuses
     the request; the connection is kept).
 
+    With ``alternates`` (more addresses of the same database, kept by several processes of
+    which one is active: contract §16), a new connection goes to the address that answered
+    last, else to each other in turn: the first whose ``Hello`` does not say it stands by.
+
     With ``tls`` (a client ``ssl.SSLContext``, ``market.net.tls``) every connection is TLS,
     the server's certificate verified against the context's CA and ``server_hostname``
     (default: the host of ``address``); a failure of those checks is logged by ``health``
@@ -199,13 +203,15 @@ class Client:
                  deadlines: bool = False,
                  on_hello: Callable[[dict, float, Callable[[], dict]], None] | None = None,
                  health: Health | None = None, tls: ssl.SSLContext | None = None,
-                 server_hostname: str | None = None) -> None:
-        self.address = address
+                 server_hostname: str | None = None,
+                 alternates: tuple[tuple[str, int], ...] = ()) -> None:
+        self.address = address  # the one answering last, of ``addresses``
+        self.addresses = (address, *alternates)
         self.tls = tls
-        self.server_hostname = server_hostname or address[0]
+        self.server_hostname = server_hostname  # None: the host of each address
         # The context of a new connection: this client's, or its parent's (``dedicated``).
         self._context: Callable[[], ssl.SSLContext | None] = lambda: self.tls
-        self.health = health or Health("%s:%d" % address)
+        self.health = health or Health(",".join("%s:%d" % a for a in self.addresses))
         self.timeout = timeout
         self.max_idle = max_idle
         self.secret = secret
@@ -244,7 +250,9 @@ class Client:
         arguments) for the rest: none of this one's ``on_hello``, deadlines or pool unless
         given."""
         child = Client(self.address, self.timeout, secret=self.secret,
-                       server_hostname=self.server_hostname, **options)
+                       server_hostname=self.server_hostname,
+                       alternates=tuple(a for a in self.addresses if a != self.address),
+                       **options)
         child._context = self._context
         return child
 
@@ -374,15 +382,8 @@ class Client:
                     raise ApiError("unavailable", "The server is too busy right now; nothing "
                                                   "was changed; try again.")
         try:
-            conn = Connection(self.address, self.timeout, self._context(), self.server_hostname)
-        except (OSError, ConnectionError) as exc:
-            self._closed()
-            self.health.failed(exc)
-            raise self._unreachable() from (exc if isinstance(exc, TlsError) else None)
-        try:
-            hello = self._greet(conn) if self.secret or self.on_hello else {}
+            conn, hello = self._connect()
         except (OSError, ConnectionError, ApiError) as exc:
-            conn.close()
             self._closed()
             self.health.failed(exc)
             raise self._unreachable() from (exc if isinstance(exc, TlsError) else None)
@@ -393,6 +394,34 @@ class Client:
                 self._checkin(conn)
                 raise
         return conn
+
+    def _connect(self) -> tuple[Connection, dict]:
+        """A new connection, greeted (its ``Hello``, or {} when nothing asks for one): to the
+        address answering last, else to each other in turn (one that stands by is passed
+        over); raises what the last one tried raised."""
+        first = self.addresses.index(self.address)
+        failure: Exception | None = None
+        for step in range(len(self.addresses)):
+            address = self.addresses[(first + step) % len(self.addresses)]
+            try:
+                conn = Connection(address, self.timeout, self._context(),
+                                  self.server_hostname or address[0])
+            except (OSError, ConnectionError) as exc:
+                failure = exc
+                continue
+            try:
+                hello = (self._greet(conn) if self.secret or self.on_hello
+                         or len(self.addresses) > 1 else {})
+                if hello.get("role") == "standby":
+                    raise ConnectionError("%s:%d stands by (the active one: %s)" % (
+                        *address, hello.get("active")))
+            except (OSError, ConnectionError, ApiError) as exc:
+                conn.close()
+                failure = exc
+                continue
+            self.address = address
+            return conn, hello
+        raise failure
 
     def _greet(self, conn: Connection) -> dict:
         """Say ``Hello`` on a new connection, measure the server's clock from its ``time``,
@@ -457,3 +486,9 @@ def parse_address(text: str) -> tuple[str, int]:
     if not (sep and port.isascii() and port.isdigit() and int(port) <= 65535):
         raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
     return host.strip("[]") or DEFAULT_HOST, int(port)
+
+
+def parse_addresses(text: str) -> list[tuple[str, int]]:
+    """'HOST:PORT[,HOST:PORT...]' -> [(host, port), ...]: the processes of one database."""
+    return [parse_address(part.strip()) for part in text.split(",") if part.strip()] or \
+        [parse_address(text)]

@@ -109,8 +109,10 @@ class Server(socketserver.ThreadingTCPServer):
         self._lock = threading.Lock()
         self._open: set[socket.socket] = set()
         service.connections = self.connections
+        service.drop_connections = self.drop_connections
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         super().__init__(address, RequestHandler)
+        service.address = self.server_address[:2]
 
     def process_request(self, request, client_address) -> None:
         """Serve the connection on a thread of its own, or refuse it when at the cap."""
@@ -162,6 +164,16 @@ class Server(socketserver.ThreadingTCPServer):
         with self._lock:
             open_now = len(self._open)
         return {"open": open_now, "max": self.max_connections, "refused": self.refused}
+
+    def drop_connections(self) -> None:
+        """End every connection now (a database that stopped being the active one)."""
+        with self._lock:
+            open_now = list(self._open)
+        for request in open_now:
+            try:
+                request.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     def drain(self, grace: float) -> None:
         """Let every connection finish the request it is on, then end (for a clean stop).

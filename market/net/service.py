@@ -83,6 +83,9 @@ class Service:
         # serves this service says; ``market.net.server``).
         self.connections: Callable[[], dict[str, int]] = lambda: {"open": 0, "max": 0,
                                                                   "refused": 0}
+        # Where it listens, and how to end every connection it serves (its Server sets both).
+        self.address: tuple[str, int] = ("", 0)
+        self.drop_connections: Callable[[], None] = lambda: None
 
     def start(self) -> None:
         """Called once the server is bound, before serving (start threads here)."""
@@ -91,7 +94,7 @@ class Service:
         return {"service": self.kind, "version": CONTRACT_VERSION}
 
     def stats(self, request: "Request") -> dict:
-        """How this service is doing (README "Operating" says what each field means).
+        """How this service is doing (docs/operations.md, "Stats", says what each field means).
         A ``Stats`` request is counted once answered, so its own reply leaves it out."""
         figures = self.request_stats.snapshot(time.perf_counter())
         connections = self.connections()

@@ -104,6 +104,9 @@ class ProductData:
     def stats(self) -> dict:
         return {"items": len(self.catalog), "pending_purchases": self.reservations.held_count()}
 
+    def take_over(self, now: float) -> None:
+        """Nothing here is renewed without a record."""
+
 
 def reserved(reservation: Reservation) -> dict:
     """``ReserveUnits``' reply: each line as it was taken, at its price then (cents)."""

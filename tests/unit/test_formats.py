@@ -315,7 +315,7 @@ def test_an_upgrade_cut_short_before_its_marker_ends_the_same(tmp_path):
     assert {p.name: p.read_bytes() for p in backup.iterdir()} == {
         p.name: p.read_bytes() for p in fixture.iterdir()}
     for db in (first, again):
-        db.data_dir.journal._file.close()
+        db.storage.journal._file.close()
 
 
 @pytest.mark.parametrize("fixture", ["format-1", "format-2"])
@@ -333,4 +333,4 @@ def test_each_fixture_upgrades_into_this_versions_database(tmp_path, fixture, na
     assert formats.read_marker(str(directory)) == {"format": formats.CURRENT,
                                                    "database": database.kind}
     for db in (upgraded, again):
-        db.data_dir.journal._file.close()
+        db.storage.journal._file.close()

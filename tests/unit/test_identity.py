@@ -61,7 +61,7 @@ def test_a_market_is_claimed_once_and_kept_by_the_data_dir_and_its_snapshots(tmp
     again.open_data_dir(str(tmp_path))
     assert (call(again, "Hello")["market"], call(again, "Hello")["empty"]) == (
         "00000000000000aa", True)
-    again.data_dir.journal.snapshot_every = 1  # the next change writes a snapshot
+    again.storage.journal.snapshot_every = 1  # the next change writes a snapshot
     assert call(again, "RegisterItem", **ITEM, **keyed())["item_id"] == 1
     assert call(again, "Hello")["empty"] is False
 

@@ -222,4 +222,4 @@ def test_no_reply_shows_a_change_before_it_is_on_disk(tmp_path):
     reader.join(10)
     assert replies == [{"count": 1}]
     assert (tmp_path / "journal-0.jsonl").read_bytes() == b'{"kind":"add"}\n'
-    db.data_dir.journal._file.close()
+    db.storage.journal._file.close()

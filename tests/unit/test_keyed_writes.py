@@ -76,7 +76,7 @@ def test_outcomes_are_journaled_with_their_change_and_kept_by_snapshots(tmp_path
     replayed.open_data_dir(str(tmp_path))
     assert outcome(ask(replayed, "RemoveUnits", **remove)) == first
     assert outcome(ask(replayed, "GetItem", item_id=item_id))["item"]["quantity"] == 3
-    replayed.data_dir.journal.snapshot_every = 1  # the next change writes a snapshot
+    replayed.storage.journal.snapshot_every = 1  # the next change writes a snapshot
     ask(replayed, "ChangePrice", seller_id=1, item_id=item_id, price=250,
         **keyed("price-00000000001"))
 

@@ -59,7 +59,7 @@ def test_a_reservation_answers_the_same_when_asked_again():
 def test_journal_and_snapshots_replay_to_the_same_state(tmp_path, snapshot_every):
     db = ProductDB()
     db.open_data_dir(str(tmp_path))
-    db.data_dir.journal.snapshot_every = snapshot_every
+    db.storage.journal.snapshot_every = snapshot_every
     every_change(db)
     again = ProductDB()
     again.open_data_dir(str(tmp_path))
