@@ -165,13 +165,14 @@ class Server(socketserver.ThreadingTCPServer):
             open_now = len(self._open)
         return {"open": open_now, "max": self.max_connections, "refused": self.refused}
 
-    def drop_connections(self) -> None:
-        """End every connection now (a database that stopped being the active one)."""
+    def drop_connections(self, how: int = socket.SHUT_RDWR) -> None:
+        """End every connection now (a database that stopped being the active one); with
+        ``SHUT_RD``, only their read side."""
         with self._lock:
             open_now = list(self._open)
         for request in open_now:
             try:
-                request.shutdown(socket.SHUT_RDWR)
+                request.shutdown(how)
             except OSError:
                 pass
 
@@ -181,13 +182,7 @@ class Server(socketserver.ThreadingTCPServer):
         Shutting the read side makes each handler's next read see end of
         stream, while replies already being computed can still be sent.
         """
-        with self._lock:
-            open_now = list(self._open)
-        for request in open_now:
-            try:
-                request.shutdown(socket.SHUT_RD)
-            except OSError:
-                pass
+        self.drop_connections(socket.SHUT_RD)
         deadline = time.monotonic() + grace
         while self._open and time.monotonic() < deadline:
             time.sleep(0.02)

@@ -14,6 +14,10 @@ from __future__ import annotations
 import json
 import threading
 
+import pytest
+
+from protocol import ApiError
+
 from .market import keyed  # noqa: F401  (the unit tests take it from here)
 
 # An account's password as the customer database sees it: the frontend's salt and scrypt
@@ -93,3 +97,15 @@ class NoData:
 
     def stats(self) -> dict:
         return {}
+
+
+def stored_account(user_id: int, name: str) -> dict:
+    """An account's record as the customer database journals it (``SALT``, ``HASH``)."""
+    return {"user_id": user_id, "name": name, "salt": SALT, "hash": HASH, "cost": 10}
+
+
+def code_of(call, *args) -> str:
+    """The error code ``call(*args)`` raises (it must raise an ``ApiError``)."""
+    with pytest.raises(ApiError) as failure:
+        call(*args)
+    return failure.value.code

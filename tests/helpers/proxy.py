@@ -1,14 +1,17 @@
-"""A line proxy for fault tests: sits between a client and a server and can lose replies.
+"""Proxies for fault tests, between a client and a server (``Proxy``: each listens on a free
+port of 127.0.0.1 and serves each connection on a thread of its own).
 
 ``ReplyDropper`` forwards each request line to the server and its reply back, except
 that for an op named in ``drop`` it lets the server apply the request, then drops the
 reply and closes the client's connection: the client sees a lost reply, as when a
 network or a process fails after the server acted (with ``early``, the connection is
-closed as soon as the request is passed on, while the server may still be working on it). With ``then_cut``, once those
-replies are lost every later request is too, unforwarded (the server unreachable),
-until ``reconnect``. ``delay(op, seconds)`` holds each reply to ``op`` that long before
-passing it on (a slow link, not a failure). Requests and replies are passed through as
-bytes; only the op name is read.
+closed as soon as the request is passed on, while the server may still be working on
+it). With ``then_cut``, once those replies are lost every later request is too,
+unforwarded (the server unreachable), until ``reconnect``. ``delay(op, seconds)`` holds
+each reply to ``op`` that long before passing it on (a slow link, not a failure).
+Requests and replies are passed through as bytes; only the op name is read.
+
+``Recorder`` passes bytes both ways as they are (TLS too) and keeps a copy of them.
 """
 from __future__ import annotations
 
@@ -20,23 +23,18 @@ import time
 from collections import Counter
 
 
-class ReplyDropper:
-    """Listens on 127.0.0.1 (a free port) and forwards to ``upstream``."""
+class Proxy:
+    """Listens on 127.0.0.1 (a free port) and serves each connection with ``handle`` (its
+    socket), on a thread of its own, on the way to ``upstream``."""
 
     def __init__(self, upstream: tuple[str, int]) -> None:
         self.upstream = upstream
         self.lock = threading.Lock()
-        self.to_drop: Counter[str] = Counter()  # op -> replies still to drop
-        self.dropped: Counter[str] = Counter()  # op -> replies dropped so far
-        self.cut_after: set[str] = set()  # ops whose last drop cuts the proxy off
-        self.early: set[str] = set()  # ops whose dropped replies are not waited for
-        self.cut = False  # every request is lost, unforwarded
-        self.delays: dict[str, float] = {}  # op -> seconds each reply is held
         proxy = self
 
-        class Handler(socketserver.StreamRequestHandler):
+        class Handler(socketserver.BaseRequestHandler):
             def handle(self) -> None:
-                proxy._serve(self.rfile, self.connection)
+                proxy.handle(self.request)
 
         self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
@@ -46,6 +44,27 @@ class ReplyDropper:
     @property
     def addr(self) -> str:
         return "%s:%d" % self.address
+
+    def handle(self, client: socket.socket) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class ReplyDropper(Proxy):
+    """Forwards request lines to ``upstream`` and their replies back, losing or holding
+    the replies it is told to (see the module doc)."""
+
+    def __init__(self, upstream: tuple[str, int]) -> None:
+        super().__init__(upstream)
+        self.to_drop: Counter[str] = Counter()  # op -> replies still to drop
+        self.dropped: Counter[str] = Counter()  # op -> replies dropped so far
+        self.cut_after: set[str] = set()  # ops whose last drop cuts the proxy off
+        self.early: set[str] = set()  # ops whose dropped replies are not waited for
+        self.cut = False  # every request is lost, unforwarded
+        self.delays: dict[str, float] = {}  # op -> seconds each reply is held
 
     def drop(self, op: str, times: int = 1, then_cut: bool = False,
              early: bool = False) -> None:
@@ -80,7 +99,8 @@ class ReplyDropper:
                 self.cut = True
             return True
 
-    def _serve(self, rfile, client: socket.socket) -> None:
+    def handle(self, client: socket.socket) -> None:
+        rfile = client.makefile("rb")
         with socket.create_connection(self.upstream) as server:
             server.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             replies = server.makefile("rb")
@@ -105,42 +125,24 @@ class ReplyDropper:
                     time.sleep(self.delays[op])
                 client.sendall(reply)
 
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
-class Recorder:
-    """A byte proxy that keeps a copy of everything it passes, both ways: listens on
-    127.0.0.1 (a free port) and forwards each connection to ``upstream`` as it is, bytes
-    in, bytes out (TLS included, which a line proxy would break). ``seen()`` is every
-    byte so far, from clients and from the server, joined."""
+class Recorder(Proxy):
+    """A byte proxy that keeps a copy of everything it passes, both ways: forwards each
+    connection to ``upstream`` as it is, bytes in, bytes out (TLS included, which a line
+    proxy would break). ``seen()`` is every byte so far, from clients and from the server,
+    joined."""
 
     def __init__(self, upstream: tuple[str, int]) -> None:
-        self.upstream = upstream
-        self.lock = threading.Lock()
+        super().__init__(upstream)
         self.chunks: list[bytes] = []
         self.connections = 0
-        proxy = self
-
-        class Handler(socketserver.BaseRequestHandler):
-            def handle(self) -> None:
-                proxy._relay(self.request)
-
-        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.address = self.server.server_address[:2]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    @property
-    def addr(self) -> str:
-        return "%s:%d" % self.address
 
     def seen(self) -> bytes:
         with self.lock:
             return b"".join(self.chunks)
 
-    def _relay(self, client: socket.socket) -> None:
+    def handle(self, client: socket.socket) -> None:
         with self.lock:
             self.connections += 1
         with socket.create_connection(self.upstream) as server:
@@ -166,6 +168,3 @@ class Recorder:
             except OSError:
                 pass
 
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()

@@ -1,22 +1,14 @@
 """market/accounts.py and CustomerDB's sessions: names, hashes, expiry, the per-account cap."""
 from __future__ import annotations
 
-import pytest
-from helpers.inprocess import HASH, SALT, create_account, dispatch, log_in
+from helpers.inprocess import (HASH, SALT, code_of, create_account, dispatch, log_in,
+                               stored_account)
 
 import customer_db
 from market.customer.accounts import Accounts, Role, Sessions
 from protocol import ApiError
 
 
-def account(user_id: int, name: str) -> dict:
-    return {"user_id": user_id, "name": name, "salt": SALT, "hash": HASH, "cost": 10}
-
-
-def code(call, *args) -> str:
-    with pytest.raises(ApiError) as failure:
-        call(*args)
-    return failure.value.code
 
 
 # -- Accounts -------------------------------------------------------------------------
@@ -24,10 +16,10 @@ def code(call, *args) -> str:
 def test_names_are_unique_per_role_and_ids_never_repeat():
     accounts = Accounts(first_id=5)
     assert accounts.new_id(Role.BUYER, "ann") == 5
-    accounts.add(Role.BUYER, account(5, "ann"))
-    assert code(accounts.new_id, Role.BUYER, "ann") == "conflict"
+    accounts.add(Role.BUYER, stored_account(5, "ann"))
+    assert code_of(accounts.new_id, Role.BUYER, "ann") == "conflict"
     assert accounts.new_id(Role.SELLER, "ann") == 5  # the other role has its own names and ids
-    accounts.add(Role.BUYER, account(9, "bob"))  # a replayed record may jump ahead
+    accounts.add(Role.BUYER, stored_account(9, "bob"))  # a replayed record may jump ahead
     assert accounts.new_id(Role.BUYER, "cy") == 10
     assert len(accounts) == 2 and accounts.get(Role.BUYER, 9).name == "bob"
     again = Accounts()
@@ -37,16 +29,16 @@ def test_names_are_unique_per_role_and_ids_never_repeat():
 
 def test_verify_refuses_a_wrong_hash_and_an_unknown_name_alike():
     accounts = Accounts()
-    accounts.add(Role.SELLER, account(1, "sam"))
+    accounts.add(Role.SELLER, stored_account(1, "sam"))
     assert accounts.verify(Role.SELLER, "sam", bytes.fromhex(HASH)).user_id == 1
-    assert code(accounts.verify, Role.SELLER, "sam", bytes(32)) == "auth_failed"
-    assert code(accounts.verify, Role.SELLER, "nobody", bytes.fromhex(HASH)) == "auth_failed"
-    assert code(accounts.verify, Role.BUYER, "sam", bytes.fromhex(HASH)) == "auth_failed"
+    assert code_of(accounts.verify, Role.SELLER, "sam", bytes(32)) == "auth_failed"
+    assert code_of(accounts.verify, Role.SELLER, "nobody", bytes.fromhex(HASH)) == "auth_failed"
+    assert code_of(accounts.verify, Role.BUYER, "sam", bytes.fromhex(HASH)) == "auth_failed"
 
 
 def test_an_unknown_name_gets_the_same_made_up_salt_each_time_and_no_cost():
     accounts = Accounts()
-    accounts.add(Role.BUYER, account(1, "ann"))
+    accounts.add(Role.BUYER, stored_account(1, "ann"))
     assert accounts.salt(Role.BUYER, "ann") == {"salt": SALT, "cost": 10}
     made_up = accounts.salt(Role.BUYER, "ghost")
     assert made_up["cost"] is None and len(bytes.fromhex(made_up["salt"])) == 16
@@ -64,10 +56,10 @@ def test_sessions_expire_after_the_timeout_unless_used():
     assert sessions.idle(now=10.5) == ["b"]
     assert not sessions.expired(sessions.get("a", Role.BUYER), now=18)
     assert sessions.expired(sessions.get("a", Role.BUYER), now=18.5)
-    assert code(sessions.get, "a", Role.SELLER) == "invalid_session"  # role scoped
+    assert code_of(sessions.get, "a", Role.SELLER) == "invalid_session"  # role scoped
     sessions.end("b")
-    assert code(sessions.get, "b", Role.BUYER) == "invalid_session"
-    assert code(sessions.get, None, Role.BUYER) == "invalid_session"
+    assert code_of(sessions.get, "b", Role.BUYER) == "invalid_session"
+    assert code_of(sessions.get, None, Role.BUYER) == "invalid_session"
 
 
 def test_an_account_at_its_cap_names_its_least_recently_used_session():

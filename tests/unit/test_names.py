@@ -7,12 +7,13 @@ import unicodedata
 
 import pytest
 
+from helpers.inprocess import HASH, SALT, code_of, stored_account
+
 from market import fields
 from market.cli.views import display_width, items_table, rating_text, shown, table
 from market.customer.accounts import Accounts, Role
 from protocol import ApiError
 
-SALT, HASH = "00" * 16, "11" * 32
 BIDI = [0x061C, 0x200E, 0x200F, 0x202A, 0x202B, 0x202C, 0x202D, 0x202E,
         0x2066, 0x2067, 0x2068, 0x2069]
 INVISIBLE = [0x00AD, 0x200B, 0x200C, 0x200D, 0x2060, 0xFEFF]
@@ -104,49 +105,41 @@ def test_name_key_folds_case_and_normal_form():
 
 # -- accounts -------------------------------------------------------------------------------
 
-def account(user_id: int, name: str) -> dict:
-    return {"user_id": user_id, "name": name, "salt": SALT, "hash": HASH, "cost": 10}
-
-
-def code(call, *args) -> str:
-    with pytest.raises(ApiError) as failure:
-        call(*args)
-    return failure.value.code
 
 
 def test_a_name_is_taken_in_any_case_within_its_role():
     accounts = Accounts()
-    accounts.add(Role.BUYER, account(1, "bob"))
+    accounts.add(Role.BUYER, stored_account(1, "bob"))
     for name in ("Bob", "BOB", "bob"):
-        assert code(accounts.new_id, Role.BUYER, name) == "conflict"
+        assert code_of(accounts.new_id, Role.BUYER, name) == "conflict"
     assert accounts.new_id(Role.SELLER, "Bob") == 1  # the other role has its own names
-    accounts.add(Role.BUYER, account(2, "Zo\u00eb"))
-    assert code(accounts.new_id, Role.BUYER, "ZO\u00cb") == "conflict"
+    accounts.add(Role.BUYER, stored_account(2, "Zo\u00eb"))
+    assert code_of(accounts.new_id, Role.BUYER, "ZO\u00cb") == "conflict"
 
 
 def test_login_finds_the_account_in_any_case_and_normal_form():
     accounts = Accounts()
-    accounts.add(Role.BUYER, account(1, "bob"))
-    accounts.add(Role.BUYER, account(2, "Zo\u00eb"))
+    accounts.add(Role.BUYER, stored_account(1, "bob"))
+    accounts.add(Role.BUYER, stored_account(2, "Zo\u00eb"))
     for name, user_id in (("BOB", 1), ("Bob", 1), ("zoe\u0308", 2), ("ZO\u00cb", 2)):
         assert accounts.verify(Role.BUYER, name, bytes.fromhex(HASH)).user_id == user_id
         assert accounts.salt(Role.BUYER, name) == {"salt": SALT, "cost": 10}
-    assert code(accounts.verify, Role.SELLER, "BOB", bytes.fromhex(HASH)) == "auth_failed"
+    assert code_of(accounts.verify, Role.SELLER, "BOB", bytes.fromhex(HASH)) == "auth_failed"
 
 
 def test_old_accounts_differing_only_in_case_log_in_by_their_exact_names_only():
     accounts = Accounts()
     for user_id, name in enumerate(("Bob", "bob", "bob\u200b"), 1):
-        accounts.add(Role.SELLER, account(user_id, name))  # as a journal replays them
+        accounts.add(Role.SELLER, stored_account(user_id, name))  # as a journal replays them
     for user_id, name in enumerate(("Bob", "bob", "bob\u200b"), 1):
         assert accounts.verify(Role.SELLER, name, bytes.fromhex(HASH)).user_id == user_id
-    assert code(accounts.verify, Role.SELLER, "BOB", bytes.fromhex(HASH)) == "auth_failed"
+    assert code_of(accounts.verify, Role.SELLER, "BOB", bytes.fromhex(HASH)) == "auth_failed"
     assert accounts.salt(Role.SELLER, "BOB")["cost"] is None  # like an unknown name
     assert accounts.verify(Role.SELLER, "BOB\u200b", bytes.fromhex(HASH)).user_id == 3
-    assert code(accounts.new_id, Role.SELLER, "BOB") == "conflict"
+    assert code_of(accounts.new_id, Role.SELLER, "BOB") == "conflict"
     again = Accounts()
     again.restore(accounts.dump())
-    assert code(again.verify, Role.SELLER, "BOB", bytes.fromhex(HASH)) == "auth_failed"
+    assert code_of(again.verify, Role.SELLER, "BOB", bytes.fromhex(HASH)) == "auth_failed"
     assert again.verify(Role.SELLER, "Bob", bytes.fromhex(HASH)).user_id == 1
 
 
