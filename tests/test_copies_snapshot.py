@@ -3,35 +3,24 @@ a new buyer frontend builds its copy of a catalog of 50,000 items (many snapshot
 the writes made meanwhile at another frontend are answered at their usual speed."""
 from __future__ import annotations
 
-import json
 import time
 
-from helpers.market import Market, ServiceProcess, wait_until
+from helpers.market import Market, ServiceProcess, wait_until, write_data_dir
 
 from market.frontend.passwords import scrypt
-from market.storage.formats import CURRENT
 
 ITEMS = 50_000
 MARKET = "0123456789abcdef"
 SALT = bytes(range(16))
 
 
-def write_directory(path, database: str, records: list[dict]) -> None:
-    """A data directory holding ``records`` (a journal written as a database writes it)."""
-    path.mkdir(parents=True)
-    (path / "FORMAT").write_text(json.dumps({"format": CURRENT, "database": database}) + "\n")
-    with open(path / "journal-0.jsonl", "w") as journal:
-        for record in records:
-            journal.write(json.dumps(record, separators=(",", ":")) + "\n")
-
-
 def big_market(tmp_path) -> Market:
     """A market whose product database holds ``ITEMS`` items of seller 1 (``sue``/``pw``)."""
-    write_directory(tmp_path / "product", "product_db", [{"kind": "market", "market": MARKET}] + [
+    write_data_dir(tmp_path / "product", "product_db", [{"kind": "market", "market": MARKET}] + [
         {"kind": "item_registered", "item_id": n, "name": f"item {n}", "category": n % 100,
          "keywords": ["bulk"], "condition": "new", "price": 100, "quantity": 5,
          "seller_id": 1} for n in range(1, ITEMS + 1)])
-    write_directory(tmp_path / "customer", "customer_db", [
+    write_data_dir(tmp_path / "customer", "customer_db", [
         {"kind": "market", "market": MARKET},
         {"kind": "account", "role": "seller", "user_id": 1, "name": "sue", "salt": SALT.hex(),
          "hash": scrypt("pw", SALT, 10).hex(), "cost": 10}])

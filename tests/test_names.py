@@ -6,7 +6,6 @@ and lists its names as stored; the CLIs show such names escaped and align wide o
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import secrets
 import subprocess
@@ -14,7 +13,7 @@ import sys
 import unicodedata
 
 import pytest
-from helpers.market import CARD, ROOT, failure, listing, start_market
+from helpers.market import CARD, ROOT, failure, listing, start_market, write_data_dir
 
 BIDI = [0x061C, 0x200E, 0x200F, 0x202A, 0x202B, 0x202C, 0x202D, 0x202E,
         0x2066, 0x2067, 0x2068, 0x2069]
@@ -149,15 +148,6 @@ def account_record(role: str, user_id: int, name: str) -> dict:
             "cost": COST}
 
 
-def write_data_dir(path, database: str, records: list[dict]) -> None:
-    """A data directory of this format, as a version before section 15 could leave it."""
-    path.mkdir(parents=True)
-    (path / "FORMAT").write_text(json.dumps({"format": 3, "database": database}))
-    with open(path / "journal-0.jsonl", "w", encoding="utf-8") as journal:
-        journal.writelines(json.dumps(record, ensure_ascii=False) + "\n"
-                           for record in [{"kind": "market", "market": MARKET_ID}, *records])
-
-
 @pytest.fixture(scope="module")
 def legacy(tmp_path_factory):
     """A market on data directories written by hand as a version before section 15 could
@@ -165,14 +155,15 @@ def legacy(tmp_path_factory):
     (ids 1-5), a buyer with a U+2060 in its name, and seller 1's items 'lamp\\u202egnp.exe'
     and an NFD 'cafe\\u0301' (ids 1 and 2, category 5)."""
     root = tmp_path_factory.mktemp("legacy")
+    identity = {"kind": "market", "market": MARKET_ID}
     write_data_dir(root / "customer", "customer_db", [
-        *(account_record("seller", user_id, name)
-          for user_id, name in enumerate(LEGACY_SELLERS, 1)),
-        account_record("buyer", 1, LEGACY_BUYER)])
-    write_data_dir(root / "product", "product_db", [
+        identity, *(account_record("seller", user_id, name)
+                    for user_id, name in enumerate(LEGACY_SELLERS, 1)),
+        account_record("buyer", 1, LEGACY_BUYER)], data_format=3)
+    write_data_dir(root / "product", "product_db", [identity, *(
         {"kind": "item_registered", "item_id": item_id, "seller_id": 1, "name": name,
          "category": 5, "keywords": ["old"], "condition": "used", "price": 250, "quantity": 4}
-        for item_id, name in LEGACY_ITEMS.items()])
+        for item_id, name in LEGACY_ITEMS.items())], data_format=3)
     market = start_market(product_args=("--data-dir", str(root / "product")),
                           customer_args=("--data-dir", str(root / "customer")))
     yield market

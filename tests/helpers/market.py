@@ -4,6 +4,7 @@ failure, race, page, wait, stall a process)."""
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import signal
 import threading
@@ -16,6 +17,7 @@ from market.keys import fresh_key
 from market.net.client import Client
 from market.ops.launch import ServiceProcess
 from market.paging import page_args
+from market.storage import formats
 from protocol import ApiError, decode, encode, result_of
 
 ROOT = Path(__file__).resolve().parents[2]  # the project directory
@@ -288,3 +290,14 @@ def sigstop(process: ServiceProcess):
 
     assert wait_until(every_thread_stopped, timeout=5)
     return lambda: os.kill(pid, signal.SIGCONT)
+
+
+def write_data_dir(path: Path, database: str, records: list[dict],
+                   data_format: int | None = None) -> None:
+    """A data directory holding ``records`` in its journal, written by hand as a database of
+    format ``data_format`` (this version's by default) writes one."""
+    path.mkdir(parents=True)
+    marker = {"format": data_format or formats.CURRENT, "database": database}
+    (path / "FORMAT").write_text(json.dumps(marker) + "\n")
+    with open(path / "journal-0.jsonl", "w", encoding="utf-8") as journal:
+        journal.writelines(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
