@@ -84,7 +84,7 @@ class Tally:
         return joined
 
 
-class BenchClient:
+class BenchUser:
     """One user: its own socket, account and session; subclasses choose the ops."""
 
     role = ""
@@ -220,7 +220,7 @@ def new_item(rng: random.Random, number: int) -> dict:
             "quantity": rng.randint(10, 100)}
 
 
-class SellerBench(BenchClient):
+class SellerBench(BenchUser):
     role = "seller"
     mix = SELLER_MIX
 
@@ -271,7 +271,7 @@ class SellerBench(BenchClient):
         self.close()
 
 
-class BuyerBench(BenchClient):
+class BuyerBench(BenchUser):
     role = "buyer"
     mix = BUYER_MIX
 
@@ -456,7 +456,7 @@ def worker_main(conn, specs: list[tuple[str, int]], addresses: dict[str, Any],
             client.close()
 
 
-def report_progress(clients: list[BenchClient], progress, slot: int,
+def report_progress(clients: list[BenchUser], progress, slot: int,
                     finished: threading.Event) -> None:
     """Publish this process's count of operations done for the parent's progress line."""
     while not finished.wait(0.25):

@@ -3,7 +3,7 @@
 A command (``market.cli.commands``) takes its values from the line or, at a
 terminal, asks for the missing ones (the optional ones only for a bare
 command; ``market.cli.prompts``); checks them before sending; sends one op through
-``market.cli.client.Frontends``; and shows the reply to a person
+``market.cli.frontends.Frontends``; and shows the reply to a person
 (``market.cli.views``). Every failure becomes one sentence on stderr (a
 ``CliError``; from a pipe, naming its input line: "line 2: ..."), and the CLI
 goes on. Ctrl-C cancels the line or question at hand; Ctrl-D, quit or the end
@@ -21,11 +21,11 @@ import sys
 from typing import Any
 
 from market.cli import prompts
-from market.cli.client import Frontends
-from market.errors import CliError, NotSent, SessionEnded, TlsError, Unsure, WrongServer
 from market.cli.commands import HELP_WORDS, QUIT_WORDS, Arg, Command, CommandSet, menu
+from market.cli.frontends import Frontends
 from market.cli.views import shown
 from market.config import DEFAULT_HOST
+from market.errors import CliError, NotSent, SessionEnded, TlsError, Unsure, WrongServer
 from market.fields import LOGIN_USERNAME, PASSWORD, USERNAME
 from market.net.client import parse_address
 from market.net.flags import add_tls_ca_flag

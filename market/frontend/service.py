@@ -21,7 +21,13 @@ from market.database.api import FOLLOW
 from market.fields import CREDENTIALS, LOGIN_CREDENTIALS
 from market.frontend.identity import MarketCheck
 from market.frontend.passwords import PasswordHasher
-from market.keys import OWN_KEY_FINGERPRINT, card_print, fingerprint, frontend_key, step_key
+from market.keys import (
+    OWN_KEY_FINGERPRINT,
+    card_print,
+    fingerprint,
+    frontend_key,
+    step_key,
+)
 from market.net.client import Client
 from market.net.service import ENVELOPE_FIELDS, Op, Request, Service
 from market.product.catalog import Catalog
@@ -183,10 +189,10 @@ class Frontend(Service):
     def start(self) -> None:
         """Start the followers that keep the copies current, each with a connection of its
         own to its database, greeted and checked like the pool's (``Client.dedicated``)."""
-        self.follow(self.catalog, self.product.dedicated())
-        self.follow(self.accounts, self.customer.dedicated())
+        self.start_follower(self.catalog, self.product.dedicated())
+        self.start_follower(self.accounts, self.customer.dedicated())
 
-    def follow(self, follower: Follower, database: Client) -> None:
+    def start_follower(self, follower: Follower, database: Client) -> None:
         """Keep ``follower``'s copy current with a ``Follow`` long poll on ``database``, on a
         thread of its own."""
         def poll(name: str, epoch: str, seen: int, after: int | None, wait: float) -> dict:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from market.cli.client import WRITES, Frontends, look, new_key
+from market.cli.frontends import WRITES, Frontends, look, new_key
 from market.keys import IDEMPOTENCY_KEY
 
 # Contract §11: every write of both frontends takes a key; these take none.
