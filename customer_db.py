@@ -214,18 +214,18 @@ class CustomerDB(Database):
 
     def resolve_purchases(self, request: Request, purchase_ids: list[str],
                           reason: dict | None) -> Acknowledged:
-        """The verdict on purchases: committed ids are ``sold`` (acknowledged ``again``: their
-        commits may still be on their way to the copies); every other id is cancelled from
-        now on (a started one's lines go back into its cart) and ``released``. ``reason``:
+        """The verdict on purchases: ``committed`` ids (acknowledged ``again``: their commits
+        may still be on their way to the copies); every other id is ``cancelled`` from now on
+        (a started one's lines go back into its cart). ``reason``:
         the final error a resend of a purchase cancelled now is told (in memory only)."""
         with self.writing(request):
-            sold, released, fresh = self.data.purchases.verdict(purchase_ids)
+            committed, cancelled, fresh = self.data.purchases.verdict(purchase_ids)
             if fresh:
                 keys = self.data.purchases.keys_of(fresh)
                 self.change({"kind": "purchases_cancelled", "purchase_ids": fresh})
                 for keyed in keys if reason else ():
                     self.outcomes.remember(keyed, error=(reason["code"], reason["message"]))
-            return self.again({"sold": sold, "released": released})
+            return self.again({"committed": committed, "cancelled": cancelled})
 
     def get_purchase(self, request: Request, purchase_id: str) -> RawResult:
         with self.lock:
@@ -267,17 +267,17 @@ class CustomerDB(Database):
         with self.lock:
             return {"keys": self.data.votes.recorded_longer_than(older_than, limit)}
 
-    def settle_votes(self, request: Request, counted: list[str],
-                     refused: list[str]) -> Acknowledged:
-        """Apply the product database's verdicts: count the recorded votes of ``counted`` for
-        their sellers, drop those of ``refused`` (their buyers may vote again). Verdicts
-        applied already are acknowledged ``again``."""
+    def settle_votes(self, request: Request, committed: list[str],
+                     cancelled: list[str]) -> Acknowledged:
+        """Apply the product database's verdicts: count the recorded votes of ``committed``
+        for their sellers, drop those of ``cancelled`` (their buyers may vote again).
+        Verdicts applied already are acknowledged ``again``."""
         with self.writing(request):
-            counted = self.data.votes.settling(counted)
-            refused = self.data.votes.settling(refused)
-            if counted or refused:
-                return self.change({"kind": "votes_settled", "counted": counted,
-                                    "refused": refused})._replace(result={})
+            committed = self.data.votes.settling(committed)
+            cancelled = self.data.votes.settling(cancelled)
+            if committed or cancelled:
+                return self.change({"kind": "votes_settled", "counted": committed,
+                                    "refused": cancelled})._replace(result={})
             return self.again({})
 
 

@@ -5,7 +5,7 @@ Internal ops, spoken only by the frontends, declared in ``market.product.api``, 
 purchases and the ``ItemVotes``. A seller's writes are keyed (``Database.keyed_write``):
 each key is applied once per seller and a resend gets the first reply. The writes of a
 purchase and a vote carry their own key (a purchase id, a vote key): ``ReserveUnits`` and
-``RecordVote`` apply once per key (a resend gets the first outcome, however late), and their
+``CountVote`` apply once per key (a resend gets the first outcome, however late), and their
 settling (``SettleReservations`` by the customer database's verdict; ``ResolveVotes``, the
 verdict decided here) is idempotent, so a late original after it changes nothing.
 
@@ -49,7 +49,7 @@ class ProductDB(Database):
             api.RESERVE_UNITS: self.reserve_units,
             api.HELD_RESERVATIONS: self.held_reservations,
             api.SETTLE_RESERVATIONS: self.settle_reservations,
-            api.RECORD_VOTE: self.record_vote,
+            api.COUNT_VOTE: self.count_vote,
             api.RESOLVE_VOTES: self.resolve_votes,
         })
 
@@ -137,7 +137,7 @@ class ProductDB(Database):
         with self.lock:
             reservation = self.data.reservations.get(purchase_id)
             if reservation is not None:
-                if reservation.state is ReservationState.RELEASED:
+                if reservation.state is ReservationState.CANCELLED:
                     raise ApiError("conflict", "This purchase was already cancelled.")
                 return self.again(reserved(reservation))
             request.check_deadline()
@@ -154,29 +154,30 @@ class ProductDB(Database):
         with self.lock:
             return {"purchase_ids": self.data.reservations.held_longer_than(older_than, limit)}
 
-    def settle_reservations(self, request: Request, sold: list[str],
-                            released: list[str]) -> Acknowledged:
-        """Apply the customer database's verdicts: keep the units sold, give back the released.
+    def settle_reservations(self, request: Request, committed: list[str],
+                            cancelled: list[str]) -> Acknowledged:
+        """Apply the customer database's verdicts: keep the units of the committed purchases,
+        give back those of the cancelled ones.
 
         Idempotent (verdicts applied already are acknowledged ``again``); refused once its
         deadline has passed, like every request (the settling thread sends it again).
         """
         with self.writing(request):
-            sold, released = self.data.reservations.settling(sold, released)
-            if sold or released:
-                return self.change({"kind": "reservations_settled", "sold": sold,
-                                    "released": released})
+            committed, cancelled = self.data.reservations.settling(committed, cancelled)
+            if committed or cancelled:
+                return self.change({"kind": "reservations_settled", "sold": committed,
+                                    "released": cancelled})
             return self.again({})
 
     # -- votes ------------------------------------------------------------------------------------
 
-    def record_vote(self, request: Request, item_id: int, vote: str, key: str) -> Acknowledged:
-        """Count a vote for the item once per ``key``; ``counted`` false once the key was
-        refused. A key with a verdict is answered ``again``, however late."""
+    def count_vote(self, request: Request, item_id: int, vote: str, key: str) -> Acknowledged:
+        """Count a vote for the item once per ``key``; ``committed`` false once the key was
+        cancelled. A key with a verdict is answered ``again``, however late."""
         with self.lock:
             state = self.data.votes.state(key)
             if state is not None:
-                return self.again({"counted": state is Verdict.COUNTED})
+                return self.again({"committed": state is Verdict.COMMITTED})
             request.check_deadline()
             self.data.catalog.get(item_id)
             named = read_vote_key(key)
@@ -186,17 +187,17 @@ class ProductDB(Database):
                                 "vote": vote})
 
     def resolve_votes(self, request: Request, keys: list[str]) -> Acknowledged:
-        """The verdict on vote keys: counted ones stay counted; every other is refused from
-        now on (a late ``RecordVote`` with it counts nothing). The reply tells counts made
+        """The verdict on vote keys: committed ones stay committed; every other is cancelled
+        from now on (a late ``CountVote`` with it counts nothing). The reply tells counts made
         earlier, so it acknowledges every change so far (``again``)."""
         with self.writing(request):
             fresh = [key for key in keys if self.data.votes.state(key) is None]
             if fresh:
                 self.change({"kind": "votes_refused", "keys": fresh})
-            counted = [key for key in keys
-                       if self.data.votes.state(key) is Verdict.COUNTED]
-            return self.again({"counted": counted,
-                               "refused": [key for key in keys if key not in counted]})
+            committed = [key for key in keys
+                         if self.data.votes.state(key) is Verdict.COMMITTED]
+            return self.again({"committed": committed,
+                               "cancelled": [key for key in keys if key not in committed]})
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -103,9 +103,11 @@ def test_snapshot_and_journal_replay_agree(tmp_path):
         db.dispatch({"op": "ReserveUnits", "args": {"purchase_id": f"p{n}",
                                                     "lines": [{"item_id": n, "quantity": 2}]}})
         if n % 2:
-            db.dispatch({"op": "SettleReservations", "args": {"sold": [], "released": [f"p{n}"]}})
+            db.dispatch({"op": "SettleReservations",
+                         "args": {"committed": [], "cancelled": [f"p{n}"]}})
         elif n % 4 == 0:
-            db.dispatch({"op": "SettleReservations", "args": {"sold": [f"p{n}"], "released": []}})
+            db.dispatch({"op": "SettleReservations",
+                         "args": {"committed": [f"p{n}"], "cancelled": []}})
     assert db.storage.journal.generation >= 3
     again = product_db.ProductDB()
     again.open_data_dir(str(tmp_path))

@@ -166,7 +166,7 @@ def test_databases_with_a_secret_serve_only_connections_that_prove_it(secret_fil
             ("RemoveUnits", {"seller_id": seller_id, "item_id": item_id, "quantity": 4}),
             ("ReserveUnits", {"purchase_id": "f" * 32,
                               "lines": [{"item_id": item_id, "quantity": 4}]}),
-            ("RecordVote", {"item_id": item_id, "vote": "down", "key": "k"}),
+            ("CountVote", {"item_id": item_id, "vote": "down", "key": "k"}),
             ("RegisterItem", {"seller_id": seller_id, "name": "fake", "category": 42,
                               "keywords": ["guarded"], "condition": "new", "price": 1,
                               "quantity": 1}),

@@ -187,14 +187,14 @@ def test_reservations_are_idempotent_per_purchase_id(market, seller):
         product.call("ReserveUnits", {"purchase_id": "p1", "lines": lines})
         product.call("ReserveUnits", {"purchase_id": "p1", "lines": lines})
         assert left() == 3
-        release = {"sold": [], "released": ["p1"]}
+        release = {"committed": [], "cancelled": ["p1"]}
         product.call("SettleReservations", release)
         product.call("SettleReservations", release)
         assert left() == 5
         with pytest.raises(ApiError) as caught:
             product.call("ReserveUnits", {"purchase_id": "p1", "lines": lines})
         assert caught.value.code == "conflict"
-        product.call("SettleReservations", {"sold": [], "released": ["p2"]})  # before it arrived
+        product.call("SettleReservations", {"committed": [], "cancelled": ["p2"]})  # before it arrived
         with pytest.raises(ApiError):
             product.call("ReserveUnits", {"purchase_id": "p2", "lines": lines})
         assert left() == 5

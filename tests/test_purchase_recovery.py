@@ -127,14 +127,14 @@ def test_a_commit_after_the_verdict_is_refused(slow_market):
 
         # A verdict on an id never seen, then its commit.
         verdict = customer.call("ResolvePurchases", {"purchase_ids": ["late"]})
-        assert verdict == {"sold": [], "released": ["late"]}
+        assert verdict == {"committed": [], "cancelled": ["late"]}
         assert refused("late") == "conflict"
         # A purchase started (pending), cancelled by the verdict, then its commit.
         started = start()
         stalled = started["purchase_id"]
         assert started["cart"] == [[1, 1]]
         verdict = customer.call("ResolvePurchases", {"purchase_ids": [stalled]})
-        assert verdict == {"sold": [], "released": [stalled]}
+        assert verdict == {"committed": [], "cancelled": [stalled]}
         assert customer.call("GetCart", {}, session)["cart"] == [[1, 1]]  # the line is back
         assert refused(stalled) == "conflict"
 
@@ -146,6 +146,6 @@ def test_a_commit_after_the_verdict_is_refused(slow_market):
         assert committed["purchase"]["purchase_id"] == started["purchase_id"]
         assert customer.call("ResolvePurchases", {
             "purchase_ids": [started["purchase_id"], "late", stalled]}) \
-            == {"sold": [started["purchase_id"]], "released": ["late", stalled]}
+            == {"committed": [started["purchase_id"]], "cancelled": ["late", stalled]}
     finally:
         customer.close()

@@ -22,7 +22,7 @@ Replies:
   GetCart, AddToCart, RemoveFromCart, SaveCart, ClearCart   {"cart": lines}
   StartPurchase          {"purchase_id", "state", "cart": lines (while started)}
   CommitPurchase, GetPurchase   {"purchase": public purchase}
-  ResolvePurchases       {"sold": [...], "released": [...]}
+  ResolvePurchases       {"committed": [...], "cancelled": [...]}
   GetPurchases           {"purchases": [public purchase, ...], "next", "items_purchased"}
   RecordVote             {"vote_key", "item_id", "state": "recorded", "counted" or null
                           (refused)}
@@ -117,6 +117,6 @@ RECORD_VOTE = InternalOp("RecordVote", {"item_id": ITEM_ID, "vote": VOTE, **KEYE
 RECORDED_VOTES = InternalOp("RecordedVotes", {
     "older_than": Int(0, 86_400), "limit": Int(1, 10_000)}, needs_session=False, read=True)
 # Applies the product database's verdicts.
-SETTLE_VOTES = InternalOp("SettleVotes", {"counted": ListOf(VOTE_KEY),
-                                          "refused": ListOf(VOTE_KEY)},
+SETTLE_VOTES = InternalOp("SettleVotes", {"committed": ListOf(VOTE_KEY),
+                                          "cancelled": ListOf(VOTE_KEY)},
                           needs_session=False, keyed=True)

@@ -112,6 +112,8 @@ class CustomerData:
         return {"vote_key": r["key"], "item_id": r["item_id"]}
 
     def _votes_settled(self, r: dict) -> None:
+        """(The record's fields keep format 3's names: ``counted`` committed, ``refused``
+        cancelled.)"""
         sellers = self.votes.sellers_of(r["counted"])
         self.votes.settle(r["counted"], r["refused"])
         self._publish_ratings(sellers)

@@ -126,12 +126,13 @@ class Purchases:
             raise ApiError("bad_request", "The lines do not match the purchase's cart.")
 
     def verdict(self, purchase_ids: list[str]) -> tuple[list[str], list[str], list[str]]:
-        """(sold, released, to cancel): the committed ids, every other, and those of the
-        others not cancelled yet."""
+        """(committed, cancelled, to cancel): the committed ids, every other, and those of
+        the others not cancelled yet."""
         states = {p: self.state(p) for p in purchase_ids}
-        sold = [p for p in purchase_ids if states[p] is PurchaseState.COMMITTED]
-        released = [p for p in purchase_ids if states[p] is not PurchaseState.COMMITTED]
-        return sold, released, [p for p in released if states[p] is not PurchaseState.CANCELLED]
+        committed = [p for p in purchase_ids if states[p] is PurchaseState.COMMITTED]
+        cancelled = [p for p in purchase_ids if states[p] is not PurchaseState.COMMITTED]
+        return committed, cancelled, [p for p in cancelled
+                                      if states[p] is not PurchaseState.CANCELLED]
 
     def state(self, purchase_id: str) -> PurchaseState | None:
         purchase = self.get(purchase_id)

@@ -5,13 +5,13 @@ for the item's seller here and for the item in the product database: on both,
 or on neither. The product database decides (``market.product.votes``); this side
 follows its verdict on the vote's key. ``RecordVote`` *records* the vote: the
 buyer's one vote on the item, not yet in the seller's thumbs. ``SettleVotes``
-then applies the product database's verdict on the key: *counted* (the
-seller's thumbs move) or *refused* (the vote is dropped, and the buyer may vote
-again)::
+then applies the product database's verdict on the key: *committed* (the
+seller's thumbs move) or *cancelled* (the vote is dropped, and the buyer may vote
+again, with the next attempt's key)::
 
-    (none) --record--> RECORDED --settle counted--> COUNTED
+    (none) --record--> RECORDED --settle committed--> COMMITTED
                            |
-                           +------settle refused--> (none)
+                           +------settle cancelled--> (none)
 
 The state lives here, not in a frontend: a vote left recorded (its frontend
 died, a database stalled) is listed by ``recorded_longer_than`` for the buyer
@@ -37,7 +37,7 @@ class Thumb(enum.StrEnum):
 
 class VoteState(enum.StrEnum):
     RECORDED = "recorded"
-    COUNTED = "counted"
+    COMMITTED = "counted"  # (the name data formats 1 to 4 store)
 
 
 @dataclass
@@ -67,7 +67,7 @@ class Votes:
         self._votes: dict[tuple[int, int], Vote] = {}
         self._recorded: dict[str, Vote] = {}
         self._thumbs: dict[int, Thumbs] = {}
-        # (buyer, item) -> how many of the buyer's votes on the item were refused: the
+        # (buyer, item) -> how many of the buyer's votes on the item were cancelled: the
         # attempt of its next vote (``market.keys.vote_key``). Bounded by the votes made.
         self._refusals: dict[tuple[int, int], int] = {}
 
@@ -76,7 +76,7 @@ class Votes:
         vote = self._votes.get((buyer_id, item_id))
         if vote is None:
             return
-        if vote.state is VoteState.COUNTED:
+        if vote.state is VoteState.COMMITTED:
             raise ApiError("conflict", f"You have already rated item {item_id}.")
         raise ApiError("conflict", f"Your earlier vote on item {item_id} is still being "
                                    "counted: resend that vote with its idempotency_key to "
@@ -88,7 +88,7 @@ class Votes:
 
     def state(self, buyer_id: int, item_id: int, key: str) -> VoteState | None:
         """The state of the buyer's vote on the item if it is the vote of ``key``; None once
-        that vote was refused (dropped)."""
+        that vote was cancelled (dropped)."""
         vote = self._votes.get((buyer_id, item_id))
         return vote.state if vote is not None and vote.key == key else None
 
@@ -125,15 +125,15 @@ class Votes:
         else:
             self._count(vote)
 
-    def settle(self, counted: list[str], refused: list[str]) -> None:
-        """Count the recorded votes of ``counted``, drop those of ``refused``; other keys
+    def settle(self, committed: list[str], cancelled: list[str]) -> None:
+        """Count the recorded votes of ``committed``, drop those of ``cancelled``; other keys
         (settled already, or unknown) change nothing."""
-        for key in counted:
+        for key in committed:
             vote = self._recorded.pop(key, None)
             if vote is not None:
-                vote.state = VoteState.COUNTED
+                vote.state = VoteState.COMMITTED
                 self._count(vote)
-        for key in refused:
+        for key in cancelled:
             vote = self._recorded.pop(key, None)
             if vote is not None:
                 del self._votes[vote.buyer_id, vote.item_id]
@@ -150,7 +150,7 @@ class Votes:
     # -- snapshots ---------------------------------------------------------------------
 
     def dump(self) -> list[dict]:
-        """Each vote, then each buyer's count of refused votes per item."""
+        """Each vote, then each buyer's count of cancelled votes per item (``refusals``)."""
         return ([{"buyer_id": v.buyer_id, "item_id": v.item_id, "seller_id": v.seller_id,
                   "vote": v.thumb.value, "key": v.key, "state": v.state.value}
                  for v in self._votes.values()]

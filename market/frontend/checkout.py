@@ -54,7 +54,7 @@ class Checkout:
         3. customer db ``CommitPurchase``: record exactly those lines. The customer
            database decides: an id is committed once, or cancelled (its lines back
            in the cart) and then never committed.
-        4. product db ``SettleReservations``: mark the reservation sold.
+        4. product db ``SettleReservations``: the reservation is committed (units kept).
         When step 2 or 3 fails, ``failed`` answers by the verdict. What a
         dead frontend leaves behind, the customer database's sweeper cancels and
         every buyer frontend's settling thread settles (``market.frontend.settling``).
@@ -80,7 +80,7 @@ class Checkout:
                 "purchase_id": purchase_id, "lines": sold, "card_last4": card_number[-4:]})
         except ApiError as error:
             return self.failed(request, purchase_id, error)
-        self.settler.sell_or_release({"sold": [purchase_id], "released": []})
+        self.settler.settle_units({"committed": [purchase_id], "cancelled": []})
         return purchase
 
     def failed(self, request: Request, purchase_id: str, error: ApiError) -> RawResult:
@@ -100,7 +100,7 @@ class Checkout:
                 raise error from None
             raise ApiError("deadline_exceeded", "The purchase may or may not have been made; "
                                                 f"{ask_again(request)}.") from None
-        if purchase_id in verdict["sold"]:
+        if purchase_id in verdict["committed"]:
             try:
                 return self.customer.call_raw(customer_api.GET_PURCHASE,
                                               {"purchase_id": purchase_id}, request.session)
@@ -121,11 +121,11 @@ class Checkout:
         1. customer db ``RecordVote``: the buyer bought the item and has no vote on
            it; the vote is recorded (not yet counted) under a vote key derived
            from the buyer's key. A resend finds that vote, in whatever state.
-        2. product db ``RecordVote``: counted on the item, once per vote key,
-           unless the key was refused.
+        2. product db ``CountVote``: counted on the item, once per vote key, unless the
+           key was cancelled (its verdict: committed).
         3. customer db ``SettleVotes``: counted for the seller too, or dropped.
         When step 2 fails, the product database's verdict on the key is asked for
-        (``ResolveVotes``: refusing it unless it was counted). A vote left recorded
+        (``ResolveVotes``: cancelling it unless it was counted). A vote left recorded
         is settled by every buyer frontend's settling thread (``market.frontend.settling``).
         """
         args = {"item_id": item_id, "vote": vote}
@@ -140,23 +140,25 @@ class Checkout:
         if recorded["state"] is None:
             raise ApiError("conflict", "This vote was not counted, and nothing changed; vote "
                                        "again with a new idempotency_key.")
-        if recorded["state"] == VoteState.COUNTED:
+        if recorded["state"] == VoteState.COMMITTED:
             return {}
         try:
-            counted = self.product.call(product_api.RECORD_VOTE, {**args, "key": key})["counted"]
-            verdict = {"counted": [key] if counted else [], "refused": [] if counted else [key]}
+            counted = self.product.call(product_api.COUNT_VOTE,
+                                        {**args, "key": key})["committed"]
+            verdict = {"committed": [key] if counted else [],
+                       "cancelled": [] if counted else [key]}
         except ApiError:
             verdict = None  # the outcome is unknown: ask for the verdict
         try:
             verdict = self.settler.votes([key], verdict)
         except ApiError:
-            if verdict and verdict["counted"]:  # counted on the item: the seller's follows
+            if verdict and verdict["committed"]:  # counted on the item: the seller's follows
                 return {}
             raise ApiError("deadline_exceeded", "The vote was recorded but not yet counted: "
                                                 "within a minute of the databases answering "
                                                 "it counts on both the item and its seller, or "
                                                 f"on neither; {ask_again(request)}.") from None
-        if verdict["counted"]:
+        if verdict["committed"]:
             return {}
         raise ApiError("unavailable", "The vote was not counted (the item's database did not "
                                       "take it in time); nothing changed; vote again.")

@@ -1,12 +1,12 @@
 """Settling: finishing the writes that span both databases, by one database's verdict.
 
-A purchase is decided by the customer database: ``ResolvePurchases`` answers
-each id's verdict (committed ids are sold; every other is cancelled from then
-on) and the units follow in the product database (``SettleReservations``). A
-vote is decided by the product database: ``ResolveVotes`` answers each vote
-key's verdict (a counted key stays counted; every other is refused from then
-on, so a late ``RecordVote`` counts nothing) and the seller's thumbs follow in
-the customer database (``SettleVotes``).
+A verdict is *committed* or *cancelled*. A purchase is decided by the customer
+database: ``ResolvePurchases`` answers each id's verdict (a committed id stays
+committed; every other is cancelled from then on) and the units follow in the product
+database (``SettleReservations``: kept, or given back). A vote is decided by the product
+database: ``ResolveVotes`` answers each vote key's verdict (a key counted on the item is
+committed; every other is cancelled from then on, so a late ``CountVote`` counts
+nothing) and the seller's thumbs follow in the customer database (``SettleVotes``).
 
 Asking for a verdict decides it, once, so whoever asks settles a write the same
 way: the frontend whose step failed, or any buyer frontend's settling thread,
@@ -49,21 +49,21 @@ class Settler:
         settling thread will (the reservations stay held)."""
         args = {"purchase_ids": purchase_ids, **({"reason": reason} if reason else {})}
         verdict = self.customer.call(customer_api.RESOLVE_PURCHASES, args)
-        self.sell_or_release(verdict)
+        self.settle_units(verdict)
         return verdict
 
-    def sell_or_release(self, verdict: dict) -> None:
-        """Apply a verdict ``{"sold", "released"}`` to the units, leaving a failure to the
-        settling thread."""
+    def settle_units(self, verdict: dict) -> None:
+        """Apply a verdict ``{"committed", "cancelled"}`` to the units, leaving a failure to
+        the settling thread."""
         try:
             self.product.call(product_api.SETTLE_RESERVATIONS, verdict)
         except ApiError as error:
             log.log(logging.INFO if error.code in TRANSIENT_ERRORS else logging.WARNING,
                     "settling %d reservations failed (%s); the settling thread will "
-                        "retry", len(verdict["sold"]) + len(verdict["released"]), error.code)
+                    "retry", len(verdict["committed"]) + len(verdict["cancelled"]), error.code)
 
     def votes(self, keys: list[str], verdict: dict | None = None) -> dict:
-        """The product database's verdict on these vote keys (asked for, refusing those not
+        """The product database's verdict on these vote keys (asked for, cancelling those not
         counted, unless given), then applied to the sellers' thumbs."""
         if verdict is None:
             verdict = self.product.call(product_api.RESOLVE_VOTES, {"keys": keys})

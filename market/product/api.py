@@ -21,8 +21,8 @@ Replies:
   ReserveUnits        {"lines": [{"item_id", "name", "quantity", "price", "seller_id"}, ...]}
   HeldReservations    {"purchase_ids": [...]}
   SettleReservations  {}
-  RecordVote          {"counted": true or false (the key was refused)}
-  ResolveVotes        {"counted": [key, ...], "refused": [key, ...]}
+  CountVote           {"committed": true, or false (the key was cancelled)}
+  ResolveVotes        {"committed": [key, ...], "cancelled": [key, ...]}
 """
 from __future__ import annotations
 
@@ -74,7 +74,7 @@ GET_ITEM = InternalOp("GetItem", {"item_id": ITEM_ID}, needs_session=False, read
 GET_ITEMS = InternalOp("GetItems", {"item_ids": ListOf(ITEM_ID, 2 * CART_MAX)},
                        needs_session=False, read=True)
 
-# -- reservations (the units of a purchase): held, then sold or released -------------
+# -- reservations (the units of a purchase): held, then committed or cancelled -------------
 
 # Keyed by the purchase id: a resend gets the lines first reserved.
 RESERVE_UNITS = InternalOp("ReserveUnits", {
@@ -84,13 +84,13 @@ HELD_RESERVATIONS = InternalOp("HeldReservations", {
     "older_than": Int(0, 86_400), "limit": Int(1, 10_000)}, needs_session=False, read=True)
 # Settling: applies the customer database's verdicts.
 SETTLE_RESERVATIONS = InternalOp("SettleReservations", {
-    "sold": ListOf(PURCHASE_ID), "released": ListOf(PURCHASE_ID)}, needs_session=False,
+    "committed": ListOf(PURCHASE_ID), "cancelled": ListOf(PURCHASE_ID)}, needs_session=False,
     keyed=True)
 
-# -- votes on items: each vote key counted once, or refused -----------------------------
+# -- votes on items: each vote key counted once (committed), or cancelled --------------------
 
 # Counts the vote of ``key`` on the item unless the key has a verdict.
-RECORD_VOTE = InternalOp("RecordVote", VOTE_ARGS, needs_session=False, keyed=True)
-# The verdict on each key, refusing those not counted.
+COUNT_VOTE = InternalOp("CountVote", VOTE_ARGS, needs_session=False, keyed=True)
+# The verdict on each key, cancelling those not counted.
 RESOLVE_VOTES = InternalOp("ResolveVotes", {"keys": ListOf(VOTE_KEY)},
                            needs_session=False, keyed=True)

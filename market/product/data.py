@@ -35,7 +35,7 @@ class ProductData:
             "units_reserved": self._units_reserved,
             "reservations_settled": self._reservations_settled,
             "vote_recorded": self._vote_counted,
-            "votes_refused": lambda r: self.votes.refuse(r["keys"]),
+            "votes_refused": lambda r: self.votes.cancel(r["keys"]),
         }
 
     def followed_page(self, after: int) -> tuple[list[dict], int | None]:
@@ -77,6 +77,8 @@ class ProductData:
         return reserved(self.reservations.get(r["purchase_id"]))
 
     def _reservations_settled(self, r: dict) -> dict:
+        """(The record's fields keep format 3's names: ``sold`` committed, ``released``
+        cancelled.)"""
         self.reservations.settle(r["sold"], r["released"])
         self._publish([line.item for purchase_id in r["released"]
                        for line in self.reservations.get(purchase_id).taken])
@@ -86,7 +88,7 @@ class ProductData:
         item = self.catalog[r["item_id"]]
         self.votes.record(r["key"], item, r["vote"])
         self._publish([item])
-        return {"counted": self.votes.state(r["key"]) is Verdict.COUNTED}
+        return {"committed": self.votes.state(r["key"]) is Verdict.COMMITTED}
 
     # -- snapshots and figures --------------------------------------------------------------
 

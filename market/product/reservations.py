@@ -1,9 +1,9 @@
 """Reservations: the units one purchase holds in the product database.
 
 A purchase id's reservation is *held* (its units taken from the items) until
-the customer database's verdict reaches the product database, then *sold*
-(units kept) or *released* (units given back). A verdict "released" for an id
-never seen is remembered as an empty released reservation, so a late
+the customer database's verdict reaches the product database, then *committed*
+(units kept: sold) or *cancelled* (units given back). A verdict "cancelled" for an id
+never seen is remembered as an empty cancelled reservation, so a late
 ``ReserveUnits`` with that id takes nothing. Settled reservations are
 forgotten after a while (``forget_settled``); held ones wait for a verdict.
 
@@ -22,8 +22,8 @@ from protocol import ApiError
 
 class ReservationState(enum.StrEnum):
     HELD = "held"
-    SOLD = "sold"
-    RELEASED = "released"
+    COMMITTED = "sold"  # (the names data formats 1 to 4 store)
+    CANCELLED = "released"
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ class Reservations:
 
     Invariants: a purchase id takes units at most once (``hold`` only for an id
     not remembered) and gives them back at most once (only ``held`` ->
-    ``released`` gives back); ``sold`` and ``released`` are final. With the
+    ``cancelled`` gives back); ``committed`` and ``cancelled`` are final. With the
     catalog's, every quantity stays >= 0: ``hold`` takes nothing unless every
     item has the units.
     """
@@ -75,28 +75,29 @@ class Reservations:
             line.item.quantity -= line.units
         self._by_id[purchase_id] = Reservation(taken)
 
-    def settling(self, sold: list[str], released: list[str]) -> tuple[list[str], list[str]]:
+    def settling(self, committed: list[str],
+                 cancelled: list[str]) -> tuple[list[str], list[str]]:
         """The ids among these verdicts that ``settle`` would change: held ones to sell;
         held or unknown ones to release."""
-        return ([p for p in sold if self._state(p) is ReservationState.HELD],
-                [p for p in released if self._state(p) in (None, ReservationState.HELD)])
+        return ([p for p in committed if self._state(p) is ReservationState.HELD],
+                [p for p in cancelled if self._state(p) in (None, ReservationState.HELD)])
 
-    def settle(self, sold: list[str], released: list[str]) -> None:
-        """Sell the held ones of ``sold``; then release the held ones of ``released`` (units
-        back) and remember the unknown ones as released. Others stay as they are."""
-        for purchase_id in sold:
+    def settle(self, committed: list[str], cancelled: list[str]) -> None:
+        """Commit the held ones of ``committed``; then cancel the held ones of ``cancelled``
+        (units back) and remember the unknown ones as cancelled. Others stay as they are."""
+        for purchase_id in committed:
             if self._state(purchase_id) is ReservationState.HELD:
                 self._by_id[purchase_id] = Reservation(self._by_id[purchase_id].taken,
-                                                       ReservationState.SOLD)
-        for purchase_id in released:
+                                                       ReservationState.COMMITTED)
+        for purchase_id in cancelled:
             state = self._state(purchase_id)
             if state is None:
-                self._by_id[purchase_id] = Reservation([], ReservationState.RELEASED)
+                self._by_id[purchase_id] = Reservation([], ReservationState.CANCELLED)
             elif state is ReservationState.HELD:
                 taken = self._by_id[purchase_id].taken
                 for line in taken:
                     line.item.quantity += line.units
-                self._by_id[purchase_id] = Reservation(taken, ReservationState.RELEASED)
+                self._by_id[purchase_id] = Reservation(taken, ReservationState.CANCELLED)
 
     def _state(self, purchase_id: str) -> ReservationState | None:
         reservation = self._by_id.get(purchase_id)

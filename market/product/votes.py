@@ -1,10 +1,10 @@
 """The product side of votes: the verdict on each vote, and the items' thumbs it moves.
 
 A buyer's vote (public ``ProvideFeedback``) is recorded by the customer database under a
-vote key, then counted here: ``RecordVote`` counts it on the item once per key
-(*counted*). Here each key's verdict is decided, once: a key counted stays counted;
-``ResolveVotes`` answers each key's verdict, *refusing* a key not counted yet, so that a
-late ``RecordVote`` with it counts nothing. The customer database follows the verdict
+vote key, then counted here: ``CountVote`` counts it on the item once per key (its verdict:
+*committed*). Here each key's verdict is decided, once: a key committed stays committed;
+``ResolveVotes`` answers each key's verdict, *cancelling* a key not counted yet, so that a
+late ``CountVote`` with it counts nothing. The customer database follows the verdict
 (``market.customer.votes``), so a vote counts on both sides or on neither.
 
 A vote key names one buyer's vote on one item (``market.keys.vote_key``): the buyer, the
@@ -25,15 +25,15 @@ from market.product.catalog import Item
 
 
 class Verdict(enum.StrEnum):
-    COUNTED = "counted"
-    REFUSED = "refused"
+    COMMITTED = "counted"  # (the names data formats 1 to 4 store)
+    CANCELLED = "refused"
 
 
 class ItemVotes:
     """Vote keys and their verdicts.
 
-    Invariants: an item's thumbs count exactly the keys ``counted`` for it in that
-    direction; a key moves unknown -> counted or unknown -> refused, never on; a buyer's
+    Invariants: an item's thumbs count exactly the keys committed for it in that
+    direction; a key moves unknown -> committed or unknown -> cancelled, never on; a buyer's
     attempt on an item is unknown only while no later attempt has a verdict.
     """
 
@@ -44,7 +44,7 @@ class ItemVotes:
 
     def state(self, key: str) -> Verdict | None:
         """The key's verdict (None: none yet). An attempt older than the latest with a
-        verdict was refused: a buyer votes again only after a refusal."""
+        verdict was cancelled: a buyer votes again only after a cancellation."""
         parts = read_vote_key(key)
         if parts is None:
             return self._opaque.get(key)
@@ -52,7 +52,7 @@ class ItemVotes:
         latest = self._latest.get((buyer_id, item_id))
         if latest is None or latest[0] < attempt:
             return None
-        return latest[1] if latest[0] == attempt else Verdict.REFUSED
+        return latest[1] if latest[0] == attempt else Verdict.CANCELLED
 
     def record(self, key: str, item: Item, vote: str) -> None:
         """Count the vote on the item, unless the key has a verdict."""
@@ -62,13 +62,13 @@ class ItemVotes:
             item.thumbs_up += 1
         else:
             item.thumbs_down += 1
-        self._decide(key, Verdict.COUNTED)
+        self._decide(key, Verdict.COMMITTED)
 
-    def refuse(self, keys: list[str]) -> None:
-        """Refuse the keys without a verdict: they never count from now on."""
+    def cancel(self, keys: list[str]) -> None:
+        """Cancel the keys without a verdict: they never count from now on."""
         for key in keys:
             if self.state(key) is None:
-                self._decide(key, Verdict.REFUSED)
+                self._decide(key, Verdict.CANCELLED)
 
     def _decide(self, key: str, verdict: Verdict) -> None:
         parts = read_vote_key(key)

@@ -21,7 +21,7 @@ def test_a_key_counts_once():
     votes, desk = ItemVotes(), item()
     votes.record(FIRST, desk, "up")
     votes.record(FIRST, desk, "up")
-    assert thumbs(desk) == (1, 0) and votes.state(FIRST) is Verdict.COUNTED
+    assert thumbs(desk) == (1, 0) and votes.state(FIRST) is Verdict.COMMITTED
     votes.record(vote_key(8, 1, 0), desk, "down")  # another buyer
     assert thumbs(desk) == (1, 1)
 
@@ -29,24 +29,24 @@ def test_a_key_counts_once():
 def test_refusing_leaves_a_counted_key_counted():
     votes, desk = ItemVotes(), item()
     votes.record(FIRST, desk, "down")
-    votes.refuse([FIRST])
-    assert thumbs(desk) == (0, 1) and votes.state(FIRST) is Verdict.COUNTED
+    votes.cancel([FIRST])
+    assert thumbs(desk) == (0, 1) and votes.state(FIRST) is Verdict.COMMITTED
 
 
 def test_a_vote_after_its_refusal_counts_nothing():
     votes, desk = ItemVotes(), item()
-    votes.refuse([FIRST])  # the verdict overtook the vote
+    votes.cancel([FIRST])  # the verdict overtook the vote
     votes.record(FIRST, desk, "up")
-    assert votes.state(FIRST) is Verdict.REFUSED and thumbs(desk) == (0, 0)
+    assert votes.state(FIRST) is Verdict.CANCELLED and thumbs(desk) == (0, 0)
 
 
 def test_the_next_attempt_after_a_refusal_counts_and_the_refused_one_stays_refused():
     votes, desk = ItemVotes(), item()
-    votes.refuse([FIRST])
+    votes.cancel([FIRST])
     votes.record(SECOND, desk, "up")
-    assert votes.state(SECOND) is Verdict.COUNTED and thumbs(desk) == (1, 0)
+    assert votes.state(SECOND) is Verdict.COMMITTED and thumbs(desk) == (1, 0)
     votes.record(FIRST, desk, "up")  # a late first attempt
-    assert votes.state(FIRST) is Verdict.REFUSED and thumbs(desk) == (1, 0)
+    assert votes.state(FIRST) is Verdict.CANCELLED and thumbs(desk) == (1, 0)
     assert len(votes) == 1  # one verdict per buyer and item, whatever the attempts
 
 
@@ -56,11 +56,11 @@ def test_an_unknown_key_has_no_state():
 
 def test_verdicts_are_kept_for_good_and_grow_with_the_voters_not_with_time():
     """A counted key's verdict must outlive any outage of the customer database (it asks
-    for it to count the seller's thumb), and a refused one any late RecordVote: both are
+    for it to count the seller's thumb), and a cancelled one any late CountVote: both are
     part of the data, one per buyer and item."""
     votes, desk = ItemVotes(), item()
     for buyer_id in range(100):
-        votes.refuse([vote_key(buyer_id, 1, 0)])
+        votes.cancel([vote_key(buyer_id, 1, 0)])
         votes.record(vote_key(buyer_id, 1, 1), desk, "up")
     assert len(votes) == 100 and thumbs(desk) == (100, 0)
 
@@ -68,17 +68,17 @@ def test_verdicts_are_kept_for_good_and_grow_with_the_voters_not_with_time():
 def test_keys_of_the_older_shape_keep_their_verdicts():
     votes, desk = ItemVotes(), item()
     votes.record("format-1:2:1", desk, "up")
-    votes.refuse(["a" * 32])
-    assert votes.state("format-1:2:1") is Verdict.COUNTED
-    assert votes.state("a" * 32) is Verdict.REFUSED
+    votes.cancel(["a" * 32])
+    assert votes.state("format-1:2:1") is Verdict.COMMITTED
+    assert votes.state("a" * 32) is Verdict.CANCELLED
 
 
 def test_dump_and_restore_agree():
     votes, desk = ItemVotes(), item()
     votes.record(FIRST, desk, "up")
-    votes.refuse([vote_key(8, 1, 0), "b" * 32])
+    votes.cancel([vote_key(8, 1, 0), "b" * 32])
     again = ItemVotes()
     again.restore(votes.dump())
     assert again.dump() == votes.dump()
-    assert again.state(vote_key(8, 1, 0)) is Verdict.REFUSED
-    assert again.state("b" * 32) is Verdict.REFUSED and again.state(FIRST) is Verdict.COUNTED
+    assert again.state(vote_key(8, 1, 0)) is Verdict.CANCELLED
+    assert again.state("b" * 32) is Verdict.CANCELLED and again.state(FIRST) is Verdict.COMMITTED

@@ -19,13 +19,15 @@ def every_change(db: ProductDB) -> None:
         call(db, "ReserveUnits", purchase_id=purchase_id,
              lines=[{"item_id": 3, "quantity": 2}, {"item_id": 4, "quantity": 1},
                     {"item_id": 3, "quantity": 1}])
-    call(db, "SettleReservations", sold=["sold", "nothing"], released=["released", "early"])
-    call(db, "SettleReservations", sold=["sold"], released=["released"])  # changes nothing
-    call(db, "RecordVote", item_id=5, vote="up", key="counted")
-    call(db, "RecordVote", item_id=5, vote="up", key="counted")  # counted once
+    call(db, "SettleReservations", committed=["sold", "nothing"],
+         cancelled=["released", "early"])
+    call(db, "SettleReservations", committed=["sold"], cancelled=["released"])  # no change
+    call(db, "CountVote", item_id=5, vote="up", key="counted")
+    call(db, "CountVote", item_id=5, vote="up", key="counted")  # counted once
     assert call(db, "ResolveVotes", keys=["counted", "refused"]) == {
-        "counted": ["counted"], "refused": ["refused"]}
-    assert call(db, "RecordVote", item_id=6, vote="down", key="refused") == {"counted": False}
+        "committed": ["counted"], "cancelled": ["refused"]}
+    assert call(db, "CountVote", item_id=6, vote="down", key="refused") == {
+        "committed": False}
 
 
 def test_the_changes_show_live():

@@ -53,10 +53,10 @@ def test_held_then_sold_keeps_the_units_for_good(shop):
     reservations, desk, _ = shop
     reservations.hold("p", [Taken(desk, 2)])
     reservations.settle(["p"], [])
-    assert state(reservations, "p") is ReservationState.SOLD
+    assert state(reservations, "p") is ReservationState.COMMITTED
     reservations.settle([], ["p"])  # sold is final
     reservations.settle(["p"], [])
-    assert state(reservations, "p") is ReservationState.SOLD and desk.quantity == 3
+    assert state(reservations, "p") is ReservationState.COMMITTED and desk.quantity == 3
 
 
 def test_held_then_released_gives_the_units_back_once(shop):
@@ -65,14 +65,14 @@ def test_held_then_released_gives_the_units_back_once(shop):
     reservations.settle([], ["p"])
     reservations.settle([], ["p"])
     reservations.settle(["p"], [])  # released is final
-    assert state(reservations, "p") is ReservationState.RELEASED
+    assert state(reservations, "p") is ReservationState.CANCELLED
     assert (desk.quantity, lamp.quantity) == (5, 3)
 
 
 def test_a_release_before_the_hold_is_remembered(shop):
     reservations, desk, _ = shop
     reservations.settle([], ["early"])
-    assert state(reservations, "early") is ReservationState.RELEASED
+    assert state(reservations, "early") is ReservationState.CANCELLED
     assert reservations.get("early").taken == []
     assert desk.quantity == 5
 

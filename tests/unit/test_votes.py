@@ -37,7 +37,7 @@ def test_a_recorded_vote_counts_for_its_seller_only_once_settled_counted():
     votes.check_new(3, 10)
     assert thumbs(votes, 7) == (1, 1) and thumbs(votes, 8) == (1, 0)
     assert thumbs(votes, 9) == (0, 0) and votes.recorded_count() == 0
-    assert votes.state(1, 10, "k1") is VoteState.COUNTED
+    assert votes.state(1, 10, "k1") is VoteState.COMMITTED
 
 
 def test_a_refused_vote_is_dropped_and_the_buyer_may_vote_again():
@@ -74,7 +74,7 @@ def test_a_snapshot_keeps_states_and_thumbs():
     again = Votes()
     again.restore(json.loads(json.dumps(votes.dump())))
     assert again.dump() == votes.dump()
-    assert [raw.get("state") for raw in again.dump()] == [VoteState.COUNTED,
+    assert [raw.get("state") for raw in again.dump()] == [VoteState.COMMITTED,
                                                           VoteState.RECORDED, None]
     assert again.dump()[-1] == {"buyer_id": 3, "item_id": 10, "refusals": 1}
     assert thumbs(again, 7) == (1, 0) and again.recorded_longer_than(0, 10) == ["k2"]
@@ -109,13 +109,13 @@ def test_through_the_database_a_vote_is_recorded_once_per_key_and_settled(tmp_pa
     assert conflict(call, "RecordVote", item_id=5, vote="down", **down)  # being counted
     assert db.dispatch({"op": "RecordedVotes", "args": {"older_than": 0, "limit": 10}}) \
         == {"keys": [first["vote_key"]]}
-    settle = {"op": "SettleVotes", "args": {"counted": [], "refused": [first["vote_key"]]}}
+    settle = {"op": "SettleVotes", "args": {"committed": [], "cancelled": [first["vote_key"]]}}
     assert db.dispatch(settle) == {} and db.dispatch(settle) == {}
     assert call("RecordVote", item_id=5, vote="up", **fresh)["state"] is None  # refused
     other = {"key": "o" * 16, "fingerprint": "2" * 32}
     second = call("RecordVote", item_id=5, vote="down", **other)
-    db.dispatch({"op": "SettleVotes", "args": {"counted": [second["vote_key"]],
-                                               "refused": []}})
+    db.dispatch({"op": "SettleVotes", "args": {"committed": [second["vote_key"]],
+                                               "cancelled": []}})
     assert call("RecordVote", item_id=5, vote="down", **other)["state"] == "counted"
     assert rating() == (0, 1, 1)
 
