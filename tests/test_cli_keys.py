@@ -5,7 +5,6 @@ happened" only when no frontend answered. Through pipes, against real services, 
 proxy in front of a frontend that lets it act and loses its reply."""
 from __future__ import annotations
 
-import json
 import re
 
 import pytest
@@ -20,22 +19,13 @@ READS = {"Hello", "Login", "Logout", "SearchItemsForSale", "GetItem", "DisplayCa
          "GetBuyerPurchases", "GetSellerRating", "DisplayItemsForSale"}
 
 
-class Recorder(ReplyDropper):
-    """A ``ReplyDropper`` that keeps every request it forwards (decoded), and may kill -9
-    its frontend the moment it drops a reply (the frontend acted, then died)."""
+class KillingDropper(ReplyDropper):
+    """A ``ReplyDropper`` that may kill -9 its frontend the moment it drops a reply (the
+    frontend acted, then died)."""
 
     def __init__(self, upstream: tuple[str, int], kill: ServiceProcess | None = None) -> None:
-        self.requests: list[dict] = []
         self.kill = kill
         super().__init__(upstream)
-
-    def _serve(self, rfile, client) -> None:
-        super()._serve(self._recorded(rfile), client)
-
-    def _recorded(self, rfile):
-        for line in rfile:
-            self.requests.append(json.loads(line))
-            yield line
 
     def _take_drop(self, op: str) -> bool:
         dropping = super()._take_drop(op)
@@ -59,12 +49,12 @@ def market(two_frontends):
 @pytest.fixture
 def proxies():
     """Proxies made by a test (``proxies.add(...)``), closed after it."""
-    made: list[Recorder] = []
+    made: list[KillingDropper] = []
 
     class Made:
         @staticmethod
-        def add(upstream, kill=None) -> Recorder:
-            made.append(Recorder(upstream, kill))
+        def add(upstream, kill=None) -> KillingDropper:
+            made.append(KillingDropper(upstream, kill))
             return made[-1]
 
     yield Made

@@ -1,4 +1,5 @@
-"""Terminal input for the CLIs: questions, yes/no questions, Tab completion, history.
+"""Terminal input for the CLIs: questions, a command's values, yes/no questions, Tab
+completion, history.
 
 Only used at a terminal. Ctrl-C or Ctrl-D at a question cancels it
 (``Cancelled``); Enter alone is the caller's to interpret. Readline, where it
@@ -8,10 +9,13 @@ exists, gives line editing, Tab completion and a history of command lines only
 from __future__ import annotations
 
 import getpass
-from typing import Callable
+import sys
+from typing import Any, Callable
+
+from market.cli.commands import Arg
+from market.errors import Cancelled, CliError
 
 YES, NO = ("y", "yes"), ("n", "no", "")
-
 
 
 def ask(question: str, secret: bool = False) -> str:
@@ -69,4 +73,23 @@ def use_readline(completions: Completer) -> Callable[[str], None]:
     readline.parse_and_bind("bind ^I rl_complete" if libedit else "tab: complete")
     readline.set_auto_history(False)
     return lambda line: readline.add_history(line) if line.strip() else None
-from market.errors import Cancelled
+
+
+def ask_value(arg: Arg) -> Any:
+    """Ask for one command value until it passes its check; Enter alone skips or cancels."""
+    hint = " (Enter to skip)" if arg.check.optional else ""
+    while True:
+        text = ask(f"  {arg.prompt}{hint}: ", arg.secret)
+        if not text:
+            if arg.check.optional:
+                return arg.check.default
+            raise Cancelled()
+        try:
+            value = arg.parse(text)
+        except CliError as error:
+            print(f"  {error}", file=sys.stderr)
+            continue
+        if arg.twice and ask(f"  {arg.prompt} again: ", arg.secret) != text:
+            print("  The two differ; type it again.", file=sys.stderr)
+            continue
+        return value

@@ -25,7 +25,7 @@ from market.cli.commands import HELP_WORDS, QUIT_WORDS, Arg, Command, CommandSet
 from market.cli.frontends import Frontends
 from market.cli.views import shown
 from market.config import DEFAULT_HOST
-from market.errors import CliError, NotSent, SessionEnded, TlsError, Unsure, WrongServer
+from market.errors import Cancelled, CliError, NotSent, SessionEnded, TlsError, Unsure, WrongServer
 from market.fields import LOGIN_USERNAME, PASSWORD, USERNAME
 from market.net.client import parse_address
 from market.net.flags import add_tls_ca_flag
@@ -218,31 +218,12 @@ class Shell:
             if position < len(values):
                 args[arg.name] = arg.parse(values[position])
             elif self.interactive and arg.prompted and (bare or not arg.check.optional):
-                args[arg.name] = self.ask(arg)
+                args[arg.name] = prompts.ask_value(arg)
             elif arg.check.optional:
                 args[arg.name] = arg.check.default
             else:
                 raise CliError(f"{arg.usage} is missing; usage: {command.usage()}.")
         return args
-
-    def ask(self, arg: Arg) -> Any:
-        """Ask for one value until it passes its check; Enter alone skips or cancels."""
-        hint = " (Enter to skip)" if arg.check.optional else ""
-        while True:
-            text = prompts.ask(f"  {arg.prompt}{hint}: ", arg.secret)
-            if not text:
-                if arg.check.optional:
-                    return arg.check.default
-                raise prompts.Cancelled()
-            try:
-                value = arg.parse(text)
-            except CliError as error:
-                print(f"  {error}", file=sys.stderr)
-                continue
-            if arg.twice and prompts.ask(f"  {arg.prompt} again: ", arg.secret) != text:
-                print("  The two differ; type it again.", file=sys.stderr)
-                continue
-            return value
 
     def next_page(self, command: Command, args: dict) -> str:
         """A paged list (a ``paged`` command): the first page, or with
@@ -284,7 +265,7 @@ class Shell:
     def ready_to_switch(self) -> None:
         """Before logging in while logged in: the session's hooks may keep it (Ctrl-C)."""
         if self.session and not self.hooks.may_end(self):
-            raise prompts.Cancelled()
+            raise Cancelled()
 
     def log_in(self, args: dict) -> str:
         result = self.call("Login", args)
@@ -299,7 +280,7 @@ class Shell:
         if not self.session:
             raise CliError("You are not logged in.")
         if not self.hooks.may_end(self):
-            raise prompts.Cancelled()
+            raise Cancelled()
         try:
             self.call("Logout", {})
         except SessionEnded:

@@ -69,24 +69,24 @@ class Action(enum.Enum):
 
 
 @dataclass(frozen=True)
-class Verdict:
+class Decision:
     action: Action
     market: str | None = None  # SERVE: the shared one; CLAIM: the one to claim (None: a new one)
 
 
-def decide(customer: Seen, product: Seen) -> Verdict:
+def decide(customer: Seen, product: Seen) -> Decision:
     """What a frontend does with this pair of databases (see the module doc)."""
     if customer.market is not None and product.market is not None:
         if customer.market == product.market:
-            return Verdict(Action.SERVE, customer.market)
-        return Verdict(Action.REFUSE)
+            return Decision(Action.SERVE, customer.market)
+        return Decision(Action.REFUSE)
     if customer.market is None and product.market is None:
         if customer.empty == product.empty:
-            return Verdict(Action.CLAIM)
-        return Verdict(Action.REFUSE)
+            return Decision(Action.CLAIM)
+        return Decision(Action.REFUSE)
     if customer.empty and product.empty:
-        return Verdict(Action.CLAIM, customer.market or product.market)
-    return Verdict(Action.REFUSE)
+        return Decision(Action.CLAIM, customer.market or product.market)
+    return Decision(Action.REFUSE)
 
 
 MISMATCH = ("this frontend refuses every request: its databases do not belong together "
@@ -161,16 +161,16 @@ class MarketCheck:
         for _ in range(2):  # a claim, then a look at what the databases now hold
             seen = {name: Seen.from_hello(client.call(HELLO))
                     for name, client in self._checkers.items()}
-            verdict = decide(seen["customer"], seen["product"])
-            if verdict.action is Action.SERVE:
+            decision = decide(seen["customer"], seen["product"])
+            if decision.action is Action.SERVE:
                 with self._lock:
-                    self._serving = self._served = verdict.market
+                    self._serving = self._served = decision.market
                 self._report(Action.SERVE, seen)
                 return
-            if verdict.action is Action.REFUSE:
+            if decision.action is Action.REFUSE:
                 self._report(Action.REFUSE, seen)
                 raise refusal()
-            self._claim(verdict.market or secrets.token_hex(8), seen)
+            self._claim(decision.market or secrets.token_hex(8), seen)
         raise ApiError("unavailable", "The marketplace's storage is starting; nothing was "
                                       "changed; try again.")
 

@@ -9,7 +9,8 @@ closed as soon as the request is passed on, while the server may still be workin
 it). With ``then_cut``, once those replies are lost every later request is too,
 unforwarded (the server unreachable), until ``reconnect``. ``delay(op, seconds)`` holds
 each reply to ``op`` that long before passing it on (a slow link, not a failure).
-Requests and replies are passed through as bytes; only the op name is read.
+Requests and replies are passed through as bytes; each request is also kept decoded
+(``requests``), for a test to read what a client sent.
 
 ``Recorder`` passes bytes both ways as they are (TLS too) and keeps a copy of them.
 """
@@ -65,6 +66,7 @@ class ReplyDropper(Proxy):
         self.early: set[str] = set()  # ops whose dropped replies are not waited for
         self.cut = False  # every request is lost, unforwarded
         self.delays: dict[str, float] = {}  # op -> seconds each reply is held
+        self.requests: list[dict] = []  # every JSON request forwarded, decoded
 
     def drop(self, op: str, times: int = 1, then_cut: bool = False,
              early: bool = False) -> None:
@@ -108,9 +110,12 @@ class ReplyDropper(Proxy):
                 if self.cut:
                     return
                 try:
-                    op = json.loads(line).get("op")
+                    request = json.loads(line)
                 except ValueError:
-                    op = None
+                    request = {}
+                if isinstance(request, dict):
+                    self.requests.append(request)
+                op = request.get("op") if isinstance(request, dict) else None
                 server.sendall(line)
                 if op in self.early and self._take_drop(op):
                     client.shutdown(socket.SHUT_RDWR)
@@ -124,7 +129,6 @@ class ReplyDropper(Proxy):
                 if self.delays.get(op):
                     time.sleep(self.delays[op])
                 client.sendall(reply)
-
 
 
 class Recorder(Proxy):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 from helpers.inprocess import call, keyed
 
-from market.frontend.identity import Action, Seen, Verdict, decide
+from market.frontend.identity import Action, Decision, Seen, decide
 from product_db import ProductDB
 
 
@@ -15,24 +15,24 @@ def seen(market: str, empty: bool = False) -> Seen:
     return Seen(market, empty)
 
 
-@pytest.mark.parametrize("customer, product, verdict", [
-    (seen("a"), seen("a"), Verdict(Action.SERVE, "a")),
-    (seen("a", True), seen("a"), Verdict(Action.SERVE, "a")),
-    (seen("a"), seen("b"), Verdict(Action.REFUSE)),
-    (seen("a", True), seen("b", True), Verdict(Action.REFUSE)),
-    (NEW, NEW, Verdict(Action.CLAIM)),  # a new market
-    (OLD, OLD, Verdict(Action.CLAIM)),  # a market from before identities
-    (NEW, OLD, Verdict(Action.REFUSE)),  # a fresh database beside an old one
-    (OLD, NEW, Verdict(Action.REFUSE)),
-    (seen("a", True), NEW, Verdict(Action.CLAIM, "a")),  # a claim half done elsewhere
-    (NEW, seen("a", True), Verdict(Action.CLAIM, "a")),
-    (seen("a"), NEW, Verdict(Action.REFUSE)),  # a memory-only database restarted
-    (NEW, seen("a"), Verdict(Action.REFUSE)),
-    (seen("a", True), OLD, Verdict(Action.REFUSE)),
-    (OLD, seen("a"), Verdict(Action.REFUSE)),
+@pytest.mark.parametrize("customer, product, decision", [
+    (seen("a"), seen("a"), Decision(Action.SERVE, "a")),
+    (seen("a", True), seen("a"), Decision(Action.SERVE, "a")),
+    (seen("a"), seen("b"), Decision(Action.REFUSE)),
+    (seen("a", True), seen("b", True), Decision(Action.REFUSE)),
+    (NEW, NEW, Decision(Action.CLAIM)),  # a new market
+    (OLD, OLD, Decision(Action.CLAIM)),  # a market from before identities
+    (NEW, OLD, Decision(Action.REFUSE)),  # a fresh database beside an old one
+    (OLD, NEW, Decision(Action.REFUSE)),
+    (seen("a", True), NEW, Decision(Action.CLAIM, "a")),  # a claim half done elsewhere
+    (NEW, seen("a", True), Decision(Action.CLAIM, "a")),
+    (seen("a"), NEW, Decision(Action.REFUSE)),  # a memory-only database restarted
+    (NEW, seen("a"), Decision(Action.REFUSE)),
+    (seen("a", True), OLD, Decision(Action.REFUSE)),
+    (OLD, seen("a"), Decision(Action.REFUSE)),
 ])
-def test_decide(customer, product, verdict):
-    assert decide(customer, product) == verdict
+def test_decide(customer, product, decision):
+    assert decide(customer, product) == decision
 
 
 @pytest.mark.parametrize("hello, expected", [
