@@ -4,7 +4,7 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-SERVICES=(product_db customer_db seller_server buyer_server)
+SERVICES=(product_db customer_db seller_server buyer_server etcd)
 PYTHON="${PYTHON:-python3}"
 
 usage() {
@@ -13,7 +13,8 @@ Usage: ./make_certs.sh [--dir DIR] [--days N] [HOST...]
 
 Make a private CA (ca.crt, ca.key) and one certificate per service, signed by it:
 product_db, customer_db, seller_server and buyer_server (NAME.crt, NAME.key; PEM,
-EC P-256). Each certificate is valid for the HOSTs given (names or addresses: the
+EC P-256), and etcd, for the members of an etcd cluster (REPLICATED=1 TLS=1
+./run_all.sh: each member serves its clients and its peers with it). Each certificate is valid for the HOSTs given (names or addresses: the
 names the services are dialled by) and for localhost, 127.0.0.1 and ::1; each
 serves as a server's and a client's (a frontend presents its own to the
 databases). Keys are readable by their owner only.
@@ -30,7 +31,8 @@ Options:
 
 Then start each service with --tls-cert DIR/NAME.crt --tls-key DIR/NAME.key
 --tls-ca DIR/ca.crt (TLS=1 ./run_all.sh does), and the CLIs with --tls-ca DIR/ca.crt
-(or export MARKET_TLS_CA=DIR/ca.crt).
+(or export MARKET_TLS_CA=DIR/ca.crt). etcd members take DIR/etcd.crt, DIR/etcd.key and
+DIR/ca.crt with --client-cert-auth (docs/replicated.md says how).
 END
 }
 

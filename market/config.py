@@ -16,6 +16,9 @@ DEFAULT_PRODUCT_DB_PORT = 9001
 DEFAULT_CUSTOMER_DB_PORT = 9002
 DEFAULT_SELLER_FRONTEND_PORT = 8001
 DEFAULT_BUYER_FRONTEND_PORT = 8002
+# REPLICATED=1 ./run_all.sh: the first etcd member's client port (etcd's own default); member
+# N listens for clients on this + 2 (N - 1) and for its peers on the port after that.
+DEFAULT_ETCD_PORT = 2379
 
 # -- serving connections (every service) -------------------------------------------
 DEFAULT_IDLE_TIMEOUT = 600.0  # seconds a connection may stay idle before it is closed

@@ -54,8 +54,8 @@ def test_status_shows_each_service_up_or_down_and_exits_accordingly(run):
     code, table = status(run)
     assert code == 0, table
     lines = table.splitlines()
-    assert lines[0].split() == ["NAME", "PID", "ADDRESS", "STATE", "UPTIME", "OK/S", "ERRORS",
-                                "P99", "CONNS", "MEMORY"]
+    assert lines[0].split() == ["NAME", "PID", "ADDRESS", "STATE", "ROLE", "UPTIME", "OK/S",
+                                "ERRORS", "P99", "CONNS", "MEMORY"]
     assert [line.split()[0] for line in lines[1:]] == SERVICES
     for line, variable in zip(lines[1:], PORT_VARIABLES):
         assert line.split()[2:4] == [f"127.0.0.1:{run[variable]}", "up"], line

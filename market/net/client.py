@@ -204,8 +204,12 @@ class Client:
                  on_hello: Callable[[dict, float, Callable[[], dict]], None] | None = None,
                  health: Health | None = None, tls: ssl.SSLContext | None = None,
                  server_hostname: str | None = None,
-                 alternates: tuple[tuple[str, int], ...] = ()) -> None:
+                 alternates: tuple[tuple[str, int], ...] = (),
+                 standby_too: bool = False) -> None:
         self.address = address  # the one answering last, of ``addresses``
+        # A replicated database's process that stands by is passed over, unless this is
+        # True (status.sh asks each process for its Stats, which a standby answers).
+        self.standby_too = standby_too
         self.addresses = (address, *alternates)
         self.tls = tls
         self.server_hostname = server_hostname  # None: the host of each address
@@ -412,7 +416,7 @@ class Client:
             try:
                 hello = (self._greet(conn) if self.secret or self.on_hello
                          or len(self.addresses) > 1 else {})
-                if hello.get("role") == "standby":
+                if hello.get("role") == "standby" and not self.standby_too:
                     raise ConnectionError("%s:%d stands by (the active one: %s)" % (
                         *address, hello.get("active")))
             except (OSError, ConnectionError, ApiError) as exc:

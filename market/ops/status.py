@@ -4,7 +4,9 @@
 FILE --tls-key FILE] NAME=PID=ADDRESS[=TLS_DIR] ...`` (PID and ADDRESS empty for a service
 that is not running; TLS_DIR where the certificates of a service that run_all.sh started
 with TLS are). Each running service gets one ``Stats`` request (the databases after
-proving the secret); nothing is changed.
+proving the secret); each etcd member (``etcd_1``, ... of ``REPLICATED=1 ./run_all.sh``)
+one status request (``/v3/maintenance/status``, over TLS with the same certificates);
+nothing is changed.
 
 Over TLS (a TLS_DIR, or ``--tls-ca`` / MARKET_TLS_CA for every service: no plaintext
 fallback) the service's certificate is verified against the CA (``--tls-ca``, else
@@ -14,16 +16,25 @@ acts for the deployment, as it proves its secret). The rates leave out ``Stats``
 watching a service does not show up as its load.
 
 A row's state: ``up``; ``degraded`` (a frontend that answers but cannot reach one of its
-databases, answers without a copy, or whose databases belong to different markets: the
-reason is printed); ``no answer`` (running, but its ``Stats`` did not come back); ``down``
-(not running). Exit status: 0 when every service is up, 1 when one is degraded and none
-is worse, 2 when one is down or does not answer.
+databases, answers without a copy, or whose databases belong to different markets; a
+replicated database's standby when no process of that database is active; an etcd member
+that knows no leader or raises an alarm: the reason is printed); ``no answer`` (running,
+but its ``Stats`` did not come back); ``down`` (not running). Exit status: 0 when every
+service is up, 1 when one is degraded and none is worse, 2 when one is down or does not
+answer.
+
+A row's role: a replicated database process's (``active`` or ``standby``), an etcd
+member's (``leader`` or ``follower``), else none ("-"). An etcd member's row has its
+database's size too (on disk, and in use: ``etcdctl defrag`` gives back the rest).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 import sys
+import time
 from typing import Any
 
 from market.config import STATUS_TIMEOUT
@@ -33,11 +44,13 @@ from market.net.client import Client, parse_address
 from market.net.flags import add_tls_flags
 from market.net.secret import read_secret
 from market.net.tls import client_context
+from market.storage.etcd import Etcd
 from protocol import ApiError
 
 DATABASES = ("product_db", "customer_db")
-COLUMNS = ("NAME", "PID", "ADDRESS", "STATE", "UPTIME", "OK/S", "ERRORS", "P99", "CONNS",
-           "MEMORY")
+COLUMNS = ("NAME", "PID", "ADDRESS", "STATE", "ROLE", "UPTIME", "OK/S", "ERRORS", "P99",
+           "CONNS", "MEMORY")
+ETCD_MEMBER = re.compile(r"etcd_[1-9][0-9]*")  # etcd_1, etcd_2, ...: REPLICATED=1's members
 
 
 # What a row's state means for the exit status: the worst row decides.
@@ -52,7 +65,7 @@ def service_status(name: str, pid: str, address: str, secret: bytes | None,
     "no answer" (running, but ``Stats`` did not come back; ``error`` says why, in an
     operator's words). Asked over TLS when ``tls_dir`` or ``tls.tls_ca`` is given."""
     row: dict[str, Any] = {"name": name, "pid": int(pid) if pid else None,
-                           "address": address or None, "state": "down"}
+                           "address": address or None, "state": "down", "role": None}
     if not pid:
         return row
     row["state"] = "no answer"
@@ -61,9 +74,12 @@ def service_status(name: str, pid: str, address: str, secret: bytes | None,
     except TlsError as error:
         row["error"] = f"it serves TLS, but {error}"
         return row
+    if ETCD_MEMBER.fullmatch(name):
+        return etcd_status(row, context)
     try:
         client = Client(parse_address(address), STATUS_TIMEOUT,
-                        secret=secret if name in DATABASES else None, tls=context)
+                        secret=secret if database_of(name) else None, tls=context,
+                        standby_too=True)
     except argparse.ArgumentTypeError:
         row["error"] = "its address file is missing or unreadable"
         return row
@@ -76,9 +92,83 @@ def service_status(name: str, pid: str, address: str, secret: bytes | None,
         client.close()
     reasons = degraded(stats)
     row.update(state="degraded" if reasons else "up", **summary(stats), stats=stats)
+    row["role"] = replica_role(stats)
     if reasons:
         row["error"] = "; ".join(reasons)
     return row
+
+
+def database_of(name: str) -> str | None:
+    """The database service ``name`` is a process of (product_db_2 -> product_db), if any."""
+    return next((database for database in DATABASES
+                 if re.fullmatch(rf"{database}(_[1-9][0-9]*)?", name)), None)
+
+
+def replica_role(stats: dict[str, Any]) -> str | None:
+    """A replicated database's role in its ``Stats`` ("active" or "standby"); None for any
+    other service (Stats says it at the top, or in a "replica" object)."""
+    replica = stats.get("replica")
+    role = (replica if isinstance(replica, dict) else stats).get("role")
+    return role if role in ("active", "standby") else None
+
+
+def etcd_status(row: dict[str, Any], context) -> dict[str, Any]:
+    """An etcd member's row: up (it answered its status) or degraded (it knows no leader,
+    or raises an alarm), its role (leader or follower), its database's size; its uptime
+    and memory from /proc, where it runs."""
+    scheme = "https" if context is not None else "http"
+    row["url"] = f"{scheme}://{row['address']}"
+    try:
+        member = Etcd([row["url"]], STATUS_TIMEOUT, context).status()[0]
+    except ValueError:
+        row["error"] = "its address file is missing or unreadable"
+        return row
+    if not member["up"]:
+        row["error"] = f"it cannot be reached: {member.get('error', '')}"
+        return row
+    reasons = [] if member["has_leader"] else [
+        "it knows no leader: fewer than a majority of the members answer each other"]
+    reasons += [f"etcd raises an alarm: {alarm}" for alarm in member["alarms"]]
+    row.update(state="degraded" if reasons else "up",
+               role="leader" if member["leader"] else "follower", leader=member["leader"],
+               db_size_bytes=member["db_size"], db_size_in_use_bytes=member["db_size_in_use"],
+               version=member["version"], **process_figures(row["pid"]))
+    if reasons:
+        row["error"] = "; ".join(reasons)
+    return row
+
+
+def process_figures(pid: int) -> dict[str, Any]:
+    """The uptime and resident memory of local process ``pid`` (/proc; None unread)."""
+    figures: dict[str, Any] = {"uptime_s": None, "rss_bytes": None}
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            started = int(stat.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/uptime") as uptime:
+            figures["uptime_s"] = round(float(uptime.read().split()[0])
+                                        - started / os.sysconf("SC_CLK_TCK"), 3)
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    figures["rss_bytes"] = int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return figures
+
+
+def check_replicas(rows: list[dict[str, Any]]) -> None:
+    """A standby is up when a process of its database is active: mark the standbys of a
+    database none of whose processes is active as degraded, saying so."""
+    for database in DATABASES:
+        mine = [row for row in rows if database_of(row["name"]) == database and row["role"]]
+        if not mine or any(row["role"] == "active" for row in mine):
+            continue
+        for row in mine:
+            if row["state"] == "up":
+                row["state"] = "degraded"
+                row["error"] = (f"no process of the {DATABASE_NAMES[database]} is active: it "
+                                "answers nothing but Stats (an election under way, or etcd "
+                                "out of reach: see its log)")
 
 
 def tls_context(name: str, tls_dir: str, tls: argparse.Namespace | None):
@@ -88,7 +178,7 @@ def tls_context(name: str, tls_dir: str, tls: argparse.Namespace | None):
     if not ca:
         return None
     cert = key = ""
-    if name in DATABASES:  # mutual TLS
+    if database_of(name) or ETCD_MEMBER.fullmatch(name):  # mutual TLS
         cert = (tls.tls_cert if tls else "") or (f"{tls_dir}/seller_server.crt"
                                                  if tls_dir else "")
         key = (tls.tls_key if tls else "") or (f"{tls_dir}/seller_server.key"
@@ -142,11 +232,15 @@ def summary(stats: dict[str, Any]) -> dict[str, Any]:
 
 
 def table_row(row: dict[str, Any]) -> tuple[str, ...]:
-    shown = (row["name"], str(row["pid"] or "-"), row["address"] or "-", row["state"])
+    shown = (row["name"], str(row["pid"] or "-"), row["address"] or "-", row["state"],
+             row.get("role") or "-")
     if row["state"] not in ("up", "degraded"):
         return shown + ("-",) * (len(COLUMNS) - len(shown))
+    uptime = "-" if row["uptime_s"] is None else duration(row["uptime_s"])
+    if "ok_per_s" not in row:  # an etcd member: no Stats
+        return shown + (uptime, "-", "-", "-", "-", mebibytes(row["rss_bytes"]))
     p99 = row["p99_ms"]
-    return shown + (duration(row["uptime_s"]), f"{row['ok_per_s']:.1f}", str(row["errors"]),
+    return shown + (uptime, f"{row['ok_per_s']:.1f}", str(row["errors"]),
                     "-" if p99 is None else f"{p99:.1f} ms",
                     "{open}/{max}".format(**row["connections"]), mebibytes(row["rss_bytes"]))
 
@@ -167,11 +261,24 @@ def mebibytes(count: int | None) -> str:
     return "-" if count is None else f"{count / 2 ** 20:.1f} MiB"
 
 
+def size(count: int) -> str:
+    """Bytes as KiB under a MiB, else as MiB or GiB: 20.0 KiB, 1.5 MiB."""
+    for unit, power in (("GiB", 30), ("MiB", 20)):
+        if count >= 2 ** power:
+            return f"{count / 2 ** power:.1f} {unit}"
+    return f"{count / 1024:.1f} KiB"
+
+
 def print_table(rows: list[dict[str, Any]]) -> None:
     lines = [COLUMNS] + [table_row(row) for row in rows]
     widths = [max(len(line[i]) for line in lines) for i in range(len(COLUMNS))]
     for line in lines:
         print("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip())
+    for row in rows:
+        if "db_size_bytes" in row:
+            print(f"{row['name']}: etcd {row['version']}; its database "
+                  f"{size(row['db_size_bytes'])}, {size(row['db_size_in_use_bytes'])} of it in "
+                  "use")
     for row in rows:
         if "error" in row:
             print(f"{row['name']}: {row['error']}")
@@ -190,10 +297,15 @@ def main(argv: list[str] | None = None) -> None:
     for entry in args.services:
         name, pid, address, tls_dir = (entry.split("=", 3) + [""])[:4]
         rows.append(service_status(name, pid, address, secret, tls_dir, args))
-    if args.json:
-        print(json.dumps(rows, indent=2))
-    else:
-        print_table(rows)
+    check_replicas(rows)
+    try:
+        if args.json:
+            print(json.dumps(rows, indent=2))
+        else:
+            print_table(rows)
+        sys.stdout.flush()
+    except BrokenPipeError:  # ./status.sh | head: the rest is not wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     sys.exit(max([EXIT_STATUS[row["state"]] for row in rows], default=0))
 
 

@@ -219,15 +219,21 @@ class Etcd:
 
     def status(self) -> list[dict]:
         """Each member's own status (``/v3/maintenance/status``), or why it did not answer:
-        ``{"url", "up", "leader", "db_size", "error"}``."""
+        ``{"url", "up", "leader", "has_leader", "db_size", "db_size_in_use", "version",
+        "alarms", "error"}`` (``leader``: this member is the raft leader; ``has_leader``: it
+        knows one; ``db_size``: its database file's bytes, ``db_size_in_use``: those in use,
+        the rest what a defragmentation gives back; ``alarms``: etcd's errors, such as
+        "etcdserver: mvcc: database space exceeded")."""
         rows = []
         for index, member in enumerate(self.members):
             row: dict[str, Any] = {"url": member.geturl(), "up": False}
             try:
                 answer = self._post(index, "/v3/maintenance/status", {})
                 row.update(up=True, leader=answer.get("leader") == answer["header"].get(
-                    "member_id"), db_size=int(answer.get("dbSize", 0)),
-                    version=answer.get("version"))
+                    "member_id"), has_leader=bool(answer.get("leader")),
+                    db_size=int(answer.get("dbSize", 0)),
+                    db_size_in_use=int(answer.get("dbSizeInUse", answer.get("dbSize", 0))),
+                    version=answer.get("version"), alarms=list(answer.get("errors", [])))
             except (OSError, http.client.HTTPException, EtcdError, ValueError) as exc:
                 row["error"] = str(exc) or type(exc).__name__
             rows.append(row)
