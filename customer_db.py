@@ -289,17 +289,17 @@ def sweep_forever(db: CustomerDB) -> None:
     while True:
         time.sleep(interval)
         now = time.monotonic()
-        with db.lock:
-            if db.storage.writable():
-                for token in db.data.sessions.idle(now):
-                    db.change({"kind": "logout", "token": token})
-                stale = db.data.purchases.stale(now, db.purchase_timeout)
-                if stale:
-                    db.change({"kind": "purchases_cancelled", "purchase_ids": stale})
-            db.outcomes.forget_expired()
         try:
+            with db.lock:
+                if db.storage.writable():
+                    for token in db.data.sessions.idle(now):
+                        db.change({"kind": "logout", "token": token})
+                    stale = db.data.purchases.stale(now, db.purchase_timeout)
+                    if stale:
+                        db.change({"kind": "purchases_cancelled", "purchase_ids": stale})
+                db.outcomes.forget_expired()
             db.storage.sync()
-        except ApiError:  # a replica deposed meanwhile: its state was loaded anew
+        except ApiError:  # a replica deposed meanwhile: its state is loaded anew
             continue
 
 

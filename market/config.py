@@ -80,6 +80,9 @@ ETCD_RENEW_EVERY = 0.5  # seconds between two renewals of it
 # The active process answers only while its leadership is certain: until this long before
 # the leadership it renewed last could run out (a follower's poll waiting for news fits).
 ETCD_LEADER_MARGIN = 1.0
+ETCD_COMMIT_DELAY = 0.002  # seconds a commit waits for more records while they keep coming
+ETCD_RETRY_PAUSE = 0.1  # seconds between two tries of a transaction etcd did not answer
+ETCD_LEADER_CHECK = 10.0  # seconds between two looks for etcd's raft leader
 ETCD_CHUNK = 512 << 10  # bytes of a snapshot's chunk, under etcd's 1.5 MiB per request
 ETCD_QUIET = 10.0  # seconds a standby's watch may stay quiet before it is renewed
 

@@ -225,3 +225,38 @@ def test_a_partitioned_active_database_cannot_append_after_another_took_over(rep
     shown = market.buyer()
     shown.register(unique("bob"))
     assert shown("GetItem", item_id=item_id)["item"]["price"] == 7
+
+
+def test_a_write_etcd_never_answered_is_kept_once_or_not_at_all(replicated, unique):
+    """etcd loses its quorum while a write waits for its append: the active database cannot
+    learn whether the append went in, so it keeps nothing of it in memory (it stands by and
+    loads the log again); once etcd is back, a resend with the write's key is answered, and
+    after a failover the write is there, once."""
+    market = replicated.market
+    seller = market.client_of(market.seller_server, timeout=30)
+    seller.register(unique("sue"))
+    item_id = listing(seller, quantity=10)
+    old = replicated.active(replicated.product)
+    change = lambda: seller.keyed("ChangeItemPrice", "repl-quorum-price-1",  # noqa: E731
+                                  item_id=item_id, price=7)
+    resumes = [sigstop(member) for member in replicated.etcd.members[1:]]
+    try:
+        with pytest.raises(ApiError) as lost:
+            change()
+        assert lost.value.code in ("deadline_exceeded", "unavailable")
+        assert wait_until(lambda: role(old) == "standby", timeout=15)
+    finally:
+        for resume in resumes:
+            resume()
+    assert until_answered(change, time.monotonic() + 30) is not None
+    active = replicated.active(replicated.product)
+    active.kill()
+    try:
+        replicated.active([proc for proc in replicated.product if proc is not active])
+        reader = market.client_of(market.buyer_server, timeout=30)
+        reader.register(unique("bob"))
+        assert until_answered(lambda: reader("GetItem", item_id=item_id),
+                              time.monotonic() + 30)["item"]["price"] == 7
+    finally:
+        active.restart()
+    assert wait_until(lambda: role(active) == "standby", timeout=15)

@@ -16,9 +16,15 @@ active, the others stand by, and a standby takes over when the active one goes.
 - **Leadership**: renewed every ``ETCD_RENEW_EVERY`` seconds; the active process answers only
   until ``ETCD_LEADER_MARGIN`` before the renewal it sent last could run out, so it stops
   answering (reads and copies included) before etcd can give the key to another.
-- **Demotion**: when a renewal fails past that point, or an append finds the leadership gone
-  (``Deposed``), it answers nothing more, drops every connection, forgets its state (which
-  may hold changes never committed) and loads it again from etcd: a standby once more.
+- **Demotion**: when a renewal fails past that point, an append finds the leadership gone
+  (``Deposed``), or etcd never answered an append while the leadership was sure (the log is
+  unsure of it: ``EtcdLog``'s broken), it makes no change more (under the database's lock,
+  so none is made half), drops every connection (a request waiting for its append learns
+  no outcome, as when a process dies: its key tells it later), forgets its state (which may
+  hold changes never committed) and loads it again from etcd: a standby once more.
+- **etcd's leader**: the active process sends its appends to etcd's raft leader (a follower
+  would pass each one on: a hop more), looked for at each promotion and every
+  ``ETCD_LEADER_CHECK`` seconds.
 
 The frontends take a list of addresses per database and use whichever answers as active.
 """
@@ -32,12 +38,13 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from market.config import (
+    ETCD_LEADER_CHECK,
     ETCD_LEADER_MARGIN,
     ETCD_LEADER_TTL,
     ETCD_QUIET,
     ETCD_RENEW_EVERY,
 )
-from market.errors import Deposed, EtcdError
+from market.errors import EtcdError
 from market.storage.etcd import Etcd, absent, prefix_end, put, unb64
 from market.storage.etcdlog import EtcdLog, load, log_key, namespace, seq_of
 from protocol import ApiError
@@ -69,31 +76,28 @@ class Replica:
         self._lease = 0
         self._answers_until = 0.0  # time.monotonic() past which the active one may not answer
         self._promotions = 0
+        self._promoted = threading.Event()  # set at each promotion
 
     # -- the storage interface of a Database ---------------------------------------------------
 
     def record(self, change: dict, database: Any) -> None:
         """Queue a change made by the active process (hold the database's lock)."""
-        assert self._log is not None, "a standby makes no change"
+        assert self.role == ACTIVE and self._log is not None, "a standby makes no change"
         self._log.append(change)
         self._log.cut_snapshot_if_due()
 
     def sync(self) -> None:
         """Return once every change made so far is in etcd. A process that finds itself
-        deposed demotes and refuses the reply (``unavailable``: nothing it did is kept)."""
+        deposed, or its log broken, demotes (the reply never leaves: see ``_demote``)."""
         current = self._log
         if current is None:
             return
         try:
             current.sync()
-        except Deposed as error:
+        except EtcdError as error:  # Deposed, or the log broken: this reply never leaves
             self._demote(str(error))
             raise ApiError("unavailable", f"This {self.database.name} is no longer the active "
-                                          "one; nothing was changed; try again.") from None
-        except EtcdError as error:
-            raise ApiError("unavailable", f"The {self.database.name} cannot reach etcd "
-                                          f"({error}); nothing was changed; try again.") \
-                from None
+                                          "one.") from None
 
     def refusal(self, op: str) -> ApiError | None:
         """Why this process may not serve ``op`` now (None: it may)."""
@@ -129,6 +133,8 @@ class Replica:
         self._try(self._reload)
         threading.Thread(target=self._follow_forever, name="etcd-follow", daemon=True).start()
         threading.Thread(target=self._campaign_forever, name="etcd-campaign",
+                         daemon=True).start()
+        threading.Thread(target=self._find_leader_forever, name="etcd-leader",
                          daemon=True).start()
 
     def _reload(self) -> None:
@@ -220,10 +226,11 @@ class Replica:
             with self._lock:
                 self._lease = lease
                 self._log = EtcdLog(self.etcd, self.database.kind, claim, loaded_to,
-                                    self.database.snapshot_state)
+                                    self.database.snapshot_state, self.writable)
                 self._answers_until = sent + ETCD_LEADER_TTL - ETCD_LEADER_MARGIN
                 self._promotions += 1
                 self.role, self.active_at = ACTIVE, self.address
+            self._promoted.set()
             self.database.feed.restarted()  # the previous active one's copies end first
             self.database.data.take_over(time.monotonic())
         log.warning("%s: this process (%s, %s) is the active one now, from batch %d",
@@ -253,15 +260,31 @@ class Replica:
         with self._lock:
             self._answers_until = sent + ETCD_LEADER_TTL - ETCD_LEADER_MARGIN
 
+    def _find_leader_forever(self) -> None:
+        """Forever, while active: send the appends to etcd's raft leader (looked for at each
+        promotion, then every ``ETCD_LEADER_CHECK`` seconds; on a thread of its own, since a
+        member that hangs holds the look up)."""
+        while True:
+            self._promoted.wait(ETCD_LEADER_CHECK)
+            self._promoted.clear()
+            if self.role == ACTIVE:
+                self.etcd.prefer_leader()
+
     def _demote(self, why: str) -> None:
-        """Answer nothing more, drop every connection, forget the state, load it again."""
-        with self._lock:
+        """Make no change more, drop every connection, forget the state, load it again.
+
+        In that order: a request that made a change did so on a connection open now, which
+        is dropped before the log is let go of (till then its ``sync`` waits for the append
+        or fails), so no reply tells of a change the log may not hold."""
+        with self.database.lock, self._lock:
             if self.role != ACTIVE:
                 return
-            self.role, self._log, self._answers_until = STANDBY, None, 0.0
+            self.role, self._answers_until = STANDBY, 0.0
         log.warning("%s: this process (%s) stands by now: %s", self.database.name, self.name,
                     why)
         self.database.drop_connections()
+        with self._lock:
+            self._log = None
         self._try(self._reload)
 
     def _try(self, step) -> None:

@@ -194,7 +194,12 @@ class Database(Service):
 
     def change(self, record: dict) -> Acknowledged:
         """Apply one change and journal it (hold ``self.lock``): the applier's result, and the
-        number of the change it published to the copies (0: none)."""
+        number of the change it published to the copies (0: none). A process that may not
+        make changes now (a replica that stopped being the active one: its storage changes
+        that under this lock) refuses it, ``unavailable``, before anything is applied."""
+        if not self.storage.writable():
+            raise ApiError("unavailable", f"This {self.name} is not the active one now; "
+                                          "nothing was changed; try again.")
         before = self.feed.published
         result = self.apply(record)
         self.storage.record(record, self)

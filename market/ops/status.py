@@ -34,7 +34,6 @@ import json
 import os
 import re
 import sys
-import time
 from typing import Any
 
 from market.config import STATUS_TIMEOUT

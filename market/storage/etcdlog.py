@@ -13,7 +13,13 @@ Appending (``EtcdLog``): ``append`` queues a record (under the database's lock, 
 keep the order of the changes) and ``sync`` returns once every record queued so far is in
 etcd: one transaction carries every batch queued meanwhile (group commit), and commits only
 if this process still holds the ``leader`` key and the next ``log/<seq>`` is free, so a
-deposed process can never append (``Deposed``). Every ``SNAPSHOT_EVERY`` records a
+deposed process can never append (``Deposed``). While other records keep coming (the last
+transaction carried more than one), a commit first waits ``ETCD_COMMIT_DELAY`` for more, as
+PostgreSQL's ``commit_delay``: fewer, fuller transactions, etcd's cost being per
+transaction. A transaction etcd does not answer is sent again while the process still
+leads; if it never is, the log is **broken**: it may or may not hold that batch, while the
+process's memory holds it, so nothing more is appended and every ``sync`` raises, until the
+process forgets its memory (``market.database.replica``: a demotion). Every ``SNAPSHOT_EVERY`` records a
 snapshot of the state is cut (at a batch's end) and written in the background; once it is
 in, the batches it covers and the older snapshot are deleted and etcd's history before it is
 compacted, so etcd holds one snapshot and the batches since (its own database file still
@@ -31,7 +37,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from market.config import ETCD_CHUNK, SNAPSHOT_EVERY
+from market.config import ETCD_CHUNK, ETCD_COMMIT_DELAY, ETCD_RETRY_PAUSE, SNAPSHOT_EVERY
 from market.errors import Deposed, EtcdError, JournalError
 from market.storage.etcd import Etcd, absent, delete, holds, prefix_end, put, unb64
 from market.storage.formats import CURRENT
@@ -110,17 +116,23 @@ class EtcdLog:
     """The active process's appends to its database's log in etcd (see the module doc).
 
     ``claim`` is the leader key's value this process holds, ``seq`` the last batch in etcd.
-    ``snapshot_state`` makes the state to snapshot (called under the database's lock).
+    ``snapshot_state`` makes the state to snapshot (called under the database's lock);
+    ``leading()`` says whether this process is still sure of its leadership (a transaction
+    etcd did not answer is sent again while it is).
     """
 
     def __init__(self, etcd: Etcd, database: str, claim: bytes, seq: int,
-                 snapshot_state: Callable[[], Any], snapshot_every: int = SNAPSHOT_EVERY) -> None:
+                 snapshot_state: Callable[[], Any], leading: Callable[[], bool],
+                 snapshot_every: int = SNAPSHOT_EVERY,
+                 commit_delay: float = ETCD_COMMIT_DELAY) -> None:
         self.etcd = etcd
         self.database = database
         self.space = namespace(database)
         self.claim = claim
         self.snapshot_state = snapshot_state
+        self.leading = leading
         self.snapshot_every = snapshot_every
+        self.commit_delay = commit_delay
         # Guards the queue: _batches (the last one open), _queued (records queued in all),
         # _since_snapshot. Records are queued in the order of the changes (the caller holds
         # the database's lock).
@@ -129,9 +141,12 @@ class EtcdLog:
         self._queued = 0
         self._since_snapshot = 0
         # Held while committing. Invariant: every record numbered <= _committed is in etcd,
-        # in batches up to _seq.
+        # in batches up to _seq, and none after them unless _broken (then the log is unsure
+        # of a batch and takes no more: see the module doc).
         self._commit_lock = threading.Lock()
         self._committed = 0
+        self._broken: EtcdError | None = None
+        self._streaming = False  # the last transaction carried more than one record
         self._seq = seq
         self._commits = 0
         self._last_commit_ms: float | None = None
@@ -161,7 +176,7 @@ class EtcdLog:
     def sync(self) -> None:
         """Return once every record queued so far is in etcd; ``Deposed`` if this process no
         longer holds the leadership (nothing more is appended then), ``EtcdError`` if etcd
-        does not answer."""
+        did not answer while it did (the log is broken then: see the module doc)."""
         self.wait(self._queued)
 
     def wait(self, number: int) -> None:
@@ -170,19 +185,16 @@ class EtcdLog:
         with self._commit_lock:
             if self._committed >= number:
                 return
+            if self._broken is not None:
+                raise self._broken
+            if self._streaming:
+                time.sleep(self.commit_delay)
             with self._lock:
                 batches = [batch for batch in self._batches if batch.records]
                 queued, self._batches = self._queued, [Batch()]
             started = time.perf_counter()
-            first = self._seq + 1
-            values = [json.dumps(batch.records).encode() for batch in batches]
-            ok, _ = self.etcd.txn(
-                [holds(self.space + b"leader", self.claim), absent(log_key(self.space, first))],
-                [put(log_key(self.space, first + n), value) for n, value in enumerate(values)])
-            if not ok and not self._committed_before(first, values[0]):
-                raise Deposed(f"the {self.database}'s leadership in etcd is another "
-                              "process's now")
-            self._seq += len(batches)
+            first = self._commit(batches)
+            self._streaming = queued - self._committed > 1
             self._committed = queued
             self._commits += 1
             self._last_commit_ms = round((time.perf_counter() - started) * 1000, 3)
@@ -192,6 +204,34 @@ class EtcdLog:
             with self._snapshot_ready:
                 self._snapshots += cut
                 self._snapshot_ready.notify()
+
+    def _commit(self, batches: list[Batch]) -> int:
+        """Append ``batches`` after ``_seq`` in one transaction (hold ``_commit_lock``),
+        sent again while etcd does not answer and this process leads, else the log breaks;
+        the first batch's seq."""
+        first = self._seq + 1
+        values = [json.dumps(batch.records).encode() for batch in batches]
+        while True:
+            try:
+                ok, _ = self.etcd.txn(
+                    [holds(self.space + b"leader", self.claim),
+                     absent(log_key(self.space, first))],
+                    [put(log_key(self.space, first + n), value)
+                     for n, value in enumerate(values)])
+                if not ok and not self._committed_before(first, values[0]):
+                    raise Deposed(f"the {self.database}'s leadership in etcd is another "
+                                  "process's now")
+                break
+            except Deposed as error:
+                self._broken = error
+                raise
+            except EtcdError as error:
+                if not self.leading():
+                    self._broken = error
+                    raise
+                time.sleep(ETCD_RETRY_PAUSE)
+        self._seq += len(batches)
+        return first
 
     def _committed_before(self, first: int, value: bytes) -> bool:
         """Whether a transaction that failed did so because an earlier try of it committed

@@ -3,7 +3,6 @@ Handshake) as a database uses it."""
 from __future__ import annotations
 
 import time
-import types
 
 import pytest
 from helpers.inprocess import NoData, reply_to
