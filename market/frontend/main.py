@@ -60,6 +60,6 @@ def frontend_main(frontend: type[Frontend], description: str, env_prefix: str, p
     if secret is not None:
         service.card_key = secret
     if tls is not None:
-        tls.on_reload(lambda files: [db.use_tls(files.client) for db in (customer, product)])
+        tls.on_reload(lambda files: [db.dialer.use_tls(files.client) for db in (customer, product)])
     service.configure(args)
     serve(service, args, tls)

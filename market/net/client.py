@@ -1,9 +1,11 @@
 """The client side: persistent connections, pooled, to one server.
 
-``Client`` is what the frontends use to reach a database (pool cap, secret
-handshake, deadlines) and the CLIs and tests use to reach a frontend. A
-request that was sent is never resent silently, except a read (``read``, or an
-``InternalOp`` declared as one).
+``Client`` is what the frontends use to reach a database (pool cap, deadlines, a check of
+each new connection's ``Hello``) and the CLIs and tests use to reach a frontend; its
+``Dialer`` makes its connections (addresses, TLS, the secret handshake, the clock), shared
+by every client of that server made from it. ``Health`` logs a link going and coming back.
+A request that was sent is never resent silently, except a read (``read``, or an
+``InternalOp`` declared as one) or a keyed write.
 
 Exceptions, beyond ``protocol.ApiError`` from the server's own error replies::
 
@@ -163,6 +165,86 @@ class Health:
                     "reason": self._reason}
 
 
+class Dialer:
+    """How new connections to one server are made: to which address, over what, proving
+    what. Every client of that server made from one (``Client.sibling``) shares it, so a
+    second connection goes through the same checks as the first.
+
+    ``address`` is the one that answered last of ``addresses`` (``address`` and
+    ``alternates``: the processes of one replicated database, contract §16); a new
+    connection goes there, else to each other in turn: the first whose ``Hello`` does not
+    say it stands by (unless ``standby_too``: status.sh asks each process for its Stats).
+    With ``tls`` (a client ``ssl.SSLContext``) the connection is TLS, the server's
+    certificate checked against ``server_hostname`` (default: the host of each address);
+    ``use_tls`` changes the context for the connections made from then on. When greeted
+    (``Hello``), its ``time`` gives ``clock_offset``, how far the server's clock is ahead of
+    ours, and ``secret`` is proved with an HMAC of the server's challenge (never sent).
+    """
+
+    def __init__(self, address: tuple[str, int], timeout: float,
+                 secret: bytes | None = None, tls: ssl.SSLContext | None = None,
+                 server_hostname: str | None = None,
+                 alternates: tuple[tuple[str, int], ...] = (),
+                 standby_too: bool = False) -> None:
+        self.address = address
+        self.addresses = (address, *alternates)
+        self.timeout = timeout
+        self.secret = secret
+        self.tls = tls
+        self.server_hostname = server_hostname
+        self.standby_too = standby_too
+        self.clock_offset = 0.0  # seconds, as measured by the latest Hello
+
+    def use_tls(self, context: ssl.SSLContext) -> None:
+        """Dial with ``context`` from now on (reloaded files); open connections stay."""
+        self.tls = context
+
+    def connect(self, greet: bool) -> tuple[Connection, dict]:
+        """A new connection and its ``Hello`` (said if ``greet``, a secret is to be proved
+        or there are several addresses; else {}); raises what the last address tried
+        raised."""
+        greet = greet or self.secret is not None or len(self.addresses) > 1
+        first = self.addresses.index(self.address)
+        failure: Exception | None = None
+        for step in range(len(self.addresses)):
+            address = self.addresses[(first + step) % len(self.addresses)]
+            try:
+                conn = Connection(address, self.timeout, self.tls,
+                                  self.server_hostname or address[0])
+            except (OSError, ConnectionError) as exc:
+                failure = exc
+                continue
+            try:
+                hello = self._greet(conn) if greet else {}
+                if hello.get("role") == "standby" and not self.standby_too:
+                    raise ConnectionError("%s:%d stands by (the active one: %s)" % (
+                        *address, hello.get("active")))
+            except (OSError, ConnectionError, ApiError) as exc:
+                conn.close()
+                failure = exc
+                continue
+            self.address = address
+            return conn, hello
+        raise failure
+
+    def _greet(self, conn: Connection) -> dict:
+        """Say ``Hello``, measure the server's clock from its ``time``, and answer its
+        challenge with an HMAC of the shared secret."""
+        sent = time.time()
+        hello = self.hello(conn)
+        if type(hello.get("time")) in (int, float):
+            self.clock_offset = hello["time"] - (sent + time.time()) / 2
+        if self.secret is not None:
+            proof = secret_proof(self.secret, bytes.fromhex(hello.get("challenge", "")))
+            result_of(decode(conn.exchange(encode({"op": "Authenticate",
+                                                   "args": {"proof": proof}})), exact=False))
+        return hello
+
+    @staticmethod
+    def hello(conn: Connection) -> dict:
+        return result_of(decode(conn.exchange(encode({"op": "Hello"})), exact=False))
+
+
 class Client:
     """A thread-safe client with a pool of persistent connections to one server.
 
@@ -173,28 +255,17 @@ class Client:
     when that is safe: a read (``read=True``, or an ``InternalOp`` declared
     ``read``) or a keyed write (an ``InternalOp`` declared ``keyed``).
 
-    For a frontend's database connections: ``secret`` proves the deployment's
-    secret on each new connection (see ``Database.authenticate``); ``pool_size``
+    How a connection is made is its ``Dialer``'s (made from ``address``, ``secret``,
+    ``tls``, ``server_hostname``, ``alternates`` and ``standby_too``, or a sibling's); a
+    failure of the TLS checks is logged by ``health`` and raised as ``unavailable`` caused
+    by the ``TlsError`` that says why. For a frontend's database connections: ``pool_size``
     caps the connections open at once (callers wait for one, up to ``timeout``);
-    ``deadlines`` stamps each request with the time after which the database
-    must not apply it, ``DEADLINE_SHARE`` of ``timeout`` from now, so that a
-    database's own ``unavailable`` means nothing was changed. With ``on_hello``
-    (or a secret) each new connection starts with ``Hello``: its ``time`` gives
-    ``clock_offset``, how far the server's clock is ahead of ours (deadlines are
-    stamped in the server's clock, so they hold however the clocks disagree), and
-    ``on_hello(hello, clock_offset, hello_again)`` sees the reply before the connection
-    is used (``hello_again()`` asks once more on it; an ``ApiError`` it raises refuses
-    the request; the connection is kept).
-
-    With ``alternates`` (more addresses of the same database, kept by several processes of
-    which one is active: contract §16), a new connection goes to the address that answered
-    last, else to each other in turn: the first whose ``Hello`` does not say it stands by.
-
-    With ``tls`` (a client ``ssl.SSLContext``, ``market.net.tls``) every connection is TLS,
-    the server's certificate verified against the context's CA and ``server_hostname``
-    (default: the host of ``address``); a failure of those checks is logged by ``health``
-    and raised as ``unavailable`` caused by the ``TlsError`` that says why
-    (``__cause__``). ``use_tls`` changes the context for the connections made from then on.
+    ``deadlines`` stamps each request with the time after which the database must not
+    apply it, ``DEADLINE_SHARE`` of ``timeout`` from now in the server's clock (the
+    dialer's ``clock_offset``), so that a database's own ``unavailable`` means nothing was
+    changed; ``on_hello(hello, clock_offset, hello_again)`` sees each new connection's
+    ``Hello`` before it is used (``hello_again()`` asks once more on it; an ``ApiError``
+    it raises refuses the request; the connection is kept).
     """
 
     def __init__(self, address: tuple[str, int], timeout: float = DEFAULT_DB_TIMEOUT,
@@ -205,24 +276,15 @@ class Client:
                  health: Health | None = None, tls: ssl.SSLContext | None = None,
                  server_hostname: str | None = None,
                  alternates: tuple[tuple[str, int], ...] = (),
-                 standby_too: bool = False) -> None:
-        self.address = address  # the one answering last, of ``addresses``
-        # A replicated database's process that stands by is passed over, unless this is
-        # True (status.sh asks each process for its Stats, which a standby answers).
-        self.standby_too = standby_too
-        self.addresses = (address, *alternates)
-        self.tls = tls
-        self.server_hostname = server_hostname  # None: the host of each address
-        # The context of a new connection: this client's, or its parent's (``dedicated``).
-        self._context: Callable[[], ssl.SSLContext | None] = lambda: self.tls
-        self.health = health or Health(",".join("%s:%d" % a for a in self.addresses))
+                 standby_too: bool = False, dialer: Dialer | None = None) -> None:
+        self.dialer = dialer or Dialer(address, timeout, secret, tls, server_hostname,
+                                       alternates, standby_too)
+        self.health = health or Health(",".join("%s:%d" % a for a in self.dialer.addresses))
         self.timeout = timeout
         self.max_idle = max_idle
-        self.secret = secret
         self.deadlines = deadlines
         self.pool_size = pool_size
         self.on_hello = on_hello
-        self.clock_offset = 0.0  # seconds, as measured by the latest Hello
         # Guards ``_idle`` (idle connections, most recently used last) and ``_open``
         # (connections open, idle or in use): never more than ``pool_size``. Also
         # ``_waits``, how many times a checkout found the pool full and waited, and
@@ -236,6 +298,11 @@ class Client:
         self._waits = 0
         self._waiting = 0
 
+    @property
+    def address(self) -> tuple[str, int]:
+        """The server's address that answered last."""
+        return self.dialer.address
+
     def dedicated(self) -> "Client":
         """A client of its own (one connection, outside this pool) to the same server, for a
         long poll: every new connection it makes goes through the same checks as this one's
@@ -248,21 +315,11 @@ class Client:
                             on_hello=on_hello, health=self.health)
 
     def sibling(self, **options) -> "Client":
-        """Another client of the same server, reached as this one is (TLS with this
-        client's context, read through it when a connection is made; the host name
-        checked; the secret; the timeout), with ``options`` (``Client``'s other keyword
-        arguments) for the rest: none of this one's ``on_hello``, deadlines or pool unless
-        given."""
-        child = Client(self.address, self.timeout, secret=self.secret,
-                       server_hostname=self.server_hostname,
-                       alternates=tuple(a for a in self.addresses if a != self.address),
-                       **options)
-        child._context = self._context
-        return child
-
-    def use_tls(self, context: ssl.SSLContext) -> None:
-        """Dial with ``context`` from now on (reloaded files); open connections stay."""
-        self.tls = context
+        """Another client of the same server, reached through this one's ``Dialer`` (the
+        same addresses, TLS context, host name, secret and clock), with this one's timeout
+        and ``options`` (``Client``'s other keyword arguments) for the rest: none of this
+        one's ``on_hello``, deadlines or pool unless given."""
+        return Client(self.dialer.address, self.timeout, dialer=self.dialer, **options)
 
     def call(self, op: str | InternalOp, args: dict | None = None, session: str | None = None,
              read: bool = False) -> dict:
@@ -297,7 +354,7 @@ class Client:
             return lambda: payload
 
         def stamped() -> bytes:
-            message["deadline"] = round(time.time() + self.clock_offset
+            message["deadline"] = round(time.time() + self.dialer.clock_offset
                                         + self.timeout * DEADLINE_SHARE, 3)
             return encode(message)
         return stamped
@@ -386,63 +443,18 @@ class Client:
                     raise ApiError("unavailable", "The server is too busy right now; nothing "
                                                   "was changed; try again.")
         try:
-            conn, hello = self._connect()
+            conn, hello = self.dialer.connect(greet=self.on_hello is not None)
         except (OSError, ConnectionError, ApiError) as exc:
             self._closed()
             self.health.failed(exc)
             raise self._unreachable() from (exc if isinstance(exc, TlsError) else None)
         if self.on_hello is not None:
             try:
-                self.on_hello(hello, self.clock_offset, lambda: self._hello(conn))
+                self.on_hello(hello, self.dialer.clock_offset, lambda: Dialer.hello(conn))
             except ApiError:
                 self._checkin(conn)
                 raise
         return conn
-
-    def _connect(self) -> tuple[Connection, dict]:
-        """A new connection, greeted (its ``Hello``, or {} when nothing asks for one): to the
-        address answering last, else to each other in turn (one that stands by is passed
-        over); raises what the last one tried raised."""
-        first = self.addresses.index(self.address)
-        failure: Exception | None = None
-        for step in range(len(self.addresses)):
-            address = self.addresses[(first + step) % len(self.addresses)]
-            try:
-                conn = Connection(address, self.timeout, self._context(),
-                                  self.server_hostname or address[0])
-            except (OSError, ConnectionError) as exc:
-                failure = exc
-                continue
-            try:
-                hello = (self._greet(conn) if self.secret or self.on_hello
-                         or len(self.addresses) > 1 else {})
-                if hello.get("role") == "standby" and not self.standby_too:
-                    raise ConnectionError("%s:%d stands by (the active one: %s)" % (
-                        *address, hello.get("active")))
-            except (OSError, ConnectionError, ApiError) as exc:
-                conn.close()
-                failure = exc
-                continue
-            self.address = address
-            return conn, hello
-        raise failure
-
-    def _greet(self, conn: Connection) -> dict:
-        """Say ``Hello`` on a new connection, measure the server's clock from its ``time``,
-        and answer its challenge with an HMAC of the shared secret (never the secret)."""
-        sent = time.time()
-        hello = self._hello(conn)
-        if type(hello.get("time")) in (int, float):
-            self.clock_offset = hello["time"] - (sent + time.time()) / 2
-        if self.secret is not None:
-            proof = secret_proof(self.secret, bytes.fromhex(hello.get("challenge", "")))
-            result_of(decode(conn.exchange(encode({"op": "Authenticate",
-                                                   "args": {"proof": proof}})), exact=False))
-        return hello
-
-    @staticmethod
-    def _hello(conn: Connection) -> dict:
-        return result_of(decode(conn.exchange(encode({"op": "Hello"})), exact=False))
 
     def _checkin(self, conn: Connection) -> None:
         with self._lock:

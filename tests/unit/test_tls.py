@@ -249,9 +249,10 @@ def test_a_dedicated_client_dials_with_its_parents_context_even_after_a_reload(c
     first, second = contexts(certs)[1], contexts(certs)[1]
     parent = Client(("127.0.0.1", 1), tls=first, server_hostname="db1.example")
     child, sibling = parent.dedicated(), parent.sibling()
-    assert child._context() is first and sibling.server_hostname == "db1.example"
-    parent.use_tls(second)
-    assert child._context() is second and sibling._context() is second
+    assert child.dialer is parent.dialer and sibling.dialer is parent.dialer
+    assert child.dialer.tls is first and sibling.dialer.server_hostname == "db1.example"
+    parent.dialer.use_tls(second)
+    assert child.dialer.tls is second
 
 
 def test_a_server_and_a_client_over_tls_in_process(certs):
