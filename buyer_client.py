@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from market.cli import prompts
-from market.errors import CliError
 from market.cli.commands import MORE, Arg, Command, read_whole, read_words
 from market.cli.shell import SessionHooks, Shell, cli_main
 from market.cli.views import items_table, money, rating_text, shown, table
 from market.config import DEFAULT_BUYER_FRONTEND_PORT, SAMPLE_CARD
+from market.errors import CliError
 from market.fields import (
     CATEGORY,
     ITEM_ID,

@@ -18,8 +18,13 @@ import threading
 import time
 from typing import Callable
 
-from market.config import (DEFAULT_CUSTOMER_DB_PORT, DEFAULT_PURCHASE_TIMEOUT,
-                           DEFAULT_SESSION_TIMEOUT, LEASE, SESSION_CACHE_SHARE)
+from market.config import (
+    DEFAULT_CUSTOMER_DB_PORT,
+    DEFAULT_PURCHASE_TIMEOUT,
+    DEFAULT_SESSION_TIMEOUT,
+    LEASE,
+    SESSION_CACHE_SHARE,
+)
 from market.customer import api
 from market.customer.accounts import Role
 from market.customer.carts import EMPTY, Cart, added, removed

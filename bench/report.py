@@ -19,7 +19,6 @@ from bench.loadgen import LoadResult, Tally, mean_std, percentile
 from bench.preload import Timing
 from bench.target import counted
 
-
 # The ops of the benchmark's mix that change the data: with --replicated, each is
 # acknowledged only once etcd committed it (the write path).
 WRITE_OPS = ("RegisterItemForSale", "ChangeItemPrice", "UpdateUnitsForSale", "AddItemToCart",

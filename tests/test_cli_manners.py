@@ -13,7 +13,6 @@ from helpers.market import ROOT, failure, listing, start_market
 
 from market.ops.launch import ServiceProcess
 
-
 # -- 1. the wrong server --------------------------------------------------------------
 
 @pytest.mark.parametrize("script, role, target, what", [

@@ -12,7 +12,6 @@ import signal
 from helpers.market import listing, sigstop, start_market, wait_until
 from helpers.scripts import run_env, script
 
-
 STAMPED = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z \w+\[\d+\] INFO ")
 
 

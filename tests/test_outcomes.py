@@ -11,7 +11,15 @@ import threading
 import time
 
 import pytest
-from helpers.market import CARD, Api, Market, listing, settling_rounds, stall, wait_until
+from helpers.market import (
+    CARD,
+    Api,
+    Market,
+    listing,
+    settling_rounds,
+    stall,
+    wait_until,
+)
 from helpers.proxy import ReplyDropper
 
 from market.config import DEADLINE_SHARE

@@ -8,7 +8,15 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from helpers.market import CARD, at_once, failure, listing, start_market, units, wait_until
+from helpers.market import (
+    CARD,
+    at_once,
+    failure,
+    listing,
+    start_market,
+    units,
+    wait_until,
+)
 
 from market.net.client import Client
 from protocol import ApiError

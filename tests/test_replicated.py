@@ -15,7 +15,15 @@ import time
 from dataclasses import dataclass, field
 
 import pytest
-from helpers.market import CARD, Api, Market, ServiceProcess, listing, sigstop, wait_until
+from helpers.market import (
+    CARD,
+    Api,
+    Market,
+    ServiceProcess,
+    listing,
+    sigstop,
+    wait_until,
+)
 
 from market.net.client import Client
 from market.ops.etcd import EtcdCluster

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import random
 import re
 import socket
 import subprocess
@@ -10,7 +9,14 @@ import sys
 
 import pytest
 from helpers.market import ROOT, Api, wait_until
-from helpers.scripts import PORT_VARIABLES, SERVICES, run_env, running, script
+from helpers.scripts import (
+    PORT_VARIABLES,
+    SERVICES,
+    consecutive_free_ports,
+    run_env,
+    running,
+    script,
+)
 
 from market import config
 from market.net.client import Client
@@ -22,27 +28,6 @@ def env(tmp_path):
     """The environment of one run: its own run directory and four free ports."""
     yield run_env(tmp_path)
     script("stop_all.sh", env={**os.environ, "RUN_DIR": str(tmp_path / "run")})  # just in case
-
-
-def consecutive_free_ports(count: int) -> int:
-    """The first of ``count`` consecutive ports that are free now (below Linux's
-    ephemeral range, so that no connection takes one meanwhile)."""
-    rng = random.Random()
-    for _ in range(200):
-        first = rng.randrange(20000, 32000)
-        sockets = []
-        try:
-            for port in range(first, first + count):
-                sock = socket.socket()
-                sockets.append(sock)
-                sock.bind(("127.0.0.1", port))
-            return first
-        except OSError:
-            continue
-        finally:
-            for sock in sockets:
-                sock.close()
-    raise RuntimeError(f"no {count} consecutive free ports")
 
 
 def recorded_pids(run_dir: str, names=SERVICES) -> dict[str, int]:

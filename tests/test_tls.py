@@ -13,13 +13,21 @@ import sys
 import time
 
 import pytest
-
 from helpers.cli import ok
 from helpers.market import CARD, ROOT, unique_name, wait_until
 from helpers.proxy import Recorder
 from helpers.scripts import run_env, script
-from helpers.tls import (handshake_error, logged_frontend, make_certs, peer_serial, signed_cert,
-                         start_tls_market, tls_api, tls_flags)
+from helpers.tls import (
+    handshake_error,
+    logged_frontend,
+    make_certs,
+    peer_serial,
+    signed_cert,
+    start_tls_market,
+    tls_api,
+    tls_flags,
+)
+
 from market.net.tls import PLAINTEXT_REPLY, client_context
 from market.ops.launch import ServiceProcess
 

@@ -15,11 +15,10 @@ import sys
 from decimal import Decimal
 
 import pytest
-
-from market.storage import formats
 from helpers.market import ROOT, Market, every_page, settling_rounds, wait_until
 
 from market.ops.launch import ServiceProcess
+from market.storage import formats
 
 FIXTURES = ROOT / "tests" / "fixtures"
 SETTLE_AFTER = 1  # seconds the settler leaves a reservation held before asking for the verdict

@@ -25,7 +25,15 @@ from market.cli.commands import HELP_WORDS, QUIT_WORDS, Arg, Command, CommandSet
 from market.cli.frontends import Frontends
 from market.cli.views import shown
 from market.config import DEFAULT_HOST
-from market.errors import Cancelled, CliError, NotSent, SessionEnded, TlsError, Unsure, WrongServer
+from market.errors import (
+    Cancelled,
+    CliError,
+    NotSent,
+    SessionEnded,
+    TlsError,
+    Unsure,
+    WrongServer,
+)
 from market.fields import LOGIN_USERNAME, PASSWORD, USERNAME
 from market.net.client import parse_address
 from market.net.flags import add_tls_ca_flag

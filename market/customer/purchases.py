@@ -30,9 +30,9 @@ from dataclasses import dataclass, field
 
 from market.config import CANCELLED_TTL
 from market.customer.carts import Cart, Lines
-from market.recent import Recent
 from market.fields import dollars
 from market.paging import make_cursor, page, read_cursor
+from market.recent import Recent
 from protocol import ApiError, encode_value
 
 

@@ -32,9 +32,9 @@ from dataclasses import dataclass
 from typing import Callable
 
 from market.config import CLOCK_SKEW_WARNING
+from market.database.api import CLAIM_MARKET, HELLO
 from market.errors import NotOneMarket
 from market.net.client import Client
-from market.database.api import CLAIM_MARKET, HELLO
 from protocol import ApiError
 
 DATABASES = ("customer", "product")  # the order of claims

@@ -6,9 +6,16 @@ the host name in ``--customer-db``/``--product-db``, and presenting its own cert
 reloaded files (SIGHUP) are used by the connections made from then on."""
 from __future__ import annotations
 
-from market.config import (DEFAULT_CUSTOMER_DB_PORT, DEFAULT_DB_POOL, DEFAULT_DB_TIMEOUT,
-                           DEFAULT_HASH_COST, DEFAULT_HOST, DEFAULT_PRODUCT_DB_PORT,
-                           HASH_COST_MAX, HASH_COST_MIN)
+from market.config import (
+    DEFAULT_CUSTOMER_DB_PORT,
+    DEFAULT_DB_POOL,
+    DEFAULT_DB_TIMEOUT,
+    DEFAULT_HASH_COST,
+    DEFAULT_HOST,
+    DEFAULT_PRODUCT_DB_PORT,
+    HASH_COST_MAX,
+    HASH_COST_MIN,
+)
 from market.frontend.identity import MarketCheck
 from market.frontend.passwords import PasswordHasher, return_big_blocks_to_the_system
 from market.frontend.service import Frontend

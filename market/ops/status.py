@@ -37,8 +37,7 @@ import sys
 from typing import Any
 
 from market.config import STATUS_TIMEOUT
-from market.errors import NoAnswer
-from market.errors import TlsError
+from market.errors import NoAnswer, TlsError
 from market.net.client import Client, parse_address
 from market.net.flags import add_tls_flags
 from market.net.secret import read_secret

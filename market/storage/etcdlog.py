@@ -37,7 +37,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from market.config import ETCD_CHUNK, ETCD_COMMIT_DELAY, ETCD_RETRY_PAUSE, SNAPSHOT_EVERY
+from market.config import (
+    ETCD_CHUNK,
+    ETCD_COMMIT_DELAY,
+    ETCD_RETRY_PAUSE,
+    SNAPSHOT_EVERY,
+)
 from market.errors import Deposed, EtcdError, JournalError
 from market.storage.etcd import Etcd, absent, delete, holds, prefix_end, put, unb64
 from market.storage.formats import CURRENT

@@ -1,15 +1,19 @@
 """market/accounts.py and CustomerDB's sessions: names, hashes, expiry, the per-account cap."""
 from __future__ import annotations
 
-from helpers.inprocess import (HASH, SALT, code_of, create_account, dispatch, log_in,
-                               stored_account)
+from helpers.inprocess import (
+    HASH,
+    SALT,
+    code_of,
+    create_account,
+    dispatch,
+    log_in,
+    stored_account,
+)
 
 import customer_db
 from market.customer.accounts import Accounts, Role, Sessions
 from protocol import ApiError
-
-
-
 
 # -- Accounts -------------------------------------------------------------------------
 

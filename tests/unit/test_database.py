@@ -13,8 +13,6 @@ from market.net.secret import proof as auth_proof
 from market.net.service import Op, Peer, Request
 from protocol import ApiError, Int
 
-
-
 # -- Database: writing() and deadlines ------------------------------------------
 
 class Tiny(Database):

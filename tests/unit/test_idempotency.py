@@ -5,9 +5,18 @@ import pytest
 from market.config import FRONTEND_KEY_LENGTH
 from market.database.keyed import KeyedOutcomes
 from market.frontend.service import Frontend
-from market.keys import (IDEMPOTENCY_KEY, KEYED_ARGS, OWN_KEY_FINGERPRINT, card_print,
-                         fingerprint, fresh_key, frontend_key, is_frontends, read_vote_key,
-                         vote_key)
+from market.keys import (
+    IDEMPOTENCY_KEY,
+    KEYED_ARGS,
+    OWN_KEY_FINGERPRINT,
+    card_print,
+    fingerprint,
+    fresh_key,
+    frontend_key,
+    is_frontends,
+    read_vote_key,
+    vote_key,
+)
 from market.net.service import Request
 from protocol import ApiError
 

@@ -7,7 +7,6 @@ from helpers.inprocess import call, keyed
 from market.frontend.identity import Action, Decision, Seen, decide
 from product_db import ProductDB
 
-
 NEW, OLD = Seen(None, True), Seen(None, False)  # no identity: empty, or holding data
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import unicodedata
 
 import pytest
-
 from helpers.inprocess import HASH, SALT, code_of, stored_account
 
 from market import fields

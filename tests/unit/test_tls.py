@@ -12,9 +12,9 @@ import time
 from types import SimpleNamespace
 
 import pytest
+from helpers.tls import make_certs
 
 import performance
-from helpers.tls import make_certs
 from market.errors import TlsError
 from market.net import tls
 from market.net.client import Client
