@@ -296,6 +296,8 @@ def test_run_all_with_tls_status_and_stop(tmp_path):
         assert f"export MARKET_TLS_CA={ca}" in started.stdout.splitlines()
         for name in ("ca", "product_db", "customer_db", "seller_server", "buyer_server"):
             assert (run / "tls" / f"{name}.key").stat().st_mode & 0o777 == 0o600
+        # degraded (1) until the frontends' copies are in use, a moment after they are ready
+        assert wait_until(lambda: script("status.sh", env).returncode == 0, timeout=10)
         status = script("status.sh", env)
         assert status.returncode == 0, status.stdout + status.stderr
         assert [line.split()[3] for line in status.stdout.splitlines()[1:5]] == ["up"] * 4

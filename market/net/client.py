@@ -105,7 +105,7 @@ class Connection:
     def close(self) -> None:
         try:
             self.rfile.close()
-            self.raw.close()
+            self.sock.close()  # over TLS, the stream's descriptor and the socket's
         except OSError:
             pass
 

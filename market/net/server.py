@@ -76,6 +76,10 @@ class RequestHandler(socketserver.BaseRequestHandler):
             if line is None or not self._send(self.server.service.respond(line, self.peer)):
                 return
 
+    def finish(self) -> None:
+        if self.stream is not None and self.stream is not self.request:
+            self.stream.close()  # a TLS stream's own descriptor (the server closes the rest)
+
     def _send(self, reply: bytes) -> bool:
         try:
             self.stream.sendall(reply)
@@ -221,7 +225,8 @@ def serve(service: Service, args: argparse.Namespace, tls: TlsFiles | None = Non
     the log, time-stamped, with the pid.
     """
     configure_logging(service.kind, args.log_level)
-    allow_open_files(2 * args.max_connections + 1024)  # clients, database pools, journals
+    # clients (two descriptors each over TLS), database pools, journals
+    allow_open_files(3 * args.max_connections + 1024)
     try:
         server = Server((args.host, args.port), service, args.idle_timeout, args.read_timeout,
                         args.max_connections, tls)

@@ -13,14 +13,19 @@
                 the CA and the host name dialled
 ``TlsStream``   the TLS connection both return: ``recv``, ``sendall``, ``makefile``
 
-Why not ``ssl.SSLSocket``: the services use blocking sockets with kernel timeouts
-(``SO_RCVTIMEO``, ``market.net.sockets``), and an SSLSocket on such a socket retries a
-timed-out read forever (it sees a blocking socket and waits again). So the records go
-through memory BIOs (``ssl.SSLObject``) and this module reads and writes the socket
-itself: one ``recv`` per read and one ``send`` per write, as in plaintext, and a kernel
-timeout ends a read as it always did. The contexts send no session tickets (connections
-are pooled and long-lived): nothing arrives on an idle connection, so a pool's liveness
-peek (``Connection.looks_closed``) reads the socket as in plaintext.
+How a stream keeps the kernel timeouts: the services use blocking sockets with kernel
+timeouts (``SO_RCVTIMEO``, ``market.net.sockets``), and an ``ssl.SSLSocket`` in blocking
+mode retries a timed-out read forever (it waits again), while one in timeout mode polls
+before every read. So the stream's socket is told it is non-blocking while its descriptor
+blocks: one ``SSL_read`` waits in the kernel's ``recv`` and a kernel timeout ends it
+(``SSLWantReadError``), as a plaintext read. (Memory BIOs would keep the timeouts too, but
+each record would cost a ``recv`` and an ``SSL_read``, two releases of the GIL instead of
+one: among many connection threads each release hands it over, which about doubled TLS's
+cost.) The stream has a descriptor of its own (``os.dup``), so the server can still shut
+the connection's socket down from another thread (``drop_connections``, ``drain``). The
+contexts send no session tickets (connections are pooled and long-lived): nothing arrives
+on an idle connection, so a pool's liveness peek (``Connection.looks_closed``) reads the
+socket as in plaintext.
 
 Every failure is explained in one sentence fragment about the other end ("its TLS
 certificate has expired ..."), naming the flag to change: ``TlsError`` on a client,
@@ -28,6 +33,7 @@ certificate has expired ..."), naming the flag to change: ``TlsError`` on a clie
 """
 from __future__ import annotations
 
+import errno
 import io
 import logging
 import os
@@ -185,77 +191,64 @@ class TlsStream:
     """A TLS connection over a blocking socket with kernel timeouts (see the module doc).
 
     ``recv`` and ``sendall`` behave as the socket's: a kernel timeout raises
-    ``BlockingIOError``, end of stream (with or without the peer's close_notify) is
-    ``b""``; a TLS failure after the handshake (an alert) raises ``TlsError`` on a client.
-    ``setsockopt`` and ``fileno`` are the socket's, so ``set_socket_timeout`` and
-    ``LineReader`` take a stream as they take a socket.
+    ``BlockingIOError`` (``TimeoutError`` for a send), end of stream (with or without the
+    peer's close_notify) is ``b""``; a TLS failure after the handshake (an alert) raises
+    ``TlsError`` on a client. ``setsockopt`` and ``fileno`` are the socket's, so
+    ``set_socket_timeout`` and ``LineReader`` take a stream as they take a socket.
+    ``close`` closes both descriptors (the socket's and the stream's own).
     """
 
-    def __init__(self, sock: socket.socket, tls: ssl.SSLObject, incoming: ssl.MemoryBIO,
-                 outgoing: ssl.MemoryBIO, explain: Callable[[ssl.SSLError], str]) -> None:
+    def __init__(self, sock: socket.socket, tls: ssl.SSLSocket,
+                 explain: Callable[[ssl.SSLError], str]) -> None:
         self.sock = sock
         self.tls = tls
-        self._incoming = incoming
-        self._outgoing = outgoing
         self._explain = explain
         self.setsockopt = sock.setsockopt
         self.fileno = sock.fileno
-
-    def pending(self) -> int:
-        """Bytes received and not yet read (decrypted or not)."""
-        return self.tls.pending() + self._incoming.pending
+        self.pending = tls.pending  # decrypted bytes not read yet
 
     def recv(self, size: int) -> bytes:
-        tls, incoming = self.tls, self._incoming
-        while True:
-            waiting = incoming.pending + tls.pending()  # what may be read without the socket
-            if waiting:
-                try:
-                    # No more than could have come: no buffer of ``size`` for a short line.
-                    data = tls.read(min(size, waiting))
-                except ssl.SSLWantReadError:
-                    data = None  # a record is not complete yet
-                except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
-                    return b""
-                except ssl.SSLError as exc:
-                    raise TlsError(self._explain(exc)) from None
-                if self._outgoing.pending:  # a post-handshake message to answer
-                    self.sock.sendall(self._outgoing.read())
-                if data is not None:
-                    return data
-            chunk = self.sock.recv(RECV_SIZE)
-            if not chunk:
-                return b""
-            incoming.write(chunk)
+        try:
+            return self.tls.recv(size)
+        except ssl.SSLError as exc:
+            return self._failed(exc)
 
     def recv_into(self, buffer) -> int:
         """Like ``recv``, into ``buffer`` (decrypted there: no copy)."""
-        tls, incoming = self.tls, self._incoming
-        while True:
-            if incoming.pending or tls.pending():
-                try:
-                    count = tls.read(len(buffer), buffer)
-                except ssl.SSLWantReadError:
-                    count = None
-                except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
-                    return 0
-                except ssl.SSLError as exc:
-                    raise TlsError(self._explain(exc)) from None
-                if self._outgoing.pending:
-                    self.sock.sendall(self._outgoing.read())
-                if count is not None:
-                    return count
-            chunk = self.sock.recv(RECV_SIZE)
-            if not chunk:
-                return 0
-            incoming.write(chunk)
+        try:
+            return self.tls.recv_into(buffer)
+        except ssl.SSLError as exc:
+            return len(self._failed(exc))
+
+    def _failed(self, exc: ssl.SSLError) -> bytes:
+        if isinstance(exc, (ssl.SSLWantReadError, ssl.SSLWantWriteError)):
+            raise BlockingIOError(errno.EAGAIN, "timed out") from None  # the kernel timeout
+        if isinstance(exc, (ssl.SSLZeroReturnError, ssl.SSLEOFError)):
+            return b""
+        raise TlsError(self._explain(exc)) from None
 
     def sendall(self, data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            written = self.tls.write(view)
-            view = view[written:]
-        self.sock.sendall(self._outgoing.read())
+        try:
+            self.tls.sendall(data)
+        except (ssl.SSLWantWriteError, ssl.SSLWantReadError):
+            raise TimeoutError("the peer reads nothing") from None
+        except (ssl.SSLError, ConnectionError) as exc:
+            why = self._alert() or exc  # the peer's reason to close, if it sent one
+            if isinstance(why, ssl.SSLError):
+                raise TlsError(self._explain(why)) from None
+            raise
+
+    def _alert(self) -> ssl.SSLError | None:
+        """After a write failed: the alert the peer sent before it closed, if one came (a
+        server that refuses our certificate under TLS 1.3 says so after our handshake)."""
+        try:
+            self.tls.recv(1)
+        except ssl.SSLError as exc:
+            if not isinstance(exc, (ssl.SSLWantReadError, ssl.SSLEOFError)):
+                return exc
+        except OSError:
+            pass
+        return None
 
     def makefile(self, mode: str = "rb") -> io.BufferedReader:
         """A buffered reader of the decrypted bytes (for ``protocol.read_line``)."""
@@ -270,6 +263,7 @@ class TlsStream:
         return self.tls.version()
 
     def close(self) -> None:
+        self.tls.close()
         self.sock.close()
 
 
@@ -290,38 +284,24 @@ class _Reader(io.RawIOBase):
             return None
 
 
-def _handshake(sock: socket.socket, tls: ssl.SSLObject, incoming: ssl.MemoryBIO,
-               outgoing: ssl.MemoryBIO, deadline: float) -> None:
-    """Drive the handshake to its end by ``deadline`` (``time.monotonic()``): TimeoutError
-    past it, ConnectionError if the peer closes, ``ssl.SSLError`` if it fails (the alert
-    that says why is sent to the peer first)."""
-    while True:
-        try:
-            tls.do_handshake()
-            break
-        except ssl.SSLWantReadError:
-            if outgoing.pending:
-                sock.sendall(outgoing.read())
-        except ssl.SSLError:
-            if outgoing.pending:  # the alert, so the peer learns why
-                try:
-                    sock.sendall(outgoing.read())
-                except OSError:
-                    pass
-            raise
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise TimeoutError("no TLS handshake in time")
-        set_socket_timeout(sock, socket.SO_RCVTIMEO, left)
-        try:
-            chunk = sock.recv(RECV_SIZE)
-        except BlockingIOError:
-            raise TimeoutError("no TLS handshake in time") from None
-        if not chunk:
-            raise ConnectionResetError("the connection was closed during the TLS handshake")
-        incoming.write(chunk)
-    if outgoing.pending:
-        sock.sendall(outgoing.read())
+def _handshake(sock: socket.socket, context: ssl.SSLContext, timeout: float,
+               **options) -> ssl.SSLSocket:
+    """The handshake on a second descriptor of ``sock`` within ``timeout`` seconds (a
+    ``socket.timeout`` past it, ConnectionError if the peer closes, ``ssl.SSLError`` if
+    it fails: the alert that says why goes to the peer first); then the kernel
+    timeouts' mode (see the module doc): the descriptor blocks, ``ssl`` takes it for
+    non-blocking, so a kernel timeout ends an ``SSL_read`` with ``SSLWantReadError``."""
+    tls = context.wrap_socket(socket.socket(fileno=os.dup(sock.fileno())),
+                              do_handshake_on_connect=False, **options)
+    try:
+        tls.settimeout(timeout)
+        tls.do_handshake()
+        tls.setblocking(False)
+        os.set_blocking(tls.fileno(), True)
+    except BaseException:
+        tls.close()
+        raise
+    return tls
 
 
 def connect(sock: socket.socket, context: ssl.SSLContext, hostname: str,
@@ -331,17 +311,14 @@ def connect(sock: socket.socket, context: ssl.SSLContext, hostname: str,
     be valid for ``hostname``, the name dialled. Raises ``TlsError`` (one sentence about
     the server), or OSError as connecting does. The socket's receive timeout is left
     changed: set it again after."""
-    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-    tls = context.wrap_bio(incoming, outgoing, server_side=False,
-                           server_hostname=hostname.strip("[]"))
     explain = lambda exc: explain_at_client(exc, context, hostname)  # noqa: E731
     try:
-        _handshake(sock, tls, incoming, outgoing, time.monotonic() + timeout)
+        tls = _handshake(sock, context, timeout, server_hostname=hostname.strip("[]"))
     except ssl.SSLError as exc:
         raise TlsError(explain(exc)) from None
     except ConnectionError:
         raise TlsError(CLOSED_IN_HANDSHAKE) from None
-    return TlsStream(sock, tls, incoming, outgoing, explain)
+    return TlsStream(sock, tls, explain)
 
 
 CLOSED_IN_HANDSHAKE = ("it closed the connection during the TLS handshake (it may be over its "
@@ -395,10 +372,12 @@ def accept(sock: socket.socket, context: ssl.SSLContext, timeout: float) -> TlsS
             pass
         raise Refused("it speaks plaintext to this TLS port (it was told so; the CLIs need "
                       "--tls-ca, the frontends --tls-cert, --tls-key and --tls-ca)", "plaintext")
-    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-    tls = context.wrap_bio(incoming, outgoing, server_side=True)
     try:
-        _handshake(sock, tls, incoming, outgoing, deadline)
+        tls = _handshake(sock, context, max(deadline - time.monotonic(), 0.001),
+                         server_side=True)
+    except (ssl.SSLZeroReturnError, ssl.SSLEOFError, ConnectionError):
+        raise Refused("it closed the connection during the TLS handshake", "closed",
+                      quiet=True) from None
     except ssl.SSLError as exc:
         why, cause = explain_at_server(exc, context)
         raise Refused(why, cause) from None
@@ -408,7 +387,7 @@ def accept(sock: socket.socket, context: ssl.SSLContext, timeout: float) -> TlsS
     except OSError:
         raise Refused("it closed the connection during the TLS handshake", "closed",
                       quiet=True) from None
-    return TlsStream(sock, tls, incoming, outgoing, lambda exc: f"TLS failed: {exc.reason}")
+    return TlsStream(sock, tls, lambda exc: f"TLS failed: {exc.reason}")
 
 
 def answer_tls_at_plaintext_port(sock: socket.socket) -> bool:

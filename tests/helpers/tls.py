@@ -94,7 +94,9 @@ def peer_serial(address: tuple[str, int], ca: Path) -> int:
     sock = socket.create_connection(address, timeout=10)
     try:
         stream = tls_connect(sock, client_context(str(ca)), address[0], 10)
-        return int(stream.getpeercert()["serialNumber"], 16)
+        serial = int(stream.getpeercert()["serialNumber"], 16)
+        stream.close()
+        return serial
     finally:
         sock.close()
 
@@ -107,8 +109,11 @@ def handshake_error(address: tuple[str, int], context: ssl.SSLContext,
     sock = socket.create_connection(address, timeout=10)
     try:
         stream = tls_connect(sock, context, hostname or address[0], 10)
-        stream.sendall(b'{"op":"Hello"}\n')
-        stream.recv(4096)
+        try:
+            stream.sendall(b'{"op":"Hello"}\n')
+            stream.recv(4096)
+        finally:
+            stream.close()
         return ""
     except ConnectionError as error:
         return str(error)
