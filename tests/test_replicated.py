@@ -179,9 +179,11 @@ def test_kills_lose_no_acknowledged_write_and_writes_come_back_within_10_s(repli
     threads = load.run()
     killed = []
     try:
-        for victim in (lambda: replicated.active(replicated.product),
-                       lambda: replicated.active(replicated.customer),
-                       lambda: replicated.etcd.members[0]):
+        for name, victim in (("active product database",
+                              lambda: replicated.active(replicated.product)),
+                             ("active customer database",
+                              lambda: replicated.active(replicated.customer)),
+                             ("etcd member", lambda: replicated.etcd.members[0])):
             time.sleep(1.5)  # writes are being acknowledged
             process = victim()
             process.kill()
@@ -189,8 +191,11 @@ def test_kills_lose_no_acknowledged_write_and_writes_come_back_within_10_s(repli
             at = time.monotonic()
             assert wait_until(lambda: load.longest_gap_after(at) < 1e9 and any(
                 t > at for t in load.acks), timeout=BACK_WITHIN + 5)
-            assert load.longest_gap_after(at) < BACK_WITHIN, load.longest_gap_after(at)
-        time.sleep(1.5)
+            time.sleep(1.0)  # the gap measured is the longest up to a second after
+            gap = load.longest_gap_after(at)
+            print(f"kill -9 of the {name}: longest time without an acknowledged write {gap:.2f} s")
+            assert gap < BACK_WITHIN, gap
+        time.sleep(0.5)
     finally:
         load.stop.set()
         for thread in threads:
