@@ -156,6 +156,32 @@ def test_a_stream_carries_lines_and_a_kernel_timeout_ends_a_read(certs):
     client.close()
 
 
+def test_shutting_the_socket_down_ends_a_read_blocked_in_the_stream(certs):
+    """drop_connections and drain shut the connection's socket down from another thread;
+    the stream reads through a descriptor of its own, and must see end of stream."""
+    server, client = tls_pair(certs)
+    set_socket_timeout(server, socket.SO_RCVTIMEO, 30)
+    read: list[bytes] = []
+    reader = threading.Thread(target=lambda: read.append(server.recv(100)))
+    reader.start()
+    time.sleep(0.1)  # blocked in the kernel's recv
+    started = time.monotonic()
+    server.sock.shutdown(socket.SHUT_RD)
+    reader.join(5)
+    assert read == [b""] and time.monotonic() - started < 2
+    server.close()
+    client.close()
+
+
+def test_closing_a_stream_closes_the_connection(certs):
+    server, client = tls_pair(certs)
+    set_socket_timeout(client, socket.SO_RCVTIMEO, 5)
+    server.close()  # both descriptors: the peer sees end of stream, not silence
+    started = time.monotonic()
+    assert client.recv(10) == b"" and time.monotonic() - started < 2
+    client.close()
+
+
 def test_a_plaintext_client_is_answered_in_plaintext_and_refused(certs):
     server_sock, client_sock = socket.socketpair()
     client_sock.sendall(b'{"op":"Hello"}\n')
