@@ -11,10 +11,11 @@ import os
 import re
 
 from helpers.market import Api, wait_until
-from helpers.scripts import REPLICATED_SERVICES, replicated_env, running, script
+from helpers.scripts import REPLICATED_SERVICES, replicated_env, script
 
 from market.net.client import Client
 from market.net.tls import client_context
+from market.ops.launch import alive
 from market.storage.etcd import Etcd
 
 DATABASE_PROCESSES = {"product_db": ["product_db", "product_db_2"],
@@ -88,7 +89,7 @@ def stop_everything(env: dict, pids: dict[str, int]) -> None:
     # the etcd members last, after the databases that keep their data there
     order = re.findall(r"^stopped (\S+) ", stopped.stdout, re.MULTILINE)
     assert order[-3:] == ["etcd_1", "etcd_2", "etcd_3"], order
-    assert wait_until(lambda: not any(map(running, pids.values())), timeout=10)
+    assert wait_until(lambda: not any(map(alive, pids.values())), timeout=10)
     assert recorded_pids(env) == {}
     twice = script("stop_all.sh", env)
     assert twice.returncode == 0 and "nothing to stop" in twice.stdout
@@ -107,7 +108,7 @@ def test_replicated_run_all_starts_etcd_and_two_of_each_database_and_stop_all_st
                              rf"log {re.escape(str(run_dir))}/{name}\.log$",
                              started.stdout, re.MULTILINE), started.stdout
         pids = recorded_pids(env)
-        assert sorted(pids) == sorted(REPLICATED_SERVICES) and all(map(running, pids.values()))
+        assert sorted(pids) == sorted(REPLICATED_SERVICES) and all(map(alive, pids.values()))
         urls = ",".join(f"http://127.0.0.1:{where[f'etcd_{n}']}" for n in (1, 2, 3))
         assert f"keep their data in etcd at {urls}" in started.stdout
         for n in (1, 2, 3):  # each member's data in RUN_DIR/etcd/NAME, its owner's only

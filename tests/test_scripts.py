@@ -14,12 +14,12 @@ from helpers.scripts import (
     SERVICES,
     consecutive_free_ports,
     run_env,
-    running,
     script,
 )
 
 from market import config
 from market.net.client import Client
+from market.ops.launch import alive
 from protocol import ApiError
 
 
@@ -48,7 +48,7 @@ def test_run_all_then_stop_all(env):
                          rf"log {re.escape(env['RUN_DIR'])}/{name}\.log$",
                          started.stdout, re.MULTILINE), started.stdout
     pids = recorded_pids(env["RUN_DIR"])
-    assert sorted(pids) == sorted(SERVICES) and all(map(running, pids.values()))
+    assert sorted(pids) == sorted(SERVICES) and all(map(alive, pids.values()))
 
     # All four answer: each frontend reaches both databases.
     seller = Api(Client(("127.0.0.1", int(env["SELLER_SERVER_PORT"]))))
@@ -65,7 +65,7 @@ def test_run_all_then_stop_all(env):
 
     stopped = script("stop_all.sh", env)
     assert stopped.returncode == 0 and stopped.stdout.count("stopped ") == 4, stopped.stdout
-    assert wait_until(lambda: not any(map(running, pids.values())))
+    assert wait_until(lambda: not any(map(alive, pids.values())))
     assert recorded_pids(env["RUN_DIR"]) == {}
     with pytest.raises(ApiError) as down:
         seller("DisplayItemsForSale")
@@ -86,7 +86,7 @@ def test_busy_port_fails_clearly(env):
     assert "--- last lines of" in failed.stderr and "Address already in use" in failed.stderr
     # What this run had started is stopped again, and nothing is left recorded.
     stopped = [int(pid) for pid in re.findall(r"stopped \w+ \(pid (\d+)\)", failed.stderr)]
-    assert len(stopped) == 2 and not any(map(running, stopped))
+    assert len(stopped) == 2 and not any(map(alive, stopped))
     assert recorded_pids(env["RUN_DIR"]) == {}
 
 
@@ -177,7 +177,7 @@ def test_several_frontends(env):
                          rf"log {re.escape(env['RUN_DIR'])}/{name}\.log$",
                          started.stdout, re.MULTILINE), started.stdout
     pids = recorded_pids(env["RUN_DIR"], expected)
-    assert sorted(pids) == sorted(expected) and all(map(running, pids.values()))
+    assert sorted(pids) == sorted(expected) and all(map(alive, pids.values()))
     for name, port in expected.items():
         if "server" in name:
             client = Client(("127.0.0.1", port))
@@ -209,7 +209,7 @@ def test_several_frontends(env):
         assert refused.returncode == 2 and refused.stdout == ""
         assert f"no service named '{wrong}'" in refused.stderr
         assert all(name in refused.stderr for name in expected), refused.stderr
-    assert recorded_pids(env["RUN_DIR"], expected) == pids and all(map(running, pids.values()))
+    assert recorded_pids(env["RUN_DIR"], expected) == pids and all(map(alive, pids.values()))
 
     one = script("stop_all.sh", env, "buyer_server")
     assert one.stdout == f"stopped buyer_server (pid {pids['buyer_server']})\n", one.stdout
@@ -219,7 +219,7 @@ def test_several_frontends(env):
     for name, pid in pids.items():
         if name != "buyer_server":
             assert f"stopped {name} (pid {pid})" in stopped.stdout, stopped.stdout
-    assert wait_until(lambda: not any(map(running, pids.values())))
+    assert wait_until(lambda: not any(map(alive, pids.values())))
     assert recorded_pids(env["RUN_DIR"], expected) == {}
 
     for name in ("seller_server_2", "buyer_server"):  # still known, by their logs

@@ -10,10 +10,11 @@ import sys
 
 import pytest
 from helpers.market import wait_until
-from helpers.scripts import PORT_VARIABLES, SERVICES, run_env, running, script
+from helpers.scripts import PORT_VARIABLES, SERVICES, run_env, script
 
 from market import config
 from market.net.client import Client
+from market.ops.launch import alive
 from protocol import ApiError
 
 
@@ -79,7 +80,7 @@ def test_status_shows_each_service_up_or_down_and_exits_accordingly(run):
 
     buyer_pid = services["buyer_server"]["pid"]
     os.kill(buyer_pid, signal.SIGTERM)  # stopped by hand, not by stop_all.sh
-    assert wait_until(lambda: not running(buyer_pid), timeout=10)
+    assert wait_until(lambda: not alive(buyer_pid), timeout=10)
     code, table = status(run)
     assert code == 2
     buyer_line = next(line for line in table.splitlines() if line.startswith("buyer_server"))

@@ -372,21 +372,20 @@ def accept(sock: socket.socket, context: ssl.SSLContext, timeout: float) -> TlsS
             pass
         raise Refused("it speaks plaintext to this TLS port (it was told so; the CLIs need "
                       "--tls-ca, the frontends --tls-cert, --tls-key and --tls-ca)", "plaintext")
+    closed = Refused("it closed the connection during the TLS handshake", "closed", quiet=True)
     try:
         tls = _handshake(sock, context, max(deadline - time.monotonic(), 0.001),
                          server_side=True)
-    except (ssl.SSLZeroReturnError, ssl.SSLEOFError, ConnectionError):
-        raise Refused("it closed the connection during the TLS handshake", "closed",
-                      quiet=True) from None
+    except (ssl.SSLZeroReturnError, ssl.SSLEOFError):  # before SSLError: they are ones
+        raise closed from None
     except ssl.SSLError as exc:
         why, cause = explain_at_server(exc, context)
         raise Refused(why, cause) from None
     except TimeoutError:
         raise Refused(f"it did not finish the TLS handshake within {timeout:g} s", "silent",
                       quiet=True) from None
-    except OSError:
-        raise Refused("it closed the connection during the TLS handshake", "closed",
-                      quiet=True) from None
+    except OSError:  # reset, or closed
+        raise closed from None
     return TlsStream(sock, tls, lambda exc: f"TLS failed: {exc.reason}")
 
 

@@ -29,6 +29,7 @@ from pathlib import Path
 from market.config import START_TIMEOUT, STOP_GRACE
 from market.errors import EtcdError, TlsError
 from market.net.tls import client_context
+from market.ops.launch import alive
 from market.storage.etcd import Etcd
 
 ROOT = Path(__file__).resolve().parents[2]  # the project, whose .venv may hold etcd
@@ -191,21 +192,6 @@ def wait_for_members(members: list[tuple[str, str, int]], timeout: float,
                 return silent[0][0], f"it did not answer within {timeout:g} s ({silent[0][1]})"
             return rows[0][0], f"the members elected no leader within {timeout:g} s"
         time.sleep(0.2)
-
-
-def alive(pid: int) -> bool:
-    """Whether process ``pid`` runs (a zombie does not)."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rpartition(")")[2].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
-    except OSError:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        return True
 
 
 def main(argv: list[str]) -> int:

@@ -3,7 +3,7 @@
 ``ServiceProcess`` starts one service (a top-level script, or ``"-m", module``) on
 a free port and reads the address from its ``READY`` line. The tests, the
 benchmark and ``run_all.sh`` (``python3 -m market.ops.launch wait``) all read ready
-lines through ``parse_ready_line``.
+lines through ``parse_ready_line``; ``alive`` says whether a process still runs.
 
 ``CpuReading`` is what a service process has spent on the CPU so far, read every way
 that answers (its own ``Stats``, /proc/PID/task/*/schedstat, /proc/PID/stat ticks);
@@ -190,6 +190,21 @@ def _status_kb(pid: int, key: str) -> int:
             if line.startswith(key):
                 return int(line.split()[1])
     return 0
+
+
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie does not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rpartition(")")[2].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+    except OSError:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
 
 
 def wait_for_ready(log: Path, pid: int, timeout: float) -> tuple[str, int] | None:

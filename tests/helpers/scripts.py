@@ -73,12 +73,3 @@ def script(name: str, env: dict, *args: str) -> subprocess.CompletedProcess:
     """Run one of the project's shell scripts with ``env``; its outcome."""
     return subprocess.run([str(ROOT / name), *args], env=env, capture_output=True, text=True,
                           timeout=60)
-
-
-def running(pid: int) -> bool:
-    """Alive and not a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rpartition(")")[2].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
