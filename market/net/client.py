@@ -57,6 +57,7 @@ class Connection:
                  tls: ssl.SSLContext | None = None, server_hostname: str | None = None) -> None:
         self.timeout = timeout
         self.raw = socket.create_connection(address, timeout=timeout)
+        self.sock: socket.socket | TlsStream = self.raw
         try:
             self.raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             # Kernel timeouts on a blocking socket: no poll() before each call, and
@@ -64,12 +65,11 @@ class Connection:
             self.raw.settimeout(None)
             set_socket_timeout(self.raw, socket.SO_RCVTIMEO, timeout)
             set_socket_timeout(self.raw, socket.SO_SNDTIMEO, timeout)
-            self.sock: socket.socket | TlsStream = self.raw
             if tls is not None:  # the handshake, within the timeout
                 self.sock = tls_connect(self.raw, tls, server_hostname or address[0], timeout)
                 set_socket_timeout(self.raw, socket.SO_RCVTIMEO, timeout)
         except BaseException:
-            self.raw.close()
+            self.sock.close()  # over TLS once the handshake is done, both descriptors
             raise
         self.rfile = self.sock.makefile("rb")
         self.answered = False  # a reply has come on it
